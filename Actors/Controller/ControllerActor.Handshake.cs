@@ -1,3 +1,5 @@
+using Akka.Actor;
+using Akka.Event;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
@@ -119,7 +121,7 @@ public sealed partial class ControllerActor
     {
         SetState(ControllerState.Identifying, null);
         ArmStepTimer("Identify Controller");
-        SubmitInternal(AdminCommands.Identify(IdentifyCns.Controller), OnSuccess("Identify Controller", c =>
+        SubmitInternal(AdminCommands.Identify((byte)IdentifyCns.Controller), OnSuccess("Identify Controller", c =>
         {
             if (!IdentifyController.TryRead(c.Data.Span, out _identify, out var error))
             {
@@ -135,7 +137,7 @@ public sealed partial class ControllerActor
             }
 
             ArmStepTimer("Identify active namespace list");
-            SubmitInternal(AdminCommands.Identify(IdentifyCns.ActiveNamespaceList), OnSuccess("Identify active namespace list", list =>
+            SubmitInternal(AdminCommands.Identify((byte)IdentifyCns.ActiveNamespaceList), OnSuccess("Identify active namespace list", list =>
             {
                 var nsids = ActiveNamespaceList.Read(list.Data.Span);
                 IdentifyNamespaces(nsids, 0);
@@ -153,7 +155,7 @@ public sealed partial class ControllerActor
 
         uint nsid = nsids[index];
         ArmStepTimer($"Identify Namespace {nsid}");
-        SubmitInternal(AdminCommands.Identify(IdentifyCns.Namespace, nsid), OnSuccess($"Identify Namespace {nsid}", c =>
+        SubmitInternal(AdminCommands.Identify((byte)IdentifyCns.Namespace, nsid), OnSuccess($"Identify Namespace {nsid}", c =>
         {
             if (!IdentifyNamespace.TryRead(c.Data.Span, out var ns, out var error) || !ns.TryGetBlockSize(out int blockSize, out error))
             {
@@ -174,7 +176,7 @@ public sealed partial class ControllerActor
         ArmStepTimer("Set Features (asynchronous event configuration)");
         uint supported = _identify.OptionalAsyncEvents;
         uint wanted = _options.Role == ControllerRole.Discovery
-            ? (uint)AsyncEventConfiguration.DiscoveryLogPageChangeNotices
+            ? (uint)AsyncEventConfiguration.DiscoveryLogChangeNotices
             : (uint)(AsyncEventConfiguration.NamespaceAttributeNotices | AsyncEventConfiguration.AnaChangeNotices);
         uint configuration = supported & wanted;
         if (configuration == 0)

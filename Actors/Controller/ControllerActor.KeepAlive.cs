@@ -1,3 +1,5 @@
+using Akka.Actor;
+using Akka.Event;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;

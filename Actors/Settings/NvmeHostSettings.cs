@@ -114,7 +114,11 @@ public sealed record NvmeHostSettings
 {
     public const string WellKnownDiscoveryNqn = "nqn.2014-08.org.nvmexpress.discovery";
 
-    public static NvmeHostSettings Default { get; } = Create(ConfigurationFactory.Empty);
+    private static readonly Lazy<Config> Reference = new(LoadReference);
+    private static readonly Lazy<NvmeHostSettings> Defaults = new(() => Create(ConfigurationFactory.Empty));
+
+    /// <summary>The library defaults (with a random host id).</summary>
+    public static NvmeHostSettings Default => Defaults.Value;
 
     public required string HostNqn { get; init; }
 
@@ -139,7 +143,7 @@ public sealed record NvmeHostSettings
     public int ReferralDepth { get; init; } = 8;
 
     /// <summary>The embedded library defaults (Actors/reference.conf).</summary>
-    public static Config ReferenceConfig { get; } = LoadReference();
+    public static Config ReferenceConfig => Reference.Value;
 
     public static NvmeHostSettings Create(ActorSystem system) => Create(system.Settings.Config);
 
