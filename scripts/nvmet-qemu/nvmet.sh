@@ -20,6 +20,7 @@
 #   ACTORNVME_NVMET_RUNDIR   sockets, pid files, logs (default /tmp/actornvme-nvmet.<netns>)
 #   ACTORNVME_NVMET_CAPTURE  if set, a pcapng file: every packet on the tap device is captured
 #                            into it from `up` until `down`
+#   ACTORNVME_NVMET_LOGDIR   if set, `down` copies the guest console log and QEMU's log there
 #   ACTORNVME_NVMET_BOOT_TIMEOUT  seconds to wait for the guest's ready line (default 180)
 #
 # Variables exported to COMMAND by `run`/`with`:
@@ -39,6 +40,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 NS=${ACTORNVME_NVMET_NETNS:-actornvme-nvmet}
 RUNDIR=${ACTORNVME_NVMET_RUNDIR:-/tmp/actornvme-nvmet.$NS}
 CAPTURE=${ACTORNVME_NVMET_CAPTURE:-}
+LOGDIR=${ACTORNVME_NVMET_LOGDIR:-}
 BOOT_TIMEOUT=${ACTORNVME_NVMET_BOOT_TIMEOUT:-180}
 GUEST_ADDR=10.0.0.2
 HOST_ADDR=10.0.0.1
@@ -98,7 +100,8 @@ stop_pid() {
 
 netns_exists() { ip netns list | awk '{print $1}' | grep -qx "$NS"; }
 
-cmd_down() {
+# teardown — stop what a run started and delete the namespace; safe when nothing is there.
+teardown() {
   require_root
   stop_pid "$CAPTURE_PID" dumpcap INT "packet capture"
   stop_pid "$QEMU_PID" qemu-system-x86 TERM QEMU
@@ -106,6 +109,16 @@ cmd_down() {
     ip netns del "$NS" || die "cannot delete network namespace $NS"
   fi
   rm -f "$CONTROL" "$FIFO.in" "$FIFO.out" "$FIFO.lock"
+}
+
+cmd_down() {
+  teardown
+  if [ -n "$LOGDIR" ] && [ -d "$RUNDIR" ]; then
+    mkdir -p "$LOGDIR"
+    for f in console.log qemu.log capture.log; do
+      if [ -f "$RUNDIR/$f" ]; then cp "$RUNDIR/$f" "$LOGDIR/nvmet-$f"; fi
+    done
+  fi
 }
 
 # tcp_open_in_ns HOST PORT — one TCP connect attempt from inside the namespace (3 s limit).
@@ -122,7 +135,7 @@ cmd_up() {
   [ -c /dev/net/tun ] || die "/dev/net/tun is missing; QEMU needs it for the tap device"
 
   # A previous run may have left QEMU or the namespace behind.
-  cmd_down
+  teardown
 
   t=$SECONDS
   image=$("$here/build-image.sh") || die "building the guest image failed"
