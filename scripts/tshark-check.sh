@@ -26,7 +26,7 @@ decode=()
 port_filter=()
 IFS=, read -ra ports <<<"$2"
 for p in "${ports[@]}"; do
-  [[ $p =~ ^[0-9]+$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || usage
+  if ! [[ $p =~ ^[0-9]+$ ]] || [ "$p" -lt 1 ] || [ "$p" -gt 65535 ]; then usage; fi
   decode+=(-d "tcp.port==$p,nvme-tcp")
   port_filter+=("tcp.port == $p")
 done

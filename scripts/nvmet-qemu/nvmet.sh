@@ -62,7 +62,7 @@ die() {
 console_tail() {
   if [ -s "$CONSOLE" ]; then
     printf '%s\n' "--- last console lines ($CONSOLE) ---" >&2
-    tail -n "${1:-25}" "$CONSOLE" | tr -d '\r' >&2
+    tail -n "${1:-25}" "$CONSOLE" | sed -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' | tr -d '\r' >&2
     printf '%s\n' "---" >&2
   fi
 }
@@ -123,6 +123,7 @@ cmd_down() {
 
 # tcp_open_in_ns HOST PORT — one TCP connect attempt from inside the namespace (3 s limit).
 tcp_open_in_ns() {
+  # shellcheck disable=SC2016 # $1 and $2 are expanded by the inner bash
   ip netns exec "$NS" timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
 }
 
@@ -223,7 +224,10 @@ cmd_up() {
 ctl_exec() {
   local cmd=$1 limit=${2:-120} id lock tx rx line state=wait out="" rc="" deadline remaining
   case $cmd in *$'\n'*) log "error: a command cannot contain a newline"; return 125 ;; esac
-  [ -p "$FIFO.in" ] && [ -p "$FIFO.out" ] || { log "error: no guest control FIFOs in $RUNDIR (is the guest up?)"; return 125; }
+  if [ ! -p "$FIFO.in" ] || [ ! -p "$FIFO.out" ]; then
+    log "error: no guest control FIFOs in $RUNDIR (is the guest up?)"
+    return 125
+  fi
   pid_alive "$QEMU_PID" qemu-system-x86 || { log "error: QEMU is not running (see $CONSOLE)"; return 125; }
   id="sh$$-$RANDOM$RANDOM"
   deadline=$((SECONDS + limit))
@@ -273,7 +277,7 @@ cmd_run() {
   [ $# -ge 1 ] || die "usage: nvmet.sh run -- COMMAND..."
   netns_exists || die "network namespace $NS does not exist (run 'nvmet.sh up' first)"
   pid_alive "$QEMU_PID" qemu-system-x86 || die "QEMU is not running (run 'nvmet.sh up' first)"
-  ip netns exec "$NS" env \
+  exec ip netns exec "$NS" env \
     ACTORNVME_NVMET_ADDR="$GUEST_ADDR" \
     ACTORNVME_NVMET_HOSTADDR="$HOST_ADDR" \
     ACTORNVME_NVMET_NETNS="$NS" \
@@ -282,14 +286,30 @@ cmd_run() {
     "$@"
 }
 
+with_child=
+# On SIGINT/SIGTERM: stop the command (by its pid), then exit, which runs the EXIT trap (down).
+with_interrupted() {
+  log "interrupted; stopping the command and tearing down"
+  if [ -n "$with_child" ]; then
+    kill -TERM "$with_child" 2>/dev/null || true
+    wait "$with_child" 2>/dev/null || true
+  fi
+  exit 130
+}
+
 cmd_with() {
   [ "${1:-}" = "--" ] && shift
   [ $# -ge 1 ] || die "usage: nvmet.sh with -- COMMAND..."
   local rc=0
   trap 'cmd_down' EXIT
-  trap 'exit 130' INT TERM
+  trap 'with_interrupted' INT TERM
   cmd_up
-  cmd_run "$@" || rc=$?
+  # In the background so that a signal is handled at once rather than when COMMAND ends; cmd_run
+  # execs COMMAND, so $! is its pid. Standard input is passed on explicitly.
+  cmd_run "$@" <&0 &
+  with_child=$!
+  wait "$with_child" || rc=$?
+  with_child=
   trap - EXIT
   cmd_down
   return "$rc"
