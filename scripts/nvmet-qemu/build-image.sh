@@ -108,7 +108,7 @@ root=$work/initramfs
 mkdir -p "$root/bin" "$root/usr/local/bin" "$root/etc" "$root/lib/modules/$kver"
 cp "$work/busybox/bin/busybox" "$root/bin/busybox"
 cp "$here/guest/init" "$root/init"
-cp "$here"/guest/bin/* "$root/usr/local/bin/"
+cp "$here"/guest/commands/* "$root/usr/local/bin/"
 cp "$here"/guest/etc/* "$root/etc/"
 chmod 0755 "$root/init" "$root/bin/busybox" "$root"/usr/local/bin/*
 

@@ -27,7 +27,7 @@
 #   ACTORNVME_NVMET_ADDR=10.0.0.2  ACTORNVME_NVMET_HOSTADDR=10.0.0.1  ACTORNVME_NVMET_NETNS=<ns>
 #   ACTORNVME_NVMET_CONTROL=<unix socket>  ACTORNVME_NVMET_KERNEL=<guest kernel version>
 #
-# Control channel. The guest runs the same agent (guest/bin/control-agent, which documents the
+# Control channel. The guest runs the same agent (guest/commands/control-agent, which documents the
 # framing) on two serial ports, neither of which uses the guest network:
 #   ttyS1 <-> ACTORNVME_NVMET_CONTROL, a unix stream socket (QEMU socket chardev; one client at a
 #             time, connect per command or keep the connection). The C# tests use this one.

@@ -12,7 +12,7 @@ namespace ActorNvme.RealPeer.Tests.Harness;
 /// a test has taken the guest's interface down).
 /// </summary>
 /// <remarks>
-/// Control protocol (the guest side is <c>scripts/nvmet-qemu/guest/bin/control-agent</c>), over the
+/// Control protocol (the guest side is <c>scripts/nvmet-qemu/guest/commands/control-agent</c>), over the
 /// unix stream socket named by <c>ACTORNVME_NVMET_CONTROL</c>, one client at a time:
 /// <list type="bullet">
 /// <item>request: <c>"&lt;id&gt; &lt;command&gt;\n"</c>; id is 1–64 characters of <c>[A-Za-z0-9_.-]</c>;
