@@ -22,6 +22,14 @@
 #                            into it from `up` until `down`
 #   ACTORNVME_NVMET_LOGDIR   if set, `down` copies the guest console log and QEMU's log there
 #   ACTORNVME_NVMET_BOOT_TIMEOUT  seconds to wait for the guest's ready line (default 180)
+#   ACTORNVME_NVMET_LOCK_WAIT     seconds `with` waits while another `with` uses the same
+#                                 namespace, e.g. a test run in another checkout (default 1200)
+#
+# One harness per namespace name: `with` holds a lock (/tmp/actornvme-nvmet.<netns>.lock) from
+# before `up` until after `down`, so concurrent runs take turns instead of tearing down each
+# other's guest; a standalone `up` or `down` refuses to run while a `with` holds it. QEMU and the
+# capture do not inherit the lock, so a run that died leaves nothing locked, and the next `up`
+# removes whatever it left behind.
 #
 # Variables exported to COMMAND by `run`/`with`:
 #   ACTORNVME_NVMET_ADDR=10.0.0.2  ACTORNVME_NVMET_HOSTADDR=10.0.0.1  ACTORNVME_NVMET_NETNS=<ns>
@@ -42,6 +50,9 @@ RUNDIR=${ACTORNVME_NVMET_RUNDIR:-/tmp/actornvme-nvmet.$NS}
 CAPTURE=${ACTORNVME_NVMET_CAPTURE:-}
 LOGDIR=${ACTORNVME_NVMET_LOGDIR:-}
 BOOT_TIMEOUT=${ACTORNVME_NVMET_BOOT_TIMEOUT:-180}
+LOCK_WAIT=${ACTORNVME_NVMET_LOCK_WAIT:-1200}
+LOCK=/tmp/actornvme-nvmet.$NS.lock
+LOCK_FD=8 # fixed, so that long-lived children can be started with it closed
 GUEST_ADDR=10.0.0.2
 HOST_ADDR=10.0.0.1
 PREFIX=24
@@ -97,6 +108,23 @@ stop_pid() {
   fi
   rm -f "$file"
 }
+
+# lock_namespace WAIT_S — take the namespace's lock on fd 8, waiting up to WAIT_S seconds.
+lock_namespace() {
+  exec 8>>"$LOCK"
+  if flock -n "$LOCK_FD"; then
+    return 0
+  fi
+  if [ "$1" -gt 0 ]; then
+    log "another harness run ('nvmet.sh with') is using namespace $NS; waiting up to $1 s for it"
+  fi
+  if ! flock -w "$1" "$LOCK_FD"; then
+    die "another harness run ('nvmet.sh with') is using namespace $NS (lock $LOCK; waited $1 s)"
+  fi
+}
+
+# unlock_namespace — let go of the lock (a standalone up/down only checks it).
+unlock_namespace() { exec 8>&-; }
 
 netns_exists() { ip netns list | awk '{print $1}' | grep -qx "$NS"; }
 
@@ -157,7 +185,7 @@ cmd_up() {
     command -v dumpcap >/dev/null || die "ACTORNVME_NVMET_CAPTURE is set but dumpcap is not installed"
     mkdir -p "$(dirname "$CAPTURE")"
     rm -f "$CAPTURE"
-    ip netns exec "$NS" dumpcap -q -i "$TAP" -w "$CAPTURE" >"$RUNDIR/capture.log" 2>&1 &
+    ip netns exec "$NS" dumpcap -q -i "$TAP" -w "$CAPTURE" >"$RUNDIR/capture.log" 2>&1 8>&- &
     echo $! >"$CAPTURE_PID"
   fi
 
@@ -176,7 +204,7 @@ cmd_up() {
     -pidfile "$QEMU_PID"
   )
   t=$SECONDS
-  ip netns exec "$NS" setsid qemu-system-x86_64 "${qemu_args[@]}" </dev/null >"$RUNDIR/qemu.log" 2>&1 &
+  ip netns exec "$NS" setsid qemu-system-x86_64 "${qemu_args[@]}" </dev/null >"$RUNDIR/qemu.log" 2>&1 8>&- &
 
   # Boot: wait for the guest's ready line (its /init powers off with a FATAL line on failure).
   while :; do
@@ -301,6 +329,8 @@ cmd_with() {
   [ "${1:-}" = "--" ] && shift
   [ $# -ge 1 ] || die "usage: nvmet.sh with -- COMMAND..."
   local rc=0
+  require_root
+  lock_namespace "$LOCK_WAIT"
   trap 'cmd_down' EXIT
   trap 'with_interrupted' INT TERM
   cmd_up
@@ -327,8 +357,18 @@ cmd_status() {
 sub=${1:-}
 [ $# -gt 0 ] && shift
 case $sub in
-  up) cmd_up ;;
-  down) cmd_down ;;
+  up)
+    require_root
+    lock_namespace 0
+    unlock_namespace
+    cmd_up
+    ;;
+  down)
+    require_root
+    lock_namespace 0
+    unlock_namespace
+    cmd_down
+    ;;
   exec) cmd_exec "$@" ;;
   run) cmd_run "$@" ;;
   with) cmd_with "$@" ;;
