@@ -187,6 +187,14 @@ cmd_up() {
     rm -f "$CAPTURE"
     ip netns exec "$NS" dumpcap -q -i "$TAP" -w "$CAPTURE" >"$RUNDIR/capture.log" 2>&1 8>&- &
     echo $! >"$CAPTURE_PID"
+    t=$SECONDS
+    until [ -s "$CAPTURE" ]; do
+      if ! pid_alive "$CAPTURE_PID" dumpcap || [ $((SECONDS - t)) -ge 10 ]; then
+        cat "$RUNDIR/capture.log" >&2 || true
+        die "dumpcap did not start capturing on $TAP into $CAPTURE within 10 s"
+      fi
+      sleep 0.1
+    done
   fi
 
   mkfifo "$FIFO.in" "$FIFO.out"
@@ -361,7 +369,9 @@ case $sub in
     require_root
     lock_namespace 0
     unlock_namespace
+    trap 'teardown' EXIT # leave nothing running when up fails
     cmd_up
+    trap - EXIT
     ;;
   down)
     require_root
