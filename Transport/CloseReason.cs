@@ -12,11 +12,13 @@ public enum CloseReason
     KeepAliveTimeout = 102,
     CommandTimeout = 103,
     ControllerDeleted = 104,
+    InternalError = 105, // a bug on this side; the exception says where
 
     // 2xx: the peer closed or said it failed.
     PeerClosed = 200,
     ConnectionReset = 201,
     PeerTerminated = 202, // C2HTermReq / H2CTermReq received
+    ConnectRejected = 203, // Fabrics Connect answered with an error status
 
     // 3xx: the peer broke the protocol; we sent a TermReq and closed.
     MalformedPdu = 300,
