@@ -29,8 +29,9 @@ public abstract partial class QueuePair
                 var result = await _input.ReadAsync().ConfigureAwait(false);
                 if (result.IsCanceled)
                 {
-                    // Only Abort cancels a read: whoever aborted recorded why.
-                    Close(new ConnectionClosed(CloseReason.LocalShutdown, "receive canceled"));
+                    // Only an abort cancels a read; the connection knows why (its peer may have aborted).
+                    var connectionClosed = _connection.Closed;
+                    Close(connectionClosed.IsCompletedSuccessfully ? connectionClosed.Result : new ConnectionClosed(CloseReason.LocalShutdown, "receive canceled"));
                     break;
                 }
 
