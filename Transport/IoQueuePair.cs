@@ -47,6 +47,9 @@ public sealed class IoQueuePair : QueuePair
             if (connect is not null)
             {
                 await queuePair.ConnectQueueAsync(connect, cancellationToken).ConfigureAwait(false);
+
+                // The Connect answer resumed us on the receive thread; the caller must not run there.
+                await Task.Yield();
             }
         }
         catch

@@ -20,7 +20,7 @@ public abstract partial class QueuePair
     private protected async Task InitializeAsync(CancellationToken cancellationToken)
     {
         // The read loop runs before the first byte is sent, so an answer can never find nobody listening.
-        _ = ReadLoopAsync();
+        _ = _connection.RunReadLoop(ReadLoopAsync);
 
         if (Interlocked.CompareExchange(ref _writerBusy, 1, 0) != 0)
         {

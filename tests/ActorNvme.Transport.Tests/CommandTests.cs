@@ -11,8 +11,10 @@ public sealed class CommandTests
     [Theory]
     [InlineData(PeerNetwork.Memory, DigestOptions.None)]
     [InlineData(PeerNetwork.Tcp, DigestOptions.None)]
+    [InlineData(PeerNetwork.Raw, DigestOptions.None)]
     [InlineData(PeerNetwork.Memory, DigestOptions.Both)]
     [InlineData(PeerNetwork.Tcp, DigestOptions.Both)]
+    [InlineData(PeerNetwork.Raw, DigestOptions.Both)]
     public async Task Admin_Identify_round_trip_hands_the_completion_to_the_sink(string kind, DigestOptions digests)
     {
         await using var network = PeerNetwork.Create(kind);
@@ -46,6 +48,7 @@ public sealed class CommandTests
     [Theory]
     [InlineData(PeerNetwork.Memory, DigestOptions.None, 0)]
     [InlineData(PeerNetwork.Tcp, DigestOptions.Both, 0)]
+    [InlineData(PeerNetwork.Raw, DigestOptions.Both, 0)]
     [InlineData(PeerNetwork.Memory, DigestOptions.Both, 7)]
     public async Task A_small_write_travels_in_the_capsule_at_the_controller_alignment(string kind, DigestOptions digests, byte cpda)
     {
@@ -71,6 +74,7 @@ public sealed class CommandTests
     [Theory]
     [InlineData(PeerNetwork.Memory, DigestOptions.None)]
     [InlineData(PeerNetwork.Tcp, DigestOptions.Both)]
+    [InlineData(PeerNetwork.Raw, DigestOptions.Both)]
     public async Task R2T_is_answered_with_H2CData_split_at_MAXH2CDATA(string kind, DigestOptions digests)
     {
         await using var network = PeerNetwork.Create(kind);
@@ -115,6 +119,7 @@ public sealed class CommandTests
     [Theory]
     [InlineData(PeerNetwork.Memory)]
     [InlineData(PeerNetwork.Tcp)]
+    [InlineData(PeerNetwork.Raw)]
     public async Task Multi_PDU_C2HData_with_SUCCESS_completes_without_a_CapsuleResp(string kind)
     {
         await using var network = PeerNetwork.Create(kind);
@@ -145,6 +150,29 @@ public sealed class CommandTests
     [Theory]
     [InlineData(PeerNetwork.Memory)]
     [InlineData(PeerNetwork.Tcp)]
+    [InlineData(PeerNetwork.Raw)]
+    public async Task A_read_of_the_largest_transfer_arrives_in_one_PDU(string kind)
+    {
+        await using var network = PeerNetwork.Create(kind);
+        var (io, peer) = await Connections.IoAsync(network, QueuePairOptions.Io with { Digests = DigestOptions.Data });
+        await using var ioScope = io;
+        await using var peerScope = peer;
+        var data = Connections.Pattern(io.Options.MaxTransferSize, 6);
+        var buffer = new byte[data.Length];
+
+        var reading = io.ReadAsync(1, 0, data.Length / 512, buffer);
+        var cid = (await peer.ReceiveCommandAsync()).Command.CommandId;
+        await peer.SendC2HDataAsync(cid, 0, data, last: true, success: true);
+
+        var result = await reading.Within();
+        Assert.True(result.IsSuccess, result.ToString());
+        Assert.Equal(data, buffer);
+    }
+
+    [Theory]
+    [InlineData(PeerNetwork.Memory)]
+    [InlineData(PeerNetwork.Tcp)]
+    [InlineData(PeerNetwork.Raw)]
     public async Task A_data_digest_error_fails_only_that_command(string kind)
     {
         await using var network = PeerNetwork.Create(kind);
@@ -178,6 +206,7 @@ public sealed class CommandTests
     [Theory]
     [InlineData(PeerNetwork.Memory)]
     [InlineData(PeerNetwork.Tcp)]
+    [InlineData(PeerNetwork.Raw)]
     public async Task A_header_digest_error_sends_H2CTermReq_and_closes(string kind)
     {
         await using var network = PeerNetwork.Create(kind);
@@ -276,6 +305,7 @@ public sealed class CommandTests
     [Theory]
     [InlineData(PeerNetwork.Memory)]
     [InlineData(PeerNetwork.Tcp)]
+    [InlineData(PeerNetwork.Raw)]
     public async Task When_the_peer_closes_outstanding_commands_fail_before_the_sink_hears_of_the_close(string kind)
     {
         await using var network = PeerNetwork.Create(kind);
@@ -302,6 +332,7 @@ public sealed class CommandTests
     [Theory]
     [InlineData(PeerNetwork.Memory)]
     [InlineData(PeerNetwork.Tcp)]
+    [InlineData(PeerNetwork.Raw)]
     public async Task Many_threads_submit_concurrently_and_every_command_completes_once(string kind)
     {
         await using var network = PeerNetwork.Create(kind);

@@ -14,7 +14,7 @@ public sealed class HostilePeerTests
     public static TheoryData<string, string> Cases()
     {
         var data = new TheoryData<string, string>();
-        foreach (var network in new[] { PeerNetwork.Memory, PeerNetwork.Tcp })
+        foreach (var network in new[] { PeerNetwork.Memory, PeerNetwork.Tcp, PeerNetwork.Raw })
         {
             foreach (var name in Hostile.Keys)
             {

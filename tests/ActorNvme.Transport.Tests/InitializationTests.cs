@@ -8,8 +8,10 @@ public sealed class InitializationTests
     [Theory]
     [InlineData(PeerNetwork.Memory, DigestOptions.None)]
     [InlineData(PeerNetwork.Tcp, DigestOptions.None)]
+    [InlineData(PeerNetwork.Raw, DigestOptions.None)]
     [InlineData(PeerNetwork.Memory, DigestOptions.Both)]
     [InlineData(PeerNetwork.Tcp, DigestOptions.Both)]
+    [InlineData(PeerNetwork.Raw, DigestOptions.Both)]
     public async Task Handshake_asks_for_HPDA_0_MAXR2T_0_and_the_configured_digests(string kind, DigestOptions digests)
     {
         await using var network = PeerNetwork.Create(kind);
@@ -30,6 +32,7 @@ public sealed class InitializationTests
     [Theory]
     [InlineData(PeerNetwork.Memory)]
     [InlineData(PeerNetwork.Tcp)]
+    [InlineData(PeerNetwork.Raw)]
     public async Task Different_digests_are_refused_naming_both_settings(string kind)
     {
         await using var network = PeerNetwork.Create(kind);

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
 using ActorNvme.Transport.InMemory;
+using ActorNvme.Transport.RawSocket;
 using ActorNvme.Transport.Tcp;
 
 namespace ActorNvme.Transport.Tests;
@@ -12,6 +13,7 @@ internal abstract class PeerNetwork : IAsyncDisposable
 {
     public const string Memory = "memory";
     public const string Tcp = "tcp";
+    public const string Raw = "raw-socket";
 
     public abstract INvmeTransport Transport { get; }
 
@@ -20,7 +22,8 @@ internal abstract class PeerNetwork : IAsyncDisposable
     public static PeerNetwork Create(string kind) => kind switch
     {
         Memory => new InMemoryPeerNetwork(),
-        Tcp => new TcpPeerNetwork(),
+        Tcp => new TcpPeerNetwork(new TcpTransport()),
+        Raw => new TcpPeerNetwork(new RawSocketTransport()),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "memory or tcp"),
     };
 
@@ -69,11 +72,11 @@ internal sealed class TcpPeerNetwork : PeerNetwork
 {
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
 
-    public TcpPeerNetwork()
+    public TcpPeerNetwork(INvmeTransport transport)
     {
         _listener.Start();
         Address = new TransportAddress("127.0.0.1", ((IPEndPoint)_listener.LocalEndpoint).Port);
-        Transport = new TcpTransport();
+        Transport = transport;
     }
 
     public override INvmeTransport Transport { get; }
