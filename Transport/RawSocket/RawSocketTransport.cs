@@ -35,34 +35,53 @@ public sealed class RawSocketTransport(RawSocketTransportOptions? options = null
     public async ValueTask<INvmeConnection> ConnectAsync(TransportAddress address, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(address);
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(_options.ConnectTimeout);
-        Socket? socket = null;
+        var endpoint = IPAddress.TryParse(address.Host, out var ip)
+            ? new IPEndPoint(ip, address.Port)
+            : new IPEndPoint((await Dns.GetHostAddressesAsync(address.Host, cancellationToken).ConfigureAwait(false))[0], address.Port);
+
+        // Connect without the socket engine: an asynchronous connect registers the socket with
+        // .NET's epoll thread, which then wakes on every readiness change of a socket that this
+        // design only ever reads and writes synchronously (measured: a third of a core at QD128).
+        var socket = await Task.Run(() => Connect(endpoint, address), cancellationToken).ConfigureAwait(false);
+        return new RawSocketConnection(socket, address, _options);
+    }
+
+    private Socket Connect(IPEndPoint endpoint, TransportAddress address)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, Blocking = false };
         try
         {
-            var endpoint = IPAddress.TryParse(address.Host, out var ip)
-                ? new IPEndPoint(ip, address.Port)
-                : new IPEndPoint((await Dns.GetHostAddressesAsync(address.Host, deadline.Token).ConfigureAwait(false))[0], address.Port);
-            socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            await socket.ConnectAsync(endpoint, deadline.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
-        {
-            socket?.Dispose();
-            throw new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectTimeout, $"no TCP connection to {address} within {_options.ConnectTimeout.TotalSeconds:0.###} s", e));
+            try
+            {
+                socket.Connect(endpoint);
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
+            {
+                long microseconds = (long)_options.ConnectTimeout.TotalMicroseconds;
+                if (!socket.Poll((int)Math.Min(microseconds, int.MaxValue), SelectMode.SelectWrite))
+                {
+                    throw new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectTimeout, $"no TCP connection to {address} within {_options.ConnectTimeout.TotalSeconds:0.###} s"));
+                }
+
+                var error = (SocketError)(int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
+                if (error != SocketError.Success)
+                {
+                    throw new SocketException((int)error);
+                }
+            }
+
+            return socket;
         }
         catch (SocketException e)
         {
-            socket?.Dispose();
+            socket.Dispose();
             throw new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectFailed, $"TCP connect to {address} failed: {e.SocketErrorCode}", e));
         }
         catch
         {
-            socket?.Dispose();
+            socket.Dispose();
             throw;
         }
-
-        return new RawSocketConnection(socket, address, _options);
     }
 }
 
