@@ -65,13 +65,21 @@ public sealed class QueuePairTests
 
     [RealPeerFact]
     public Task Io_queue_writes_1_MiB_in_mixed_sizes_and_reads_it_back_identical() =>
-        WriteAndReadBackAsync(DigestOptions.None, firstLba: 0, seed: 11);
+        WriteAndReadBackAsync(NvmeTransports.ForIoQueues(), DigestOptions.None, firstLba: 0, seed: 11);
 
     [RealPeerFact]
     public Task Io_queue_with_header_and_data_digests_writes_1_MiB_and_reads_it_back_identical() =>
-        WriteAndReadBackAsync(DigestOptions.Both, firstLba: 65536, seed: 12);
+        WriteAndReadBackAsync(NvmeTransports.ForIoQueues(), DigestOptions.Both, firstLba: 8192, seed: 12);
 
-    private static async Task WriteAndReadBackAsync(DigestOptions digests, ulong firstLba, int seed)
+    [RealPeerFact]
+    public Task Io_queue_over_pipelines_writes_1_MiB_in_mixed_sizes_and_reads_it_back_identical() =>
+        WriteAndReadBackAsync(new TcpTransport(), DigestOptions.None, firstLba: 16384, seed: 13);
+
+    [RealPeerFact]
+    public Task Io_queue_over_pipelines_with_header_and_data_digests_writes_1_MiB_and_reads_it_back_identical() =>
+        WriteAndReadBackAsync(new TcpTransport(), DigestOptions.Both, firstLba: 24576, seed: 14);
+
+    private static async Task WriteAndReadBackAsync(INvmeTransport transport, DigestOptions digests, ulong firstLba, int seed)
     {
         await using var admin = await AdminSession.ConnectAsync(Port(LinuxTarget.IoPort), Subsystem1, digests);
         Assert.Equal(digests, admin.Queue.Negotiated.Digests);
@@ -83,7 +91,7 @@ public sealed class QueuePairTests
 
         var options = QueuePairOptions.Io with { Digests = digests, QueueSize = 32, InCapsuleDataSize = inCapsule };
         var connect = new FabricsConnectParameters(AdminSession.HostId, Subsystem1, AdminSession.HostNqn) { ControllerId = admin.ControllerId };
-        await using var io = await IoQueuePair.ConnectAsync(new TcpTransport(), Port(LinuxTarget.IoPort), 1, options, connect).WaitAsync(AdminSession.Deadline);
+        await using var io = await IoQueuePair.ConnectAsync(transport, Port(LinuxTarget.IoPort), 1, options, connect).WaitAsync(AdminSession.Deadline);
         Assert.Equal(digests, io.Negotiated.Digests);
 
         var random = new Random(seed);
