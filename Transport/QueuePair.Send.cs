@@ -182,12 +182,21 @@ public abstract partial class QueuePair
     {
         if (!_outputFinished && _termReq is { } termReq)
         {
-            _output.Write(termReq);
-            var flush = _output.FlushAsync();
-            if (!flush.IsCompletedSuccessfully)
+            // Attempted once: a connection too broken to take it is closed all the same.
+            _termReq = null;
+            try
             {
-                _ = FinishOutputAfterAsync(flush);
-                return false;
+                _output.Write(termReq);
+                var flush = _output.FlushAsync();
+                if (!flush.IsCompletedSuccessfully)
+                {
+                    _ = FinishOutputAfterAsync(flush);
+                    return false;
+                }
+            }
+            catch (Exception)
+            {
+                // The close reason recorded already says why the connection ends.
             }
         }
 
