@@ -12,13 +12,14 @@ public enum CloseReason
     KeepAliveTimeout = 102,
     CommandTimeout = 103,
     ControllerDeleted = 104,
-    HandshakeRejected = 105, // the controller refused a command of the association's set-up
+    InternalError = 105, // a bug on this side; the exception says where
     ResetRequested = 106,
 
     // 2xx: the peer closed or said it failed.
     PeerClosed = 200,
     ConnectionReset = 201,
     PeerTerminated = 202, // C2HTermReq / H2CTermReq received
+    ConnectRejected = 203, // Fabrics Connect (or another set-up command) answered with an error status
 
     // 3xx: the peer broke the protocol; we sent a TermReq and closed.
     MalformedPdu = 300,

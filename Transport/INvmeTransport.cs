@@ -22,6 +22,20 @@ public interface INvmeConnection : IAsyncDisposable
     /// <summary>Completes once, when the stream has ended, with the first reason recorded.</summary>
     Task<ConnectionClosed> Closed { get; }
 
-    /// <summary>Records why the stream is being closed (first reason wins) and closes it.</summary>
+    /// <summary>
+    /// Records why the stream is being closed (first reason wins) and stops it: pending reads and
+    /// flushes of this end are canceled and the socket (or in-memory peer) is told. The pipes
+    /// themselves are completed by the loops that own them.
+    /// </summary>
     void Abort(ConnectionClosed reason);
+
+    /// <summary>
+    /// Runs the owner's read loop. By default on the calling thread until its first wait; a
+    /// transport whose reads block (a dedicated receive thread) starts the loop on its own thread.
+    /// </summary>
+    Task RunReadLoop(Func<Task> readLoop)
+    {
+        ArgumentNullException.ThrowIfNull(readLoop);
+        return readLoop();
+    }
 }

@@ -124,11 +124,11 @@ public sealed partial class ControllerActor
     {
         if (completion.DataDigestError)
         {
-            Lose(new ConnectionClosed(CloseReason.HandshakeRejected, $"{step}: data digest error in the controller's answer"));
+            Lose(new ConnectionClosed(CloseReason.ConnectRejected, $"{step}: data digest error in the controller's answer"));
         }
         else if (!completion.Entry.Status.IsSuccess)
         {
-            Lose(new ConnectionClosed(CloseReason.HandshakeRejected, $"{step} refused by {_options.SubsystemNqn} at {_options.Address}: {completion.Entry.Status.ToString(commandSet)}"));
+            Lose(new ConnectionClosed(CloseReason.ConnectRejected, $"{step} refused by {_options.SubsystemNqn} at {_options.Address}: {completion.Entry.Status.ToString(commandSet)}"));
         }
         else
         {

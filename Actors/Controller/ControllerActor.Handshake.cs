@@ -78,7 +78,7 @@ public sealed partial class ControllerActor
             var status = new ControllerStatus(c.Entry.Dw0);
             if (status.FatalStatus)
             {
-                Lose(new ConnectionClosed(CloseReason.HandshakeRejected, $"controller reports a fatal status (CSTS 0x{status.Value:x8})"));
+                Lose(new ConnectionClosed(CloseReason.ConnectRejected, $"controller reports a fatal status (CSTS 0x{status.Value:x8})"));
                 return;
             }
 
@@ -125,7 +125,7 @@ public sealed partial class ControllerActor
         {
             if (!IdentifyController.TryRead(c.Data.Span, out _identify, out var error))
             {
-                Lose(new ConnectionClosed(CloseReason.HandshakeRejected, $"Identify Controller data unusable: {error.Describe()}"));
+                Lose(new ConnectionClosed(CloseReason.ConnectRejected, $"Identify Controller data unusable: {error.Describe()}"));
                 return;
             }
 

@@ -36,8 +36,11 @@ public sealed class InMemoryNetwork
             throw new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectFailed, $"connection to {address} refused: nothing listens there"));
         }
 
-        var toServer = new Pipe(new PipeOptions(useSynchronizationContext: false));
-        var toClient = new Pipe(new PipeOptions(useSynchronizationContext: false));
+        // Thresholds well above the largest PDU: a reader waiting for the rest of a PDU must never
+        // find the writer paused (both would wait forever).
+        var options = new PipeOptions(pauseWriterThreshold: 64 * 1024 * 1024, resumeWriterThreshold: 32 * 1024 * 1024, minimumSegmentSize: 64 * 1024, useSynchronizationContext: false);
+        var toServer = new Pipe(options);
+        var toClient = new Pipe(options);
         var client = new InMemoryConnection(new DuplexPipe(toClient.Reader, toServer.Writer), address);
         var server = new InMemoryConnection(new DuplexPipe(toServer.Reader, toClient.Writer), new TransportAddress("in-memory-client", 0));
         client.Peer = server;
@@ -69,7 +72,11 @@ public sealed class InMemoryTransport(InMemoryNetwork network) : INvmeTransport
     }
 }
 
-/// <summary>One end of an in-memory connection. Aborting either end ends both, like a TCP reset.</summary>
+/// <summary>
+/// One end of an in-memory connection. Aborting either end ends both, like a TCP reset: pending
+/// reads and flushes on both ends are canceled and each end records why. The pipes themselves are
+/// completed by their owners (the loops that read and write them), never from a foreign thread.
+/// </summary>
 internal sealed class InMemoryConnection(IDuplexPipe pipe, TransportAddress remote) : INvmeConnection
 {
     private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -89,9 +96,8 @@ internal sealed class InMemoryConnection(IDuplexPipe pipe, TransportAddress remo
             return;
         }
 
-        Pipe.Output.Complete();
         Pipe.Input.CancelPendingRead();
-        Pipe.Input.Complete();
+        Pipe.Output.CancelPendingFlush();
         Peer?.Abort(new ConnectionClosed(CloseReason.PeerClosed, "the peer closed the in-memory connection"));
     }
 

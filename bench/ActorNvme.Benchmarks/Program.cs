@@ -4,5 +4,15 @@ namespace ActorNvme.Benchmarks;
 
 public static class Program
 {
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    /// <summary><c>e2e [seconds] [rounds] [designs]</c> runs the end-to-end harness; anything else goes to BenchmarkDotNet.</summary>
+    public static async Task Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "e2e")
+        {
+            await EndToEnd.RunAsync(args).ConfigureAwait(false);
+            return;
+        }
+
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    }
 }

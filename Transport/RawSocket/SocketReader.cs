@@ -1,0 +1,123 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+
+namespace ActorNvme.Transport.RawSocket;
+
+/// <summary>
+/// A <see cref="PipeReader"/> over one array: <see cref="ReadAsync"/> receives on the calling
+/// thread (the connection's dedicated receive thread) and always completes synchronously. Only that
+/// thread calls it; <see cref="CancelPendingRead"/> may come from any thread.
+/// </summary>
+internal sealed class SocketReader(Socket socket, int initialSize, long spinTicks) : PipeReader
+{
+    private byte[] _buffer = new byte[initialSize];
+    private int _start;      // first unconsumed byte
+    private int _end;        // end of received data
+    private int _examined;   // the reader looked at everything before this
+    private bool _endOfStream;
+    private volatile bool _canceled;
+
+    private ReadOnlySequence<byte> Unconsumed => new(_buffer, _start, _end - _start);
+
+    public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        if (_canceled)
+        {
+            _canceled = false;
+            return new ValueTask<ReadResult>(new ReadResult(Unconsumed, isCanceled: true, isCompleted: _endOfStream));
+        }
+
+        // Receive only when the reader has seen everything buffered: it asked for more.
+        if (_examined >= _end && !_endOfStream)
+        {
+            Receive();
+        }
+
+        return new ValueTask<ReadResult>(new ReadResult(Unconsumed, isCanceled: _canceled, isCompleted: _endOfStream));
+    }
+
+    public override bool TryRead(out ReadResult result)
+    {
+        result = new ReadResult(Unconsumed, false, _endOfStream);
+        return _end > _examined || _endOfStream;
+    }
+
+    public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
+
+    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+    {
+        _start = consumed.GetInteger();
+        _examined = examined.GetInteger();
+        if (_start == _end)
+        {
+            _start = _end = _examined = 0;
+        }
+    }
+
+    public override void CancelPendingRead() => _canceled = true;
+
+    public override void Complete(Exception? exception = null)
+    {
+    }
+
+    private void Receive()
+    {
+        MakeRoom();
+        long spinUntil = spinTicks > 0 ? Stopwatch.GetTimestamp() + spinTicks : 0;
+        while (true)
+        {
+            int received = socket.Receive(_buffer.AsSpan(_end), SocketFlags.None, out var error);
+            if (error == SocketError.Success)
+            {
+                if (received == 0)
+                {
+                    _endOfStream = true;
+                }
+
+                _end += received;
+                return;
+            }
+
+            if (error != SocketError.WouldBlock)
+            {
+                throw new SocketException((int)error);
+            }
+
+            if (_canceled)
+            {
+                return;
+            }
+
+            if (spinUntil != 0 && Stopwatch.GetTimestamp() < spinUntil)
+            {
+                Thread.SpinWait(20);
+                continue;
+            }
+
+            socket.Poll(-1, SelectMode.SelectRead);
+        }
+    }
+
+    /// <summary>
+    /// Keeps at least a quarter of the buffer free for the next receive: moves unconsumed bytes to
+    /// the front, and doubles the buffer when a partly received PDU fills more than half of it (its
+    /// PLEN was already checked against the queue pair's bound, so growth is bounded too).
+    /// </summary>
+    private void MakeRoom()
+    {
+        if (_buffer.Length - _end >= _buffer.Length / 4)
+        {
+            return;
+        }
+
+        int unconsumed = _end - _start;
+        var target = unconsumed > _buffer.Length / 2 ? new byte[_buffer.Length * 2] : _buffer;
+        Buffer.BlockCopy(_buffer, _start, target, 0, unconsumed);
+        _buffer = target;
+        _examined -= _start;
+        _end = unconsumed;
+        _start = 0;
+    }
+}

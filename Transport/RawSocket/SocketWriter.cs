@@ -1,0 +1,78 @@
+using System.IO.Pipelines;
+using System.Net.Sockets;
+
+namespace ActorNvme.Transport.RawSocket;
+
+/// <summary>
+/// A <see cref="PipeWriter"/> that buffers one batch in an array and sends it on flush, on the
+/// flushing thread. Only the queue pair's writer-flag holder uses it (single writer).
+/// </summary>
+internal sealed class SocketWriter(Socket socket, int initialSize) : PipeWriter
+{
+    private byte[] _buffer = new byte[initialSize];
+    private int _written;
+    private bool _completed;
+
+    public override bool CanGetUnflushedBytes => true;
+
+    public override long UnflushedBytes => _written;
+
+    public override void Advance(int bytes) => _written += bytes;
+
+    public override Memory<byte> GetMemory(int sizeHint = 0)
+    {
+        Reserve(sizeHint);
+        return _buffer.AsMemory(_written);
+    }
+
+    public override Span<byte> GetSpan(int sizeHint = 0)
+    {
+        Reserve(sizeHint);
+        return _buffer.AsSpan(_written);
+    }
+
+    public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+    {
+        int sent = 0;
+        while (sent < _written)
+        {
+            int n = socket.Send(_buffer.AsSpan(sent, _written - sent), SocketFlags.None, out var error);
+            if (error == SocketError.WouldBlock)
+            {
+                socket.Poll(-1, SelectMode.SelectWrite);
+                continue;
+            }
+
+            if (error != SocketError.Success)
+            {
+                _written = 0;
+                throw new SocketException((int)error);
+            }
+
+            sent += n;
+        }
+
+        _written = 0;
+        return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: _completed));
+    }
+
+    public override void CancelPendingFlush()
+    {
+    }
+
+    public override void Complete(Exception? exception = null)
+    {
+        _completed = true;
+    }
+
+    private void Reserve(int sizeHint)
+    {
+        int needed = _written + Math.Max(sizeHint, 1);
+        if (needed > _buffer.Length)
+        {
+            var larger = new byte[Math.Max(needed, _buffer.Length * 2)];
+            Buffer.BlockCopy(_buffer, 0, larger, 0, _written);
+            _buffer = larger;
+        }
+    }
+}

@@ -1,0 +1,59 @@
+using Xunit;
+
+namespace ActorNvme.Transport.Tests;
+
+public sealed class CommandIdPoolTests
+{
+    [Fact]
+    public void Every_id_is_rented_once_until_returned()
+    {
+        var pool = new CommandIdPool(31);
+        var rented = new HashSet<int>();
+        while (pool.TryRent(out int id))
+        {
+            Assert.True(rented.Add(id));
+        }
+
+        Assert.Equal(Enumerable.Range(0, 31), rented.Order());
+        pool.Return(17);
+        Assert.True(pool.TryRent(out int again));
+        Assert.Equal(17, again);
+        Assert.False(pool.TryRent(out _));
+    }
+
+    [Fact]
+    public async Task Concurrent_renters_never_share_an_id()
+    {
+        var pool = new CommandIdPool(8);
+        var owners = new int[8];
+        int conflicts = 0;
+        var workers = Enumerable.Range(1, 4).Select(worker => Task.Run(() =>
+        {
+            for (int i = 0; i < 100_000; i++)
+            {
+                if (!pool.TryRent(out int id))
+                {
+                    continue;
+                }
+
+                if (Interlocked.CompareExchange(ref owners[id], worker, 0) != 0)
+                {
+                    Interlocked.Increment(ref conflicts);
+                }
+
+                Volatile.Write(ref owners[id], 0);
+                pool.Return(id);
+            }
+        })).ToArray();
+
+        await Task.WhenAll(workers).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0, conflicts);
+        var all = new List<int>();
+        while (pool.TryRent(out int id))
+        {
+            all.Add(id);
+        }
+
+        Assert.Equal(Enumerable.Range(0, 8), all.Order());
+    }
+}
