@@ -1,0 +1,298 @@
+using System.Buffers;
+using ActorNvme.Protocol.Nvme;
+using ActorNvme.Target.Encoding;
+
+namespace ActorNvme.Target;
+
+// Admin commands of NVM and discovery controllers.
+internal sealed partial class Association
+{
+    private const uint SmartWarningBits = 0xFF;
+
+    private ValueTask HandleAdminAsync(Controller controller, SubmissionQueueEntry sqe, ReadOnlySequence<byte> data)
+    {
+        if (data.Length > 0)
+        {
+            // No admin command this target supports carries data from the host.
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true));
+        }
+
+        return (AdminOpcode)sqe.Opcode switch
+        {
+            AdminOpcode.Identify => IdentifyAsync(controller, sqe),
+            AdminOpcode.GetLogPage => GetLogPageAsync(controller, sqe),
+            AdminOpcode.SetFeatures => SetFeaturesAsync(controller, sqe),
+            AdminOpcode.GetFeatures => GetFeaturesAsync(controller, sqe),
+            AdminOpcode.AsynchronousEventRequest => AsyncEventRequestAsync(controller, sqe),
+            AdminOpcode.KeepAlive => CompleteAsync(sqe.CommandId, NvmeStatus.Success),
+            AdminOpcode.Abort when !controller.IsDiscovery => CompleteAsync(sqe.CommandId, NvmeStatus.Success, 1), // bit 0: not aborted
+            _ => CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidOpcode, true)),
+        };
+    }
+
+    /// <summary>Checks the data pointer of a command returning <paramref name="length"/> bytes to the host.</summary>
+    private static NvmeStatus CheckHostBuffer(in SubmissionQueueEntry sqe, int length)
+    {
+        if (!sqe.DataPointer.IsTransport)
+        {
+            return NvmeStatus.Generic(GenericStatus.SglDescriptorTypeInvalid, true);
+        }
+
+        return sqe.DataPointer.Length < length ? NvmeStatus.Generic(GenericStatus.DataSglLengthInvalid, true) : NvmeStatus.Success;
+    }
+
+    private ValueTask IdentifyAsync(Controller controller, SubmissionQueueEntry sqe)
+    {
+        byte cns = (byte)sqe.Cdw10;
+        var check = CheckHostBuffer(sqe, Identify.Size);
+        if (!check.IsSuccess)
+        {
+            return CompleteAsync(sqe.CommandId, check);
+        }
+
+        var nvm = controller.Nvm;
+        if (nvm is null && cns != Identify.CnsController)
+        {
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true));
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent(Identify.Size);
+        var page = buffer.AsSpan(0, Identify.Size);
+        var map = nvm?.NamespaceMap;
+        uint nsid = sqe.NamespaceId;
+        NvmeStatus status = NvmeStatus.Success;
+        switch (cns)
+        {
+            case Identify.CnsController:
+                Identify.WriteController(page, IdentityOf(controller));
+                break;
+            case Identify.CnsNamespace:
+                if (nsid == 0 || nsid > nvm!.Options.MaxNamespaces)
+                {
+                    status = NvmeStatus.Generic(GenericStatus.InvalidNamespaceOrFormat, true);
+                }
+                else if (map!.TryGetValue(nsid, out var ns))
+                {
+                    Identify.WriteNamespace(page, ns);
+                }
+                else
+                {
+                    page.Clear(); // an inactive NSID reads as zeros
+                }
+
+                break;
+            case Identify.CnsActiveNamespaces:
+                if (nsid >= 0xFFFFFFFE)
+                {
+                    status = NvmeStatus.Generic(GenericStatus.InvalidNamespaceOrFormat, true);
+                }
+                else
+                {
+                    Identify.WriteActiveNamespaces(page, map!.Keys, nsid);
+                }
+
+                break;
+            case Identify.CnsNamespaceDescriptors:
+                if (map!.TryGetValue(nsid, out var described))
+                {
+                    Identify.WriteNamespaceDescriptors(page, described);
+                }
+                else
+                {
+                    status = NvmeStatus.Generic(GenericStatus.InvalidNamespaceOrFormat, true);
+                }
+
+                break;
+            default:
+                status = NvmeStatus.Generic(GenericStatus.InvalidField, true);
+                break;
+        }
+
+        if (!status.IsSuccess)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            return CompleteAsync(sqe.CommandId, status);
+        }
+
+        return SendDataAsync(sqe.CommandId, buffer, Identify.Size);
+    }
+
+    private ControllerIdentity IdentityOf(Controller controller)
+    {
+        var nvm = controller.Nvm;
+        bool discovery = nvm is null;
+        return new ControllerIdentity
+        {
+            VendorId = 0,
+            SerialNumber = nvm?.SerialNumber ?? "ActorNvme-discovery",
+            ModelNumber = nvm?.ModelNumber ?? "ActorNvme discovery",
+            FirmwareRevision = "1.0",
+            Cmic = discovery ? (byte)0 : (byte)0x0B, // multi-port, multi-controller, ANA reporting
+            Mdts = (byte)System.Numerics.BitOperations.Log2((uint)(_options.MaxDataTransferSize / 4096)),
+            ControllerId = controller.Id,
+            Version = controller.Version,
+            Oaes = discovery ? AsyncEvents.ConfigDiscoveryLogChange : AsyncEvents.ConfigNamespaceAttribute | AsyncEvents.ConfigAnaChange,
+            ControllerType = discovery ? (byte)2 : (byte)1,
+            AbortCommandLimit = 3,
+            AsyncEventRequestLimit = (byte)(_options.AsyncEventRequestLimit - 1),
+            LogPageAttributes = 0x04, // extended data for Get Log Page (NUMDU, LPO)
+            KeepAliveSupport = discovery ? (ushort)0 : (ushort)10, // ×100 ms, as nvmet
+            AnaTransitionTime = discovery ? (byte)0 : (byte)10,
+            AnaCapabilities = discovery ? (byte)0 : (byte)0x1F,
+            AnaGroupMax = discovery ? 0 : NvmSubsystem.MaxAnaGroups,
+            AnaGroupCount = discovery ? 0 : NvmSubsystem.MaxAnaGroups,
+            MaxCommands = (ushort)_options.MaxIoQueueSize,
+            NamespaceCount = nvm?.Options.MaxNamespaces ?? 0,
+            OptionalNvmCommands = discovery ? (ushort)0 : (ushort)0x0C, // Dataset Management, Write Zeroes
+            VolatileWriteCache = discovery ? (byte)0 : (byte)1,
+            SglSupport = 0x0000_0001 | (_options.InCapsuleDataSize > 0 ? 1u << 20 : 0), // SGLs; offsets for in-capsule data
+            SubsystemNqn = controller.Subsystem.Nqn,
+            IoCommandCapsuleSize = discovery ? 0 : (uint)((64 + _options.InCapsuleDataSize) / 16),
+            IoResponseCapsuleSize = discovery ? 0u : 1u,
+        };
+    }
+
+    private ValueTask GetLogPageAsync(Controller controller, SubmissionQueueEntry sqe)
+    {
+        byte logPageId = (byte)sqe.Cdw10;
+        byte logSpecific = (byte)((sqe.Cdw10 >> 8) & 0x7F);
+        bool retain = (sqe.Cdw10 & (1u << 15)) != 0;
+        long dwords = ((long)(sqe.Cdw11 & 0xFFFF) << 16 | (sqe.Cdw10 >> 16)) + 1;
+        long length = dwords * 4;
+        ulong offset = ((ulong)sqe.Cdw13 << 32) | sqe.Cdw12;
+        if ((offset & 3) != 0 || length > _options.MaxDataTransferSize)
+        {
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true));
+        }
+
+        var check = CheckHostBuffer(sqe, (int)length);
+        if (!check.IsSuccess)
+        {
+            return CompleteAsync(sqe.CommandId, check);
+        }
+
+        byte[]? full = null;
+        int fullLength;
+        bool discovery = controller.IsDiscovery;
+        switch (logPageId)
+        {
+            case LogPages.Discovery when discovery:
+                var entries = _target.Discovery.Entries(controller.HostNqn, Listener, _connection.LocalHost);
+                fullLength = LogPages.DiscoveryLength(entries.Count);
+                full = ArrayPool<byte>.Shared.Rent(fullLength);
+                LogPages.WriteDiscovery(full, _target.DiscoveryGeneration, entries, (ushort)_options.MaxAdminQueueSize);
+                break;
+            case LogPages.Error when !discovery:
+                fullLength = LogPages.ErrorEntrySize;
+                full = ArrayPool<byte>.Shared.Rent(fullLength);
+                full.AsSpan(0, fullLength).Clear();
+                break;
+            case LogPages.ChangedNamespaces when !discovery:
+                var (changed, overflow) = controller.TakeChangedNamespaces(retain);
+                fullLength = LogPages.ChangedNamespaceListSize;
+                full = ArrayPool<byte>.Shared.Rent(fullLength);
+                LogPages.WriteChangedNamespaces(full, changed, overflow);
+                break;
+            case LogPages.Ana when !discovery:
+                bool groupsOnly = (logSpecific & 1) != 0;
+                var groups = controller.Nvm!.AnaGroups(Listener);
+                fullLength = LogPages.AnaLength(groups, groupsOnly);
+                full = ArrayPool<byte>.Shared.Rent(fullLength);
+                LogPages.WriteAna(full, controller.Nvm.AnaChangeCount, groups, groupsOnly);
+                break;
+            default:
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true));
+        }
+
+        try
+        {
+            if (offset > (ulong)fullLength)
+            {
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true));
+            }
+
+            if (!retain)
+            {
+                controller.LogPageRead(logPageId);
+            }
+
+            var page = ArrayPool<byte>.Shared.Rent((int)length);
+            int available = (int)Math.Min(length, fullLength - (long)offset);
+            full.AsSpan((int)offset, available).CopyTo(page);
+            page.AsSpan(available, (int)length - available).Clear();
+            return SendDataAsync(sqe.CommandId, page, (int)length);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(full);
+        }
+    }
+
+    private ValueTask SetFeaturesAsync(Controller controller, SubmissionQueueEntry sqe)
+    {
+        var feature = (FeatureId)(byte)sqe.Cdw10;
+        if ((sqe.Cdw10 & (1u << 31)) != 0)
+        {
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Specific((byte)AdminSpecificStatus.FeatureIdentifierNotSaveable, true));
+        }
+
+        switch (feature)
+        {
+            case FeatureId.NumberOfQueues when !controller.IsDiscovery:
+                if ((sqe.Cdw11 & 0xFFFF) == 0xFFFF || (sqe.Cdw11 >> 16) == 0xFFFF)
+                {
+                    return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true));
+                }
+
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Success, NumberOfQueuesValue());
+            case FeatureId.KeepAliveTimer:
+                controller.SetKeepAlive(sqe.Cdw11);
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Success);
+            case FeatureId.AsynchronousEventConfiguration:
+                uint supported = controller.IsDiscovery ? AsyncEvents.ConfigDiscoveryLogChange : SmartWarningBits | AsyncEvents.ConfigNamespaceAttribute | AsyncEvents.ConfigAnaChange;
+                if ((sqe.Cdw11 & ~supported) != 0)
+                {
+                    return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true));
+                }
+
+                controller.SetAsyncEventConfiguration(sqe.Cdw11);
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Success);
+            default:
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true));
+        }
+    }
+
+    private ValueTask GetFeaturesAsync(Controller controller, SubmissionQueueEntry sqe)
+    {
+        var feature = (FeatureId)(byte)sqe.Cdw10;
+        uint select = (sqe.Cdw10 >> 8) & 0x7;
+        if (select == 3)
+        {
+            // Supported capabilities: changeable, not saveable, not namespace specific.
+            bool known = feature is FeatureId.KeepAliveTimer or FeatureId.AsynchronousEventConfiguration
+                || (feature == FeatureId.NumberOfQueues && !controller.IsDiscovery);
+            return CompleteAsync(sqe.CommandId, known ? NvmeStatus.Success : NvmeStatus.Generic(GenericStatus.InvalidField, true), known ? 0x4u : 0);
+        }
+
+        return feature switch
+        {
+            FeatureId.NumberOfQueues when !controller.IsDiscovery => CompleteAsync(sqe.CommandId, NvmeStatus.Success, NumberOfQueuesValue()),
+            FeatureId.KeepAliveTimer => CompleteAsync(sqe.CommandId, NvmeStatus.Success, controller.KeepAliveMs),
+            FeatureId.AsynchronousEventConfiguration => CompleteAsync(sqe.CommandId, NvmeStatus.Success, controller.AsyncEventConfiguration),
+            _ => CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true)),
+        };
+    }
+
+    // Granted queues, 0's based, submission and completion alike: always the maximum (as nvmet).
+    private uint NumberOfQueuesValue() => (uint)(_options.MaxIoQueues - 1) | ((uint)(_options.MaxIoQueues - 1) << 16);
+
+    private ValueTask AsyncEventRequestAsync(Controller controller, SubmissionQueueEntry sqe)
+    {
+        if (!controller.SubmitAsyncEventRequest(sqe.CommandId))
+        {
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Specific((byte)AdminSpecificStatus.AsyncEventRequestLimitExceeded, true));
+        }
+
+        return ValueTask.CompletedTask;
+    }
+}
