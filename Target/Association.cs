@@ -121,13 +121,9 @@ internal sealed partial class Association
 
         if (!Listener.Gate.IsOpen)
         {
-            // Frozen: the read loop notices when the listener is restored.
+            // Frozen: nothing leaves now; once the listener is restored the connection is reset.
             _closeWithReset = true;
-            if (force)
-            {
-                _stop.Cancel();
-            }
-
+            _ = Listener.Gate.WaitOpenAsync(CancellationToken.None).ContinueWith(_ => _stop.Cancel(), TaskScheduler.Default);
             return;
         }
 

@@ -120,6 +120,25 @@ public sealed class RawClient : IAsyncDisposable
                 return new ReceivedPdu(ReceiveKind.Reset, default, default, [], [], true);
             }
 
+            try
+            {
+                var parsed = Parse(result);
+                if (parsed is not null)
+                {
+                    return parsed;
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // The in-memory peer aborted and completed our reader under us: a reset.
+                return new ReceivedPdu(ReceiveKind.Reset, default, default, [], [], true);
+            }
+        }
+    }
+
+    private ReceivedPdu? Parse(ReadResult result)
+    {
+        {
             var buffer = result.Buffer;
             var status = PduFramer.TryParse(buffer, _framer, out var frame, out var fault);
             if (status == FrameStatus.Frame)
@@ -140,6 +159,8 @@ public sealed class RawClient : IAsyncDisposable
             {
                 return new ReceivedPdu(ReceiveKind.Closed, default, default, [], [], true);
             }
+
+            return null;
         }
     }
 
