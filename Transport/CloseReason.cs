@@ -12,6 +12,8 @@ public enum CloseReason
     KeepAliveTimeout = 102,
     CommandTimeout = 103,
     ControllerDeleted = 104,
+    HandshakeRejected = 105, // the controller refused a command of the association's set-up
+    ResetRequested = 106,
 
     // 2xx: the peer closed or said it failed.
     PeerClosed = 200,

@@ -1,0 +1,50 @@
+using ActorNvme.Protocol.Nvme;
+using ActorNvme.Protocol.Tcp;
+using ActorNvme.Transport;
+
+namespace ActorNvme.Actors.Connection;
+
+/// <summary>What a controller actor needs to open its admin queue. Tests substitute a scripted one.</summary>
+public interface IAdminConnector
+{
+    /// <summary>
+    /// Opens the byte stream (no PDU is exchanged yet). The returned connection is aborted as soon as
+    /// <paramref name="lifetime"/> is cancelled, also after this task completes: the caller ends a
+    /// connection's life by cancelling that token, so a connection that arrives after its owner stopped
+    /// is never stranded.
+    /// </summary>
+    Task<IAdminConnection> ConnectAsync(AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime);
+}
+
+/// <summary>Where and how to connect an admin queue.</summary>
+public sealed record AdminConnectRequest(TransportAddress Address, DigestOptions Digests, int QueueSize, string Owner);
+
+/// <summary>Callbacks from the queue pair's read loop. The actor turns each into a message to itself.</summary>
+public interface IAdminEvents
+{
+    void Completed(AdminCompletion completion);
+
+    void Closed(ConnectionClosed reason);
+}
+
+/// <summary>An admin command's completion, with the data the controller sent for it.</summary>
+public sealed record AdminCompletion(ushort CommandId, CompletionQueueEntry Entry, ReadOnlyMemory<byte> Data, bool DataDigestError);
+
+/// <summary>An open admin queue.</summary>
+public interface IAdminConnection
+{
+    /// <summary>Exchanges ICReq/ICResp; fails when the controller refuses the settings or does not answer.</summary>
+    Task InitializeAsync(CancellationToken cancellationToken);
+
+    /// <summary>Completes once, when the connection has ended, with why.</summary>
+    Task<ConnectionClosed> Closed { get; }
+
+    /// <summary>
+    /// Queues a command. Returns false (never blocks) when every command id is in use or the queue is
+    /// closed. <paramref name="dataInLength"/> bytes are received for it (C2HData) when positive.
+    /// </summary>
+    bool TrySubmit(in SubmissionQueueEntry command, ReadOnlyMemory<byte> dataOut, int dataInLength, out ushort commandId);
+
+    /// <summary>Closes the queue, recording why.</summary>
+    void Abort(ConnectionClosed reason);
+}

@@ -1,0 +1,100 @@
+using Akka.Actor;
+using ActorNvme.Actors.Connection;
+using ActorNvme.Actors.Settings;
+using ActorNvme.Protocol.Data;
+using ActorNvme.Protocol.Nvme;
+using ActorNvme.Transport;
+
+namespace ActorNvme.Actors.Controller;
+
+/// <summary>The states of one controller association, in the order a connect attempt walks them.</summary>
+public enum ControllerState
+{
+    Connecting,
+    Handshake,
+    FabricsConnect,
+    Enabling,
+    Identifying,
+    Configuring,
+    Live,
+    Failed,
+    Deleting,
+}
+
+/// <summary>A discovery controller reads the discovery log; an NVM controller serves namespaces.</summary>
+public enum ControllerRole
+{
+    Discovery,
+    Nvm,
+}
+
+/// <summary>Everything a controller actor needs to know to connect one path.</summary>
+public sealed record ControllerOptions(string Name, TransportAddress Address, string SubsystemNqn, ControllerRole Role, NvmeHostSettings Settings);
+
+/// <summary>A namespace as identified on a live controller.</summary>
+public sealed record NamespaceInfo(uint NamespaceId, int BlockSize, ulong BlockCount, UInt128 Nguid, ulong Eui64, Guid Uuid);
+
+/// <summary>What a controller learned while coming up.</summary>
+public sealed record ControllerInfo(
+    ushort ControllerId,
+    ControllerCapabilities Capabilities,
+    NvmeVersion Version,
+    IdentifyController Identify,
+    IReadOnlyList<NamespaceInfo> Namespaces);
+
+/// <summary>
+/// The public face of <see cref="ControllerActor"/>: its props and its messages. Replies go to the
+/// sender; notifications go to the parent (a subsystem or discovery service).
+/// </summary>
+public static class Controller
+{
+    public static Props Props(ControllerOptions options, IAdminConnector connector) =>
+        Akka.Actor.Props.Create(() => new ControllerActor(options, connector));
+
+    /// <summary>Submit an admin command. Reply: <see cref="AdminResult"/> or <see cref="AdminFailed"/>, echoing <paramref name="Tag"/>.</summary>
+    public sealed record SubmitAdmin(SubmissionQueueEntry Command, ReadOnlyMemory<byte> DataOut = default, int DataInLength = 0, object? Tag = null);
+
+    public sealed record AdminResult(CompletionQueueEntry Completion, ReadOnlyMemory<byte> Data, object? Tag)
+    {
+        public bool IsSuccess => Completion.Status.IsSuccess;
+    }
+
+    public sealed record AdminFailed(string Reason, object? Tag);
+
+    /// <summary>From the parent: try to connect again (only acted on while Failed).</summary>
+    public sealed record Reconnect
+    {
+        public static Reconnect Instance { get; } = new();
+    }
+
+    /// <summary>Drop the association and connect again at once.</summary>
+    public sealed record Reset
+    {
+        public static Reset Instance { get; } = new();
+    }
+
+    /// <summary>Shut the controller down (CC.SHN) when Live, then stop.</summary>
+    public sealed record Delete
+    {
+        public static Delete Instance { get; } = new();
+    }
+
+    public sealed record GetStatus
+    {
+        public static GetStatus Instance { get; } = new();
+    }
+
+    public sealed record Status(string Name, ControllerState State, TransportAddress Address, string SubsystemNqn, ControllerInfo? Info, ConnectionClosed? LastLoss);
+
+    /// <summary>Notification: the controller's state changed (also published on the event stream).</summary>
+    public sealed record StateChanged(IActorRef Controller, string Name, ControllerState State, string? Reason);
+
+    /// <summary>Notification to the parent: the controller is Live with this information.</summary>
+    public sealed record BecameLive(IActorRef Controller, string Name, ControllerInfo Info);
+
+    /// <summary>Notification to the parent: the association was lost (or a connect attempt failed).</summary>
+    public sealed record Lost(IActorRef Controller, string Name, ConnectionClosed Reason);
+
+    /// <summary>Notification to the parent: an asynchronous event arrived.</summary>
+    public sealed record AsyncEvent(IActorRef Controller, string Name, AsyncEventCompletion Event);
+}

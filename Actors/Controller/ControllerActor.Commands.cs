@@ -1,0 +1,138 @@
+using Akka.Actor;
+using ActorNvme.Actors.Connection;
+using ActorNvme.Protocol.Nvme;
+using ActorNvme.Transport;
+
+namespace ActorNvme.Actors.Controller;
+
+public sealed partial class ControllerActor
+{
+    private const string SweepTimerKey = "command-sweep";
+
+    /// <summary>A command in flight: who waits for it (a caller, or the actor's own next step).</summary>
+    private sealed record PendingCommand(
+        SubmissionQueueEntry Command,
+        IActorRef? ReplyTo,
+        object? Tag,
+        Action<AdminCompletion>? Continue,
+        DateTimeOffset SubmittedAt,
+        bool IsAsyncEvent);
+
+    private sealed record SweepCommands
+    {
+        public static SweepCommands Instance { get; } = new();
+    }
+
+    private void OnSubmitAdmin(Controller.SubmitAdmin request)
+    {
+        if (_state is not (ControllerState.Live or ControllerState.Deleting))
+        {
+            Sender.Tell(new Controller.AdminFailed($"controller {_options.Name} is {_state}, not Live", request.Tag));
+            return;
+        }
+
+        if (!TrySubmit(request.Command, request.DataOut, request.DataInLength, Sender, request.Tag, continuation: null, out string? error))
+        {
+            Sender.Tell(new Controller.AdminFailed(error, request.Tag));
+        }
+    }
+
+    /// <summary>Submits a command whose completion continues the actor's own work.</summary>
+    private void SubmitInternal(SubmissionQueueEntry command, Action<AdminCompletion> continuation, ReadOnlyMemory<byte> dataOut = default, int dataInLength = 0)
+    {
+        if (!TrySubmit(command, dataOut, dataInLength, replyTo: null, tag: null, continuation, out string? error))
+        {
+            Lose(new ConnectionClosed(CloseReason.LocalShutdown, $"could not submit {command}: {error}"));
+        }
+    }
+
+    private bool TrySubmit(SubmissionQueueEntry command, ReadOnlyMemory<byte> dataOut, int dataInLength, IActorRef? replyTo, object? tag, Action<AdminCompletion>? continuation, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? error)
+    {
+        if (_connection is null)
+        {
+            error = $"controller {_options.Name} has no connection";
+            return false;
+        }
+
+        if (!_connection.TrySubmit(command, dataOut, dataInLength, out ushort commandId))
+        {
+            error = $"the admin queue of {_options.Name} is full ({_pending.Count} commands in flight) or closed";
+            return false;
+        }
+
+        bool isAsyncEvent = command.Opcode == (byte)AdminOpcode.AsynchronousEventRequest;
+        _pending[commandId] = new PendingCommand(command, replyTo, tag, continuation, Context.System.Scheduler.Now, isAsyncEvent);
+        if (!Timers.IsTimerActive(SweepTimerKey))
+        {
+            var period = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(100).Ticks, _options.Settings.AdminCommandTimeout.Ticks / 4));
+            Timers.StartPeriodicTimer(SweepTimerKey, SweepCommands.Instance, period);
+        }
+
+        error = null;
+        return true;
+    }
+
+    private void OnAdminCompleted(AdminCompleted message)
+    {
+        if (message.Generation != _generation)
+        {
+            return;
+        }
+
+        var completion = message.Completion;
+        if (!_pending.Remove(completion.CommandId, out var pending))
+        {
+            // The queue pair matches CIDs itself; an unknown one here means our table and its disagree.
+            Lose(new ConnectionClosed(CloseReason.UnknownCommandId, $"completion for command id {completion.CommandId} that {_options.Name} is not waiting for"));
+            return;
+        }
+
+        if (_pending.Count == 0)
+        {
+            Timers.Cancel(SweepTimerKey);
+        }
+
+        if (pending.Continue is not null)
+        {
+            pending.Continue(completion);
+        }
+        else if (completion.DataDigestError)
+        {
+            pending.ReplyTo?.Tell(new Controller.AdminFailed($"data digest error in the data of {pending.Command}", pending.Tag));
+        }
+        else
+        {
+            pending.ReplyTo?.Tell(new Controller.AdminResult(completion.Entry, completion.Data, pending.Tag));
+        }
+    }
+
+    private void OnSweepCommands()
+    {
+        var now = Context.System.Scheduler.Now;
+        foreach (var (commandId, pending) in _pending)
+        {
+            if (!pending.IsAsyncEvent && now - pending.SubmittedAt > _options.Settings.AdminCommandTimeout)
+            {
+                Lose(new ConnectionClosed(CloseReason.CommandTimeout, $"{pending.Command} (cid {commandId}) unanswered after {_options.Settings.AdminCommandTimeout.TotalSeconds:0.###}s"));
+                return;
+            }
+        }
+    }
+
+    /// <summary>Continuation helper: run <paramref name="next"/> on success, otherwise lose the association naming the step.</summary>
+    private Action<AdminCompletion> OnSuccess(string step, Action<AdminCompletion> next, CommandSet commandSet = CommandSet.Admin) => completion =>
+    {
+        if (completion.DataDigestError)
+        {
+            Lose(new ConnectionClosed(CloseReason.HandshakeRejected, $"{step}: data digest error in the controller's answer"));
+        }
+        else if (!completion.Entry.Status.IsSuccess)
+        {
+            Lose(new ConnectionClosed(CloseReason.HandshakeRejected, $"{step} refused by {_options.SubsystemNqn} at {_options.Address}: {completion.Entry.Status.ToString(commandSet)}"));
+        }
+        else
+        {
+            next(completion);
+        }
+    };
+}

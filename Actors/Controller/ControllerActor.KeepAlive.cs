@@ -1,0 +1,81 @@
+using ActorNvme.Actors.Connection;
+using ActorNvme.Protocol.Data;
+using ActorNvme.Protocol.Nvme;
+using ActorNvme.Transport;
+
+namespace ActorNvme.Actors.Controller;
+
+public sealed partial class ControllerActor
+{
+    private const string KeepAliveTimerKey = "keep-alive";
+
+    private bool _keepAliveOutstanding;
+    private int _outstandingAsyncEvents;
+
+    private sealed record KeepAliveTick
+    {
+        public static KeepAliveTick Instance { get; } = new();
+    }
+
+    private void StartKeepAlive()
+    {
+        var kato = _options.Settings.KeepAliveTimeout;
+        if (kato > TimeSpan.Zero)
+        {
+            Timers.StartPeriodicTimer(KeepAliveTimerKey, KeepAliveTick.Instance, kato / 2);
+        }
+    }
+
+    /// <summary>
+    /// Every KATO/2: a Keep Alive still unanswered from the previous tick means the controller (or the
+    /// path to it) is gone; TCP would take minutes to say so.
+    /// </summary>
+    private void OnKeepAliveTick()
+    {
+        if (_state is not (ControllerState.Live or ControllerState.Deleting))
+        {
+            return;
+        }
+
+        if (_keepAliveOutstanding)
+        {
+            Lose(new ConnectionClosed(CloseReason.KeepAliveTimeout, $"no answer to Keep Alive within {(_options.Settings.KeepAliveTimeout / 2).TotalSeconds:0.###}s"));
+            return;
+        }
+
+        _keepAliveOutstanding = true;
+        SubmitInternal(AdminCommands.KeepAlive(), c =>
+        {
+            _keepAliveOutstanding = false;
+            if (!c.Entry.Status.IsSuccess)
+            {
+                Lose(new ConnectionClosed(CloseReason.KeepAliveTimeout, $"Keep Alive refused: {c.Entry.Status}"));
+            }
+        });
+    }
+
+    private void PostAsyncEventRequest()
+    {
+        _outstandingAsyncEvents++;
+        SubmitInternal(AdminCommands.AsynchronousEventRequest(), OnAsyncEventCompleted);
+    }
+
+    private void OnAsyncEventCompleted(AdminCompletion completion)
+    {
+        _outstandingAsyncEvents--;
+        if (!completion.Entry.Status.IsSuccess)
+        {
+            // Aborted on shutdown, or the limit was lower than AERL said: do not re-post.
+            _log.Debug("{0}: asynchronous event request ended with {1}", _options.Name, completion.Entry.Status);
+            return;
+        }
+
+        var asyncEvent = AsyncEventCompletion.FromDword0(completion.Entry.Dw0);
+        _log.Info("{0}: asynchronous event {1} (info 0x{2:x2}, log page 0x{3:x2})", _options.Name, asyncEvent.Type, asyncEvent.Info, asyncEvent.LogPageId);
+        Context.Parent.Tell(new Controller.AsyncEvent(Self, _options.Name, asyncEvent));
+        if (_state == ControllerState.Live)
+        {
+            PostAsyncEventRequest();
+        }
+    }
+}

@@ -1,0 +1,235 @@
+using Akka.Actor;
+using Akka.Configuration;
+using ActorNvme.Protocol.Tcp;
+
+namespace ActorNvme.Actors.Settings;
+
+/// <summary>Refusal of a settings combination; the message names the rule it breaks.</summary>
+public sealed class InvalidNvmeSettingsException : Exception
+{
+    public InvalidNvmeSettingsException(string rule, string message)
+        : base(message)
+    {
+        Rule = rule;
+    }
+
+    public InvalidNvmeSettingsException()
+        : this("unknown", "invalid ActorNvme settings")
+    {
+    }
+
+    public InvalidNvmeSettingsException(string message)
+        : this("unknown", message)
+    {
+    }
+
+    public InvalidNvmeSettingsException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+        Rule = "unknown";
+    }
+
+    /// <summary>Short identifier of the broken rule, e.g. "reconnect-delay-required".</summary>
+    public string Rule { get; }
+}
+
+/// <summary>
+/// The loss-timeout trio, with the same meaning and validity rules as SPDK's bdev_nvme
+/// ctrlr_loss_timeout_sec / reconnect_delay_sec / fast_io_fail_timeout_sec. A negative
+/// <see cref="CtrlrLossTimeout"/> (-1 s) means "reconnect forever".
+/// </summary>
+public sealed record ResiliencySettings(TimeSpan CtrlrLossTimeout, TimeSpan ReconnectDelay, TimeSpan FastIoFailTimeout)
+{
+    public static readonly TimeSpan Forever = TimeSpan.FromSeconds(-1);
+
+    public bool ReconnectsForever => CtrlrLossTimeout < TimeSpan.Zero;
+
+    public bool NeverReconnects => CtrlrLossTimeout == TimeSpan.Zero;
+
+    public bool FastIoFailEnabled => FastIoFailTimeout > TimeSpan.Zero;
+
+    /// <summary>Builds and validates from SPDK's integer-second parameters.</summary>
+    public static ResiliencySettings FromSeconds(long ctrlrLossTimeoutSec, long reconnectDelaySec, long fastIoFailTimeoutSec) =>
+        new ResiliencySettings(TimeSpan.FromSeconds(ctrlrLossTimeoutSec), TimeSpan.FromSeconds(reconnectDelaySec), TimeSpan.FromSeconds(fastIoFailTimeoutSec)).Validated();
+
+    /// <summary>Returns this when valid; otherwise throws naming the rule broken.</summary>
+    public ResiliencySettings Validated()
+    {
+        if (CtrlrLossTimeout < TimeSpan.Zero && CtrlrLossTimeout != Forever)
+        {
+            throw new InvalidNvmeSettingsException("ctrlr-loss-timeout-range", $"ctrlr-loss-timeout {Seconds(CtrlrLossTimeout)} is invalid: it must be -1 (reconnect forever), 0 (never reconnect) or positive");
+        }
+
+        if (ReconnectDelay < TimeSpan.Zero || FastIoFailTimeout < TimeSpan.Zero)
+        {
+            throw new InvalidNvmeSettingsException("non-negative", $"reconnect-delay {Seconds(ReconnectDelay)} and fast-io-fail-timeout {Seconds(FastIoFailTimeout)} must not be negative");
+        }
+
+        if (NeverReconnects)
+        {
+            if (ReconnectDelay != TimeSpan.Zero)
+            {
+                throw new InvalidNvmeSettingsException("reconnect-delay-without-reconnect", $"reconnect-delay {Seconds(ReconnectDelay)} must be 0 when ctrlr-loss-timeout is 0 (no automatic reconnect)");
+            }
+
+            if (FastIoFailTimeout != TimeSpan.Zero)
+            {
+                throw new InvalidNvmeSettingsException("fast-io-fail-without-reconnect", $"fast-io-fail-timeout {Seconds(FastIoFailTimeout)} must be 0 when ctrlr-loss-timeout is 0 (no automatic reconnect)");
+            }
+
+            return this;
+        }
+
+        if (ReconnectDelay == TimeSpan.Zero)
+        {
+            throw new InvalidNvmeSettingsException("reconnect-delay-required", $"reconnect-delay must be > 0 when ctrlr-loss-timeout is {Seconds(CtrlrLossTimeout)} (not 0)");
+        }
+
+        if (!ReconnectsForever && ReconnectDelay > CtrlrLossTimeout)
+        {
+            throw new InvalidNvmeSettingsException("reconnect-delay-within-loss-timeout", $"reconnect-delay {Seconds(ReconnectDelay)} must not exceed ctrlr-loss-timeout {Seconds(CtrlrLossTimeout)}");
+        }
+
+        if (FastIoFailEnabled)
+        {
+            if (FastIoFailTimeout < ReconnectDelay)
+            {
+                throw new InvalidNvmeSettingsException("fast-io-fail-at-least-reconnect-delay", $"fast-io-fail-timeout {Seconds(FastIoFailTimeout)} must be >= reconnect-delay {Seconds(ReconnectDelay)}");
+            }
+
+            if (!ReconnectsForever && FastIoFailTimeout > CtrlrLossTimeout)
+            {
+                throw new InvalidNvmeSettingsException("fast-io-fail-within-loss-timeout", $"fast-io-fail-timeout {Seconds(FastIoFailTimeout)} must not exceed ctrlr-loss-timeout {Seconds(CtrlrLossTimeout)}");
+            }
+        }
+
+        return this;
+    }
+
+    private static string Seconds(TimeSpan value) => $"{value.TotalSeconds:0.###}s";
+}
+
+/// <summary>Immutable host settings read from the <c>actornvme</c> section of the configuration.</summary>
+public sealed record NvmeHostSettings
+{
+    public const string WellKnownDiscoveryNqn = "nqn.2014-08.org.nvmexpress.discovery";
+
+    public static NvmeHostSettings Default { get; } = Create(ConfigurationFactory.Empty);
+
+    public required string HostNqn { get; init; }
+
+    public required Guid HostId { get; init; }
+
+    public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    public required ResiliencySettings Resiliency { get; init; }
+
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    public TimeSpan AdminCommandTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    public int AdminQueueSize { get; init; } = 32;
+
+    public DigestOptions Digests { get; init; } = DigestOptions.None;
+
+    public TimeSpan ReadyPollInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+
+    public int DiscoveryGenctrRetries { get; init; } = 3;
+
+    public int ReferralDepth { get; init; } = 8;
+
+    /// <summary>The embedded library defaults (Actors/reference.conf).</summary>
+    public static Config ReferenceConfig { get; } = LoadReference();
+
+    public static NvmeHostSettings Create(ActorSystem system) => Create(system.Settings.Config);
+
+    /// <summary>Reads <c>actornvme.*</c> from <paramref name="config"/> with the library defaults as fallback.</summary>
+    public static NvmeHostSettings Create(Config config)
+    {
+        var section = config.WithFallback(ReferenceConfig).GetConfig("actornvme");
+        var hostIdText = section.GetString("host-id", string.Empty);
+        Guid hostId;
+        if (string.IsNullOrWhiteSpace(hostIdText))
+        {
+            hostId = Guid.NewGuid();
+        }
+        else if (!Guid.TryParse(hostIdText, out hostId))
+        {
+            throw new InvalidNvmeSettingsException("host-id-format", $"actornvme.host-id '{hostIdText}' is not a UUID");
+        }
+
+        var hostNqn = section.GetString("host-nqn", string.Empty);
+        if (string.IsNullOrWhiteSpace(hostNqn))
+        {
+            hostNqn = $"nqn.2014-08.org.nvmexpress:uuid:{hostId}";
+        }
+
+        var settings = new NvmeHostSettings
+        {
+            HostNqn = hostNqn,
+            HostId = hostId,
+            KeepAliveTimeout = section.GetTimeSpan("keep-alive-timeout"),
+            Resiliency = new ResiliencySettings(
+                section.GetTimeSpan("ctrlr-loss-timeout", allowInfinite: false),
+                section.GetTimeSpan("reconnect-delay"),
+                section.GetTimeSpan("fast-io-fail-timeout")),
+            ConnectTimeout = section.GetTimeSpan("connect-timeout"),
+            AdminCommandTimeout = section.GetTimeSpan("admin-command-timeout"),
+            AdminQueueSize = section.GetInt("admin-queue-size"),
+            Digests = ParseDigests(section.GetString("digests", "none")),
+            ReadyPollInterval = section.GetTimeSpan("ready-poll-interval"),
+            DiscoveryGenctrRetries = section.GetInt("discovery.genctr-retries"),
+            ReferralDepth = section.GetInt("discovery.referral-depth"),
+        };
+        return settings.Validated();
+    }
+
+    /// <summary>Returns this when every value is usable; otherwise throws naming the setting.</summary>
+    public NvmeHostSettings Validated()
+    {
+        Resiliency.Validated();
+        if (HostNqn.Length is 0 or > 223)
+        {
+            throw new InvalidNvmeSettingsException("host-nqn-length", $"host-nqn '{HostNqn}' must be 1..223 bytes");
+        }
+
+        if (KeepAliveTimeout < TimeSpan.FromMilliseconds(100))
+        {
+            throw new InvalidNvmeSettingsException("keep-alive-timeout-range", $"keep-alive-timeout {KeepAliveTimeout} must be at least 100ms");
+        }
+
+        if (AdminQueueSize is < 2 or > 4096)
+        {
+            throw new InvalidNvmeSettingsException("admin-queue-size-range", $"admin-queue-size {AdminQueueSize} must be 2..4096");
+        }
+
+        if (ConnectTimeout <= TimeSpan.Zero || AdminCommandTimeout <= TimeSpan.Zero || ReadyPollInterval <= TimeSpan.Zero)
+        {
+            throw new InvalidNvmeSettingsException("positive-timeouts", "connect-timeout, admin-command-timeout and ready-poll-interval must be positive");
+        }
+
+        if (DiscoveryGenctrRetries < 0 || ReferralDepth < 0)
+        {
+            throw new InvalidNvmeSettingsException("discovery-bounds", $"discovery.genctr-retries {DiscoveryGenctrRetries} and discovery.referral-depth {ReferralDepth} must not be negative");
+        }
+
+        return this;
+    }
+
+    public static DigestOptions ParseDigests(string value) => value.Trim().ToLowerInvariant() switch
+    {
+        "none" or "" => DigestOptions.None,
+        "header" => DigestOptions.Header,
+        "data" => DigestOptions.Data,
+        "both" => DigestOptions.Both,
+        _ => throw new InvalidNvmeSettingsException("digests-value", $"actornvme.digests '{value}' must be none, header, data or both"),
+    };
+
+    private static Config LoadReference()
+    {
+        using var stream = typeof(NvmeHostSettings).Assembly.GetManifestResourceStream("ActorNvme.Actors.reference.conf")
+            ?? throw new InvalidOperationException("embedded reference.conf is missing from ActorNvme.Actors");
+        using var reader = new StreamReader(stream);
+        return ConfigurationFactory.ParseString(reader.ReadToEnd());
+    }
+}
