@@ -1,14 +1,13 @@
 using System.Buffers;
 using ActorNvme.Protocol.Nvme;
-using ActorNvme.Target.Encoding;
+using System.Buffers.Binary;
+using ActorNvme.Protocol.Data;
 
 namespace ActorNvme.Target;
 
 // Admin commands of NVM and discovery controllers.
 internal sealed partial class Association
 {
-    private const uint SmartWarningBits = 0xFF;
-
     private ValueTask HandleAdminAsync(Controller controller, SubmissionQueueEntry sqe, ReadOnlySequence<byte> data)
     {
         if (data.Length > 0)
@@ -43,37 +42,37 @@ internal sealed partial class Association
 
     private ValueTask IdentifyAsync(Controller controller, SubmissionQueueEntry sqe)
     {
-        byte cns = (byte)sqe.Cdw10;
-        var check = CheckHostBuffer(sqe, Identify.Size);
+        var cns = (IdentifyCns)(byte)sqe.Cdw10;
+        var check = CheckHostBuffer(sqe, IdentifyController.Size);
         if (!check.IsSuccess)
         {
             return CompleteAsync(sqe.CommandId, check);
         }
 
         var nvm = controller.Nvm;
-        if (nvm is null && cns != Identify.CnsController)
+        if (nvm is null && cns != IdentifyCns.Controller)
         {
             return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true));
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(Identify.Size);
-        var page = buffer.AsSpan(0, Identify.Size);
+        var buffer = ArrayPool<byte>.Shared.Rent(IdentifyController.Size);
+        var page = buffer.AsSpan(0, IdentifyController.Size);
         var map = nvm?.NamespaceMap;
         uint nsid = sqe.NamespaceId;
         NvmeStatus status = NvmeStatus.Success;
         switch (cns)
         {
-            case Identify.CnsController:
-                Identify.WriteController(page, IdentityOf(controller));
+            case IdentifyCns.Controller:
+                IdentityOf(controller).WriteTo(page);
                 break;
-            case Identify.CnsNamespace:
+            case IdentifyCns.Namespace:
                 if (nsid == 0 || nsid > nvm!.Options.MaxNamespaces)
                 {
                     status = NvmeStatus.Generic(GenericStatus.InvalidNamespaceOrFormat, true);
                 }
                 else if (map!.TryGetValue(nsid, out var ns))
                 {
-                    Identify.WriteNamespace(page, ns);
+                    NamespaceData(ns).WriteTo(page);
                 }
                 else
                 {
@@ -81,21 +80,22 @@ internal sealed partial class Association
                 }
 
                 break;
-            case Identify.CnsActiveNamespaces:
+            case IdentifyCns.ActiveNamespaceList:
                 if (nsid >= 0xFFFFFFFE)
                 {
                     status = NvmeStatus.Generic(GenericStatus.InvalidNamespaceOrFormat, true);
                 }
                 else
                 {
-                    Identify.WriteActiveNamespaces(page, map!.Keys, nsid);
+                    uint[] active = [.. map!.Keys.Where(id => id > nsid).Take(ActiveNamespaceList.MaxEntries)];
+                    ActiveNamespaceList.WriteTo(active, page);
                 }
 
                 break;
-            case Identify.CnsNamespaceDescriptors:
+            case IdentifyCns.NamespaceIdentificationDescriptors:
                 if (map!.TryGetValue(nsid, out var described))
                 {
-                    Identify.WriteNamespaceDescriptors(page, described);
+                    new NamespaceIdentifiers { Nguid = Nguid(described), Uuid = described.Uuid, CommandSet = 0 }.WriteTo(page);
                 }
                 else
                 {
@@ -114,35 +114,59 @@ internal sealed partial class Association
             return CompleteAsync(sqe.CommandId, status);
         }
 
-        return SendDataAsync(sqe.CommandId, buffer, Identify.Size);
+        return SendDataAsync(sqe.CommandId, buffer, IdentifyController.Size);
     }
 
-    private ControllerIdentity IdentityOf(Controller controller)
+    private static UInt128 Nguid(TargetNamespace ns) => BinaryPrimitives.ReadUInt128BigEndian(ns.Uuid.ToByteArray(bigEndian: true));
+
+    private static IdentifyNamespace NamespaceData(TargetNamespace ns)
+    {
+        var formats = default(LbaFormatTable);
+        formats[0] = new LbaFormat(0, (byte)ns.BlockSizeShift, 0);
+        return new IdentifyNamespace
+        {
+            NamespaceSize = (ulong)ns.BlockCount,
+            NamespaceCapacity = (ulong)ns.BlockCount,
+            NamespaceUtilization = (ulong)ns.BlockCount,
+            NumberOfLbaFormats = 0,
+            FormattedLbaSize = 0,
+            MultiPathCapabilities = 1, // may be shared by several controllers (multi-path)
+            DeallocateFeatures = 0x09, // deallocated blocks read as zeros; Write Zeroes may deallocate
+            AnaGroupId = ns.AnaGroupId,
+            Nguid = Nguid(ns),
+            LbaFormats = formats,
+        };
+    }
+
+    private IdentifyController IdentityOf(Controller controller)
     {
         var nvm = controller.Nvm;
         bool discovery = nvm is null;
-        return new ControllerIdentity
+        return new IdentifyController
         {
             VendorId = 0,
+            SubmissionQueueEntrySize = 0x66,
+            CompletionQueueEntrySize = 0x44,
+            MaxSglDataBlockDescriptors = 1,
             SerialNumber = nvm?.SerialNumber ?? "ActorNvme-discovery",
             ModelNumber = nvm?.ModelNumber ?? "ActorNvme discovery",
             FirmwareRevision = "1.0",
-            Cmic = discovery ? (byte)0 : (byte)0x0B, // multi-port, multi-controller, ANA reporting
-            Mdts = (byte)System.Numerics.BitOperations.Log2((uint)(_options.MaxDataTransferSize / 4096)),
+            MultiPathCapabilities = discovery ? (byte)0 : (byte)0x0B, // multi-port, multi-controller, ANA reporting
+            MaxDataTransferSize = (byte)System.Numerics.BitOperations.Log2((uint)(_options.MaxDataTransferSize / 4096)),
             ControllerId = controller.Id,
             Version = controller.Version,
-            Oaes = discovery ? AsyncEvents.ConfigDiscoveryLogChange : AsyncEvents.ConfigNamespaceAttribute | AsyncEvents.ConfigAnaChange,
-            ControllerType = discovery ? (byte)2 : (byte)1,
+            OptionalAsyncEvents = (uint)(discovery ? AsyncEventConfiguration.DiscoveryLogChangeNotices : AsyncEventConfiguration.NamespaceAttributeNotices | AsyncEventConfiguration.AnaChangeNotices),
+            ControllerType = discovery ? ControllerType.Discovery : ControllerType.Io,
             AbortCommandLimit = 3,
             AsyncEventRequestLimit = (byte)(_options.AsyncEventRequestLimit - 1),
             LogPageAttributes = 0x04, // extended data for Get Log Page (NUMDU, LPO)
             KeepAliveSupport = discovery ? (ushort)0 : (ushort)10, // ×100 ms, as nvmet
             AnaTransitionTime = discovery ? (byte)0 : (byte)10,
             AnaCapabilities = discovery ? (byte)0 : (byte)0x1F,
-            AnaGroupMax = discovery ? 0 : NvmSubsystem.MaxAnaGroups,
-            AnaGroupCount = discovery ? 0 : NvmSubsystem.MaxAnaGroups,
-            MaxCommands = (ushort)_options.MaxIoQueueSize,
-            NamespaceCount = nvm?.Options.MaxNamespaces ?? 0,
+            AnaGroupIdMax = discovery ? 0 : NvmSubsystem.MaxAnaGroups,
+            NumberOfAnaGroupIds = discovery ? 0 : NvmSubsystem.MaxAnaGroups,
+            MaxOutstandingCommands = (ushort)_options.MaxIoQueueSize,
+            NumberOfNamespaces = nvm?.Options.MaxNamespaces ?? 0,
             OptionalNvmCommands = discovery ? (ushort)0 : (ushort)0x0C, // Dataset Management, Write Zeroes
             VolatileWriteCache = discovery ? (byte)0 : (byte)1,
             SglSupport = 0x0000_0001 | (_options.InCapsuleDataSize > 0 ? 1u << 20 : 0), // SGLs; offsets for in-capsule data
@@ -154,7 +178,7 @@ internal sealed partial class Association
 
     private ValueTask GetLogPageAsync(Controller controller, SubmissionQueueEntry sqe)
     {
-        byte logPageId = (byte)sqe.Cdw10;
+        var logPageId = (LogPageId)(byte)sqe.Cdw10;
         byte logSpecific = (byte)((sqe.Cdw10 >> 8) & 0x7F);
         bool retain = (sqe.Cdw10 & (1u << 15)) != 0;
         long dwords = ((long)(sqe.Cdw11 & 0xFFFF) << 16 | (sqe.Cdw10 >> 16)) + 1;
@@ -176,29 +200,37 @@ internal sealed partial class Association
         bool discovery = controller.IsDiscovery;
         switch (logPageId)
         {
-            case LogPages.Discovery when discovery:
+            case LogPageId.Discovery when discovery:
                 var entries = _target.Discovery.Entries(controller.HostNqn, Listener, _connection.LocalHost);
-                fullLength = LogPages.DiscoveryLength(entries.Count);
+                fullLength = DiscoveryLogPage.GetSize(entries.Count);
                 full = ArrayPool<byte>.Shared.Rent(fullLength);
-                LogPages.WriteDiscovery(full, _target.DiscoveryGeneration, entries, (ushort)_options.MaxAdminQueueSize);
+                DiscoveryLogPage.WriteTo(_target.DiscoveryGeneration, entries.ToArray(), full.AsSpan(0, fullLength));
                 break;
-            case LogPages.Error when !discovery:
-                fullLength = LogPages.ErrorEntrySize;
+            case LogPageId.ErrorInformation when !discovery:
+                // One entry (ELPE 0), never filled: this target records no errors.
+                fullLength = ErrorInformationEntry.Size;
                 full = ArrayPool<byte>.Shared.Rent(fullLength);
                 full.AsSpan(0, fullLength).Clear();
                 break;
-            case LogPages.ChangedNamespaces when !discovery:
+            case LogPageId.ChangedNamespaceList when !discovery:
                 var (changed, overflow) = controller.TakeChangedNamespaces(retain);
-                fullLength = LogPages.ChangedNamespaceListSize;
+                fullLength = ChangedNamespaceList.Size;
                 full = ArrayPool<byte>.Shared.Rent(fullLength);
-                LogPages.WriteChangedNamespaces(full, changed, overflow);
+                if (overflow)
+                {
+                    ChangedNamespaceList.WriteOverflowTo(full.AsSpan(0, fullLength));
+                }
+                else
+                {
+                    ChangedNamespaceList.WriteTo(changed, full.AsSpan(0, fullLength));
+                }
+
                 break;
-            case LogPages.Ana when !discovery:
-                bool groupsOnly = (logSpecific & 1) != 0;
-                var groups = controller.Nvm!.AnaGroups(Listener);
-                fullLength = LogPages.AnaLength(groups, groupsOnly);
+            case LogPageId.AsymmetricNamespaceAccess when !discovery:
+                var ana = controller.Nvm!.AnaLog(Listener, groupsOnly: (logSpecific & 1) != 0);
+                fullLength = AnaLogPage.GetSize(ana);
                 full = ArrayPool<byte>.Shared.Rent(fullLength);
-                LogPages.WriteAna(full, controller.Nvm.AnaChangeCount, groups, groupsOnly);
+                AnaLogPage.WriteTo(ana, full.AsSpan(0, fullLength));
                 break;
             default:
                 return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true));
@@ -249,7 +281,9 @@ internal sealed partial class Association
                 controller.SetKeepAlive(sqe.Cdw11);
                 return CompleteAsync(sqe.CommandId, NvmeStatus.Success);
             case FeatureId.AsynchronousEventConfiguration:
-                uint supported = controller.IsDiscovery ? AsyncEvents.ConfigDiscoveryLogChange : SmartWarningBits | AsyncEvents.ConfigNamespaceAttribute | AsyncEvents.ConfigAnaChange;
+                uint supported = (uint)(controller.IsDiscovery
+                    ? AsyncEventConfiguration.DiscoveryLogChangeNotices
+                    : AsyncEventConfiguration.SmartCriticalWarnings | AsyncEventConfiguration.NamespaceAttributeNotices | AsyncEventConfiguration.AnaChangeNotices);
                 if ((sqe.Cdw11 & ~supported) != 0)
                 {
                     return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true));

@@ -1,7 +1,6 @@
 using System.Buffers;
-using System.Buffers.Binary;
 using ActorNvme.Protocol.Nvme;
-using ActorNvme.Target.Encoding;
+using ActorNvme.Protocol.Data;
 
 namespace ActorNvme.Target;
 
@@ -60,12 +59,18 @@ internal sealed partial class Association
             return CompleteAsync(sqe.CommandId, NvmeStatus.Create(StatusCodeType.CommandSpecific, (byte)FabricsStatus.IncompatibleFormat, doNotRetry: true));
         }
 
-        Span<byte> connectData = stackalloc byte[FabricsCommands.ConnectDataSize];
-        data.CopyTo(connectData);
-        var hostId = new Guid(connectData[..16], bigEndian: true);
-        ushort controllerId = BinaryPrimitives.ReadUInt16LittleEndian(connectData[16..]);
-        string subsystemNqn = TextFields.ReadNulTerminated(connectData.Slice(256, 256));
-        string hostNqn = TextFields.ReadNulTerminated(connectData.Slice(512, 256));
+        Span<byte> bytes = stackalloc byte[ConnectData.Size];
+        data.CopyTo(bytes);
+        if (!ConnectData.TryRead(bytes, out var connectData, out var error))
+        {
+            _target.Log.ConnectRefused(Remote, "?", "?", error.ToString());
+            return CompleteAsync(sqe.CommandId, invalid, SubsystemNqnOffset);
+        }
+
+        var hostId = connectData.HostId;
+        ushort controllerId = connectData.ControllerId;
+        string subsystemNqn = connectData.SubsystemNqn;
+        string hostNqn = connectData.HostNqn;
         ushort queueId = FabricsCommands.ConnectQueueId(sqe);
         int sqSize = (ushort)sqe.Cdw11; // 0's based
         bool disableSqFlow = (FabricsCommands.ConnectAttributes(sqe) & FabricsCommands.DisableSqFlowControl) != 0;
@@ -96,7 +101,7 @@ internal sealed partial class Association
 
         if (queueId == 0)
         {
-            if (controllerId != 0xFFFF)
+            if (controllerId != ConnectData.DynamicControllerId)
             {
                 return CompleteAsync(sqe.CommandId, invalid, ControllerIdOffset);
             }
@@ -170,7 +175,7 @@ internal sealed partial class Association
         {
             (RegisterCap, _) => eightBytes ? controller.Capabilities : (uint)controller.Capabilities,
             (RegisterCap + 4, false) => (uint)(controller.Capabilities >> 32),
-            (RegisterVs, false) => controller.Version,
+            (RegisterVs, false) => controller.Version.Value,
             (RegisterCc, false) => controller.ConfigurationRegister,
             (RegisterCsts, false) => controller.StatusRegister,
             _ => null,

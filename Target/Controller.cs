@@ -1,5 +1,5 @@
 using ActorNvme.Protocol.Nvme;
-using ActorNvme.Target.Encoding;
+using ActorNvme.Protocol.Data;
 
 namespace ActorNvme.Target;
 
@@ -62,7 +62,7 @@ internal sealed class Controller
 
     public ulong Capabilities => CapBase | (uint)(Options.MaxIoQueueSize - 1);
 
-    public uint Version => 0x0001_0300;
+    public NvmeVersion Version => NvmeVersion.V1_3_0;
 
     public bool IsReady
     {
@@ -309,17 +309,11 @@ internal sealed class Controller
     }
 
     /// <summary>A log page was read without RAE: events reported through it may be reported again.</summary>
-    public void LogPageRead(byte logPageId)
+    public void LogPageRead(LogPageId logPageId)
     {
         lock (_sync)
         {
-            _maskedEvents &= ~(logPageId switch
-            {
-                LogPages.ChangedNamespaces => AsyncEvents.ConfigNamespaceAttribute,
-                LogPages.Ana => AsyncEvents.ConfigAnaChange,
-                LogPages.Discovery => AsyncEvents.ConfigDiscoveryLogChange,
-                _ => 0u,
-            });
+            _maskedEvents &= ~AsyncEvents.ConfigBitOfLog(logPageId);
         }
     }
 
@@ -329,7 +323,7 @@ internal sealed class Controller
         {
             if (!_changedOverflow && !_changedNamespaces.Contains(namespaceId))
             {
-                if (_changedNamespaces.Count == LogPages.ChangedNamespaceListSize / 4)
+                if (_changedNamespaces.Count == ChangedNamespaceList.MaxEntries)
                 {
                     _changedOverflow = true;
                     _changedNamespaces.Clear();

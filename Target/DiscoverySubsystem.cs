@@ -1,4 +1,5 @@
-using ActorNvme.Target.Encoding;
+using System.Globalization;
+using ActorNvme.Protocol.Data;
 
 namespace ActorNvme.Target;
 
@@ -22,13 +23,13 @@ public sealed class DiscoverySubsystem : SubsystemBase
     internal override bool AllowsHost(string hostNqn) => true;
 
     /// <summary>The entries <paramref name="hostNqn"/> sees when connected through <paramref name="via"/> (reached at <paramref name="localHost"/>).</summary>
-    internal List<DiscoveryEntry> Entries(string hostNqn, TargetListener via, string localHost)
+    internal List<DiscoveryLogEntry> Entries(string hostNqn, TargetListener via, string localHost)
     {
-        var entries = new List<DiscoveryEntry>();
+        var entries = new List<DiscoveryLogEntry>();
         var listeners = Target.Listeners.Where(l => l.IsUp && l.Transport == via.Transport).OrderBy(l => l.PortId).ToList();
         if (Target.Options.ReportCurrentDiscoverySubsystem)
         {
-            entries.Add(Entry(via, LogPages.SubtypeCurrentDiscovery, WellKnownNqn, HostOf(via, localHost), LogPages.CurrentDiscoveryFlags));
+            entries.Add(Entry(via, SubsystemType.CurrentDiscovery, WellKnownNqn, HostOf(via, localHost), DiscoveryEntryFlags.DuplicateReturnedInformation | DiscoveryEntryFlags.ExplicitPersistentConnection));
         }
 
         foreach (var subsystem in Target.Subsystems)
@@ -42,21 +43,38 @@ public sealed class DiscoverySubsystem : SubsystemBase
             {
                 if (subsystem.IsLinked(listener))
                 {
-                    entries.Add(Entry(listener, LogPages.SubtypeNvm, subsystem.Nqn, HostOf(listener, listener == via ? localHost : null), 0));
+                    entries.Add(Entry(listener, SubsystemType.Nvm, subsystem.Nqn, HostOf(listener, listener == via ? localHost : null), DiscoveryEntryFlags.None));
                 }
             }
         }
 
         foreach (var referral in Target.Referrals)
         {
-            entries.Add(new DiscoveryEntry(AddressFamily(referral.Address.Host), LogPages.SubtypeReferral, referral.PortId, referral.Address.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), WellKnownNqn, referral.Address.Host, 0));
+            entries.Add(Entry(referral.PortId, referral.Address.Port, SubsystemType.DiscoveryReferral, WellKnownNqn, referral.Address.Host, DiscoveryEntryFlags.None));
         }
 
         return entries;
     }
 
-    private static DiscoveryEntry Entry(TargetListener listener, byte subtype, string nqn, string host, ushort flags) =>
-        new(AddressFamily(host), subtype, listener.PortId, listener.Address.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), nqn, host, flags);
+    private DiscoveryLogEntry Entry(TargetListener listener, SubsystemType type, string nqn, string host, DiscoveryEntryFlags flags) =>
+        Entry(listener.PortId, listener.Address.Port, type, nqn, host, flags);
+
+    // TREQ: secure channel not specified, SQ flow control disable supported (as nvmet); dynamic controllers only.
+    private DiscoveryLogEntry Entry(ushort portId, int port, SubsystemType type, string nqn, string host, DiscoveryEntryFlags flags) => new()
+    {
+        TransportType = TransportType.Tcp,
+        AddressFamily = AddressFamily(host),
+        SubsystemType = type,
+        TransportRequirements = TransportRequirements.SqFlowControlDisableSupported,
+        PortId = portId,
+        ControllerId = DiscoveryLogEntry.DynamicControllerId,
+        AdminMaxSqSize = (ushort)Target.Options.MaxAdminQueueSize,
+        Flags = flags,
+        TransportServiceId = port.ToString(CultureInfo.InvariantCulture),
+        SubsystemNqn = nqn,
+        TransportAddress = host,
+        SecurityType = TcpSecurityType.None,
+    };
 
     // A listener bound to a wildcard address reports the address the host reached (as nvmet's disc_traddr does).
     private static string HostOf(TargetListener listener, string? localHost)
@@ -65,8 +83,8 @@ public sealed class DiscoverySubsystem : SubsystemBase
         return host is "0.0.0.0" or "::" && localHost is not null ? localHost : host;
     }
 
-    private static byte AddressFamily(string host) =>
+    private static NvmeAddressFamily AddressFamily(string host) =>
         System.Net.IPAddress.TryParse(host, out var ip)
-            ? ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? LogPages.AddressFamilyIPv6 : LogPages.AddressFamilyIPv4
-            : LogPages.AddressFamilyIntraHost;
+            ? ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? NvmeAddressFamily.IPv6 : NvmeAddressFamily.IPv4
+            : NvmeAddressFamily.IntraHost;
 }

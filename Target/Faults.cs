@@ -1,3 +1,4 @@
+using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Protocol.Tcp;
 

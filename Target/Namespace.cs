@@ -10,16 +10,6 @@ public enum NamespaceBackend
     Null,
 }
 
-/// <summary>ANA states (Asymmetric Namespace Access), as the ANA log page reports them.</summary>
-public enum AnaState : byte
-{
-    Optimized = 0x01,
-    NonOptimized = 0x02,
-    Inaccessible = 0x03,
-    PersistentLoss = 0x04,
-    Change = 0x0F,
-}
-
 /// <summary>A namespace to add to a subsystem.</summary>
 public sealed record NamespaceOptions
 {

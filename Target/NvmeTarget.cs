@@ -1,5 +1,4 @@
 using System.Net;
-using ActorNvme.Target.Encoding;
 using ActorNvme.Transport;
 using ActorNvme.Transport.InMemory;
 using Microsoft.Extensions.Logging;

@@ -1,5 +1,5 @@
 using System.Collections.Immutable;
-using ActorNvme.Target.Encoding;
+using ActorNvme.Protocol.Data;
 
 namespace ActorNvme.Target;
 
@@ -147,6 +147,15 @@ public sealed class NvmSubsystem : SubsystemBase
     {
         Options = options;
         SerialNumber = options.SerialNumber ?? DeriveSerial(options.Nqn);
+        if (SerialNumber.Length > IdentifyController.SerialNumberLength || !System.Text.Ascii.IsValid(SerialNumber))
+        {
+            throw new ArgumentException($"serial number is at most {IdentifyController.SerialNumberLength} ASCII characters", nameof(options));
+        }
+
+        if (options.ModelNumber.Length > IdentifyController.ModelNumberLength || !System.Text.Ascii.IsValid(options.ModelNumber))
+        {
+            throw new ArgumentException($"model number is at most {IdentifyController.ModelNumberLength} ASCII characters", nameof(options));
+        }
         _allowAnyHost = options.AllowAnyHost;
         _allowedHosts = new HashSet<string>(options.AllowedHosts, StringComparer.Ordinal);
     }
@@ -381,7 +390,7 @@ public sealed class NvmSubsystem : SubsystemBase
     }
 
     /// <summary>ANA groups as seen through <paramref name="listener"/>: group 1, every group with a namespace, every group with a set state.</summary>
-    internal List<AnaGroupDescriptor> AnaGroups(TargetListener listener)
+    internal AnaLog AnaLog(TargetListener listener, bool groupsOnly)
     {
         var map = NamespaceMap;
         var groups = new SortedSet<uint> { 1 };
@@ -396,14 +405,15 @@ public sealed class NvmSubsystem : SubsystemBase
             groups.Add(ns.AnaGroupId);
         }
 
-        var result = new List<AnaGroupDescriptor>(groups.Count);
+        ulong changeCount = AnaChangeCount;
+        var result = new List<AnaGroup>(groups.Count);
         foreach (uint group in groups)
         {
-            var members = map.Values.Where(ns => ns.AnaGroupId == group).Select(ns => ns.NamespaceId).ToArray();
-            result.Add(new AnaGroupDescriptor(group, GetAnaState(group, listener), members));
+            uint[] members = groupsOnly ? [] : [.. map.Values.Where(ns => ns.AnaGroupId == group).Select(ns => ns.NamespaceId)];
+            result.Add(new AnaGroup(group, changeCount, GetAnaState(group, listener), members));
         }
 
-        return result;
+        return new AnaLog(changeCount, result);
     }
 
     internal void Detach(string reason)

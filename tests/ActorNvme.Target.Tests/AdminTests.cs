@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 
 namespace ActorNvme.Target.Tests;
@@ -25,7 +26,14 @@ public sealed class AdminTests
         Assert.Equal(8, d[77]); // MDTS: 1 MiB in 4 KiB pages
         Assert.Equal(0x0B, d[76]); // CMIC with ANA reporting
         Assert.Equal(3, d[259]); // AERL
-        Assert.Equal(0x1F, d[341]); // ANACAP
+        Assert.Equal(0x1F, d[343]); // ANACAP
+
+        // The shared decoder reads the same structure back.
+        var decoded = IdentifyController.Read(d);
+        Assert.Equal(ControllerType.Io, decoded.ControllerType);
+        Assert.Equal(NvmSubsystem.MaxAnaGroups, decoded.AnaGroupIdMax);
+        Assert.Equal(TestTarget.Nqn, decoded.SubsystemNqn);
+        Assert.Equal(0x66, decoded.SubmissionQueueEntrySize);
         Assert.Equal(1024u, BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(516))); // NN
         Assert.Equal(0x0Cu, BinaryPrimitives.ReadUInt16LittleEndian(d.AsSpan(520))); // ONCS: DSM, Write Zeroes
         Assert.Equal(0x00100001u, BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(536))); // SGLS
@@ -43,6 +51,7 @@ public sealed class AdminTests
 
         var ns = await client.IdentifyAsync(0, 1);
         Assert.Equal((ulong)TestTarget.NamespaceSize / 4096, BinaryPrimitives.ReadUInt64LittleEndian(ns.Data));
+        Assert.Equal(4096, IdentifyNamespace.Read(ns.Data).BlockSize);
         Assert.Equal(12, ns.Data[128 + 2]); // LBADS: 4096
         Assert.Equal(1u, BinaryPrimitives.ReadUInt32LittleEndian(ns.Data.AsSpan(92))); // ANAGRPID
 

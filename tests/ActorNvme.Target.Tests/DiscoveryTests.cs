@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
 
@@ -58,6 +59,12 @@ public sealed class DiscoveryTests
         Assert.Equal((2, other.Nqn, second.PortId), (entries[3].Subtype, entries[3].Nqn, entries[3].Port));
         Assert.Equal((1, TestTarget.DiscoveryNqn, "8009"), (entries[4].Subtype, entries[4].Nqn, entries[4].Service));
         Assert.Equal(3, log[1024 + 0]); // TRTYPE TCP
+
+        // The shared decoder agrees.
+        var decoded = DiscoveryLogPage.Read(log);
+        Assert.Equal(SubsystemType.CurrentDiscovery, decoded.Entries[0].SubsystemType);
+        Assert.Equal(TransportRequirements.SqFlowControlDisableSupported, decoded.Entries[1].TransportRequirements);
+        Assert.Equal(other.Nqn, decoded.Entries[3].SubsystemNqn);
 
         // LPO: the third entry alone, read at its offset.
         var third = await client.GetLogPageAsync(0x70, 1024, offset: 3 * 1024);

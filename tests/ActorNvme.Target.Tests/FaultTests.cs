@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Protocol.Tcp;
 
