@@ -4,28 +4,93 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+t_start=$SECONDS
 if [ -x scripts/ensure-deps.sh ]; then
   scripts/ensure-deps.sh
 fi
+t_deps=$((SECONDS - t_start))
 
 results=artifacts/test-results
 rm -rf "$results"
 mkdir -p "$results"
 
+t=$SECONDS
 dotnet build ActorNvme.sln -c Release -warnaserror -nologo -v quiet
+t_build=$((SECONDS - t))
 status=0
+
+# Every test project but the real-peer one, which needs the harness below.
+t=$SECONDS
 dotnet test ActorNvme.sln -c Release --no-build --nologo \
+  --filter 'FullyQualifiedName!~ActorNvme.RealPeer.Tests' \
   --logger "trx" --results-directory "$results" \
   --logger "console;verbosity=normal" || status=$?
+t_unit=$((SECONDS - t))
+
+# Real-peer tests: inside the harness's network namespace, against the Linux kernel NVMe/TCP target
+# in QEMU, capturing the traffic for tshark's dissector. They need root (namespace, tap device).
+# In CI, or whenever we are root (scripts/ensure-deps.sh then installed what they need), they must
+# run: a skipped or empty real-peer run fails the whole test run.
+realpeer_trx=realpeer.trx
+realpeer_args=(tests/ActorNvme.RealPeer.Tests -c Release --no-build --nologo
+  --blame-hang-timeout 5m --blame-hang-dump-type none
+  --logger "trx;LogFileName=$realpeer_trx" --results-directory "$results"
+  --logger "console;verbosity=normal")
+realpeer_required=false
+if [ "${CI:-}" = "true" ] || [ "$(id -u)" -eq 0 ]; then
+  realpeer_required=true
+fi
+t=$SECONDS
+if [ "$(id -u)" -eq 0 ]; then
+  capture=$results/realpeer.pcapng
+  ACTORNVME_NVMET_CAPTURE=$capture ACTORNVME_NVMET_LOGDIR=$results \
+    scripts/nvmet-qemu/nvmet.sh with -- dotnet test "${realpeer_args[@]}" || status=$?
+  # Wireshark's dissector must read all of that traffic without complaint.
+  if [ ! -f "$results/$realpeer_trx" ]; then
+    echo "test.sh: no real-peer test ran, so there is no traffic to dissect" >&2
+  elif [ -f "$capture" ]; then
+    scripts/tshark-check.sh "$capture" 8009,4420 || status=1
+  else
+    echo "test.sh: no capture of the real-peer traffic at $capture" >&2
+    status=1
+  fi
+else
+  echo "test.sh: not root, so the Linux target cannot be started; the real-peer tests will be skipped" >&2
+  dotnet test "${realpeer_args[@]}" || status=$?
+fi
+t_realpeer=$((SECONDS - t))
+
+# trx_counts FILE -> "passed failed skipped" for one TRX file. Skipped tests are the results with
+# outcome NotExecuted (xunit's skips do not show in the notExecuted counter).
+trx_counts() {
+  local p fl sk
+  p=$(grep -o 'passed="[0-9]*"' "$1" | head -1 | tr -dc 0-9 || true)
+  fl=$(grep -o 'failed="[0-9]*"' "$1" | head -1 | tr -dc 0-9 || true)
+  sk=$({ grep -o '<UnitTestResult [^>]*outcome="NotExecuted"' "$1" || true; } | wc -l)
+  echo "${p:-0} ${fl:-0} ${sk:-0}"
+}
+if [ "$realpeer_required" = true ]; then
+  if [ ! -f "$results/$realpeer_trx" ]; then
+    echo "test.sh: the real-peer tests did not run (no $results/$realpeer_trx); see the harness output above" >&2
+    status=1
+  else
+    read -r rp_passed _ rp_skipped < <(trx_counts "$results/$realpeer_trx")
+    if [ "$rp_passed" -eq 0 ] || [ "$rp_skipped" -ne 0 ]; then
+      echo "test.sh: the real-peer run must pass with nothing skipped here (CI or root), but it reports $rp_passed passed, $rp_skipped skipped" >&2
+      status=1
+    fi
+  fi
+fi
+
+echo "Timings: deps ${t_deps} s, build ${t_build} s, unit tests ${t_unit} s, real-peer (image, boot, tests, teardown) ${t_realpeer} s, total $((SECONDS - t_start)) s"
 
 # One summary line over every test project (the plain 'N passed, N failed' form).
 python_free_sum() {
   local passed=0 failed=0 skipped=0 f p fl sk
   for f in "$results"/*.trx; do
     [ -f "$f" ] || continue
-    p=$(grep -o 'passed="[0-9]*"' "$f" | head -1 | tr -dc 0-9); fl=$(grep -o 'failed="[0-9]*"' "$f" | head -1 | tr -dc 0-9)
-    sk=$(grep -o 'notExecuted="[0-9]*"' "$f" | head -1 | tr -dc 0-9)
-    passed=$((passed + ${p:-0})); failed=$((failed + ${fl:-0})); skipped=$((skipped + ${sk:-0}))
+    read -r p fl sk < <(trx_counts "$f")
+    passed=$((passed + p)); failed=$((failed + fl)); skipped=$((skipped + sk))
   done
   echo "Tests: $passed passed, $failed failed, $skipped skipped"
   if [ "$passed" -eq 0 ]; then echo "no test ran" >&2; return 1; fi
