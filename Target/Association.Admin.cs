@@ -167,6 +167,7 @@ internal sealed partial class Association
             NumberOfAnaGroupIds = discovery ? 0 : NvmSubsystem.MaxAnaGroups,
             MaxOutstandingCommands = (ushort)_options.MaxIoQueueSize,
             NumberOfNamespaces = nvm?.Options.MaxNamespaces ?? 0,
+            MaxAllowedNamespaces = nvm?.Options.MaxNamespaces ?? 0, // MNAN: Linux refuses an ANA-reporting controller with 0
             OptionalNvmCommands = discovery ? (ushort)0 : (ushort)0x0C, // Dataset Management, Write Zeroes
             VolatileWriteCache = discovery ? (byte)0 : (byte)1,
             SglSupport = 0x0000_0001 | (_options.InCapsuleDataSize > 0 ? 1u << 20 : 0), // SGLs; offsets for in-capsule data
@@ -209,6 +210,12 @@ internal sealed partial class Association
             case LogPageId.ErrorInformation when !discovery:
                 // One entry (ELPE 0), never filled: this target records no errors.
                 fullLength = ErrorInformationEntry.Size;
+                full = ArrayPool<byte>.Shared.Rent(fullLength);
+                full.AsSpan(0, fullLength).Clear();
+                break;
+            case LogPageId.SmartHealth when !discovery:
+                // 512 bytes, all zeros: no warnings, nothing counted (the Linux host reads it at connect).
+                fullLength = 512;
                 full = ArrayPool<byte>.Shared.Rent(fullLength);
                 full.AsSpan(0, fullLength).Clear();
                 break;

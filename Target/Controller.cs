@@ -119,6 +119,14 @@ internal sealed class Controller
         }
     }
 
+    public TargetControllerInfo Describe()
+    {
+        lock (_sync)
+        {
+            return new TargetControllerInfo(Id, HostNqn, Listener, (_csts & 1) != 0, _keepAliveMs, _asyncEventConfig, _aers.Count, _ioQueues.Count(q => q is not null));
+        }
+    }
+
     /// <summary>Any command on any queue of the controller counts as activity (nvmet's traffic-based keep-alive).</summary>
     public void Touch() => Volatile.Write(ref _lastActivity, Environment.TickCount64);
 
@@ -412,3 +420,17 @@ internal sealed class Controller
         }
     }
 }
+
+/// <summary>
+/// What a test can see of a live controller: its ID, the host, the listener it came through, CSTS.RDY,
+/// KATO (ms), the Asynchronous Event Configuration it set, the AERs it has outstanding, its I/O queues.
+/// </summary>
+public sealed record TargetControllerInfo(
+    ushort ControllerId,
+    string HostNqn,
+    TargetListener Listener,
+    bool Ready,
+    uint KeepAliveMs,
+    uint AsyncEventConfiguration,
+    int OutstandingAsyncEventRequests,
+    int IoQueues);

@@ -71,6 +71,9 @@ public abstract class SubsystemBase
 
     internal abstract bool IsDiscovery { get; }
 
+    /// <summary>A snapshot of the live controllers: who connected, through where, and what they enabled.</summary>
+    public IReadOnlyList<TargetControllerInfo> GetControllers() => [.. Controllers().Select(c => c.Describe())];
+
     internal Controller[] Controllers()
     {
         lock (_sync)

@@ -34,6 +34,7 @@ public sealed class AdminTests
         Assert.Equal(NvmSubsystem.MaxAnaGroups, decoded.AnaGroupIdMax);
         Assert.Equal(TestTarget.Nqn, decoded.SubsystemNqn);
         Assert.Equal(0x66, decoded.SubmissionQueueEntrySize);
+        Assert.Equal(decoded.NumberOfNamespaces, decoded.MaxAllowedNamespaces); // MNAN, required by Linux with ANA
         Assert.Equal(1024u, BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(516))); // NN
         Assert.Equal(0x0Cu, BinaryPrimitives.ReadUInt16LittleEndian(d.AsSpan(520))); // ONCS: DSM, Write Zeroes
         Assert.Equal(0x00100001u, BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(536))); // SGLS
@@ -136,7 +137,9 @@ public sealed class AdminTests
         var discoveryOnNvm = await client.GetLogPageAsync(0x70, 1024);
         Assert.Equal(NvmeStatus.Generic(GenericStatus.InvalidField, true), discoveryOnNvm.Status);
 
-        var unsupported = await client.GetLogPageAsync(0x02, 512);
+        Assert.True((await client.GetLogPageAsync(0x02, 512)).Status.IsSuccess); // SMART / health
+
+        var unsupported = await client.GetLogPageAsync(0x03, 512);
         Assert.Equal(NvmeStatus.Generic(GenericStatus.InvalidField, true), unsupported.Status);
     }
 
