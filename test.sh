@@ -49,7 +49,8 @@ if [ "$(id -u)" -eq 0 ]; then
   if [ ! -f "$results/$realpeer_trx" ]; then
     echo "test.sh: no real-peer test ran, so there is no traffic to dissect" >&2
   elif [ -f "$capture" ]; then
-    scripts/tshark-check.sh "$capture" 8009,4420 || status=1
+    # 4430: our own Target, driven by the guest's kernel host (OurTargetTests).
+    scripts/tshark-check.sh "$capture" 8009,4420,4430 || status=1
   else
     echo "test.sh: no capture of the real-peer traffic at $capture" >&2
     status=1

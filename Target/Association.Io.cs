@@ -1,0 +1,363 @@
+using ActorNvme.Protocol.Data;
+using System.Buffers;
+using ActorNvme.Protocol.Nvme;
+using ActorNvme.Protocol.Tcp;
+
+namespace ActorNvme.Target;
+
+// NVM I/O commands, and the R2T/H2CData exchange that brings write data the capsule did not carry.
+internal sealed partial class Association
+{
+    private const int DsmRangeSize = 16;
+
+    private readonly Dictionary<ushort, Transfer> _transfers = [];
+    private readonly Queue<Transfer> _waitingTransfers = new();
+    private long _dataInFlight;
+    private ushort _nextTransferTag;
+
+    private enum TransferKind : byte
+    {
+        Write,
+        DatasetManagement,
+    }
+
+    private ValueTask HandleIoAsync(Controller controller, SubmissionQueueEntry sqe, ReadOnlySequence<byte> data)
+    {
+        var nvm = controller.Nvm!;
+        var opcode = (NvmOpcode)sqe.Opcode;
+        if (opcode is not (NvmOpcode.Read or NvmOpcode.Write or NvmOpcode.Flush or NvmOpcode.WriteZeroes or NvmOpcode.DatasetManagement))
+        {
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidOpcode, true));
+        }
+
+        if (opcode == NvmOpcode.Flush && sqe.NamespaceId == 0xFFFFFFFF)
+        {
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Success);
+        }
+
+        if (!nvm.NamespaceMap.TryGetValue(sqe.NamespaceId, out var ns))
+        {
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidNamespaceOrFormat, true));
+        }
+
+        var path = PathStatus(nvm, ns);
+        if (!path.IsSuccess)
+        {
+            return CompleteAsync(sqe.CommandId, path);
+        }
+
+        switch (opcode)
+        {
+            case NvmOpcode.Flush:
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Success);
+            case NvmOpcode.DatasetManagement:
+                return DatasetManagementAsync(sqe, ns, data);
+        }
+
+        ulong startLba = NvmCommands.StartLba(sqe);
+        int blocks = NvmCommands.BlockCount(sqe);
+        if (startLba >= (ulong)ns.BlockCount || (ulong)blocks > (ulong)ns.BlockCount - startLba)
+        {
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.LbaOutOfRange, true));
+        }
+
+        long offset = (long)startLba << ns.BlockSizeShift;
+        long length = (long)blocks << ns.BlockSizeShift;
+        if (opcode == NvmOpcode.WriteZeroes)
+        {
+            if (data.Length > 0)
+            {
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true));
+            }
+
+            ns.Zero(offset, length);
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Success);
+        }
+
+        if (length > _options.MaxDataTransferSize)
+        {
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidField, true));
+        }
+
+        var sgl = sqe.DataPointer;
+        if (opcode == NvmOpcode.Read)
+        {
+            if (!sgl.IsTransport || data.Length > 0)
+            {
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.SglDescriptorTypeInvalid, true));
+            }
+
+            if (sgl.Length != length)
+            {
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.DataSglLengthInvalid, true));
+            }
+
+            return SendReadAsync(sqe.CommandId, ns, offset, (int)length);
+        }
+
+        // Write
+        if (sgl.Length != length)
+        {
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.DataSglLengthInvalid, true));
+        }
+
+        if (sgl.IsInCapsule)
+        {
+            if (sgl.Address != 0)
+            {
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.SglOffsetInvalid, true));
+            }
+
+            if (length > _options.InCapsuleDataSize || data.Length != length)
+            {
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.DataSglLengthInvalid, true));
+            }
+
+            WriteFromSequence(ns, offset, data);
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Success);
+        }
+
+        if (!sgl.IsTransport || data.Length > 0)
+        {
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.SglDescriptorTypeInvalid, true));
+        }
+
+        return StartTransferAsync(new Transfer(sqe.CommandId, TransferKind.Write, ns, offset, (int)length, sqe));
+    }
+
+    private ValueTask DatasetManagementAsync(SubmissionQueueEntry sqe, TargetNamespace ns, ReadOnlySequence<byte> data)
+    {
+        int length = NvmCommands.RangeCount(sqe) * DsmRangeSize;
+        var sgl = sqe.DataPointer;
+        if (sgl.Length != length)
+        {
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.DataSglLengthInvalid, true));
+        }
+
+        if (sgl.IsInCapsule)
+        {
+            if (data.Length != length)
+            {
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.DataSglLengthInvalid, true));
+            }
+
+            var ranges = ArrayPool<byte>.Shared.Rent(length);
+            try
+            {
+                data.CopyTo(ranges);
+                return CompleteAsync(sqe.CommandId, Deallocate(sqe, ns, ranges.AsSpan(0, length)));
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(ranges);
+            }
+        }
+
+        if (!sgl.IsTransport || data.Length > 0)
+        {
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.SglDescriptorTypeInvalid, true));
+        }
+
+        return StartTransferAsync(new Transfer(sqe.CommandId, TransferKind.DatasetManagement, ns, 0, length, sqe));
+    }
+
+    private static NvmeStatus Deallocate(in SubmissionQueueEntry sqe, TargetNamespace ns, ReadOnlySpan<byte> ranges)
+    {
+        if (!NvmCommands.DeallocateAttribute(sqe))
+        {
+            return NvmeStatus.Success; // integral read/write hints: nothing to do
+        }
+
+        for (int i = 0; i < ranges.Length; i += DsmRangeSize)
+        {
+            var (start, count, _) = NvmCommands.ReadRange(ranges[i..]);
+            if (start > (ulong)ns.BlockCount || count > (ulong)ns.BlockCount - start)
+            {
+                return NvmeStatus.Generic(GenericStatus.LbaOutOfRange, true);
+            }
+        }
+
+        for (int i = 0; i < ranges.Length; i += DsmRangeSize)
+        {
+            var (start, count, _) = NvmCommands.ReadRange(ranges[i..]);
+            ns.Zero((long)start << ns.BlockSizeShift, (long)count << ns.BlockSizeShift);
+        }
+
+        return NvmeStatus.Success;
+    }
+
+    private NvmeStatus PathStatus(NvmSubsystem nvm, TargetNamespace ns) => nvm.GetAnaState(ns.AnaGroupId, Listener) switch
+    {
+        AnaState.Inaccessible => NvmeStatus.Create(StatusCodeType.PathRelated, (byte)Protocol.Nvme.PathStatus.AsymmetricAccessInaccessible),
+        AnaState.PersistentLoss => NvmeStatus.Create(StatusCodeType.PathRelated, (byte)Protocol.Nvme.PathStatus.AsymmetricAccessPersistentLoss),
+        AnaState.Change => NvmeStatus.Create(StatusCodeType.PathRelated, (byte)Protocol.Nvme.PathStatus.AsymmetricAccessTransition),
+        _ => NvmeStatus.Success,
+    };
+
+    private static void WriteFromSequence(TargetNamespace ns, long offset, ReadOnlySequence<byte> data)
+    {
+        foreach (var segment in data)
+        {
+            ns.Write(offset, segment.Span);
+            offset += segment.Length;
+        }
+    }
+
+    /// <summary>Solicits the data of a write with R2T, or queues it while the connection's data in flight is at its bound.</summary>
+    private ValueTask StartTransferAsync(Transfer transfer)
+    {
+        if (_transfers.Count > 0 && _dataInFlight + transfer.Length > _options.MaxDataInFlightPerConnection)
+        {
+            _waitingTransfers.Enqueue(transfer);
+            return ValueTask.CompletedTask;
+        }
+
+        do
+        {
+            _nextTransferTag++;
+        }
+        while (_transfers.ContainsKey(_nextTransferTag));
+
+        transfer.Tag = _nextTransferTag;
+        if (transfer.Kind == TransferKind.DatasetManagement || transfer.Namespace.Backend != NamespaceBackend.Null)
+        {
+            transfer.Buffer = ArrayPool<byte>.Shared.Rent(transfer.Length);
+        }
+
+        _transfers.Add(transfer.Tag, transfer);
+        _dataInFlight += transfer.Length;
+        transfer.WindowEnd = Math.Min(transfer.Length, _options.MaxH2CData);
+        return WriteR2TAsync(transfer.CommandId, transfer.Tag, 0, transfer.WindowEnd);
+    }
+
+    private async ValueTask<bool> HandleH2CDataAsync(PduFrame frame)
+    {
+        var header = DataPduHeader.Read(_header);
+        if (!_transfers.TryGetValue(header.TransferTag, out var transfer))
+        {
+            return await SendTermReqAsync(TermReqError.InvalidHeaderField, 10, PduSizes.DataHeader, $"H2CData for unknown TTAG {header.TransferTag}").ConfigureAwait(false);
+        }
+
+        if (transfer.CommandId != header.CommandId)
+        {
+            return await SendTermReqAsync(TermReqError.InvalidHeaderField, 8, PduSizes.DataHeader, $"H2CData CCCID {header.CommandId} does not match TTAG {header.TransferTag}").ConfigureAwait(false);
+        }
+
+        if (header.DataLength != frame.Data.Length)
+        {
+            return await SendTermReqAsync(TermReqError.InvalidHeaderField, 16, PduSizes.DataHeader, $"H2CData DATAL {header.DataLength} does not match the PDU's {frame.Data.Length} bytes").ConfigureAwait(false);
+        }
+
+        if (header.DataOffset != transfer.Received)
+        {
+            return await SendTermReqAsync(TermReqError.InvalidHeaderField, 12, PduSizes.DataHeader, $"H2CData DATAO {header.DataOffset}, expected {transfer.Received}").ConfigureAwait(false);
+        }
+
+        if (transfer.Received + (long)header.DataLength > transfer.WindowEnd)
+        {
+            return await SendTermReqAsync(TermReqError.DataTransferOutOfRange, 0, PduSizes.DataHeader, $"H2CData beyond the R2T window ending at {transfer.WindowEnd}").ConfigureAwait(false);
+        }
+
+        if (transfer.Buffer is not null)
+        {
+            frame.Data.CopyTo(transfer.Buffer.AsSpan(transfer.Received));
+        }
+
+        if (!frame.DataDigestValid)
+        {
+            transfer.DigestError = true;
+        }
+
+        transfer.Received += (int)header.DataLength;
+        if (transfer.Received < transfer.WindowEnd)
+        {
+            return true;
+        }
+
+        if (transfer.Received < transfer.Length)
+        {
+            transfer.WindowEnd = Math.Min(transfer.Length, transfer.Received + _options.MaxH2CData);
+            await WriteR2TAsync(transfer.CommandId, transfer.Tag, transfer.Received, transfer.WindowEnd - transfer.Received).ConfigureAwait(false);
+            return true;
+        }
+
+        await FinishTransferAsync(transfer).ConfigureAwait(false);
+        return true;
+    }
+
+    private async ValueTask FinishTransferAsync(Transfer transfer)
+    {
+        _transfers.Remove(transfer.Tag);
+        _dataInFlight -= transfer.Length;
+        NvmeStatus status;
+        if (transfer.DigestError)
+        {
+            status = NvmeStatus.Generic(GenericStatus.TransientTransportError);
+        }
+        else if (transfer.Kind == TransferKind.Write)
+        {
+            if (transfer.Buffer is not null)
+            {
+                transfer.Namespace.Write(transfer.Offset, transfer.Buffer.AsSpan(0, transfer.Length));
+            }
+
+            status = NvmeStatus.Success;
+        }
+        else
+        {
+            status = Deallocate(transfer.Command, transfer.Namespace, transfer.Buffer.AsSpan(0, transfer.Length));
+        }
+
+        if (transfer.Buffer is not null)
+        {
+            ArrayPool<byte>.Shared.Return(transfer.Buffer);
+            transfer.Buffer = null;
+        }
+
+        await CompleteAsync(transfer.CommandId, status).ConfigureAwait(false);
+        while (_waitingTransfers.Count > 0 && (_transfers.Count == 0 || _dataInFlight + _waitingTransfers.Peek().Length <= _options.MaxDataInFlightPerConnection))
+        {
+            await StartTransferAsync(_waitingTransfers.Dequeue()).ConfigureAwait(false);
+        }
+    }
+
+    private void ReleaseTransfers()
+    {
+        foreach (var transfer in _transfers.Values)
+        {
+            if (transfer.Buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(transfer.Buffer);
+                transfer.Buffer = null;
+            }
+        }
+
+        _transfers.Clear();
+        _waitingTransfers.Clear();
+    }
+
+    private sealed class Transfer(ushort commandId, TransferKind kind, TargetNamespace ns, long offset, int length, SubmissionQueueEntry command)
+    {
+        public ushort CommandId { get; } = commandId;
+
+        public TransferKind Kind { get; } = kind;
+
+        public TargetNamespace Namespace { get; } = ns;
+
+        public long Offset { get; } = offset;
+
+        public int Length { get; } = length;
+
+        public SubmissionQueueEntry Command { get; } = command;
+
+        public ushort Tag { get; set; }
+
+        public byte[]? Buffer { get; set; }
+
+        public int Received { get; set; }
+
+        public int WindowEnd { get; set; }
+
+        public bool DigestError { get; set; }
+    }
+}

@@ -1,0 +1,233 @@
+using ActorNvme.Protocol.Data;
+using ActorNvme.Protocol.Nvme;
+using ActorNvme.Protocol.Tcp;
+
+namespace ActorNvme.Target;
+
+/// <summary>Which queue a command arrives on: admin and NVM opcodes overlap (0x02 is Get Log Page and Read).</summary>
+public enum CommandQueueKind
+{
+    Admin,
+    Io,
+}
+
+/// <summary>
+/// Fault injection: how a test (or a user's spec) makes the target fail the way networks and storage
+/// arrays fail. Every fault takes effect at once on live connections.
+/// </summary>
+public sealed class TargetFaults
+{
+    private readonly NvmeTarget _target;
+    private readonly object _sync = new();
+    private readonly List<FailureRule> _failures = [];
+    private readonly Dictionary<string, TimeSpan> _delays = new(StringComparer.Ordinal);
+    private TimeSpan _globalDelay;
+    private int _digestCorruptions;
+
+    internal TargetFaults(NvmeTarget target)
+    {
+        _target = target;
+    }
+
+    /// <summary>
+    /// A pulled cable: the listener stops accepting (TCP: the socket stays open, so a host's connect completes
+    /// in the kernel and is never served) and every connection through it is frozen — nothing read, nothing
+    /// written, no FIN or RST — until <see cref="Restore"/>. Keep-alive timers keep running: a controller whose
+    /// KATO expires meanwhile is dropped, and its connections are reset once the listener is restored.
+    /// </summary>
+    public void Blackhole(TargetListener listener)
+    {
+        ArgumentNullException.ThrowIfNull(listener);
+        listener.Gate.Close();
+        _target.Log.FaultApplied("blackhole", listener.ToString());
+    }
+
+    /// <summary>Ends a <see cref="Blackhole"/>: frozen connections resume where they stopped, new ones are served.</summary>
+    public void Restore(TargetListener listener)
+    {
+        ArgumentNullException.ThrowIfNull(listener);
+        listener.Gate.Open();
+        _target.Log.FaultApplied("restore", listener.ToString());
+    }
+
+    /// <summary>Closes the listener and every connection through it; the subsystems stay linked to it. A discovery log change.</summary>
+    public Task TakeDownListenerAsync(TargetListener listener) => _target.TakeDownListenerAsync(listener);
+
+    /// <summary>Listens again on the same address (for TCP, the same port) after <see cref="TakeDownListenerAsync"/>.</summary>
+    public void BringUpListener(TargetListener listener) => _target.BringUpListener(listener);
+
+    /// <summary>Resets (RST) every connection, or those through <paramref name="listener"/> and/or to <paramref name="subsystemNqn"/>. Returns how many.</summary>
+    public int ResetConnections(TargetListener? listener = null, string? subsystemNqn = null)
+    {
+        int count = 0;
+        foreach (var association in _target.Associations(listener, subsystemNqn))
+        {
+            association.Close("fault injection: connection reset", reset: true);
+            count++;
+        }
+
+        _target.Log.FaultApplied("reset connections", $"{count}");
+        return count;
+    }
+
+    /// <summary>Delays every completion (of one subsystem, or all with null) by <paramref name="delay"/>; <see cref="TimeSpan.Zero"/> clears it.</summary>
+    public void DelayCompletions(TimeSpan delay, string? subsystemNqn = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
+        lock (_sync)
+        {
+            if (subsystemNqn is null)
+            {
+                _globalDelay = delay;
+            }
+            else if (delay == TimeSpan.Zero)
+            {
+                _delays.Remove(subsystemNqn);
+            }
+            else
+            {
+                _delays[subsystemNqn] = delay;
+            }
+        }
+    }
+
+    /// <summary>Fails the next <paramref name="count"/> commands with <paramref name="opcode"/> on <paramref name="queue"/> queues with <paramref name="status"/>, without executing them.</summary>
+    public void FailNext(CommandQueueKind queue, byte opcode, int count, NvmeStatus status, string? subsystemNqn = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        lock (_sync)
+        {
+            _failures.Add(new FailureRule(queue, opcode, status, subsystemNqn) { Remaining = count });
+        }
+    }
+
+    public void FailNextAdmin(AdminOpcode opcode, int count, NvmeStatus status, string? subsystemNqn = null) =>
+        FailNext(CommandQueueKind.Admin, (byte)opcode, count, status, subsystemNqn);
+
+    public void FailNextIo(NvmOpcode opcode, int count, NvmeStatus status, string? subsystemNqn = null) =>
+        FailNext(CommandQueueKind.Io, (byte)opcode, count, status, subsystemNqn);
+
+    /// <summary>Sends a wrong data digest on the next <paramref name="count"/> C2HData PDUs (of connections that negotiated data digests).</summary>
+    public void CorruptNextDataDigest(int count = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        Interlocked.Add(ref _digestCorruptions, count);
+    }
+
+    /// <summary>Sends C2HTermReq to every matching connection, then closes each. Returns how many.</summary>
+    public async Task<int> SendTermReqAsync(TermReqError status = TermReqError.InvalidHeaderField, uint errorInformation = 0, TargetListener? listener = null, string? subsystemNqn = null)
+    {
+        var tasks = _target.Associations(listener, subsystemNqn).Select(a => a.InjectTermReqAsync(status, errorInformation)).ToList();
+        await Task.WhenAll(tasks).ConfigureAwait(false);
+        _target.Log.FaultApplied("C2HTermReq", $"{tasks.Count}");
+        return tasks.Count;
+    }
+
+    /// <summary>Unlinks a subsystem from a listener (its controllers there are dropped; discovery log change).</summary>
+    public void UnlinkSubsystem(string subsystemNqn, TargetListener listener) => Subsystem(subsystemNqn).Unlink(listener);
+
+    public void RelinkSubsystem(string subsystemNqn, TargetListener listener) => Subsystem(subsystemNqn).Link(listener);
+
+    /// <summary>Adds a namespace (namespace-attribute-changed AEN to every controller of the subsystem).</summary>
+    public TargetNamespace AddNamespace(string subsystemNqn, NamespaceOptions options) => Subsystem(subsystemNqn).AddNamespace(options);
+
+    public bool RemoveNamespace(string subsystemNqn, uint namespaceId) => Subsystem(subsystemNqn).RemoveNamespace(namespaceId);
+
+    /// <summary>Changes an ANA group's state (ANA change AEN to controllers on the affected listeners).</summary>
+    public void SetAnaState(string subsystemNqn, uint groupId, AnaState state, TargetListener? listener = null) =>
+        Subsystem(subsystemNqn).SetAnaState(groupId, state, listener);
+
+    /// <summary>Clears command failures, delays and digest corruptions, and restores every blackholed listener.</summary>
+    public void Clear()
+    {
+        lock (_sync)
+        {
+            _failures.Clear();
+            _delays.Clear();
+            _globalDelay = TimeSpan.Zero;
+        }
+
+        Interlocked.Exchange(ref _digestCorruptions, 0);
+        foreach (var listener in _target.Listeners)
+        {
+            listener.Gate.Open();
+        }
+    }
+
+    internal bool TryTakeFailure(CommandQueueKind queue, byte opcode, string? subsystemNqn, out NvmeStatus status)
+    {
+        status = default;
+        lock (_sync)
+        {
+            if (_failures.Count == 0)
+            {
+                return false;
+            }
+
+            for (int i = 0; i < _failures.Count; i++)
+            {
+                var rule = _failures[i];
+                if (rule.Queue != queue || rule.Opcode != opcode || (rule.SubsystemNqn is not null && rule.SubsystemNqn != subsystemNqn))
+                {
+                    continue;
+                }
+
+                status = rule.Status;
+                if (--rule.Remaining == 0)
+                {
+                    _failures.RemoveAt(i);
+                }
+
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    internal TimeSpan CompletionDelay(string? subsystemNqn)
+    {
+        lock (_sync)
+        {
+            if (subsystemNqn is not null && _delays.TryGetValue(subsystemNqn, out var delay))
+            {
+                return delay;
+            }
+
+            return _globalDelay;
+        }
+    }
+
+    internal bool TakeDigestCorruption()
+    {
+        while (true)
+        {
+            int current = Volatile.Read(ref _digestCorruptions);
+            if (current == 0)
+            {
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref _digestCorruptions, current - 1, current) == current)
+            {
+                return true;
+            }
+        }
+    }
+
+    private NvmSubsystem Subsystem(string nqn) =>
+        _target.FindSubsystem(nqn) ?? throw new ArgumentException($"no subsystem {nqn}", nameof(nqn));
+
+    private sealed class FailureRule(CommandQueueKind queue, byte opcode, NvmeStatus status, string? subsystemNqn)
+    {
+        public CommandQueueKind Queue { get; } = queue;
+
+        public byte Opcode { get; } = opcode;
+
+        public NvmeStatus Status { get; } = status;
+
+        public string? SubsystemNqn { get; } = subsystemNqn;
+
+        public int Remaining { get; set; }
+    }
+}

@@ -1,0 +1,184 @@
+using System.Net;
+using System.Net.Sockets;
+using ActorNvme.Transport;
+using ActorNvme.Transport.InMemory;
+using Microsoft.Extensions.Logging;
+
+namespace ActorNvme.Target;
+
+/// <summary>
+/// Where the target accepts connections (a "port" in nvmet's terms): a TCP address or an address on
+/// an <see cref="InMemoryNetwork"/>. Every subsystem linked to it (see <see cref="NvmSubsystem.Link"/>)
+/// and the discovery subsystem are reachable through it.
+/// </summary>
+public abstract class TargetListener
+{
+    private int _up;
+
+    private protected TargetListener(NvmeTarget target, ushort portId)
+    {
+        Target = target;
+        PortId = portId;
+    }
+
+    /// <summary>PORTID in discovery log entries.</summary>
+    public ushort PortId { get; }
+
+    /// <summary>The address it listens on; for TCP with port 0, the port the system picked.</summary>
+    public abstract TransportAddress Address { get; }
+
+    /// <summary>"tcp" or "in-memory". Discovery lists, for a host, only listeners of the transport it came through.</summary>
+    public abstract string Transport { get; }
+
+    /// <summary>Whether it accepts connections (false after <see cref="TargetFaults.TakeDownListenerAsync"/> or removal).</summary>
+    public bool IsUp => Volatile.Read(ref _up) == 1;
+
+    /// <summary>Whether it is blackholed (<see cref="TargetFaults.Blackhole"/>).</summary>
+    public bool IsBlackholed => !Gate.IsOpen;
+
+    internal NvmeTarget Target { get; }
+
+    internal AsyncGate Gate { get; } = new();
+
+    public override string ToString() => $"{Transport} {Address} (port {PortId})";
+
+    internal void Start()
+    {
+        StartCore();
+        Volatile.Write(ref _up, 1);
+    }
+
+    internal void Stop()
+    {
+        if (Interlocked.Exchange(ref _up, 0) == 1)
+        {
+            StopCore();
+        }
+    }
+
+    private protected abstract void StartCore();
+
+    private protected abstract void StopCore();
+
+    private protected async Task ServeAsync(TargetConnection connection, CancellationToken stopping)
+    {
+        try
+        {
+            // A blackholed listener leaves new connections unserved (connected, never answered) until restored.
+            await Gate.WaitOpenAsync(stopping).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            connection.Close();
+            return;
+        }
+
+        await Target.ServeAsync(this, connection).ConfigureAwait(false);
+    }
+}
+
+/// <summary>A TCP listener on a raw socket; while blackholed it stops accepting but keeps the socket open.</summary>
+internal sealed class TcpTargetListener : TargetListener
+{
+    private readonly IPAddress _ip;
+    private int _port;
+    private Socket? _socket;
+    private CancellationTokenSource? _stopping;
+
+    public TcpTargetListener(NvmeTarget target, ushort portId, IPAddress ip, int port)
+        : base(target, portId)
+    {
+        _ip = ip;
+        _port = port;
+    }
+
+    public override TransportAddress Address => new(_ip.ToString(), _port);
+
+    public override string Transport => "tcp";
+
+    private protected override void StartCore()
+    {
+        var socket = new Socket(_ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            socket.Bind(new IPEndPoint(_ip, _port));
+            socket.Listen(128);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        // Keep the port the system picked, so that bringing the listener up again reuses it.
+        _port = ((IPEndPoint)socket.LocalEndPoint!).Port;
+        _socket = socket;
+        _stopping = new CancellationTokenSource();
+        var stopping = _stopping.Token;
+        _ = Task.Run(() => AcceptLoopAsync(socket, stopping));
+    }
+
+    private protected override void StopCore()
+    {
+        _stopping?.Cancel();
+        _socket?.Dispose();
+        _socket = null;
+    }
+
+    private async Task AcceptLoopAsync(Socket socket, CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            Socket accepted;
+            try
+            {
+                // Blackholed: stop accepting. The kernel still completes handshakes into the backlog,
+                // so a host's connect succeeds and is never served.
+                await Gate.WaitOpenAsync(stopping).ConfigureAwait(false);
+                accepted = await socket.AcceptAsync(stopping).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                if (stopping.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                Target.Log.AcceptFailed(ex, Address.ToString());
+                continue;
+            }
+
+            var connection = new SocketTargetConnection(accepted);
+            _ = Task.Run(() => ServeAsync(connection, stopping), CancellationToken.None);
+        }
+    }
+}
+
+/// <summary>A listener on an <see cref="InMemoryNetwork"/>.</summary>
+internal sealed class InMemoryTargetListener(NvmeTarget target, ushort portId, InMemoryNetwork network, TransportAddress address) : TargetListener(target, portId)
+{
+    private IDisposable? _registration;
+    private CancellationTokenSource? _stopping;
+
+    public override TransportAddress Address { get; } = address;
+
+    public override string Transport => "in-memory";
+
+    private protected override void StartCore()
+    {
+        _stopping = new CancellationTokenSource();
+        var stopping = _stopping.Token;
+        _registration = network.Listen(Address, connection => ServeAsync(new InMemoryTargetConnection(connection, Address.Host), stopping));
+    }
+
+    private protected override void StopCore()
+    {
+        _registration?.Dispose();
+        _registration = null;
+        _stopping?.Cancel();
+    }
+}
+
+/// <summary>A referral entry of the discovery log: another discovery service.</summary>
+public sealed record DiscoveryReferral(TransportAddress Address, ushort PortId);

@@ -1,0 +1,201 @@
+namespace ActorNvme.Target;
+
+/// <summary>What stores a namespace's blocks.</summary>
+public enum NamespaceBackend
+{
+    /// <summary>Blocks kept in memory, allocated on first write (so a large namespace costs only what is written).</summary>
+    Ram,
+
+    /// <summary>Reads return zeros, writes are discarded: for benchmarks of the transport alone.</summary>
+    Null,
+}
+
+/// <summary>A namespace to add to a subsystem.</summary>
+public sealed record NamespaceOptions
+{
+    /// <summary>Namespace ID; null picks the lowest free one.</summary>
+    public uint? NamespaceId { get; init; }
+
+    public NamespaceBackend Backend { get; init; } = NamespaceBackend.Ram;
+
+    /// <summary>Size in bytes; rounded down to whole blocks.</summary>
+    public long SizeBytes { get; init; } = 64L * 1024 * 1024;
+
+    /// <summary>Logical block size: 512 or 4096.</summary>
+    public int BlockSize { get; init; } = 512;
+
+    /// <summary>ANA group the namespace belongs to (1..128).</summary>
+    public uint AnaGroupId { get; init; } = 1;
+
+    /// <summary>UUID reported in the namespace identification descriptors; null derives one from the subsystem NQN and NSID.</summary>
+    public Guid? Uuid { get; init; }
+
+    public static NamespaceOptions Ram(long sizeBytes, int blockSize = 512) => new() { Backend = NamespaceBackend.Ram, SizeBytes = sizeBytes, BlockSize = blockSize };
+
+    public static NamespaceOptions Null(long sizeBytes, int blockSize = 512) => new() { Backend = NamespaceBackend.Null, SizeBytes = sizeBytes, BlockSize = blockSize };
+}
+
+/// <summary>A namespace of an <see cref="NvmSubsystem"/>.</summary>
+public abstract class TargetNamespace
+{
+    private protected TargetNamespace(uint namespaceId, int blockSize, long blockCount, uint anaGroupId, Guid uuid)
+    {
+        NamespaceId = namespaceId;
+        BlockSize = blockSize;
+        BlockCount = blockCount;
+        AnaGroupId = anaGroupId;
+        Uuid = uuid;
+        BlockSizeShift = System.Numerics.BitOperations.Log2((uint)blockSize);
+    }
+
+    public uint NamespaceId { get; }
+
+    public int BlockSize { get; }
+
+    public long BlockCount { get; }
+
+    public long SizeBytes => BlockCount * BlockSize;
+
+    public uint AnaGroupId { get; }
+
+    public Guid Uuid { get; }
+
+    public abstract NamespaceBackend Backend { get; }
+
+    internal int BlockSizeShift { get; }
+
+    /// <summary>NGUID: the UUID's 16 bytes (unique per namespace, stable for its life).</summary>
+    internal byte[] Nguid => Uuid.ToByteArray(bigEndian: true);
+
+    /// <summary>Copies <paramref name="destination"/>.Length bytes from byte <paramref name="offset"/>.</summary>
+    public abstract void Read(long offset, Span<byte> destination);
+
+    public abstract void Write(long offset, ReadOnlySpan<byte> source);
+
+    /// <summary>Zeroes (and, for RAM, releases where whole chunks are covered) <paramref name="length"/> bytes.</summary>
+    public abstract void Zero(long offset, long length);
+
+    internal static TargetNamespace Create(NamespaceOptions options, uint namespaceId, Guid uuid)
+    {
+        if (options.BlockSize is not (512 or 4096))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.BlockSize, "block size is 512 or 4096 bytes");
+        }
+
+        long blocks = options.SizeBytes / options.BlockSize;
+        if (blocks < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.SizeBytes, "a namespace holds at least one block");
+        }
+
+        if (options.AnaGroupId is < 1 or > NvmSubsystem.MaxAnaGroups)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.AnaGroupId, $"ANA group id is 1..{NvmSubsystem.MaxAnaGroups}");
+        }
+
+        return options.Backend == NamespaceBackend.Null
+            ? new NullNamespace(namespaceId, options.BlockSize, blocks, options.AnaGroupId, uuid)
+            : new RamNamespace(namespaceId, options.BlockSize, blocks, options.AnaGroupId, uuid);
+    }
+}
+
+/// <summary>Blocks in memory, in 1 MiB chunks allocated on first write; an unwritten chunk reads as zeros.</summary>
+internal sealed class RamNamespace : TargetNamespace
+{
+    private const int ChunkShift = 20;
+    private const int ChunkSize = 1 << ChunkShift;
+    private readonly byte[]?[] _chunks;
+
+    public RamNamespace(uint namespaceId, int blockSize, long blockCount, uint anaGroupId, Guid uuid)
+        : base(namespaceId, blockSize, blockCount, anaGroupId, uuid)
+    {
+        _chunks = new byte[]?[(int)((SizeBytes + ChunkSize - 1) >> ChunkShift)];
+    }
+
+    public override NamespaceBackend Backend => NamespaceBackend.Ram;
+
+    public override void Read(long offset, Span<byte> destination)
+    {
+        while (!destination.IsEmpty)
+        {
+            int index = (int)(offset >> ChunkShift);
+            int within = (int)(offset & (ChunkSize - 1));
+            int count = Math.Min(destination.Length, ChunkSize - within);
+            var chunk = Volatile.Read(ref _chunks[index]);
+            if (chunk is null)
+            {
+                destination[..count].Clear();
+            }
+            else
+            {
+                chunk.AsSpan(within, count).CopyTo(destination);
+            }
+
+            destination = destination[count..];
+            offset += count;
+        }
+    }
+
+    public override void Write(long offset, ReadOnlySpan<byte> source)
+    {
+        while (!source.IsEmpty)
+        {
+            int index = (int)(offset >> ChunkShift);
+            int within = (int)(offset & (ChunkSize - 1));
+            int count = Math.Min(source.Length, ChunkSize - within);
+            source[..count].CopyTo(Chunk(index).AsSpan(within, count));
+            source = source[count..];
+            offset += count;
+        }
+    }
+
+    public override void Zero(long offset, long length)
+    {
+        while (length > 0)
+        {
+            int index = (int)(offset >> ChunkShift);
+            int within = (int)(offset & (ChunkSize - 1));
+            int count = (int)Math.Min(length, ChunkSize - within);
+            if (count == ChunkSize)
+            {
+                Volatile.Write(ref _chunks[index], null);
+            }
+            else
+            {
+                Volatile.Read(ref _chunks[index])?.AsSpan(within, count).Clear();
+            }
+
+            length -= count;
+            offset += count;
+        }
+    }
+
+    private byte[] Chunk(int index)
+    {
+        var chunk = Volatile.Read(ref _chunks[index]);
+        if (chunk is not null)
+        {
+            return chunk;
+        }
+
+        var fresh = new byte[ChunkSize];
+        return Interlocked.CompareExchange(ref _chunks[index], fresh, null) ?? fresh;
+    }
+}
+
+/// <summary>Reads zeros, discards writes.</summary>
+internal sealed class NullNamespace(uint namespaceId, int blockSize, long blockCount, uint anaGroupId, Guid uuid)
+    : TargetNamespace(namespaceId, blockSize, blockCount, anaGroupId, uuid)
+{
+    public override NamespaceBackend Backend => NamespaceBackend.Null;
+
+    public override void Read(long offset, Span<byte> destination) => destination.Clear();
+
+    public override void Write(long offset, ReadOnlySpan<byte> source)
+    {
+    }
+
+    public override void Zero(long offset, long length)
+    {
+    }
+}

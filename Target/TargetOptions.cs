@@ -1,0 +1,104 @@
+using ActorNvme.Protocol.Tcp;
+
+namespace ActorNvme.Target;
+
+/// <summary>
+/// Every knob of an <see cref="NvmeTarget"/>. Defaults follow what the Linux target (nvmet) reports
+/// where that is sensible for an in-process test target.
+/// </summary>
+public sealed record TargetOptions
+{
+    public static TargetOptions Default { get; } = new();
+
+    /// <summary>MAXH2CDATA announced in ICResp: the largest H2CData PDU (and R2T) the target accepts. At least 4096.</summary>
+    public int MaxH2CData { get; init; } = 128 * 1024;
+
+    /// <summary>Largest data carried by one C2HData PDU; longer reads are split.</summary>
+    public int MaxC2HData { get; init; } = 128 * 1024;
+
+    /// <summary>In-capsule data an I/O queue accepts (IOCCSZ = 64 + this, in 16-byte units). 0 disables in-capsule writes.</summary>
+    public int InCapsuleDataSize { get; init; } = 16 * 1024;
+
+    /// <summary>In-capsule data the admin queue accepts (Connect needs 1024).</summary>
+    public int AdminInCapsuleDataSize { get; init; } = 8 * 1024;
+
+    /// <summary>Largest transfer of one command (MDTS, in 4 KiB pages as a power of two). Must be a power of two ≥ 4096.</summary>
+    public int MaxDataTransferSize { get; init; } = 1024 * 1024;
+
+    /// <summary>I/O queue entries (CAP.MQES + 1): Connect with a larger SQSIZE is refused.</summary>
+    public int MaxIoQueueSize { get; init; } = 128;
+
+    /// <summary>Admin queue entries (the discovery log's ASQSZ): Connect with a larger SQSIZE is refused.</summary>
+    public int MaxAdminQueueSize { get; init; } = 32;
+
+    /// <summary>I/O queues one controller may create (Number of Queues grants at most this).</summary>
+    public int MaxIoQueues { get; init; } = 8;
+
+    /// <summary>Connections the whole target holds at once; more are closed as soon as they are accepted.</summary>
+    public int MaxConnections { get; init; } = 1024;
+
+    /// <summary>Write data one connection may have solicited (R2T) but not yet completed; further writes wait for their R2T.</summary>
+    public int MaxDataInFlightPerConnection { get; init; } = 4 * 1024 * 1024;
+
+    /// <summary>Asynchronous Event Requests a controller holds at once (AERL + 1).</summary>
+    public int AsyncEventRequestLimit { get; init; } = 4;
+
+    /// <summary>Controller events queued while no AER is outstanding; older ones are dropped beyond this.</summary>
+    public int MaxQueuedEvents { get; init; } = 64;
+
+    /// <summary>
+    /// Keep-alive timeout applied to a discovery controller connected with KATO 0. nvmet applies 120 s
+    /// (NVMET_DISC_KATO_MS); we do the same. An NVM controller connected with KATO 0 has no keep-alive.
+    /// </summary>
+    public TimeSpan DiscoveryDefaultKeepAlive { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>Which digests the target agrees to when a host asks; a host asking for more gets only these.</summary>
+    public DigestOptions SupportedDigests { get; init; } = DigestOptions.Both;
+
+    /// <summary>
+    /// Whether the discovery log starts with an entry for the current discovery subsystem (subtype 3), as
+    /// nvmet does.
+    /// </summary>
+    public bool ReportCurrentDiscoverySubsystem { get; init; } = true;
+
+    /// <summary>Time a new connection has to send its ICReq before it is closed.</summary>
+    public TimeSpan InitializationTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    internal void Validate()
+    {
+        if (MaxH2CData < PduSizes.MinMaxH2CData)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxH2CData), MaxH2CData, $"MAXH2CDATA must be at least {PduSizes.MinMaxH2CData}");
+        }
+
+        if (MaxC2HData < 512)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxC2HData), MaxC2HData, "C2HData PDUs must carry at least 512 bytes");
+        }
+
+        if (MaxDataTransferSize < 4096 || (MaxDataTransferSize & (MaxDataTransferSize - 1)) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxDataTransferSize), MaxDataTransferSize, "MDTS is a power of two of at least 4096 bytes");
+        }
+
+        if (MaxDataInFlightPerConnection < MaxDataTransferSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxDataInFlightPerConnection), MaxDataInFlightPerConnection, "data in flight must hold at least one maximal transfer");
+        }
+
+        if (MaxIoQueueSize is < 2 or > 65536 || MaxAdminQueueSize is < 2 or > 4096)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxIoQueueSize), "queue sizes are 2..65536 (admin 2..4096)");
+        }
+
+        if (AdminInCapsuleDataSize < 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(AdminInCapsuleDataSize), AdminInCapsuleDataSize, "the admin queue needs 1024 bytes of in-capsule data for Connect");
+        }
+
+        if (InCapsuleDataSize < 0 || InCapsuleDataSize % 16 != 0 || MaxIoQueues < 1 || MaxConnections < 1 || AsyncEventRequestLimit is < 1 or > 256)
+        {
+            throw new ArgumentException("InCapsuleDataSize is a multiple of 16; MaxIoQueues, MaxConnections ≥ 1; AsyncEventRequestLimit 1..256");
+        }
+    }
+}
