@@ -22,13 +22,13 @@ public sealed record AdminConnectRequest(TransportAddress Address, DigestOptions
 /// <summary>Callbacks from the queue pair's read loop. The actor turns each into a message to itself.</summary>
 public interface IAdminEvents
 {
-    void Completed(AdminCompletion completion);
+    void Completed(AdminResponse completion);
 
     void Closed(ConnectionClosed reason);
 }
 
 /// <summary>An admin command's completion, with the data the controller sent for it.</summary>
-public sealed record AdminCompletion(ushort CommandId, CompletionQueueEntry Entry, ReadOnlyMemory<byte> Data, bool DataDigestError);
+public sealed record AdminResponse(ushort CommandId, CompletionQueueEntry Entry, ReadOnlyMemory<byte> Data, bool DataDigestError);
 
 /// <summary>An open admin queue.</summary>
 public interface IAdminConnection

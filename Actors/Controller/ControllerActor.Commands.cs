@@ -14,7 +14,7 @@ public sealed partial class ControllerActor
         SubmissionQueueEntry Command,
         IActorRef? ReplyTo,
         object? Tag,
-        Action<AdminCompletion>? Continue,
+        Action<AdminResponse>? Continue,
         DateTimeOffset SubmittedAt,
         bool IsAsyncEvent);
 
@@ -38,7 +38,7 @@ public sealed partial class ControllerActor
     }
 
     /// <summary>Submits a command whose completion continues the actor's own work.</summary>
-    private void SubmitInternal(SubmissionQueueEntry command, Action<AdminCompletion> continuation, ReadOnlyMemory<byte> dataOut = default, int dataInLength = 0)
+    private void SubmitInternal(SubmissionQueueEntry command, Action<AdminResponse> continuation, ReadOnlyMemory<byte> dataOut = default, int dataInLength = 0)
     {
         if (!TrySubmit(command, dataOut, dataInLength, replyTo: null, tag: null, continuation, out string? error))
         {
@@ -46,7 +46,7 @@ public sealed partial class ControllerActor
         }
     }
 
-    private bool TrySubmit(SubmissionQueueEntry command, ReadOnlyMemory<byte> dataOut, int dataInLength, IActorRef? replyTo, object? tag, Action<AdminCompletion>? continuation, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? error)
+    private bool TrySubmit(SubmissionQueueEntry command, ReadOnlyMemory<byte> dataOut, int dataInLength, IActorRef? replyTo, object? tag, Action<AdminResponse>? continuation, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? error)
     {
         if (_connection is null)
         {
@@ -120,7 +120,7 @@ public sealed partial class ControllerActor
     }
 
     /// <summary>Continuation helper: run <paramref name="next"/> on success, otherwise lose the association naming the step.</summary>
-    private Action<AdminCompletion> OnSuccess(string step, Action<AdminCompletion> next, CommandSet commandSet = CommandSet.Admin) => completion =>
+    private Action<AdminResponse> OnSuccess(string step, Action<AdminResponse> next, CommandSet commandSet = CommandSet.Admin) => completion =>
     {
         if (completion.DataDigestError)
         {

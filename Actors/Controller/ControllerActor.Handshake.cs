@@ -44,7 +44,7 @@ public sealed partial class ControllerActor
         SubmitInternal(connect, OnSuccess("Fabrics Connect", OnFabricsConnected, CommandSet.Fabrics), data);
     }
 
-    private void OnFabricsConnected(AdminCompletion completion)
+    private void OnFabricsConnected(AdminResponse completion)
     {
         _controllerId = FabricsCommands.DecodeConnectResponse(completion.Entry.Dw0).ControllerId;
         SetState(ControllerState.Enabling, $"controller id {_controllerId}");

@@ -62,7 +62,7 @@ public sealed partial class ControllerActor
         SubmitInternal(AdminCommands.AsynchronousEventRequest(), OnAsyncEventCompleted);
     }
 
-    private void OnAsyncEventCompleted(AdminCompletion completion)
+    private void OnAsyncEventCompleted(AdminResponse completion)
     {
         _outstandingAsyncEvents--;
         if (!completion.Entry.Status.IsSuccess)

@@ -223,7 +223,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
 
     private sealed record Initialized(int Generation);
 
-    private sealed record AdminCompleted(int Generation, AdminCompletion Completion);
+    private sealed record AdminCompleted(int Generation, AdminResponse Completion);
 
     private sealed record ConnectionEnded(int Generation, ConnectionClosed Reason);
 
@@ -232,7 +232,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
     /// <summary>Turns read-loop callbacks into messages; the actor's state is touched only in its handlers.</summary>
     private sealed class ActorAdminEvents(IActorRef self, int generation) : IAdminEvents
     {
-        public void Completed(AdminCompletion completion) => self.Tell(new AdminCompleted(generation, completion));
+        public void Completed(AdminResponse completion) => self.Tell(new AdminCompleted(generation, completion));
 
         public void Closed(ConnectionClosed reason) => self.Tell(new ConnectionEnded(generation, reason));
     }

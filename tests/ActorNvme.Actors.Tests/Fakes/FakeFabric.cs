@@ -82,7 +82,7 @@ public sealed class FakeFabric : IAdminConnector
         {
             if (!fabric.Blackholed && !_closed.Task.IsCompleted && _asyncEvents.TryDequeue(out ushort cid))
             {
-                events.Completed(new AdminCompletion(cid, new CompletionQueueEntry(dw0, 0, 0, 0, cid, NvmeStatus.Success), default, false));
+                events.Completed(new AdminResponse(cid, new CompletionQueueEntry(dw0, 0, 0, 0, cid, NvmeStatus.Success), default, false));
             }
         }
 
@@ -106,7 +106,7 @@ public sealed class FakeFabric : IAdminConnector
             }
 
             var (dw0, dw1, data) = Answer(command);
-            events.Completed(new AdminCompletion(commandId, new CompletionQueueEntry(dw0, dw1, 0, 0, commandId, NvmeStatus.Success), data, false));
+            events.Completed(new AdminResponse(commandId, new CompletionQueueEntry(dw0, dw1, 0, 0, commandId, NvmeStatus.Success), data, false));
             return true;
         }
 

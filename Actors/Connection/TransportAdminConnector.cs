@@ -1,0 +1,98 @@
+using ActorNvme.Protocol.Nvme;
+using ActorNvme.Transport;
+
+namespace ActorNvme.Actors.Connection;
+
+/// <summary>The production <see cref="IAdminConnector"/>: an <see cref="AdminQueuePair"/> over an <see cref="INvmeTransport"/>.</summary>
+public sealed class TransportAdminConnector(INvmeTransport transport) : IAdminConnector
+{
+    /// <summary>The default: NVMe/TCP over the transport chosen for admin queues.</summary>
+    public static TransportAdminConnector Tcp() => new(NvmeTransports.ForAdminQueues());
+
+    public async Task<IAdminConnection> ConnectAsync(AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime)
+    {
+        var connection = await transport.ConnectAsync(request.Address, lifetime).ConfigureAwait(false);
+        var adminConnection = new TransportAdminConnection(connection, request, events);
+        lifetime.Register(() => adminConnection.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "the owner ended this association")));
+        return adminConnection;
+    }
+
+    private sealed class TransportAdminConnection(INvmeConnection connection, AdminConnectRequest request, IAdminEvents events) : IAdminConnection, IAdminCompletionSink
+    {
+        private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private AdminQueuePair? _queuePair;
+        private ConnectionClosed? _abortedWith;
+
+        public Task<ConnectionClosed> Closed => _closed.Task;
+
+        public async Task InitializeAsync(CancellationToken cancellationToken)
+        {
+            _ = connection.Closed.ContinueWith(t => _closed.TrySetResult(t.Result), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            var options = QueuePairOptions.Admin with { Digests = request.Digests, QueueSize = request.QueueSize };
+            var queuePair = await AdminQueuePair.StartAsync(connection, options, this, cancellationToken).ConfigureAwait(false);
+            _queuePair = queuePair;
+            _ = queuePair.Closed.ContinueWith(t => _closed.TrySetResult(t.Result), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            if (Volatile.Read(ref _abortedWith) is { } reason)
+            {
+                queuePair.Abort(reason); // aborted while the handshake was in flight
+            }
+        }
+
+        public bool TrySubmit(in SubmissionQueueEntry command, ReadOnlyMemory<byte> dataOut, int dataInLength, out ushort commandId)
+        {
+            var queuePair = _queuePair;
+            if (queuePair is null)
+            {
+                commandId = 0;
+                return false;
+            }
+
+            SubmitStatus status;
+            if (dataInLength > 0)
+            {
+                var buffer = new byte[dataInLength];
+                status = queuePair.TrySubmitRead(command, buffer, buffer, out commandId);
+            }
+            else if (!dataOut.IsEmpty)
+            {
+                status = queuePair.TrySubmitWrite(command, dataOut, null, out commandId);
+            }
+            else
+            {
+                status = queuePair.TrySubmit(command, null, out commandId);
+            }
+
+            return status == SubmitStatus.Submitted;
+        }
+
+        public void Abort(ConnectionClosed reason)
+        {
+            Volatile.Write(ref _abortedWith, reason);
+            if (_queuePair is { } queuePair)
+            {
+                queuePair.Abort(reason);
+            }
+            else
+            {
+                connection.Abort(reason);
+            }
+        }
+
+        public void OnCompletion(AdminCompletion completion)
+        {
+            if (completion.Outcome == CommandOutcome.ConnectionClosed)
+            {
+                return; // the actor fails its pending commands itself when it learns of the close
+            }
+
+            var data = completion.State is byte[] buffer ? buffer.AsMemory(0, Math.Min(buffer.Length, completion.BytesTransferred)) : ReadOnlyMemory<byte>.Empty;
+            events.Completed(new AdminResponse(completion.CommandId, completion.Completion, data, completion.Outcome == CommandOutcome.DataDigestError));
+        }
+
+        public void OnClosed(ConnectionClosed closed)
+        {
+            _closed.TrySetResult(closed);
+            events.Closed(closed);
+        }
+    }
+}
