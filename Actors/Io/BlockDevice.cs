@@ -91,6 +91,9 @@ public sealed class BlockDevice
     /// <summary>Paths attached now (usable or not).</summary>
     public int PathCount => Volatile.Read(ref _paths).Length;
 
+    /// <summary>The attached paths by key, with their I/O queues (a snapshot, for diagnostics and tools).</summary>
+    public IReadOnlyList<KeyValuePair<string, IoQueueSet>> Paths => [.. Volatile.Read(ref _paths).Select(p => new KeyValuePair<string, IoQueueSet>(p.Key, p.Set))];
+
     /// <summary>Whether any attached path can take I/O now.</summary>
     public bool HasUsablePath => FirstUsable(Volatile.Read(ref _paths)) is not null;
 
