@@ -2,6 +2,8 @@
 # The closing-note matrix: our Target (null namespace) in its own process on one core, `actornvme perf`
 # on the other, 4 KiB randread and randwrite at QD 1, 32 and 128 with one and two queue pairs, through
 # BlockDevice and (with --bare) straight on the queue pairs. One JSON line per run on stdout.
+# The target's I/O queues hold 256 entries (PERF_TARGET_QUEUE_SIZE), so QD128 fits one queue pair:
+# --bare has no waiting line and would spin on a full queue.
 #   bench/perf-matrix.sh [seconds] [warm-up seconds] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +18,7 @@ dotnet build Host -c Release -nologo -v quiet >/dev/null
 target_dll=bench/ActorNvme.TargetHost/bin/Release/net10.0/ActorNvme.TargetHost.dll
 perf_dll=Host/bin/Release/net10.0/actornvme.dll
 
-taskset -c 0 dotnet "$target_dll" --port "$port" --nqn "$nqn" >&2 &
+taskset -c 0 dotnet "$target_dll" --port "$port" --nqn "$nqn" --queue-size "${PERF_TARGET_QUEUE_SIZE:-256}" >&2 &
 target_pid=$!
 trap 'kill "$target_pid" 2>/dev/null || true; wait "$target_pid" 2>/dev/null || true' EXIT
 sleep 2
