@@ -46,7 +46,7 @@ internal sealed class PerfAttach : IAsyncDisposable
             actornvme.io-queues = {queues}
             actornvme.io-queue-size = {Math.Clamp(Math.Max(128, perQueue + 1), 2, 4096)}
             actornvme.digests = {digests}
-            actornvme.io-receive-spin = {options.ReceiveSpinMicroseconds}us
+            actornvme.io-receive-spin = {options.ReceiveSpinMicroseconds / 1000.0:0.###}ms
             """));
         return NvmeHostSettings.Create(config);
     }
