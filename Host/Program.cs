@@ -1,10 +1,20 @@
+using System.CommandLine;
+using ActorNvme.Host.Cli;
+
 namespace ActorNvme.Host;
 
+/// <summary>The <c>actornvme</c> command: demo, discover, serve, rpc, target, perf.</summary>
 public static class Program
 {
-    public static int Main(string[] args)
+    public static Task<int> Main(string[] args) => BuildRoot().Parse(args).InvokeAsync();
+
+    public static RootCommand BuildRoot()
     {
-        Console.Error.WriteLine("actornvme: no command is implemented yet in this build.");
-        return 2;
+        var root = new RootCommand("ActorNvme: an NVMe/TCP host runtime on Akka.NET")
+        {
+            DemoCommand.Create(),
+            DiscoverCommand.Create(),
+        };
+        return root;
     }
 }
