@@ -14,6 +14,9 @@ public static class Program
         {
             DemoCommand.Create(),
             DiscoverCommand.Create(),
+            TargetCommand.Create(),
+            RpcCommand.Create(),
+            ServeCommand.Create(),
         };
         return root;
     }

@@ -24,13 +24,28 @@ public static class NvmeHostShutdown
     /// <summary>Adds the shutdown task for <paramref name="host"/> to the system's CoordinatedShutdown.</summary>
     public static void Register(ActorSystem system, IActorRef host, TimeSpan? timeout = null)
     {
+        ArgumentNullException.ThrowIfNull(host);
+        Register(system, () => host, timeout);
+    }
+
+    /// <summary>Adds the shutdown task for whatever host <paramref name="host"/> returns when the system stops (none: nothing to do).</summary>
+    public static void Register(ActorSystem system, Func<IActorRef?> host, TimeSpan? timeout = null)
+    {
         ArgumentNullException.ThrowIfNull(system);
+        ArgumentNullException.ThrowIfNull(host);
         var bound = timeout ?? DefaultTimeout;
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceStop, TaskName, async () =>
         {
             try
             {
-                await ShutdownAsync(system, host, bound).ConfigureAwait(false);
+                if (host() is { } current)
+                {
+                    var remaining = await ShutdownAsync(system, current, bound).ConfigureAwait(false);
+                    if (remaining.Count > 0)
+                    {
+                        system.Log.Warning("actornvme: controllers still present after {0}: {1}", bound, string.Join(", ", remaining));
+                    }
+                }
             }
             catch (Exception e)
             {

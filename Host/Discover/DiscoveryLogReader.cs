@@ -86,7 +86,8 @@ public sealed class DiscoveryLogReader : IAdminCompletionSink
         }
         catch (ConnectionClosedException e)
         {
-            throw new DiscoveryFailedException($"cannot connect to {_address}: {Explain(e)}", e);
+            string hint = e.Closed.Cause == CloseCause.Protocol ? " (is it an NVMe/TCP target?)" : string.Empty;
+            throw new DiscoveryFailedException($"cannot connect to {_address}: {Explain(e)}{hint}", e);
         }
         catch (SocketException e)
         {

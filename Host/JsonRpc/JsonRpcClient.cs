@@ -98,7 +98,7 @@ public sealed class JsonRpcClient : IAsyncDisposable
             {
                 int code = error["code"] is JsonValue c && c.TryGetValue(out int value) ? value : 0;
                 string text = error["message"] is JsonValue m && m.TryGetValue(out string? s) ? s ?? string.Empty : string.Empty;
-                throw new JsonRpcErrorResponseException(code, text, error.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                throw new JsonRpcErrorResponseException(code, text, error.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             }
 
             return response["result"]?.DeepClone();

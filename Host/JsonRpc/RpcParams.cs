@@ -145,6 +145,38 @@ public sealed class RpcParams
     public long RequiredInt64(string name, long min = long.MinValue, long max = long.MaxValue) =>
         OptionalInt64(name, min, max) ?? throw JsonRpcException.InvalidParams($"{Method}: missing required parameter '{name}'");
 
+    /// <summary>A TCP port given as SPDK gives it (a string, "4420") or as a number.</summary>
+    public int? OptionalPort(string name, int min = 1)
+    {
+        if (!_values.TryGetValue(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        int port;
+        if (value.ValueKind == JsonValueKind.String)
+        {
+            if (!int.TryParse(value.GetString(), NumberStyles.None, CultureInfo.InvariantCulture, out port))
+            {
+                throw JsonRpcException.InvalidParams($"{Method}: parameter '{name}' must be a TCP port, not '{Truncate(value.GetString()!)}'");
+            }
+        }
+        else if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out port))
+        {
+            throw Wrong(name, "a TCP port (a string or a number)", value);
+        }
+
+        if (port < min || port > 65535)
+        {
+            throw JsonRpcException.InvalidParams($"{Method}: parameter '{name}' is {port}, not a TCP port ({min}..65535)");
+        }
+
+        return port;
+    }
+
+    public int RequiredPort(string name, int min = 1) =>
+        OptionalPort(name, min) ?? throw JsonRpcException.InvalidParams($"{Method}: missing required parameter '{name}'");
+
     /// <summary>Checks that a parameter SPDK defines, but which does not apply here, at least has a JSON scalar value.</summary>
     public void AcceptAny(string name)
     {
@@ -156,6 +188,8 @@ public sealed class RpcParams
 
     private JsonRpcException Wrong(string name, string expected, JsonElement value) =>
         JsonRpcException.InvalidParams($"{Method}: parameter '{name}' must be {expected}, not {Describe(value)}");
+
+    private static string Truncate(string text) => text.Length <= 64 ? text : text[..64] + "...";
 
     private static string Describe(JsonElement value) => value.ValueKind switch
     {
