@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using ActorNvme.Actors.Connection;
+using ActorNvme.Actors.Settings;
 using ActorNvme.Transport;
 
 namespace ActorNvme.Hosting;
@@ -103,8 +104,13 @@ public sealed class NvmeHostOptions
         return lines.Length == 0 ? string.Empty : $"actornvme {{\n{lines}}}\n";
     }
 
-    private static string? Duration(TimeSpan? value) =>
-        value is { } v ? $"{((long)v.TotalMilliseconds).ToString(CultureInfo.InvariantCulture)}ms" : null;
+    // HOCON durations take no sign; "reconnect forever" (-1 s) is spelled -1s, which the settings reader knows.
+    private static string? Duration(TimeSpan? value) => value switch
+    {
+        null => null,
+        { } v when v == ResiliencySettings.Forever => "-1s",
+        { } v => $"{((long)v.TotalMilliseconds).ToString(CultureInfo.InvariantCulture)}ms",
+    };
 
     private static string? Quote(string? value)
     {

@@ -183,7 +183,7 @@ public static class DemoRunner
             Record(
                 "loss timeout",
                 allRemoved && removed.Order(StringComparer.Ordinal).SequenceEqual(firstNames) && lossReasons.All(r => r.Contains("ctrlr-loss-timeout", StringComparison.Ordinal)),
-                allRemoved ? $"{string.Join(", ", removed)} deleted {outage.Elapsed.TotalSeconds:0.0} s after the interface went away" : $"only {removed.Count} of {subsystemCount} devices deleted");
+                allRemoved ? $"{string.Join(", ", removed.Order(StringComparer.Ordinal))} deleted {outage.Elapsed.TotalSeconds:0.0} s after the interface went away" : $"only {removed.Count} of {subsystemCount} devices deleted");
 
             // 6. Restore the interface.
             timeline.Step("step 6: restore the interface");
