@@ -149,3 +149,45 @@ public sealed class DiscoveryNoticeSpecs : TestKit, IAsyncLifetime
         Assert.Equal(["nvme1"], service.Subsystems);
     }
 }
+
+/// <summary>Referral entries lead to further discovery controllers, whose subsystems are attached too.</summary>
+public sealed class ReferralSpecs : TestKit, IAsyncLifetime
+{
+    private readonly NvmeTarget _first = new();
+    private readonly NvmeTarget _second = new();
+
+    public ReferralSpecs(ITestOutputHelper output)
+        : base(ConfigurationFactory.ParseString("akka.loglevel = WARNING"), output: output)
+    {
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        await _first.DisposeAsync();
+        await _second.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_referral_is_followed_once_and_its_subsystems_attach()
+    {
+        var firstListener = _first.ListenTcp("127.0.0.1", 0);
+        var secondListener = _second.ListenTcp("127.0.0.1", 0);
+        _second.AddSubsystem("nqn.2016-06.io.actornvme:behind-referral").AddNamespace(NamespaceOptions.Ram(1024 * 1024));
+        _first.AddReferral(secondListener.Address);
+        _second.AddReferral(firstListener.Address); // a cycle: must not be followed back
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events.Ref, typeof(BlockDeviceAdded));
+        var host = Sys.ActorOf(NvmeHost.Props(NvmeHostSettings.Default, TransportAdminConnector.Tcp()), NvmeHost.ActorName);
+
+        host.Tell(new NvmeHost.StartDiscovery("nvme", firstListener.Address));
+        ExpectMsg<NvmeHost.DiscoveryStarted>(TimeSpan.FromSeconds(10));
+
+        var added = events.ExpectMsg<BlockDeviceAdded>(TimeSpan.FromSeconds(30));
+        Assert.Equal("nqn.2016-06.io.actornvme:behind-referral", added.Device.SubsystemNqn);
+        var info = await host.Ask<NvmeHost.DiscoveryInfoList>(NvmeHost.GetDiscoveryInfo.Instance, TimeSpan.FromSeconds(5));
+        Assert.Equal([secondListener.Address], Assert.Single(info.Services).Referrals);
+        events.ExpectNoMsg(TimeSpan.FromSeconds(1)); // nothing attached twice through the cycle
+    }
+}
