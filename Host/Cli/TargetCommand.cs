@@ -76,6 +76,14 @@ internal static class TargetCommand
         await using var target = new NvmeTarget(logger: loggers.CreateLogger("ActorNvme.Target"));
         try
         {
+            foreach (int port in settings.Subsystems.Select(s => s.Port).Append(settings.DiscoveryPort).Distinct())
+            {
+                if (!PortProbe.IsFree(settings.Address, port))
+                {
+                    throw new InvalidOperationException($"port {port} is already in use on {settings.Address} (another target?)");
+                }
+            }
+
             var discovery = target.ListenTcp(settings.Address, settings.DiscoveryPort);
             Console.Out.WriteLine($"actornvme target: discovery tcp {discovery.Address}");
             foreach (var s in settings.Subsystems)
