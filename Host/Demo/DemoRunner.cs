@@ -294,16 +294,20 @@ public static class DemoRunner
 
     private static TargetListener Listen(NvmeTarget target, string address, int port, string what, DemoTimeline timeline)
     {
-        try
+        if (Cli.PortProbe.IsFree(address, port))
         {
-            return target.ListenTcp(address, port);
+            try
+            {
+                return target.ListenTcp(address, port);
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+            {
+            }
         }
-        catch (SocketException e) when (port != 0 && e.SocketErrorCode == SocketError.AddressAlreadyInUse)
-        {
-            var listener = target.ListenTcp(address, 0);
-            timeline.Plain($"  note: port {port} ({what}) is busy on {address}; using {listener.Address.Port} instead");
-            return listener;
-        }
+
+        var listener = target.ListenTcp(address, 0);
+        timeline.Plain($"  note: port {port} ({what}) is busy on {address}; using {listener.Address.Port} instead");
+        return listener;
     }
 
     private static void PrintDevices(DemoTimeline timeline, IReadOnlyList<BlockDeviceInfo> devices)
