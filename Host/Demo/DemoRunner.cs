@@ -56,6 +56,9 @@ public static class DemoRunner
         Resiliency = ResiliencySettings.FromSeconds(2, 1, 1),
     };
 
+    /// <summary>False when this build has no I/O path: the demo's I/O steps then report "skipped" and it exits 1.</summary>
+    public static bool IoPathInBuild => DemoBlockIoFactory.Create().Available;
+
     public static Task<int> RunAsync(DemoOptions options, TextWriter output, CancellationToken cancellationToken = default) =>
         RunAsync(options, output, DemoBlockIoFactory.Create(), cancellationToken);
 

@@ -145,7 +145,7 @@ public sealed partial class SpdkRpcService
                 // Nothing runs yet: restart the host with the new options.
                 await host.GracefulStop(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
                 Volatile.Write(ref _settings, updated);
-                Volatile.Write(ref _host, CreateHost(updated));
+                Volatile.Write(ref _host, await RecreateHostAsync(updated).ConfigureAwait(false));
             }
             else
             {

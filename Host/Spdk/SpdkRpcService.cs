@@ -99,6 +99,22 @@ public sealed partial class SpdkRpcService : IJsonRpcDispatcher
     private IActorRef CreateHost(NvmeHostSettings settings) =>
         _system.ActorOf(NvmeHost.Props(settings, _connector ?? TransportAdminConnector.Tcp()), NvmeHost.ActorName);
 
+    /// <summary>The stopped host's name is freed by its parent a moment after the stop is observed: try again briefly.</summary>
+    private async Task<IActorRef> RecreateHostAsync(NvmeHostSettings settings)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return CreateHost(settings);
+            }
+            catch (InvalidActorNameException) when (attempt < 100)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(10)).ConfigureAwait(false);
+            }
+        }
+    }
+
     private IActorRef RequireHost() => Host ?? throw new JsonRpcException(JsonRpcErrorCodes.InvalidState, "Method may only be called after framework is initialized using framework_start_init RPC.");
 
     /// <summary>Asks the host; a <see cref="NvmeHost.Failed"/> answer becomes the JSON-RPC error SPDK would send.</summary>
