@@ -33,13 +33,19 @@ public sealed class NvmeMetrics : IExtension, IDisposable
     private readonly ConcurrentDictionary<string, ControllerState> _paths = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, BlockDeviceInfo> _devices = new(StringComparer.Ordinal);
 
+    // Latencies from tens of microseconds (an I/O on a fast path) to seconds (an attach).
+    private static readonly InstrumentAdvice<double> SecondsBuckets = new()
+    {
+        HistogramBucketBoundaries = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    };
+
     public NvmeMetrics(ActorSystem? system = null)
     {
         _meter = new Meter(MeterName, typeof(NvmeMetrics).Assembly.GetName().Version?.ToString());
         _rpcRequests = _meter.CreateCounter<long>("actornvme.rpc.requests", "{request}", "JSON-RPC requests answered, by method and outcome");
-        _rpcDuration = _meter.CreateHistogram<double>("actornvme.rpc.duration", "s", "Time to answer a JSON-RPC request");
+        _rpcDuration = _meter.CreateHistogram("actornvme.rpc.duration", "s", "Time to answer a JSON-RPC request", tags: null, advice: SecondsBuckets);
         _ioCommands = _meter.CreateCounter<long>("actornvme.io.commands", "{command}", "Block-device commands completed, by operation and outcome");
-        _ioDuration = _meter.CreateHistogram<double>("actornvme.io.duration", "s", "Block-device command latency");
+        _ioDuration = _meter.CreateHistogram("actornvme.io.duration", "s", "Block-device command latency", tags: null, advice: SecondsBuckets);
         _ioBytes = _meter.CreateCounter<long>("actornvme.io.bytes", "By", "Bytes read or written through block devices");
         _reconnects = _meter.CreateCounter<long>("actornvme.controller.reconnects", "{attempt}", "Reconnect attempts of controllers after a loss");
         _losses = _meter.CreateCounter<long>("actornvme.controller.losses", "{loss}", "Controller associations lost");

@@ -320,7 +320,7 @@ public sealed class JsonRpcServer : IAsyncDisposable
         }
     }
 
-    internal static byte[] ResultResponse(JsonElement? id, JsonNode? result) => Write(writer =>
+    public static byte[] ResultResponse(JsonElement? id, JsonNode? result) => Write(writer =>
     {
         writer.WriteStartObject();
         writer.WriteString("jsonrpc", "2.0");
@@ -338,7 +338,7 @@ public sealed class JsonRpcServer : IAsyncDisposable
         writer.WriteEndObject();
     });
 
-    internal static byte[] ErrorResponse(JsonElement? id, int code, string message) => Write(writer =>
+    public static byte[] ErrorResponse(JsonElement? id, int code, string message) => Write(writer =>
     {
         writer.WriteStartObject();
         writer.WriteString("jsonrpc", "2.0");
