@@ -15,9 +15,11 @@ internal static class DiscoverCommand
         var hostNqn = new Option<string?>("--hostnqn", "-q") { Description = "Host NQN (default: /etc/nvme/hostnqn, else generated)" };
         var hostId = new Option<Guid?>("--hostid", "-I") { Description = "Host identifier (default: /etc/nvme/hostid, else generated)" };
         var timeout = new Option<double>("--timeout") { Description = "Seconds to wait for the whole exchange", DefaultValueFactory = _ => 5 };
+        var format = new Option<string>("--output-format", "-o") { Description = "normal or json (as nvme discover)", DefaultValueFactory = _ => "normal" };
+        format.AcceptOnlyFromAmong("normal", "json");
         var command = new Command("discover", "Read a discovery controller's log once and print it as nvme discover does")
         {
-            transport, address, service, hostNqn, hostId, timeout,
+            transport, address, service, hostNqn, hostId, timeout, format,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -34,7 +36,7 @@ internal static class DiscoverCommand
             try
             {
                 var log = await DiscoveryLogReader.ReadAsync(target, nqn, id, TimeSpan.FromSeconds(parse.GetValue(timeout)), cancellationToken).ConfigureAwait(false);
-                await Console.Out.WriteAsync(DiscoveryLogFormatter.Format(log)).ConfigureAwait(false);
+                await Console.Out.WriteAsync(parse.GetValue(format) == "json" ? DiscoveryLogFormatter.FormatJson(log) : DiscoveryLogFormatter.Format(log)).ConfigureAwait(false);
                 return 0;
             }
             catch (DiscoveryFailedException e)

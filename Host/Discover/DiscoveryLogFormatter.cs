@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using ActorNvme.Protocol.Data;
 
 namespace ActorNvme.Host.Discover;
@@ -29,6 +31,32 @@ public static class DiscoveryLogFormatter
         }
 
         return text.ToString();
+    }
+
+    /// <summary>The log as <c>nvme discover -o json</c> writes it: genctr and one record per entry.</summary>
+    public static string FormatJson(DiscoveryLog log)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        var records = new JsonArray();
+        foreach (var e in log.Entries)
+        {
+            records.Add(new JsonObject
+            {
+                ["trtype"] = TransportType(e.TransportType),
+                ["adrfam"] = AddressFamily(e.AddressFamily),
+                ["subtype"] = SubsystemType(e.SubsystemType),
+                ["treq"] = Requirements(e.TransportRequirements),
+                ["portid"] = e.PortId,
+                ["trsvcid"] = e.TransportServiceId,
+                ["subnqn"] = e.SubsystemNqn,
+                ["traddr"] = e.TransportAddress,
+                ["eflags"] = Flags(e.Flags),
+                ["sectype"] = SecurityType(e.SecurityType),
+            });
+        }
+
+        var root = new JsonObject { ["genctr"] = log.Header.GenerationCounter, ["records"] = records };
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 }) + "\n";
     }
 
     public static string TransportType(TransportType value) => value switch

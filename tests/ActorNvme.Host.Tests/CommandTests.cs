@@ -53,6 +53,11 @@ public sealed class CommandTests
         Assert.Contains("=====Discovery Log Entry 1======\ntrtype:  tcp\nadrfam:  ipv4\nsubtype: nvme subsystem\n", text, StringComparison.Ordinal);
         Assert.Contains($"trsvcid: {port.Address.Port}\nsubnqn:  nqn.2016-06.io.actornvme:discover\ntraddr:  127.0.0.1\neflags:  none\nsectype: none\n", text, StringComparison.Ordinal);
         Assert.Contains("subtype: current discovery subsystem", text, StringComparison.Ordinal);
+
+        var json = System.Text.Json.Nodes.JsonNode.Parse(DiscoveryLogFormatter.FormatJson(log))!;
+        Assert.Equal(log.Header.GenerationCounter, json["genctr"]!.GetValue<ulong>());
+        Assert.Equal("nqn.2016-06.io.actornvme:discover", json["records"]![1]!["subnqn"]!.GetValue<string>());
+        Assert.Equal("nvme subsystem", json["records"]![1]!["subtype"]!.GetValue<string>());
     }
 
     [Fact]
