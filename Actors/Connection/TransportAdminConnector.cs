@@ -9,6 +9,9 @@ public sealed class TransportAdminConnector(INvmeTransport transport) : IAdminCo
     /// <summary>The default: NVMe/TCP over the transport chosen for admin queues.</summary>
     public static TransportAdminConnector Tcp() => new(NvmeTransports.ForAdminQueues());
 
+    /// <summary>The transport admin queues are opened over (I/O queues follow it when it is in-memory).</summary>
+    public INvmeTransport Transport => transport;
+
     public async Task<IAdminConnection> ConnectAsync(AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime)
     {
         var connection = await transport.ConnectAsync(request.Address, lifetime).ConfigureAwait(false);

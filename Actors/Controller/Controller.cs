@@ -1,9 +1,11 @@
 using Akka.Actor;
 using ActorNvme.Actors.Connection;
+using ActorNvme.Actors.Io;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
+using ActorNvme.Transport.InMemory;
 
 namespace ActorNvme.Actors.Controller;
 
@@ -48,8 +50,24 @@ public sealed record ControllerInfo(
 /// </summary>
 public static class Controller
 {
-    public static Props Props(ControllerOptions options, IAdminConnector connector) =>
-        Akka.Actor.Props.Create(() => new ControllerActor(options, connector));
+    /// <summary>
+    /// Props of a controller actor. <paramref name="ioConnector"/> opens the I/O queues of an NVM
+    /// controller. By default: the admin connector when it connects I/O queues too (a test fabric);
+    /// the same in-memory network when the admin queue goes over one; otherwise NVMe/TCP over the
+    /// I/O transport (<see cref="TransportIoQueueConnector.Tcp"/>).
+    /// </summary>
+    public static Props Props(ControllerOptions options, IAdminConnector connector, IIoQueueConnector? ioConnector = null)
+    {
+        var io = ioConnector ?? DefaultIoConnector(connector);
+        return Akka.Actor.Props.Create(() => new ControllerActor(options, connector, io));
+    }
+
+    private static IIoQueueConnector DefaultIoConnector(IAdminConnector connector) => connector switch
+    {
+        IIoQueueConnector both => both,
+        TransportAdminConnector { Transport: InMemoryTransport inMemory } => new TransportIoQueueConnector(inMemory),
+        _ => TransportIoQueueConnector.Tcp(),
+    };
 
     /// <summary>Submit an admin command. Reply: <see cref="AdminResult"/> or <see cref="AdminFailed"/>, echoing <paramref name="Tag"/>.</summary>
     public sealed record SubmitAdmin(SubmissionQueueEntry Command, ReadOnlyMemory<byte> DataOut = default, int DataInLength = 0, object? Tag = null);
@@ -89,8 +107,12 @@ public static class Controller
     /// <summary>Notification: the controller's state changed (also published on the event stream).</summary>
     public sealed record StateChanged(IActorRef Controller, string Name, ControllerState State, string? Reason);
 
-    /// <summary>Notification to the parent: the controller is Live with this information.</summary>
-    public sealed record BecameLive(IActorRef Controller, string Name, ControllerInfo Info);
+    /// <summary>
+    /// Notification to the parent: the controller is Live with this information, and (an NVM
+    /// controller that was granted I/O queues) its I/O queues, which it owns and aborts when the
+    /// association ends.
+    /// </summary>
+    public sealed record BecameLive(IActorRef Controller, string Name, ControllerInfo Info, IoQueueSet? IoQueues = null);
 
     /// <summary>Notification to the parent: the association was lost (or a connect attempt failed).</summary>
     public sealed record Lost(IActorRef Controller, string Name, ConnectionClosed Reason);

@@ -163,7 +163,9 @@ public sealed partial class ControllerActor
             }
             else if (ns.IsActive)
             {
-                _namespaces.Add(new NamespaceInfo(nsid, blockSize, ns.NamespaceSize, ns.Nguid, ns.Eui64, Guid.Empty));
+                var info = new NamespaceInfo(nsid, blockSize, ns.NamespaceSize, ns.Nguid, ns.Eui64, Guid.Empty);
+                IdentifyNamespaceUuid(info, () => IdentifyNamespaces(nsids, index + 1));
+                return;
             }
 
             IdentifyNamespaces(nsids, index + 1);
@@ -181,7 +183,7 @@ public sealed partial class ControllerActor
         uint configuration = supported & wanted;
         if (configuration == 0)
         {
-            PostAsyncEventRequestsAndGoLive();
+            ConfigureIoQueuesThenGoLive();
             return;
         }
 
@@ -192,7 +194,7 @@ public sealed partial class ControllerActor
                 _log.Warning("{0}: asynchronous event configuration 0x{1:x8} refused: {2}; continuing without those events", _options.Name, configuration, c.Entry.Status);
             }
 
-            PostAsyncEventRequestsAndGoLive();
+            ConfigureIoQueuesThenGoLive();
         });
     }
 
@@ -209,7 +211,7 @@ public sealed partial class ControllerActor
         SetState(ControllerState.Live, $"controller id {_controllerId}, {_namespaces.Count} namespace(s)");
         _log.Info("{0}: Live on {1} ({2}), controller id {3}", _options.Name, _options.Address, _options.SubsystemNqn, _controllerId);
         StartKeepAlive();
-        Context.Parent.Tell(new Controller.BecameLive(Self, _options.Name, _info));
+        Context.Parent.Tell(new Controller.BecameLive(Self, _options.Name, _info, _ioQueues));
     }
 
     private void OnDelete()
@@ -221,6 +223,7 @@ public sealed partial class ControllerActor
         }
 
         SetState(ControllerState.Deleting, "CC.SHN normal shutdown");
+        AbortIoQueues(new ConnectionClosed(CloseReason.ControllerDeleted, "the controller is being deleted"));
         _statusDeadline = Context.System.Scheduler.Now + _options.Settings.ConnectTimeout;
         SubmitInternal(FabricsCommands.PropertySet(ControllerRegister.Configuration, EnableConfiguration | ShutdownNormal, eightBytes: false), c =>
         {

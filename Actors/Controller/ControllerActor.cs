@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using ActorNvme.Actors.Connection;
+using ActorNvme.Actors.Io;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
@@ -28,16 +29,19 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
     private ConnectionClosed? _lastLoss;
     private ControllerInfo? _info;
 
-    public ControllerActor(ControllerOptions options, IAdminConnector connector)
+    public ControllerActor(ControllerOptions options, IAdminConnector connector, IIoQueueConnector ioConnector)
     {
         _options = options;
         _connector = connector;
+        _ioConnector = ioConnector;
         _ledger = OwnershipLedger.Get(Context.System);
         Owner = Self.Path.ToStringWithoutAddress();
 
         Receive<Connected>(OnConnected);
         Receive<ConnectAttemptFailed>(OnConnectAttemptFailed);
         Receive<Initialized>(OnInitialized);
+        Receive<IoQueuesConnected>(OnIoQueuesConnected);
+        Receive<IoQueuesEnded>(OnIoQueuesEnded);
         Receive<AdminCompleted>(OnAdminCompleted);
         Receive<ConnectionEnded>(m => { if (m.Generation == _generation) { Lose(m.Reason); } });
         Receive<StepTimedOut>(OnStepTimedOut);
@@ -187,6 +191,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
 
     private void EndGeneration()
     {
+        AbortIoQueues(new ConnectionClosed(CloseReason.LocalShutdown, "the controller ended this association"));
         _connection?.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "the controller ended this association"));
         _connection = null;
         _lifetime?.Cancel();

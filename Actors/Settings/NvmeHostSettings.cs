@@ -142,6 +142,24 @@ public sealed record NvmeHostSettings
 
     public int ReferralDepth { get; init; } = 8;
 
+    /// <summary>I/O queues to ask for per controller; 0 means one per processor core (<see cref="EffectiveIoQueues"/>).</summary>
+    public int IoQueues { get; init; }
+
+    /// <summary>Entries per I/O queue requested in Connect (capped at CAP.MQES + 1).</summary>
+    public int IoQueueSize { get; init; } = 128;
+
+    /// <summary>Retries of an I/O command failed with a status without DNR.</summary>
+    public int IoRetries { get; init; } = 5;
+
+    /// <summary>I/Os held without a usable path, and I/Os waiting for a free queue entry, at most.</summary>
+    public int IoHoldLimit { get; init; } = 4096;
+
+    /// <summary>Ask for SQ flow control to be disabled on I/O queues.</summary>
+    public bool DisableSqFlowControl { get; init; } = true;
+
+    /// <summary>I/O queues to ask for: <see cref="IoQueues"/>, or the processor count when that is 0.</summary>
+    public int EffectiveIoQueues => IoQueues > 0 ? IoQueues : Environment.ProcessorCount;
+
     /// <summary>The embedded library defaults (Actors/reference.conf).</summary>
     public static Config ReferenceConfig => Reference.Value;
 
@@ -184,6 +202,11 @@ public sealed record NvmeHostSettings
             ReadyPollInterval = section.GetTimeSpan("ready-poll-interval"),
             DiscoveryGenctrRetries = section.GetInt("discovery.genctr-retries"),
             ReferralDepth = section.GetInt("discovery.referral-depth"),
+            IoQueues = section.GetInt("io-queues"),
+            IoQueueSize = section.GetInt("io-queue-size"),
+            IoRetries = section.GetInt("io-retries"),
+            IoHoldLimit = section.GetInt("io-hold-limit"),
+            DisableSqFlowControl = section.GetBoolean("disable-sq-flow-control"),
         };
         return settings.Validated();
     }
@@ -215,6 +238,21 @@ public sealed record NvmeHostSettings
         if (DiscoveryGenctrRetries < 0 || ReferralDepth < 0)
         {
             throw new InvalidNvmeSettingsException("discovery-bounds", $"discovery.genctr-retries {DiscoveryGenctrRetries} and discovery.referral-depth {ReferralDepth} must not be negative");
+        }
+
+        if (IoQueues is < 0 or > 65534)
+        {
+            throw new InvalidNvmeSettingsException("io-queues-range", $"io-queues {IoQueues} must be 0 (one per core) .. 65534");
+        }
+
+        if (IoQueueSize is < 2 or > 4096)
+        {
+            throw new InvalidNvmeSettingsException("io-queue-size-range", $"io-queue-size {IoQueueSize} must be 2..4096");
+        }
+
+        if (IoRetries < 0 || IoHoldLimit < 0)
+        {
+            throw new InvalidNvmeSettingsException("io-bounds", $"io-retries {IoRetries} and io-hold-limit {IoHoldLimit} must not be negative");
         }
 
         return this;

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
+using ActorNvme.Actors.Io;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Transport;
 
@@ -9,8 +10,11 @@ namespace ActorNvme.Actors.Subsystem;
 /// <summary>A namespace exposed as a block device (named like nvme0n1).</summary>
 public sealed record BlockDeviceInfo(string Name, string Controller, string SubsystemNqn, uint NamespaceId, int BlockSize, ulong BlockCount);
 
-/// <summary>Published on the event stream when a block device appears.</summary>
-public sealed record BlockDeviceAdded(BlockDeviceInfo Device);
+/// <summary>
+/// Published on the event stream when a block device appears, with the device to do I/O on
+/// (<paramref name="BlockDevice"/>; it stays the same object while the device exists, across path losses).
+/// </summary>
+public sealed record BlockDeviceAdded(BlockDeviceInfo Device, BlockDevice? BlockDevice = null);
 
 /// <summary>Published on the event stream when a block device goes away, with why.</summary>
 public sealed record BlockDeviceRemoved(BlockDeviceInfo Device, string Reason);
@@ -21,8 +25,18 @@ public sealed record FastIoFailChanged(string Controller, bool FailingFast);
 /// <summary>The public face of <see cref="SubsystemActor"/>.</summary>
 public static class Subsystem
 {
-    public static Props Props(SubsystemOptions options, IAdminConnector connector) =>
-        Akka.Actor.Props.Create(() => new SubsystemActor(options, connector));
+    /// <summary>
+    /// Props of a subsystem actor. <paramref name="ioConnector"/> opens its controllers' I/O queues
+    /// (default as in <see cref="Controller.Controller.Props"/>).
+    /// </summary>
+    public static Props Props(SubsystemOptions options, IAdminConnector connector, IIoQueueConnector? ioConnector = null) =>
+        Akka.Actor.Props.Create(() => new SubsystemActor(options, connector, ioConnector));
+
+    /// <summary>Asks for the block device named <paramref name="Name"/> (nvme0n1). Reply: <see cref="BlockDeviceResult"/>.</summary>
+    public sealed record GetBlockDevice(string Name);
+
+    /// <summary>The block device asked for, or null (with why) when this subsystem has none of that name.</summary>
+    public sealed record BlockDeviceResult(string Name, BlockDevice? Device, string? Error = null);
 
     /// <summary>Add a path (another controller of the same subsystem) unless it is already there.</summary>
     public sealed record AddPath(TransportAddress Address);

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
+using ActorNvme.Actors.Io;
 using ActorNvme.Transport;
 
 namespace ActorNvme.Actors.Subsystem;
@@ -18,16 +19,19 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 {
     private readonly SubsystemOptions _options;
     private readonly IAdminConnector _connector;
+    private readonly IIoQueueConnector? _ioConnector;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<IActorRef, PathEntry> _paths = [];
     private readonly Dictionary<uint, BlockDeviceInfo> _devices = [];
+    private readonly Dictionary<uint, BlockDevice> _blockDevices = [];
     private bool _failingFast;
     private string _stopReason = "last path stopped";
 
-    public SubsystemActor(SubsystemOptions options, IAdminConnector connector)
+    public SubsystemActor(SubsystemOptions options, IAdminConnector connector, IIoQueueConnector? ioConnector = null)
     {
         _options = options;
         _connector = connector;
+        _ioConnector = ioConnector;
 
         Receive<Controller.Controller.BecameLive>(OnPathLive);
         Receive<Controller.Controller.Lost>(OnPathLost);
@@ -41,6 +45,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         Receive<Subsystem.RemovePath>(OnRemovePath);
         Receive<Subsystem.Detach>(OnDetach);
         Receive<Subsystem.ResetPaths>(_ => { foreach (var path in _paths.Keys) { path.Tell(Controller.Controller.Reset.Instance); } });
+        Receive<Subsystem.GetBlockDevice>(OnGetBlockDevice);
         Receive<Subsystem.GetStatus>(_ => Sender.Tell(new Subsystem.Status(
             _options.Name,
             _options.SubsystemNqn,
@@ -74,7 +79,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 
         string name = PathName(address);
         var controllerOptions = new ControllerOptions($"{_options.Name}/{name}", address, _options.SubsystemNqn, ControllerRole.Nvm, _options.Settings);
-        var child = Context.ActorOf(Controller.Controller.Props(controllerOptions, _connector), name);
+        var child = Context.ActorOf(Controller.Controller.Props(controllerOptions, _connector, _ioConnector), name);
         Context.Watch(child);
         _paths[child] = new PathEntry(name, address);
         _log.Info("{0}: path {1} added for {2}", _options.Name, address, _options.SubsystemNqn);
@@ -96,15 +101,33 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 
         foreach (var ns in message.Info.Namespaces)
         {
-            if (_devices.ContainsKey(ns.NamespaceId))
+            if (_blockDevices.TryGetValue(ns.NamespaceId, out var existing))
             {
-                continue; // a flap shorter than the loss timeout keeps the device and its name
+                // A flap shorter than the loss timeout keeps the device and its name; held I/O resumes here.
+                if (message.IoQueues is { } pathQueues)
+                {
+                    existing.AttachPath(path.Name, pathQueues);
+                }
+
+                continue;
             }
 
             var device = new BlockDeviceInfo($"{_options.Name}n{ns.NamespaceId}", _options.Name, _options.SubsystemNqn, ns.NamespaceId, ns.BlockSize, ns.BlockCount);
+            var blockDevice = new BlockDevice(device.Name, _options.SubsystemNqn, ns.NamespaceId, ns.BlockSize, ns.BlockCount, new BlockDeviceOptions(_options.Settings.IoRetries, _options.Settings.IoHoldLimit))
+            {
+                Nguid = ns.Nguid,
+                Eui64 = ns.Eui64,
+                Uuid = ns.Uuid,
+            };
+            if (message.IoQueues is { } queues)
+            {
+                blockDevice.AttachPath(path.Name, queues);
+            }
+
             _devices[ns.NamespaceId] = device;
+            _blockDevices[ns.NamespaceId] = blockDevice;
             _log.Info("{0}: block device {1} added ({2} blocks of {3} bytes)", _options.Name, device.Name, device.BlockCount, device.BlockSize);
-            Context.System.EventStream.Publish(new BlockDeviceAdded(device));
+            Context.System.EventStream.Publish(new BlockDeviceAdded(device, blockDevice));
         }
 
         Context.Parent.Tell(new Subsystem.Attached(Self, _options.Name, _options.SubsystemNqn, _devices.Values.ToArray()));
@@ -120,6 +143,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         var resiliency = _options.Settings.Resiliency;
         bool firstLoss = path.LostAt is null;
         path.Live = false;
+        DetachPath(path);
         path.LostAt ??= Context.System.Scheduler.Now;
 
         if (firstLoss && resiliency.CtrlrLossTimeout > TimeSpan.Zero)
@@ -172,6 +196,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             _stopReason = message.Reason;
             Timers.Cancel(ReconnectKey(path));
             Timers.Cancel(DeadlineKey(path));
+            DetachPath(path);
             controller.Tell(Controller.Controller.Delete.Instance);
         }
     }
@@ -189,6 +214,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         {
             Timers.Cancel(ReconnectKey(path));
             Timers.Cancel(DeadlineKey(path));
+            DetachPath(path);
             controller.Tell(Controller.Controller.Delete.Instance);
         }
     }
@@ -202,6 +228,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 
         Timers.Cancel(DeadlineKey(path));
         Timers.Cancel(ReconnectKey(path));
+        DetachPath(path);
         _log.Info("{0}: path {1} stopped", _options.Name, path.Address);
         if (_paths.Count == 0)
         {
@@ -213,11 +240,17 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
     {
         foreach (var device in _devices.Values)
         {
+            if (_blockDevices.TryGetValue(device.NamespaceId, out var blockDevice))
+            {
+                blockDevice.Delete(reason);
+            }
+
             _log.Info("{0}: block device {1} removed: {2}", _options.Name, device.Name, reason);
             Context.System.EventStream.Publish(new BlockDeviceRemoved(device, reason));
         }
 
         _devices.Clear();
+        _blockDevices.Clear();
     }
 
     private void SetFailingFast(bool failingFast)
@@ -228,8 +261,30 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         }
 
         _failingFast = failingFast;
+        foreach (var device in _blockDevices.Values)
+        {
+            device.SetFailFast(failingFast);
+        }
+
         _log.Warning("{0}: I/O {1}", _options.Name, failingFast ? "now fails fast (fast-io-fail-timeout passed without a Live path)" : "no longer fails fast");
         Context.System.EventStream.Publish(new FastIoFailChanged(_options.Name, failingFast));
+    }
+
+    private void OnGetBlockDevice(Subsystem.GetBlockDevice request)
+    {
+        var device = _blockDevices.Values.FirstOrDefault(d => d.Name == request.Name);
+        Sender.Tell(device is not null
+            ? new Subsystem.BlockDeviceResult(request.Name, device)
+            : new Subsystem.BlockDeviceResult(request.Name, null, $"{_options.Name} has no block device named {request.Name} (it has: {(_blockDevices.Count == 0 ? "none yet" : string.Join(", ", _blockDevices.Values.Select(d => d.Name)))})"));
+    }
+
+    /// <summary>New I/O stops going to this path; what its loss failed moves to another path or is held.</summary>
+    private void DetachPath(PathEntry path)
+    {
+        foreach (var device in _blockDevices.Values)
+        {
+            device.DetachPath(path.Name);
+        }
     }
 
     private static string PathName(TransportAddress address) =>

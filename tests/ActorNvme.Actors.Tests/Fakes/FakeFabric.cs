@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using ActorNvme.Actors.Connection;
+using ActorNvme.Actors.Io;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
@@ -12,7 +13,7 @@ namespace ActorNvme.Actors.Tests.Fakes;
 /// controller; the fabric can refuse connects, blackhole (connects hang, live connections go silent),
 /// or fire asynchronous events.
 /// </summary>
-public sealed class FakeFabric : IAdminConnector
+public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
 {
     private readonly ConcurrentBag<FakeConnection> _connections = [];
     private int _connectAttempts;
@@ -61,6 +62,25 @@ public sealed class FakeFabric : IAdminConnector
         _connections.Add(connection);
         lifetime.Register(() => connection.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "lifetime ended")));
         return Task.FromResult<IAdminConnection>(connection);
+    }
+
+    /// <summary>I/O queue sets handed out (they hold no queues: the fake fabric carries no I/O).</summary>
+    public int IoQueueSets => Volatile.Read(ref _ioQueueSets);
+
+    private int _ioQueueSets;
+
+    /// <summary>"Connects" I/O queues: a set without queues, so block devices exist but hold their I/O.</summary>
+    public Task<IoQueueSet> ConnectAsync(IoQueueConnectRequest request, CancellationToken lifetime)
+    {
+        if (Refusing)
+        {
+            return Task.FromException<IoQueueSet>(new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectFailed, $"connection to {request.Address} refused")));
+        }
+
+        Interlocked.Increment(ref _ioQueueSets);
+        var set = new IoQueueSet(request.Address, [], request.MaxTransferSize, sqFlowControlDisabled: false);
+        lifetime.Register(() => set.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "lifetime ended")));
+        return Task.FromResult(set);
     }
 
     /// <summary>Completes one outstanding Asynchronous Event Request on every open connection.</summary>

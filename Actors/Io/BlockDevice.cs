@@ -1,0 +1,444 @@
+using System.Numerics;
+
+namespace ActorNvme.Actors.Io;
+
+/// <summary>Limits of one block device's resilience (from io-retries and io-hold-limit).</summary>
+/// <param name="Retries">Retries of a command that failed with a status without DNR (path losses do not count).</param>
+/// <param name="HoldLimit">I/Os held at once while no path is usable; beyond this, I/O fails with PathUnavailable. 0 fails at once.</param>
+public sealed record BlockDeviceOptions(int Retries = BlockDeviceOptions.DefaultRetries, int HoldLimit = BlockDeviceOptions.DefaultHoldLimit)
+{
+    public const int DefaultRetries = 5;
+    public const int DefaultHoldLimit = 4096;
+
+    public static BlockDeviceOptions Default { get; } = new();
+}
+
+/// <summary>
+/// A namespace as a block device (nvme0n1): reads and writes of whole blocks from any thread, each
+/// a <see cref="ValueTask"/> that allocates nothing in the steady state and completes on the thread
+/// that received the answer. I/O goes to whichever path (controller association) is attached and
+/// usable; when none is, it is held until one attaches, fails at once after fast-io-fail-timeout,
+/// and fails with <see cref="BlockDeviceErrorKind.Deleted"/> when the device is deleted.
+/// </summary>
+/// <remarks>
+/// <para>The owner (the subsystem actor) calls <see cref="AttachPath"/>, <see cref="DetachPath"/>,
+/// <see cref="SetFailFast"/> and <see cref="Delete"/>; everybody else only does I/O. The set of paths
+/// is an immutable array replaced with compare-and-swap; flags are volatile; held I/O waits in a
+/// bounded lock-free line. A hold and an attach cannot miss each other: the holder publishes itself
+/// and then looks for a path, the owner publishes the path and then looks for held I/O, both behind
+/// full fences.</para>
+/// <para>Continuations of the returned tasks run on a queue pair's receive thread: they must not block
+/// (hand long work to another thread).</para>
+/// </remarks>
+public sealed class BlockDevice
+{
+    private static readonly PathEntry[] NoPaths = [];
+
+    private readonly BlockDeviceOptions _options;
+    private readonly BoundedRing<IoOperation> _held;
+    private readonly int _blockShift;
+    private PathEntry[] _paths = NoPaths;
+    private int _heldCount;
+    private int _nextPath;
+    private int _failFast;
+    private string? _deletedReason;
+
+    public BlockDevice(string name, string subsystemNqn, uint namespaceId, int blockSize, ulong blockCount, BlockDeviceOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (blockSize < 512 || !BitOperations.IsPow2(blockSize))
+        {
+            throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "a block is a power of two of at least 512 bytes");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfZero(blockCount);
+        _options = options ?? BlockDeviceOptions.Default;
+        ArgumentOutOfRangeException.ThrowIfNegative(_options.Retries, "options.Retries");
+        ArgumentOutOfRangeException.ThrowIfNegative(_options.HoldLimit, "options.HoldLimit");
+        Name = name;
+        SubsystemNqn = subsystemNqn ?? string.Empty;
+        NamespaceId = namespaceId;
+        BlockSize = blockSize;
+        BlockCount = blockCount;
+        _blockShift = BitOperations.Log2((uint)blockSize);
+        _held = new BoundedRing<IoOperation>(Math.Max(1, _options.HoldLimit));
+    }
+
+    /// <summary>The device's name, e.g. nvme0n1.</summary>
+    public string Name { get; }
+
+    public string SubsystemNqn { get; }
+
+    public uint NamespaceId { get; }
+
+    /// <summary>Bytes per logical block.</summary>
+    public int BlockSize { get; }
+
+    /// <summary>Logical blocks in the namespace (NSZE).</summary>
+    public ulong BlockCount { get; }
+
+    public ulong SizeBytes => BlockCount << _blockShift;
+
+    /// <summary>NGUID (0 when the namespace reports none).</summary>
+    public UInt128 Nguid { get; init; }
+
+    /// <summary>EUI-64 (0 when the namespace reports none).</summary>
+    public ulong Eui64 { get; init; }
+
+    /// <summary>Namespace UUID (empty when the namespace reports none).</summary>
+    public Guid Uuid { get; init; }
+
+    /// <summary>Paths attached now (usable or not).</summary>
+    public int PathCount => Volatile.Read(ref _paths).Length;
+
+    /// <summary>The attached paths by key, with their I/O queues (a snapshot, for diagnostics and tools).</summary>
+    public IReadOnlyList<KeyValuePair<string, IoQueueSet>> Paths => [.. Volatile.Read(ref _paths).Select(p => new KeyValuePair<string, IoQueueSet>(p.Key, p.Set))];
+
+    /// <summary>Whether any attached path can take I/O now.</summary>
+    public bool HasUsablePath => FirstUsable(Volatile.Read(ref _paths)) is not null;
+
+    /// <summary>I/Os held for want of a path.</summary>
+    public int HeldCount => Volatile.Read(ref _heldCount);
+
+    public bool IsFailingFast => Volatile.Read(ref _failFast) != 0;
+
+    public bool IsDeleted => Volatile.Read(ref _deletedReason) is not null;
+
+    public BlockDeviceOptions Options => _options;
+
+    /// <summary>Reads <c>destination.Length / BlockSize</c> blocks starting at <paramref name="lba"/>.</summary>
+    /// <exception cref="ArgumentException">The buffer is not a whole number of blocks, or the range leaves the namespace.</exception>
+    /// <exception cref="BlockDeviceException">Through the task: the read failed (see <see cref="BlockDeviceException.Kind"/>).</exception>
+    public ValueTask ReadAsync(ulong lba, Memory<byte> destination)
+    {
+        ulong blocks = BlocksIn(destination.Length, nameof(destination));
+        CheckRange(lba, blocks, nameof(destination));
+        return Start(IoKind.Read, lba, blocks, destination, default);
+    }
+
+    /// <summary>Writes <c>source.Length / BlockSize</c> blocks starting at <paramref name="lba"/>. The buffer must stay unchanged until the task completes.</summary>
+    /// <exception cref="ArgumentException">The buffer is not a whole number of blocks, or the range leaves the namespace.</exception>
+    public ValueTask WriteAsync(ulong lba, ReadOnlyMemory<byte> source)
+    {
+        ulong blocks = BlocksIn(source.Length, nameof(source));
+        CheckRange(lba, blocks, nameof(source));
+        return Start(IoKind.Write, lba, blocks, default, source);
+    }
+
+    /// <summary>Makes every completed write durable (NVM Flush).</summary>
+    public ValueTask FlushAsync() => Start(IoKind.Flush, 0, 1, default, default);
+
+    /// <summary>Sets <paramref name="blocks"/> blocks from <paramref name="lba"/> to zero without sending data (Write Zeroes).</summary>
+    public ValueTask WriteZeroesAsync(ulong lba, ulong blocks)
+    {
+        CheckBlockCount(blocks);
+        CheckRange(lba, blocks, nameof(blocks));
+        return Start(IoKind.WriteZeroes, lba, blocks, default, default);
+    }
+
+    /// <summary>Tells the controller that <paramref name="blocks"/> blocks from <paramref name="lba"/> are unused (Dataset Management, deallocate).</summary>
+    public ValueTask DeallocateAsync(ulong lba, ulong blocks)
+    {
+        CheckBlockCount(blocks);
+        CheckRange(lba, blocks, nameof(blocks));
+        return Start(IoKind.Deallocate, lba, blocks, default, default);
+    }
+
+    /// <summary>
+    /// Owner: routes I/O through <paramref name="queues"/> under <paramref name="pathKey"/> (replacing
+    /// what that key held), and resubmits held I/O.
+    /// </summary>
+    public void AttachPath(string pathKey, IoQueueSet queues)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pathKey);
+        ArgumentNullException.ThrowIfNull(queues);
+        var entry = new PathEntry(pathKey, queues);
+        UpdatePaths(paths => [.. paths.Where(p => p.Key != pathKey), entry]);
+        ReleaseHeldElsewhere();
+    }
+
+    /// <summary>
+    /// Owner: stops routing new I/O through <paramref name="pathKey"/>. Commands in flight there finish
+    /// there; those the path's loss fails (its owner aborts the queues) are retried on another path or held.
+    /// </summary>
+    public void DetachPath(string pathKey)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pathKey);
+        UpdatePaths(paths => paths.Any(p => p.Key == pathKey) ? [.. paths.Where(p => p.Key != pathKey)] : paths);
+    }
+
+    /// <summary>Owner: while true and no path is usable, held and new I/O fails at once (fast-io-fail-timeout passed).</summary>
+    public void SetFailFast(bool failFast)
+    {
+        Interlocked.Exchange(ref _failFast, failFast ? 1 : 0);
+        if (failFast)
+        {
+            ReleaseHeldElsewhere();
+        }
+    }
+
+    /// <summary>Owner: the device is gone. Held and new I/O fails with <see cref="BlockDeviceErrorKind.Deleted"/>, naming <paramref name="reason"/>.</summary>
+    public void Delete(string reason)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(reason);
+        if (Interlocked.CompareExchange(ref _deletedReason, reason, null) is not null)
+        {
+            return;
+        }
+
+        UpdatePaths(_ => NoPaths);
+        ReleaseHeldElsewhere();
+    }
+
+    public override string ToString() => $"{Name} ({BlockCount} blocks of {BlockSize} bytes, {PathCount} path(s){(IsDeleted ? ", deleted" : string.Empty)})";
+
+    internal int BytesOf(ulong blocks) => (int)(blocks << _blockShift);
+
+    /// <summary>Sends the operation's next command down a usable path, or holds it.</summary>
+    internal void Dispatch(IoOperation operation)
+    {
+        while (true)
+        {
+            if (Volatile.Read(ref _deletedReason) is { } reason)
+            {
+                operation.Fail(Deleted(operation, reason));
+                return;
+            }
+
+            var set = ChoosePath(operation);
+            if (set is null)
+            {
+                Hold(operation);
+                return;
+            }
+
+            switch (set.Submit(operation))
+            {
+                case SubmitOutcome.Submitted:
+                case SubmitOutcome.Waiting:
+                    return;
+                case SubmitOutcome.Overloaded:
+                    operation.FailOverloaded(set.WaitLimit);
+                    return;
+                default:
+                    continue; // that set is closed now; ChoosePath skips it
+            }
+        }
+    }
+
+    /// <summary>A command of <paramref name="operation"/> ended on <paramref name="set"/>: next chunk, done, retry, or fail.</summary>
+    internal void OnResult(IoOperation operation, IoQueueSet set, in Transport.IoResult result)
+    {
+        if (result.IsSuccess)
+        {
+            operation.ChunkSucceeded();
+            if (operation.BlocksDone >= operation.Blocks)
+            {
+                operation.Complete();
+            }
+            else
+            {
+                Dispatch(operation);
+            }
+
+            return;
+        }
+
+        if (result.Outcome == Transport.CommandOutcome.ConnectionClosed)
+        {
+            // The path went away under the command: another path, or held. Not a retry.
+            set.MarkUnusable();
+            Dispatch(operation);
+            return;
+        }
+
+        var status = result.Status;
+        bool digestError = result.Outcome == Transport.CommandOutcome.DataDigestError;
+        if ((!digestError && status.DoNotRetry) || operation.Retries >= _options.Retries)
+        {
+            operation.Fail(DeviceError(operation, status, digestError));
+            return;
+        }
+
+        operation.Retries++;
+        if (status.Type == Protocol.Nvme.StatusCodeType.PathRelated)
+        {
+            operation.Avoid = set;
+        }
+
+        Dispatch(operation);
+    }
+
+    private ValueTask Start(IoKind kind, ulong lba, ulong blocks, Memory<byte> destination, ReadOnlyMemory<byte> source)
+    {
+        if (Volatile.Read(ref _deletedReason) is { } reason)
+        {
+            return ValueTask.FromException(new BlockDeviceException(BlockDeviceErrorKind.Deleted, Name, $"the device was deleted ({reason})"));
+        }
+
+        return IoOperation.Rent(this, kind, lba, blocks, destination, source).Start();
+    }
+
+    private ulong BlocksIn(int length, string parameter)
+    {
+        if (length == 0 || (length & (BlockSize - 1)) != 0)
+        {
+            throw new ArgumentException($"{parameter} is {length} bytes, not a whole number (at least one) of {Name}'s {BlockSize}-byte blocks", parameter);
+        }
+
+        return (ulong)length >> _blockShift;
+    }
+
+    private static void CheckBlockCount(ulong blocks)
+    {
+        if (blocks == 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(blocks), blocks, "blocks must be at least 1");
+        }
+    }
+
+    private void CheckRange(ulong lba, ulong blocks, string lengthParameter)
+    {
+        if (lba >= BlockCount || blocks > BlockCount - lba)
+        {
+            throw new ArgumentOutOfRangeException(
+                lba >= BlockCount ? nameof(lba) : lengthParameter,
+                lba,
+                $"LBA {lba} + {blocks} block(s) is beyond the end of {Name} ({BlockCount} blocks of {BlockSize} bytes)");
+        }
+    }
+
+    private IoQueueSet? ChoosePath(IoOperation operation)
+    {
+        var paths = Volatile.Read(ref _paths);
+        if (paths.Length == 1)
+        {
+            var only = paths[0].Set;
+            return only.IsUsable ? only : null;
+        }
+
+        if (paths.Length == 0)
+        {
+            return null;
+        }
+
+        // Stay on the path whose completion this thread is delivering, when it is still ours.
+        var completing = IoQueueSet.CompletingSet;
+        if (completing is not null && completing != operation.Avoid && completing.IsUsable)
+        {
+            foreach (var path in paths)
+            {
+                if (path.Set == completing)
+                {
+                    return completing;
+                }
+            }
+        }
+
+        int start = (int)((uint)Interlocked.Increment(ref _nextPath) % (uint)paths.Length);
+        IoQueueSet? avoided = null;
+        for (int i = 0; i < paths.Length; i++)
+        {
+            var set = paths[(start + i) % paths.Length].Set;
+            if (!set.IsUsable)
+            {
+                continue;
+            }
+
+            if (set == operation.Avoid)
+            {
+                avoided = set;
+                continue;
+            }
+
+            return set;
+        }
+
+        return avoided;
+    }
+
+    private static IoQueueSet? FirstUsable(PathEntry[] paths)
+    {
+        foreach (var path in paths)
+        {
+            if (path.Set.IsUsable)
+            {
+                return path.Set;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Keeps an operation until a path attaches, fast-io-fail, or delete.</summary>
+    private void Hold(IoOperation operation)
+    {
+        if (Volatile.Read(ref _failFast) != 0)
+        {
+            operation.Fail(new BlockDeviceException(BlockDeviceErrorKind.FailFast, Name, $"{operation.Describe()} failed: no path has been Live for fast-io-fail-timeout, so I/O fails at once"));
+            return;
+        }
+
+        if (Interlocked.Increment(ref _heldCount) > _options.HoldLimit || !_held.TryEnqueue(operation))
+        {
+            Interlocked.Decrement(ref _heldCount);
+            operation.Fail(new BlockDeviceException(BlockDeviceErrorKind.PathUnavailable, Name, $"{operation.Describe()} failed: no path is usable and {_options.HoldLimit} I/O(s) are held already (io-hold-limit)"));
+            return;
+        }
+
+        // Publish first, then look: an attach, fail-fast or delete that came meanwhile must not miss us.
+        Interlocked.MemoryBarrier();
+        if (HasUsablePath || Volatile.Read(ref _failFast) != 0 || IsDeleted)
+        {
+            ReleaseHeld();
+        }
+    }
+
+    /// <summary>Resubmits (or fails) what is held. Bounded by what was held at the start, so a re-hold cannot spin.</summary>
+    private void ReleaseHeld()
+    {
+        int budget = Volatile.Read(ref _heldCount);
+        while (budget-- > 0 && _held.TryDequeue(out var operation))
+        {
+            Interlocked.Decrement(ref _heldCount);
+            Dispatch(operation);
+        }
+    }
+
+    /// <summary>From the owner (an actor): release on the thread pool, so callers' continuations never run inside the actor.</summary>
+    private void ReleaseHeldElsewhere()
+    {
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _heldCount) != 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static device => device.ReleaseHeld(), this, preferLocal: false);
+        }
+    }
+
+    private void UpdatePaths(Func<PathEntry[], PathEntry[]> change)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref _paths);
+            var next = change(current);
+            if (ReferenceEquals(next, current) || Interlocked.CompareExchange(ref _paths, next, current) == current)
+            {
+                return;
+            }
+        }
+    }
+
+    private BlockDeviceException Deleted(IoOperation operation, string reason) =>
+        new(BlockDeviceErrorKind.Deleted, Name, $"{operation.Describe()} failed: the device was deleted ({reason})");
+
+    private BlockDeviceException DeviceError(IoOperation operation, Protocol.Nvme.NvmeStatus status, bool digestError)
+    {
+        string why = digestError
+            ? "the data failed its data digest"
+            : status.ToString(Protocol.Nvme.CommandSet.Nvm);
+        string attempts = status.DoNotRetry && !digestError ? "not retried (DNR)" : $"after {operation.Retries} retr{(operation.Retries == 1 ? "y" : "ies")}";
+        return new BlockDeviceException(BlockDeviceErrorKind.DeviceError, Name, $"{operation.Describe()} failed: {why}, {attempts}", status);
+    }
+
+    private sealed record PathEntry(string Key, IoQueueSet Set);
+}

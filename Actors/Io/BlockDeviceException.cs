@@ -1,0 +1,59 @@
+using ActorNvme.Protocol.Nvme;
+
+namespace ActorNvme.Actors.Io;
+
+/// <summary>Why a block-device operation failed.</summary>
+public enum BlockDeviceErrorKind
+{
+    /// <summary>No path could take the I/O: none attached and the hold limit (io-hold-limit) is reached.</summary>
+    PathUnavailable = 1,
+
+    /// <summary>No path has been Live for fast-io-fail-timeout: I/O fails at once instead of waiting.</summary>
+    FailFast = 2,
+
+    /// <summary>The block device was deleted (its last path was removed, or ctrlr-loss-timeout expired).</summary>
+    Deleted = 3,
+
+    /// <summary>The controller answered with an error status (see <see cref="BlockDeviceException.Status"/>), with DNR set or after io-retries retries.</summary>
+    DeviceError = 4,
+
+    /// <summary>More I/O is waiting for a free queue entry than the waiting line holds (io-hold-limit).</summary>
+    Overloaded = 5,
+}
+
+/// <summary>A block-device operation that failed; <see cref="Kind"/> says why, the message says what in words.</summary>
+public sealed class BlockDeviceException : Exception
+{
+    public BlockDeviceException(BlockDeviceErrorKind kind, string device, string message, NvmeStatus? status = null)
+        : base($"{device}: {message}")
+    {
+        Kind = kind;
+        Device = device;
+        Status = status;
+    }
+
+    public BlockDeviceException()
+        : this(BlockDeviceErrorKind.DeviceError, "unknown", "block device error")
+    {
+    }
+
+    public BlockDeviceException(string message)
+        : this(BlockDeviceErrorKind.DeviceError, "unknown", message)
+    {
+    }
+
+    public BlockDeviceException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+        Kind = BlockDeviceErrorKind.DeviceError;
+        Device = "unknown";
+    }
+
+    public BlockDeviceErrorKind Kind { get; }
+
+    /// <summary>The block device's name (nvme0n1).</summary>
+    public string Device { get; }
+
+    /// <summary>The NVMe status of the last attempt, for <see cref="BlockDeviceErrorKind.DeviceError"/>.</summary>
+    public NvmeStatus? Status { get; }
+}

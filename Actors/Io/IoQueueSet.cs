@@ -1,0 +1,313 @@
+using ActorNvme.Transport;
+
+namespace ActorNvme.Actors.Io;
+
+/// <summary>
+/// The I/O queues of one controller association (one path): qid 1..N to the same controller. The
+/// controller actor that connected them owns the set and ends it with <see cref="Abort"/>; block
+/// devices only submit through it. The first queue to close closes the whole set (the path is lost),
+/// and <see cref="Closed"/> carries that queue's reason.
+/// </summary>
+/// <remarks>
+/// Thread safety without locks: the queue list is immutable; submission state is a few counters
+/// changed with <see cref="Interlocked"/>; I/O that finds every queue full waits in a bounded
+/// lock-free line (<see cref="BoundedRing{T}"/>) that every completion on the set drains first, so
+/// a command never waits behind one submitted after it. The rules that keep a waiting command from
+/// being forgotten are in <see cref="Submit"/> and <see cref="CommandFinished"/>.
+/// </remarks>
+public sealed class IoQueueSet
+{
+    /// <summary>The default bound on I/O waiting for a free queue entry.</summary>
+    public const int DefaultWaitLimit = 4096;
+
+    [ThreadStatic]
+    private static IoQueueSet? t_completingSet;
+
+    [ThreadStatic]
+    private static int t_completingIndex;
+
+    private readonly IoQueuePair[] _queues;
+    private readonly BoundedRing<IoOperation> _waiting;
+    private readonly int _waitLimit;
+    private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private ConnectionClosed? _closeReason;
+    private int _unusable;
+    private int _inFlight;
+    private int _waitingCount;
+    private int _nextQueue;
+
+    /// <summary>Wraps queue pairs that are connected already (a connector builds sets; tests may build one with no queues).</summary>
+    /// <param name="address">The controller's address.</param>
+    /// <param name="queues">I/O queue pairs of one controller association, qid order.</param>
+    /// <param name="maxTransferSize">Largest data transfer of one command; larger I/O is split.</param>
+    /// <param name="sqFlowControlDisabled">Whether the controller agreed to disable SQ flow control on every queue.</param>
+    /// <param name="waitLimit">I/O that may wait for a free queue entry at once.</param>
+    public IoQueueSet(TransportAddress address, IReadOnlyList<IoQueuePair> queues, int maxTransferSize, bool sqFlowControlDisabled, int waitLimit = DefaultWaitLimit)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        ArgumentNullException.ThrowIfNull(queues);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxTransferSize, 512);
+        ArgumentOutOfRangeException.ThrowIfNegative(waitLimit);
+        Address = address;
+        _queues = [.. queues];
+        MaxTransferSize = maxTransferSize;
+        SqFlowControlDisabled = sqFlowControlDisabled;
+        _waitLimit = waitLimit;
+        _waiting = new BoundedRing<IoOperation>(Math.Max(1, waitLimit));
+        foreach (var queue in _queues)
+        {
+            // The first queue to close ends the path; the others are aborted with the same reason.
+            _ = queue.Closed.ContinueWith(static (t, s) => ((IoQueueSet)s!).Abort(t.Result), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously | TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+        }
+    }
+
+    public TransportAddress Address { get; }
+
+    /// <summary>The queue pairs, qid 1..N.</summary>
+    public IReadOnlyList<IoQueuePair> Queues => _queues;
+
+    /// <summary>Largest data transfer of one command (from MDTS and the queue pairs' limit).</summary>
+    public int MaxTransferSize { get; }
+
+    /// <summary>True when the controller answered every Connect with SQHD FFFFh (SQ flow control disabled).</summary>
+    public bool SqFlowControlDisabled { get; }
+
+    /// <summary>Completes once, with the reason of the first queue to close (or of <see cref="Abort"/>).</summary>
+    public Task<ConnectionClosed> Closed => _closed.Task;
+
+    public bool IsClosed => Volatile.Read(ref _closeReason) is not null;
+
+    /// <summary>Commands submitted through the set and not yet finished.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>I/O waiting for a free queue entry.</summary>
+    public int Waiting => Volatile.Read(ref _waitingCount);
+
+    /// <summary>The bound on I/O waiting for a free queue entry.</summary>
+    internal int WaitLimit => _waitLimit;
+
+    /// <summary>Whether block devices may route I/O here: open, and with at least one queue.</summary>
+    internal bool IsUsable => _queues.Length > 0 && Volatile.Read(ref _unusable) == 0 && Volatile.Read(ref _closeReason) is null;
+
+    /// <summary>The set whose completion the current thread is delivering, if any (so follow-up I/O stays on that queue).</summary>
+    internal static IoQueueSet? CompletingSet => t_completingSet;
+
+    /// <summary>Closes every queue with <paramref name="reason"/> (first reason wins). Their outstanding commands fail with a path error; block devices retry them elsewhere or hold them.</summary>
+    public void Abort(ConnectionClosed reason)
+    {
+        ArgumentNullException.ThrowIfNull(reason);
+        if (Interlocked.CompareExchange(ref _closeReason, reason, null) is not null)
+        {
+            return;
+        }
+
+        Volatile.Write(ref _unusable, 1);
+        foreach (var queue in _queues)
+        {
+            queue.Abort(reason);
+        }
+
+        _closed.TrySetResult(reason);
+
+        // Whatever waits for a queue entry goes elsewhere; not on the caller's thread (an actor).
+        if (Volatile.Read(ref _waitingCount) != 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static set => set.Pump(), this, preferLocal: false);
+        }
+    }
+
+    public override string ToString() => $"{_queues.Length} I/O queue(s) to {Address}{(IsClosed ? " (closed)" : string.Empty)}";
+
+    internal static (IoQueueSet? Set, int Index) EnterCompletion(IoQueueSet set, int index)
+    {
+        var previous = (t_completingSet, t_completingIndex);
+        t_completingSet = set;
+        t_completingIndex = index;
+        return previous;
+    }
+
+    internal static void ExitCompletion((IoQueueSet? Set, int Index) previous)
+    {
+        t_completingSet = previous.Set;
+        t_completingIndex = previous.Index;
+    }
+
+    /// <summary>A queue answered "closed" before the set heard of it: stop routing here; the queue's own close reason arrives through <see cref="Closed"/>.</summary>
+    internal void MarkUnusable()
+    {
+        if (Interlocked.Exchange(ref _unusable, 1) == 0 && Volatile.Read(ref _waitingCount) != 0)
+        {
+            Pump();
+        }
+    }
+
+    /// <summary>
+    /// Submits the operation's next command on one of the queues: the queue whose completion the
+    /// current thread is delivering (its send is then batched with the read loop's), otherwise round
+    /// robin; a full queue passes to the next. When all are full the operation waits in line.
+    /// </summary>
+    /// <remarks>
+    /// No lost wake-up: a waiter counts itself (<c>_waitingCount</c>) before it enqueues and reads
+    /// <c>_inFlight</c> after; a completion decrements <c>_inFlight</c> before it reads
+    /// <c>_waitingCount</c>. Both are full fences, so either the completion sees the waiter and drains
+    /// the line, or the waiter sees nothing in flight and drains it itself.
+    /// </remarks>
+    internal SubmitOutcome Submit(IoOperation operation)
+    {
+        if (!IsUsable)
+        {
+            return SubmitOutcome.Closed;
+        }
+
+        Interlocked.Increment(ref _inFlight);
+        var attempt = TryQueues(operation);
+        if (attempt == Attempt.Submitted)
+        {
+            return SubmitOutcome.Submitted;
+        }
+
+        Interlocked.Decrement(ref _inFlight);
+        if (attempt == Attempt.Closed)
+        {
+            MarkUnusable();
+            return SubmitOutcome.Closed;
+        }
+
+        if (Interlocked.Increment(ref _waitingCount) > _waitLimit || !_waiting.TryEnqueue(operation))
+        {
+            Interlocked.Decrement(ref _waitingCount);
+            return SubmitOutcome.Overloaded;
+        }
+
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _inFlight) == 0 || !IsUsable)
+        {
+            Pump();
+        }
+
+        return SubmitOutcome.Waiting;
+    }
+
+    /// <summary>Called by an operation when its command finished (its command id is free again): lets the line move first.</summary>
+    internal void CommandFinished()
+    {
+        Interlocked.Decrement(ref _inFlight);
+        if (Volatile.Read(ref _waitingCount) != 0)
+        {
+            Pump();
+        }
+    }
+
+    /// <summary>Moves waiting operations onto free queue entries, or elsewhere when the set is no longer usable.</summary>
+    private void Pump()
+    {
+        while (_waiting.TryDequeue(out var operation))
+        {
+            Interlocked.Decrement(ref _waitingCount);
+            if (!IsUsable)
+            {
+                operation.Redispatch();
+                continue;
+            }
+
+            Interlocked.Increment(ref _inFlight);
+            var attempt = TryQueues(operation);
+            if (attempt == Attempt.Submitted)
+            {
+                continue;
+            }
+
+            Interlocked.Decrement(ref _inFlight);
+            if (attempt == Attempt.Closed)
+            {
+                Volatile.Write(ref _unusable, 1);
+                operation.Redispatch();
+                continue;
+            }
+
+            // Still full: back in line. A command in flight drains the line when it finishes.
+            Interlocked.Increment(ref _waitingCount);
+            if (!_waiting.TryEnqueue(operation))
+            {
+                Interlocked.Decrement(ref _waitingCount);
+                operation.FailOverloaded(_waitLimit);
+                continue;
+            }
+
+            Interlocked.MemoryBarrier();
+            if (Volatile.Read(ref _inFlight) != 0 && IsUsable)
+            {
+                return;
+            }
+        }
+    }
+
+    private Attempt TryQueues(IoOperation operation)
+    {
+        var queues = _queues;
+        int count = queues.Length;
+        int start;
+        if (ReferenceEquals(t_completingSet, this))
+        {
+            start = t_completingIndex;
+        }
+        else
+        {
+            start = count == 1 ? 0 : (int)((uint)Interlocked.Increment(ref _nextQueue) % (uint)count);
+        }
+
+        for (int i = 0; i < count; i++)
+        {
+            int index = start + i;
+            if (index >= count)
+            {
+                index -= count;
+            }
+
+            var pending = operation.Issue(queues[index], MaxTransferSize);
+            if (!pending.IsCompleted)
+            {
+                operation.AwaitCompletion(pending, this, index);
+                return Attempt.Submitted;
+            }
+
+            var result = pending.Result;
+            switch (result.Outcome)
+            {
+                case CommandOutcome.QueueFull:
+                    continue;
+                case CommandOutcome.ConnectionClosed:
+                    return Attempt.Closed;
+                default:
+                    // Answered before we could wait for it (not seen in practice): finish it here.
+                    operation.CompletedSynchronously(result, this, index);
+                    return Attempt.Submitted;
+            }
+        }
+
+        return Attempt.Full;
+    }
+
+    private enum Attempt
+    {
+        Submitted,
+        Full,
+        Closed,
+    }
+}
+
+/// <summary>What became of a submission to an <see cref="IoQueueSet"/>.</summary>
+internal enum SubmitOutcome
+{
+    /// <summary>On a queue; the operation hears of its completion.</summary>
+    Submitted,
+
+    /// <summary>Every queue was full: waiting in the set's line.</summary>
+    Waiting,
+
+    /// <summary>The set is closed (or closing): route elsewhere.</summary>
+    Closed,
+
+    /// <summary>The line is full too (io-hold-limit).</summary>
+    Overloaded,
+}

@@ -1,0 +1,124 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Akka.Actor;
+using Akka.Configuration;
+using ActorNvme.Actors.Connection;
+using ActorNvme.Actors.Controller;
+using ActorNvme.Actors.Io;
+using ActorNvme.Actors.Settings;
+using ActorNvme.Actors.Subsystem;
+
+namespace ActorNvme.Host.Perf;
+
+/// <summary>A block device under test and the -r it came from.</summary>
+internal sealed record PerfDevice(PerfTarget Target, BlockDevice Device);
+
+/// <summary>
+/// Brings the controllers of a perf run up through the runtime itself — a subsystem actor per -r,
+/// whose controller actor connects the admin queue and the I/O queues — and collects the block
+/// devices from the event stream. (A stand-in until the NvmeHost root's attach_controller exists.)
+/// </summary>
+internal sealed class PerfAttach : IAsyncDisposable
+{
+    private PerfAttach(ActorSystem system, IReadOnlyList<PerfDevice> devices)
+    {
+        System = system;
+        Devices = devices;
+    }
+
+    public ActorSystem System { get; }
+
+    public IReadOnlyList<PerfDevice> Devices { get; }
+
+    /// <summary>The settings a run uses: I/O queues = cores × -P, queues deep enough for -q, digests from -H/-I.</summary>
+    public static NvmeHostSettings Settings(PerfOptions options)
+    {
+        int queues = options.Cores * options.QueuePairs;
+        int perQueue = (int)Math.Ceiling((double)options.QueueDepth * options.Cores / queues);
+        string digests = (options.HeaderDigest, options.DataDigest) switch
+        {
+            (true, true) => "both",
+            (true, false) => "header",
+            (false, true) => "data",
+            _ => "none",
+        };
+        var config = ConfigurationFactory.ParseString(string.Create(CultureInfo.InvariantCulture, $"""
+            actornvme.io-queues = {queues}
+            actornvme.io-queue-size = {Math.Clamp(Math.Max(128, perQueue + 1), 2, 4096)}
+            actornvme.digests = {digests}
+            """));
+        return NvmeHostSettings.Create(config);
+    }
+
+    public static async Task<PerfAttach> StartAsync(PerfOptions options, TimeSpan deadline, CancellationToken cancellationToken)
+    {
+        var settings = Settings(options);
+        var system = ActorSystem.Create("actornvme-perf", ConfigurationFactory.ParseString("""
+            akka.loglevel = OFF
+            akka.stdout-loglevel = OFF
+            akka.log-dead-letters = off
+            akka.log-dead-letters-during-shutdown = off
+            """));
+        try
+        {
+            var events = new ConcurrentQueue<object>();
+            var collector = system.ActorOf(Props.Create(() => new Collector(events)));
+            system.EventStream.Subscribe(collector, typeof(BlockDeviceAdded));
+            system.EventStream.Subscribe(collector, typeof(Controller.StateChanged));
+
+            var subsystems = new List<(PerfTarget Target, string Name, IActorRef Actor)>();
+            for (int i = 0; i < options.Targets.Count; i++)
+            {
+                var target = options.Targets[i];
+                string name = $"nvme{i}";
+                var subsystemSettings = target.HostNqn is { } hostNqn ? settings with { HostNqn = hostNqn } : settings;
+                var subsystemOptions = new SubsystemOptions(name, target.SubsystemNqn, [target.Address], subsystemSettings);
+                var actor = system.ActorOf(Subsystem.Props(subsystemOptions, TransportAdminConnector.Tcp(), TransportIoQueueConnector.Tcp()), name);
+                subsystems.Add((target, name, actor));
+            }
+
+            var until = DateTime.UtcNow + deadline;
+            var devices = new List<PerfDevice>();
+            foreach (var (target, name, actor) in subsystems)
+            {
+                while (!events.OfType<BlockDeviceAdded>().Any(e => e.Device.Controller == name))
+                {
+                    if (DateTime.UtcNow > until)
+                    {
+                        var failure = events.OfType<Controller.StateChanged>().LastOrDefault(s => s.Name.StartsWith(name + "/", StringComparison.Ordinal) && s.State == ControllerState.Failed);
+                        throw new InvalidOperationException($"could not attach '{target.Text}' within {deadline.TotalSeconds:0} s: {failure?.Reason ?? "no answer"}");
+                    }
+
+                    await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+                }
+
+                // Every namespace of a path is added in one step, so the status lists them all now.
+                var status = await actor.Ask<Subsystem.Status>(Subsystem.GetStatus.Instance, deadline, cancellationToken).ConfigureAwait(false);
+                foreach (var info in status.Devices.Where(d => target.NamespaceId is null || d.NamespaceId == target.NamespaceId))
+                {
+                    var answer = await actor.Ask<Subsystem.BlockDeviceResult>(new Subsystem.GetBlockDevice(info.Name), deadline, cancellationToken).ConfigureAwait(false);
+                    devices.Add(new PerfDevice(target, answer.Device ?? throw new InvalidOperationException(answer.Error)));
+                }
+
+                if (target.NamespaceId is { } wanted && !devices.Any(d => d.Target == target))
+                {
+                    throw new InvalidOperationException($"'{target.Text}': the subsystem has no namespace {wanted} (it has {string.Join(", ", status.Devices.Select(d => d.NamespaceId))})");
+                }
+            }
+
+            return new PerfAttach(system, devices);
+        }
+        catch
+        {
+            await system.Terminate().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync() => await System.Terminate().WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+
+    private sealed class Collector : ReceiveActor
+    {
+        public Collector(ConcurrentQueue<object> events) => ReceiveAny(events.Enqueue);
+    }
+}

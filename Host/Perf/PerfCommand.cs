@@ -1,0 +1,194 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using ActorNvme.Transport;
+
+namespace ActorNvme.Host.Perf;
+
+/// <summary>
+/// <c>actornvme perf</c>: SPDK perf's options and report, driven through the runtime's block
+/// devices (controller and subsystem actors bring the paths up; I/O goes through
+/// <see cref="Actors.Io.BlockDevice"/>). Exit codes: 0 done, 1 failed (attach or I/O errors), 2 bad options.
+/// </summary>
+public static class PerfCommand
+{
+    private static readonly TimeSpan AttachDeadline = TimeSpan.FromSeconds(30);
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        PerfOptions? options;
+        try
+        {
+            options = PerfOptionParser.Parse(args);
+        }
+        catch (PerfUsageException e)
+        {
+            await Console.Error.WriteLineAsync($"actornvme perf: {e.Message}").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync("run 'actornvme perf --help' for the options").ConfigureAwait(false);
+            return 2;
+        }
+
+        if (options is null)
+        {
+            await Console.Out.WriteLineAsync(PerfOptionParser.Usage).ConfigureAwait(false);
+            return 0;
+        }
+
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            return await RunAsync(options, cancel.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    private static async Task<int> RunAsync(PerfOptions options, CancellationToken cancellationToken)
+    {
+        var log = Console.Error;
+        await log.WriteLineAsync(Describe(options)).ConfigureAwait(false);
+        PerfAttach attach;
+        try
+        {
+            attach = await PerfAttach.StartAsync(options, AttachDeadline, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InvalidOperationException or ConnectionClosedException or TimeoutException or OperationCanceledException)
+        {
+            await log.WriteLineAsync($"actornvme perf: {e.Message}").ConfigureAwait(false);
+            return 1;
+        }
+
+        await using (attach.ConfigureAwait(false))
+        {
+            foreach (var device in attach.Devices)
+            {
+                var paths = device.Device.Paths;
+                var queues = paths.Sum(p => p.Value.Queues.Count);
+                bool flowControlOff = paths.All(p => p.Value.SqFlowControlDisabled);
+                await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"attached {device.Device.Name}: {device.Device.BlockCount} blocks of {device.Device.BlockSize} bytes, {queues} I/O queue(s) of {(paths.Count > 0 && paths[0].Value.Queues.Count > 0 ? paths[0].Value.Queues[0].Options.QueueSize : 0)} entries, SQ flow control {(flowControlOff ? "disabled" : "on")}")).ConfigureAwait(false);
+            }
+
+            PerfRun run;
+            try
+            {
+                run = new PerfRun(options, attach.Devices);
+            }
+            catch (PerfUsageException e)
+            {
+                await log.WriteLineAsync($"actornvme perf: {e.Message}").ConfigureAwait(false);
+                return 2;
+            }
+            catch (InvalidOperationException e)
+            {
+                await log.WriteLineAsync($"actornvme perf: {e.Message}").ConfigureAwait(false);
+                return 1;
+            }
+
+            var result = await run.RunAsync(line => log.WriteLine(line), cancellationToken).ConfigureAwait(false);
+            if (options.Json)
+            {
+                await Console.Out.WriteLineAsync(Json(options, result)).ConfigureAwait(false);
+            }
+            else
+            {
+                await Console.Out.WriteLineAsync(Table(result)).ConfigureAwait(false);
+            }
+
+            if (result.FirstError is not null)
+            {
+                await log.WriteLineAsync($"actornvme perf: {result.Total.Errors} I/O error(s); first: {result.FirstError}").ConfigureAwait(false);
+                return 1;
+            }
+
+            return 0;
+        }
+    }
+
+    private static string Describe(PerfOptions o) => string.Create(
+        CultureInfo.InvariantCulture,
+        $"actornvme perf: {o.IoSize}-byte {o.PatternName}{(o.Pattern is PerfPattern.ReadWrite or PerfPattern.RandReadWrite ? $" ({o.ReadPercent}% reads)" : string.Empty)}, queue depth {o.QueueDepth} per namespace per core, {o.Cores} core(s), {o.QueuePairs} queue pair(s) per controller per core, {o.Seconds:0.###} s{(o.WarmupSeconds > 0 ? $" after {o.WarmupSeconds:0.###} s warm-up" : string.Empty)}{(o.Bare ? ", bare queue pairs (no BlockDevice)" : string.Empty)}");
+
+    internal static string Table(PerfResult result)
+    {
+        var rows = result.Devices.Count > 1 ? [.. result.Devices, result.Total] : result.Devices.ToList();
+        int nameWidth = Math.Max(24, rows.Max(r => r.Name.Length));
+        var text = new StringBuilder();
+        var c = CultureInfo.InvariantCulture;
+        text.AppendLine(new string('=', nameWidth + 97));
+        text.Append(c, $"{string.Empty.PadRight(nameWidth)} {string.Empty,12} {string.Empty,10} {"Latency (us)",-12}").AppendLine();
+        text.Append(c, $"{"Device".PadRight(nameWidth)} {"IOPS",12} {"MiB/s",10} {"average",10} {"min",10} {"max",10} {"p50",10} {"p99",10} {"p99.9",10}").AppendLine();
+        foreach (var row in rows)
+        {
+            var l = row.Latency;
+            text.Append(c, $"{row.Name.PadRight(nameWidth)} {row.Iops,12:N2} {row.MibPerSecond,10:0.00} {Us(l.Mean),10:0.00} {Us(l.Count == 0 ? 0 : l.Min),10:0.00} {Us(l.Max),10:0.00} {Us(l.Percentile(0.5)),10:0.00} {Us(l.Percentile(0.99)),10:0.00} {Us(l.Percentile(0.999)),10:0.00}").AppendLine();
+        }
+
+        text.Append(c, $"host CPU: {result.CpuPercent:0}% of one core over the measured window ({result.Total.Seconds:0.##} s); errors: {result.Total.Errors}");
+        return text.ToString();
+    }
+
+    internal static string Json(PerfOptions options, PerfResult result)
+    {
+        using var stream = new MemoryStream();
+        using (var json = new Utf8JsonWriter(stream))
+        {
+            json.WriteStartObject();
+            WriteFigures(json, result.Total);
+            json.WriteString("pattern", options.PatternName);
+            json.WriteNumber("io_size", options.IoSize);
+            json.WriteNumber("queue_depth", options.QueueDepth);
+            json.WriteNumber("queue_pairs", options.QueuePairs);
+            json.WriteNumber("cores", options.Cores);
+            json.WriteNumber("read_percent", options.EffectiveReadPercent);
+            json.WriteNumber("seconds", Math.Round(result.Total.Seconds, 3));
+            json.WriteNumber("cpu_percent", Math.Round(result.CpuPercent, 1));
+            json.WriteBoolean("bare", options.Bare);
+            json.WriteStartArray("devices");
+            foreach (var device in result.Devices)
+            {
+                json.WriteStartObject();
+                json.WriteString("name", device.Name);
+                WriteFigures(json, device);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            if (result.FirstError is not null)
+            {
+                json.WriteString("first_error", result.FirstError);
+            }
+
+            json.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    private static void WriteFigures(Utf8JsonWriter json, PerfFigures figures)
+    {
+        var l = figures.Latency;
+        json.WriteNumber("iops", Math.Round(figures.Iops, 1));
+        json.WriteNumber("mibps", Math.Round(figures.MibPerSecond, 2));
+        json.WriteNumber("ios", figures.Ios);
+        json.WriteNumber("errors", figures.Errors);
+        json.WriteStartObject("latency_us");
+        json.WriteNumber("avg", Math.Round(Us(l.Mean), 2));
+        json.WriteNumber("min", Math.Round(Us(l.Count == 0 ? 0 : l.Min), 2));
+        json.WriteNumber("max", Math.Round(Us(l.Max), 2));
+        json.WriteNumber("p50", Math.Round(Us(l.Percentile(0.5)), 2));
+        json.WriteNumber("p99", Math.Round(Us(l.Percentile(0.99)), 2));
+        json.WriteNumber("p999", Math.Round(Us(l.Percentile(0.999)), 2));
+        json.WriteEndObject();
+    }
+
+    private static double Us(double ticks) => LatencyHistogram.ToMicroseconds(ticks);
+}

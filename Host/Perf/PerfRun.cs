@@ -1,0 +1,263 @@
+using System.Diagnostics;
+using System.Globalization;
+using ActorNvme.Actors.Io;
+using ActorNvme.Transport;
+
+namespace ActorNvme.Host.Perf;
+
+/// <summary>The outcome for one device (or the total): completions in the measured window, their latency, errors.</summary>
+internal sealed record PerfFigures(string Name, long Ios, double Seconds, int IoSize, LatencyHistogram Latency, long Errors)
+{
+    public double Iops => Seconds > 0 ? Ios / Seconds : 0;
+
+    public double MibPerSecond => Iops * IoSize / (1024.0 * 1024.0);
+}
+
+/// <summary>What a whole run measured.</summary>
+internal sealed record PerfResult(IReadOnlyList<PerfFigures> Devices, PerfFigures Total, double CpuPercent, string? FirstError);
+
+/// <summary>
+/// The closed loops of a run: for every device, cores × -q loops, each keeping one I/O outstanding
+/// and timing it. A loop owns its buffer, random generator and histogram (no sharing, nothing
+/// allocated per I/O); its continuation runs on the queue pair's receive thread that completed it,
+/// as any BlockDevice user's does.
+/// </summary>
+internal sealed class PerfRun
+{
+    private readonly PerfOptions _options;
+    private readonly IReadOnlyList<PerfDevice> _devices;
+    private readonly List<Loop> _loops = [];
+    private long _measureFrom;
+    private long _measureUntil;
+    private volatile bool _stop;
+
+    public PerfRun(PerfOptions options, IReadOnlyList<PerfDevice> devices)
+    {
+        _options = options;
+        _devices = devices;
+        int index = 0;
+        foreach (var device in devices)
+        {
+            int blockSize = device.Device.BlockSize;
+            if (options.IoSize % blockSize != 0)
+            {
+                throw new PerfUsageException($"option -o: {options.IoSize} bytes is not a whole number of {device.Device.Name}'s {blockSize}-byte blocks");
+            }
+
+            ulong ioBlocks = (ulong)(options.IoSize / blockSize);
+            if (ioBlocks > device.Device.BlockCount)
+            {
+                throw new PerfUsageException($"option -o: {options.IoSize} bytes is larger than {device.Device.Name} ({device.Device.SizeBytes} bytes)");
+            }
+
+            var queues = options.Bare ? device.Device.Paths.SelectMany(p => p.Value.Queues).ToArray() : [];
+            if (options.Bare && queues.Length == 0)
+            {
+                throw new InvalidOperationException($"--bare: {device.Device.Name} has no I/O queues");
+            }
+
+            for (int core = 0; core < options.Cores; core++)
+            {
+                var cursor = new SequentialCursor();
+                for (int k = 0; k < options.QueueDepth; k++)
+                {
+                    var queue = options.Bare ? queues[index % queues.Length] : null;
+                    _loops.Add(new Loop(this, device.Device, queue, cursor, ioBlocks, index++));
+                }
+            }
+        }
+    }
+
+    /// <summary>Completions so far, all loops (for the live progress line).</summary>
+    public long Completed => _loops.Sum(l => Volatile.Read(ref l.Completed));
+
+    public async Task<PerfResult> RunAsync(Action<string> progress, CancellationToken cancellationToken)
+    {
+        long frequency = Stopwatch.Frequency;
+        long start = Stopwatch.GetTimestamp();
+        _measureFrom = start + (long)(_options.WarmupSeconds * frequency);
+        _measureUntil = _measureFrom + (long)(_options.Seconds * frequency);
+        var tasks = _loops.Select(l => Task.Run(l.RunAsync, CancellationToken.None)).ToArray();
+
+        // Progress once a second, until the window closes or the run is cancelled.
+        var process = Process.GetCurrentProcess();
+        TimeSpan cpuAtStart = TimeSpan.Zero;
+        bool cpuStarted = false;
+        long lastCount = 0;
+        long lastTime = start;
+        int tick = 0;
+        while (Stopwatch.GetTimestamp() < _measureUntil && !cancellationToken.IsCancellationRequested)
+        {
+            if (!cpuStarted && Stopwatch.GetTimestamp() >= _measureFrom)
+            {
+                process.Refresh();
+                cpuAtStart = process.TotalProcessorTime;
+                cpuStarted = true;
+            }
+
+            long next = Math.Min(start + ((tick + 1) * frequency), _measureUntil);
+            var wait = TimeSpan.FromSeconds(Math.Max(0, next - Stopwatch.GetTimestamp()) / (double)frequency);
+            try
+            {
+                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+
+            tick++;
+            long now = Stopwatch.GetTimestamp();
+            long count = Completed;
+            double seconds = (now - lastTime) / (double)frequency;
+            double iops = seconds > 0 ? (count - lastCount) / seconds : 0;
+            bool warming = now < _measureFrom;
+            progress(string.Create(CultureInfo.InvariantCulture, $"{(now - start) / (double)frequency,6:0.0} s{(warming ? " (warm-up)" : string.Empty)}: {iops,12:N0} IOPS {iops * _options.IoSize / (1024 * 1024),10:0.0} MiB/s"));
+            lastCount = count;
+            lastTime = now;
+        }
+
+        if (!cpuStarted)
+        {
+            process.Refresh();
+            cpuAtStart = process.TotalProcessorTime;
+        }
+
+        long end = Math.Min(Stopwatch.GetTimestamp(), _measureUntil);
+        process.Refresh();
+        var cpu = process.TotalProcessorTime - cpuAtStart;
+        _stop = true;
+        await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(60), CancellationToken.None).ConfigureAwait(false);
+
+        double window = Math.Max(0, (end - _measureFrom) / (double)frequency);
+        var perDevice = new List<PerfFigures>();
+        var total = new LatencyHistogram();
+        long totalErrors = 0;
+        foreach (var device in _devices)
+        {
+            var histogram = new LatencyHistogram();
+            long errors = 0;
+            foreach (var loop in _loops.Where(l => l.Device == device.Device))
+            {
+                histogram.Add(loop.Latency);
+                errors += loop.Errors;
+            }
+
+            total.Add(histogram);
+            totalErrors += errors;
+            perDevice.Add(new PerfFigures($"{device.Device.Name} ({device.Target.Address} {device.Target.SubsystemNqn})", histogram.Count, window, _options.IoSize, histogram, errors));
+        }
+
+        string? firstError = _loops.Select(l => l.FirstError).FirstOrDefault(e => e is not null);
+        double cpuPercent = window > 0 ? cpu.TotalSeconds / window * 100 : 0;
+        return new PerfResult(perDevice, new PerfFigures("Total", total.Count, window, _options.IoSize, total, totalErrors), cpuPercent, firstError);
+    }
+
+    private sealed class SequentialCursor
+    {
+        public long Next;
+    }
+
+    private sealed class Loop(PerfRun run, BlockDevice device, IoQueuePair? queue, SequentialCursor cursor, ulong ioBlocks, int index)
+    {
+        private readonly byte[] _buffer = CreateBuffer(run._options.IoSize, index);
+        private ulong _random = 0x9E3779B97F4A7C15UL * (ulong)(index + 1);
+
+        public long Completed;
+
+        public BlockDevice Device => device;
+
+        public LatencyHistogram Latency { get; } = new();
+
+        public long Errors { get; private set; }
+
+        public string? FirstError { get; private set; }
+
+        public async Task RunAsync()
+        {
+            var options = run._options;
+            int readPercent = options.EffectiveReadPercent;
+            ulong slots = device.BlockCount / ioBlocks;
+            while (!run._stop)
+            {
+                ulong lba = options.IsRandom
+                    ? (NextRandom() % slots) * ioBlocks
+                    : ((ulong)(Interlocked.Increment(ref cursor.Next) - 1) % slots) * ioBlocks;
+                bool read = readPercent == 100 || (readPercent != 0 && (int)(NextRandom() % 100) < readPercent);
+                long started = Stopwatch.GetTimestamp();
+                try
+                {
+                    if (queue is not null)
+                    {
+                        var result = read
+                            ? await queue.ReadAsync(device.NamespaceId, lba, (int)ioBlocks, _buffer).ConfigureAwait(false)
+                            : await queue.WriteAsync(device.NamespaceId, lba, (int)ioBlocks, _buffer).ConfigureAwait(false);
+                        if (result.Outcome == CommandOutcome.QueueFull)
+                        {
+                            await Task.Yield();
+                            continue;
+                        }
+
+                        if (!result.IsSuccess)
+                        {
+                            Failed($"{(read ? "read" : "write")} at LBA {lba}: {result}");
+                            continue;
+                        }
+                    }
+                    else if (read)
+                    {
+                        await device.ReadAsync(lba, _buffer).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await device.WriteAsync(lba, _buffer).ConfigureAwait(false);
+                    }
+                }
+                catch (BlockDeviceException e)
+                {
+                    Failed(e.Message);
+                    continue;
+                }
+
+                long ended = Stopwatch.GetTimestamp();
+                Volatile.Write(ref Completed, Completed + 1);
+                if (ended >= run._measureFrom && ended < run._measureUntil)
+                {
+                    Latency.Record(ended - started);
+                }
+            }
+        }
+
+        private void Failed(string error)
+        {
+            Errors++;
+            FirstError ??= error;
+            if (Errors > 1000)
+            {
+                run._stop = true; // a device that fails everything would only spin
+            }
+        }
+
+        private ulong NextRandom()
+        {
+            // xorshift64*
+            ulong x = _random;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            _random = x;
+            return x * 0x2545F4914F6CDD1DUL;
+        }
+
+        private static byte[] CreateBuffer(int size, int index)
+        {
+            var buffer = GC.AllocateUninitializedArray<byte>(size, pinned: true);
+            for (int i = 0; i < buffer.Length; i++)
+            {
+                buffer[i] = (byte)(index + i);
+            }
+
+            return buffer;
+        }
+    }
+}
