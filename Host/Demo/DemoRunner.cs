@@ -5,6 +5,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Host;
+using ActorNvme.Actors.Io;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
 using ActorNvme.Hosting;
@@ -56,13 +57,10 @@ public static class DemoRunner
         Resiliency = ResiliencySettings.FromSeconds(2, 1, 1),
     };
 
-    /// <summary>False when this build has no I/O path: the demo's I/O steps then report "skipped" and it exits 1.</summary>
-    public static bool IoPathInBuild => DemoBlockIoFactory.Create().Available;
+    /// <summary>Whether this build has the I/O path (it does: the demo's I/O goes through its block devices).</summary>
+    public static bool IoPathInBuild => true;
 
-    public static Task<int> RunAsync(DemoOptions options, TextWriter output, CancellationToken cancellationToken = default) =>
-        RunAsync(options, output, DemoBlockIoFactory.Create(), cancellationToken);
-
-    internal static async Task<int> RunAsync(DemoOptions options, TextWriter output, IDemoBlockIo io, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(DemoOptions options, TextWriter output, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(output);
@@ -99,10 +97,11 @@ public static class DemoRunner
         {
             timeline.Follow(system);
             var host = system.ActorOf(NvmeHost.Props(settings, TransportAdminConnector.Tcp()), NvmeHost.ActorName);
+            var metrics = NvmeMetrics.Get(system);
             int subsystemCount = options.SubsystemPorts.Count;
             string[] firstNames = [.. Enumerable.Range(0, subsystemCount).Select(i => $"nvme{i}n1")];
             string[] nextNames = [.. Enumerable.Range(subsystemCount, subsystemCount).Select(i => $"nvme{i}n1")];
-            var written = new Dictionary<string, byte[]>(StringComparer.Ordinal); // subsystem NQN -> data written there
+            var written = new Dictionary<string, (string Device, byte[] Data)>(StringComparer.Ordinal); // subsystem NQN -> what was written there, through which name
 
             bool Record(string name, bool passed, string outcome)
             {
@@ -173,8 +172,25 @@ public static class DemoRunner
 
                 return true;
             }, cancellationToken);
+            string? failedFast = null;
             while (!removalWait.IsCompleted)
             {
+                if (failedFast is null && list.Devices.Count > 0 && timeline.Device(list.Devices[0].Name) is { IsFailingFast: true } probe)
+                {
+                    // fast-io-fail-timeout has passed: I/O fails at once instead of waiting for a path.
+                    var tried = Stopwatch.StartNew();
+                    try
+                    {
+                        await probe.ReadAsync(0, new byte[probe.BlockSize]).ConfigureAwait(false);
+                        failedFast = $"a read on {probe.Name} succeeded during the outage?";
+                    }
+                    catch (BlockDeviceException e)
+                    {
+                        failedFast = $"a read on {probe.Name} failed in {tried.Elapsed.TotalMilliseconds:0.0} ms: {e.Kind}";
+                        timeline.Event(failedFast);
+                    }
+                }
+
                 var asked = Stopwatch.StartNew();
                 await host.Ask<NvmeHost.ControllerList>(NvmeHost.ListControllers.Instance, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
                 slowest = asked.Elapsed > slowest ? asked.Elapsed : slowest;
@@ -182,6 +198,7 @@ public static class DemoRunner
             }
 
             bool allRemoved = await removalWait.ConfigureAwait(false);
+            Record("fast I/O failure", failedFast?.Contains(nameof(BlockDeviceErrorKind.FailFast), StringComparison.Ordinal) == true, failedFast ?? "no device failed fast before it was deleted");
             timeline.Step($"step 5: the loss timeout deletes the devices (the host answered every list during the outage within {slowest.TotalMilliseconds:0.0} ms)");
             Record(
                 "loss timeout",
@@ -230,48 +247,46 @@ public static class DemoRunner
 
             async Task IoStepAsync(string name, IReadOnlyList<BlockDeviceInfo> targets, bool fresh)
             {
-                if (!io.Available)
-                {
-                    Record(name, false, "skipped: I/O path not in this build");
-                    return;
-                }
-
                 try
                 {
                     var details = new List<string>();
-                    foreach (var device in targets.OrderBy(d => d.Name, StringComparer.Ordinal))
+                    foreach (var info in targets.OrderBy(d => d.Name, StringComparer.Ordinal))
                     {
-                        long lba = 16384 / device.BlockSize; // 16 KiB in, whatever the block size
-                        if (!fresh && written.TryGetValue(device.SubsystemNqn, out var before))
+                        var device = timeline.Device(info.Name) ?? throw new InvalidOperationException($"{info.Name}: no block device object was handed over");
+                        ulong lba = (ulong)(16384 / info.BlockSize); // 16 KiB in, whatever the block size
+                        if (!fresh && written.TryGetValue(info.SubsystemNqn, out var before))
                         {
-                            var again = new byte[before.Length];
-                            await io.ReadAsync(system, host, device, lba, again, cancellationToken).ConfigureAwait(false);
-                            if (!again.AsSpan().SequenceEqual(before))
+                            var again = new byte[before.Data.Length];
+                            await device.ReadAsync(lba, again).ConfigureAwait(false);
+                            if (!again.AsSpan().SequenceEqual(before.Data))
                             {
-                                throw new InvalidDataException($"{device.Name}: the data written before the outage did not read back identical");
+                                throw new InvalidDataException($"{info.Name}: the data written through {before.Device} before the outage did not read back identical");
                             }
 
-                            details.Add($"{device.Name}: pre-outage data intact");
+                            details.Add($"{info.Name}: the {before.Data.Length / 1024} KiB written through {before.Device} before the outage read back identical");
                         }
 
                         var data = new byte[IoBytes];
                         Random.Shared.NextBytes(data);
                         var clock = Stopwatch.StartNew();
-                        await io.WriteAsync(system, host, device, lba, data, cancellationToken).ConfigureAwait(false);
+                        await device.WriteAsync(lba, data).ConfigureAwait(false);
+                        metrics.RecordIo("write", data.Length, clock.Elapsed, succeeded: true);
                         var readBack = new byte[data.Length];
-                        await io.ReadAsync(system, host, device, lba, readBack, cancellationToken).ConfigureAwait(false);
+                        var readClock = Stopwatch.StartNew();
+                        await device.ReadAsync(lba, readBack).ConfigureAwait(false);
+                        metrics.RecordIo("read", readBack.Length, readClock.Elapsed, succeeded: true);
                         if (!readBack.AsSpan().SequenceEqual(data))
                         {
-                            throw new InvalidDataException($"{device.Name}: read back differs from what was written");
+                            throw new InvalidDataException($"{info.Name}: read back differs from what was written");
                         }
 
-                        written[device.SubsystemNqn] = data;
-                        details.Add($"{device.Name}: {IoBytes / 1024} KiB written and read back identical in {clock.Elapsed.TotalMilliseconds:0.0} ms");
+                        written[info.SubsystemNqn] = (info.Name, data);
+                        details.Add($"{info.Name}: {IoBytes / 1024} KiB written and read back identical in {clock.Elapsed.TotalMilliseconds:0.0} ms");
                     }
 
                     Record(name, targets.Count > 0, string.Join("; ", details));
                 }
-                catch (Exception e) when (e is not OperationCanceledException)
+                catch (Exception e) when (e is BlockDeviceException or InvalidDataException or InvalidOperationException or ArgumentException)
                 {
                     Record(name, false, e.Message);
                 }
@@ -325,8 +340,3 @@ public static class DemoRunner
     private static string Seconds(TimeSpan value) => $"{value.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s";
 }
 
-/// <summary>Picks the demo's I/O: the host's I/O path when this build has it.</summary>
-internal static class DemoBlockIoFactory
-{
-    public static IDemoBlockIo Create() => new MissingDemoBlockIo();
-}

@@ -1,7 +1,9 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Akka.Actor;
 using ActorNvme.Actors.Controller;
+using ActorNvme.Actors.Io;
 using ActorNvme.Actors.Subsystem;
 
 namespace ActorNvme.Host.Demo;
@@ -16,6 +18,7 @@ internal sealed class DemoTimeline : IAsyncDisposable
     private readonly Channel<string> _lines = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Channel<object> _events = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly List<object> _backlog = [];
+    private readonly ConcurrentDictionary<string, BlockDevice> _devices = new(StringComparer.Ordinal);
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly Task _printer;
     private readonly TextWriter _output;
@@ -27,6 +30,9 @@ internal sealed class DemoTimeline : IAsyncDisposable
     }
 
     public TimeSpan Elapsed => _clock.Elapsed;
+
+    /// <summary>The block device of that name, as its BlockDeviceAdded event handed it over.</summary>
+    public BlockDevice? Device(string name) => _devices.TryGetValue(name, out var device) ? device : null;
 
     /// <summary>A line at the left margin: the script speaking.</summary>
     public void Step(string text) => Write($"{Stamp()} {text}");
@@ -106,6 +112,11 @@ internal sealed class DemoTimeline : IAsyncDisposable
 
     private void OnEvent(object e)
     {
+        if (e is BlockDeviceAdded { BlockDevice: { } device } added)
+        {
+            _devices[added.Device.Name] = device;
+        }
+
         string? text = e switch
         {
             BlockDeviceAdded a => $"+ {a.Device.Name} attached ({a.Device.BlockCount} blocks of {a.Device.BlockSize} B, {a.Device.SubsystemNqn})",
