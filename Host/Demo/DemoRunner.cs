@@ -125,6 +125,12 @@ public static class DemoRunner
                 Record("discovery", false, $"no answer: {e.Message}");
             }
 
+            // The block-device objects travel on the event stream, which may deliver a moment after the answer.
+            if (!await WaitForDevicesAsync(timeline, firstNames, options.StepTimeout).ConfigureAwait(false))
+            {
+                Record("block device events", false, $"not every one of {string.Join(", ", firstNames)} was announced on the event stream");
+            }
+
             // 2. The block devices, as the host's registry lists them.
             timeline.Step("step 2: list the block devices (bdev_get_bdevs)");
             var list = await host.Ask<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
@@ -217,7 +223,7 @@ public static class DemoRunner
             while (added.Count < subsystemCount && await timeline.WaitForAsync(
                 e =>
                 {
-                    if (e is BlockDeviceAdded a)
+                    if (e is BlockDeviceAdded a && !firstNames.Contains(a.Device.Name))
                     {
                         added.Add(a.Device);
                         return true;
@@ -233,6 +239,7 @@ public static class DemoRunner
                 "re-attach",
                 added.Select(d => d.Name).Order(StringComparer.Ordinal).SequenceEqual(nextNames),
                 $"{string.Join(", ", added.Select(d => d.Name).Order(StringComparer.Ordinal))} attached {restored.Elapsed.TotalSeconds:0.0} s after the restore (names are never reused)");
+            await WaitForDevicesAsync(timeline, nextNames, options.StepTimeout).ConfigureAwait(false);
             list = await host.Ask<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
             PrintDevices(timeline, list.Devices);
 
@@ -308,6 +315,22 @@ public static class DemoRunner
             ? $"demo: all {steps.Count} steps passed in {timeline.Elapsed.TotalSeconds:0.0} s"
             : $"demo: {failed} of {steps.Count} steps did not pass ({string.Join(", ", steps.Where(s => !s.Passed).Select(s => $"{s.Name}: {s.Outcome}"))})");
         return failed == 0 ? 0 : 1;
+    }
+
+    private static async Task<bool> WaitForDevicesAsync(DemoTimeline timeline, IEnumerable<string> names, TimeSpan timeout)
+    {
+        var until = DateTime.UtcNow + timeout;
+        while (!names.All(n => timeline.Device(n) is not null))
+        {
+            if (DateTime.UtcNow > until)
+            {
+                return false;
+            }
+
+            await Task.Delay(10).ConfigureAwait(false);
+        }
+
+        return true;
     }
 
     private static TargetListener Listen(NvmeTarget target, string address, int port, string what, DemoTimeline timeline)
