@@ -58,15 +58,15 @@ public static class Controller
     /// </summary>
     public static Props Props(ControllerOptions options, IAdminConnector connector, IIoQueueConnector? ioConnector = null)
     {
-        var io = ioConnector ?? DefaultIoConnector(connector);
+        var io = ioConnector ?? DefaultIoConnector(connector, options.Settings);
         return Akka.Actor.Props.Create(() => new ControllerActor(options, connector, io));
     }
 
-    private static IIoQueueConnector DefaultIoConnector(IAdminConnector connector) => connector switch
+    private static IIoQueueConnector DefaultIoConnector(IAdminConnector connector, NvmeHostSettings settings) => connector switch
     {
         IIoQueueConnector both => both,
         TransportAdminConnector { Transport: InMemoryTransport inMemory } => new TransportIoQueueConnector(inMemory),
-        _ => TransportIoQueueConnector.Tcp(),
+        _ => TransportIoQueueConnector.Tcp(settings.IoReceiveSpin),
     };
 
     /// <summary>Submit an admin command. Reply: <see cref="AdminResult"/> or <see cref="AdminFailed"/>, echoing <paramref name="Tag"/>.</summary>

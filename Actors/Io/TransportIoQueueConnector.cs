@@ -1,5 +1,6 @@
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
+using ActorNvme.Transport.RawSocket;
 
 namespace ActorNvme.Actors.Io;
 
@@ -9,8 +10,12 @@ public sealed class TransportIoQueueConnector(INvmeTransport transport) : IIoQue
     /// <summary>SQHD in a Connect response that says SQ flow control is disabled for the queue.</summary>
     private const ushort SqFlowControlDisabledHead = 0xFFFF;
 
-    /// <summary>The default: NVMe/TCP over the transport chosen for I/O queues (raw socket, a receive thread per queue).</summary>
-    public static TransportIoQueueConnector Tcp() => new(NvmeTransports.ForIoQueues());
+    /// <summary>
+    /// The default: NVMe/TCP over the transport chosen for I/O queues (raw socket, a receive thread per
+    /// queue), whose receive threads poll for <paramref name="receiveSpin"/> before they block (io-receive-spin).
+    /// </summary>
+    public static TransportIoQueueConnector Tcp(TimeSpan receiveSpin = default) =>
+        new(NvmeTransports.ForIoQueues(receiveSpin > TimeSpan.Zero ? new RawSocketTransportOptions { SpinBeforeBlocking = receiveSpin } : null));
 
     public async Task<IoQueueSet> ConnectAsync(IoQueueConnectRequest request, CancellationToken lifetime)
     {

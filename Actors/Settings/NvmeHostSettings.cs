@@ -157,6 +157,9 @@ public sealed record NvmeHostSettings
     /// <summary>Ask for SQ flow control to be disabled on I/O queues.</summary>
     public bool DisableSqFlowControl { get; init; } = true;
 
+    /// <summary>How long an I/O queue's receive thread polls before it blocks (0: block at once).</summary>
+    public TimeSpan IoReceiveSpin { get; init; } = TimeSpan.Zero;
+
     /// <summary>I/O queues to ask for: <see cref="IoQueues"/>, or the processor count when that is 0.</summary>
     public int EffectiveIoQueues => IoQueues > 0 ? IoQueues : Environment.ProcessorCount;
 
@@ -207,6 +210,7 @@ public sealed record NvmeHostSettings
             IoRetries = section.GetInt("io-retries"),
             IoHoldLimit = section.GetInt("io-hold-limit"),
             DisableSqFlowControl = section.GetBoolean("disable-sq-flow-control"),
+            IoReceiveSpin = section.GetTimeSpan("io-receive-spin"),
         };
         return settings.Validated();
     }
@@ -248,6 +252,11 @@ public sealed record NvmeHostSettings
         if (IoQueueSize is < 2 or > 4096)
         {
             throw new InvalidNvmeSettingsException("io-queue-size-range", $"io-queue-size {IoQueueSize} must be 2..4096");
+        }
+
+        if (IoReceiveSpin < TimeSpan.Zero || IoReceiveSpin > TimeSpan.FromMilliseconds(10))
+        {
+            throw new InvalidNvmeSettingsException("io-receive-spin-range", $"io-receive-spin {IoReceiveSpin.TotalMicroseconds:0}us must be 0..10ms");
         }
 
         if (IoRetries < 0 || IoHoldLimit < 0)

@@ -46,6 +46,7 @@ internal sealed class PerfAttach : IAsyncDisposable
             actornvme.io-queues = {queues}
             actornvme.io-queue-size = {Math.Clamp(Math.Max(128, perQueue + 1), 2, 4096)}
             actornvme.digests = {digests}
+            actornvme.io-receive-spin = {options.ReceiveSpinMicroseconds / 1000.0:0.###}ms
             """));
         return NvmeHostSettings.Create(config);
     }
@@ -73,7 +74,7 @@ internal sealed class PerfAttach : IAsyncDisposable
                 string name = $"nvme{i}";
                 var subsystemSettings = target.HostNqn is { } hostNqn ? settings with { HostNqn = hostNqn } : settings;
                 var subsystemOptions = new SubsystemOptions(name, target.SubsystemNqn, [target.Address], subsystemSettings);
-                var actor = system.ActorOf(Subsystem.Props(subsystemOptions, TransportAdminConnector.Tcp(), TransportIoQueueConnector.Tcp()), name);
+                var actor = system.ActorOf(Subsystem.Props(subsystemOptions, TransportAdminConnector.Tcp(), TransportIoQueueConnector.Tcp(settings.IoReceiveSpin)), name);
                 subsystems.Add((target, name, actor));
             }
 

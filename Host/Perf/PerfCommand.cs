@@ -115,7 +115,7 @@ public static class PerfCommand
 
     private static string Describe(PerfOptions o) => string.Create(
         CultureInfo.InvariantCulture,
-        $"actornvme perf: {o.IoSize}-byte {o.PatternName}{(o.Pattern is PerfPattern.ReadWrite or PerfPattern.RandReadWrite ? $" ({o.ReadPercent}% reads)" : string.Empty)}, queue depth {o.QueueDepth} per namespace per core, {o.Cores} core(s), {o.QueuePairs} queue pair(s) per controller per core, {o.Seconds:0.###} s{(o.WarmupSeconds > 0 ? $" after {o.WarmupSeconds:0.###} s warm-up" : string.Empty)}{(o.Bare ? ", bare queue pairs (no BlockDevice)" : string.Empty)}");
+        $"actornvme perf: {o.IoSize}-byte {o.PatternName}{(o.Pattern is PerfPattern.ReadWrite or PerfPattern.RandReadWrite ? $" ({o.ReadPercent}% reads)" : string.Empty)}, queue depth {o.QueueDepth} per namespace per core, {o.Cores} core(s), {o.QueuePairs} queue pair(s) per controller per core, {o.Seconds:0.###} s{(o.WarmupSeconds > 0 ? $" after {o.WarmupSeconds:0.###} s warm-up" : string.Empty)}{(o.ReceiveSpinMicroseconds > 0 ? $", receive threads poll {o.ReceiveSpinMicroseconds} us before blocking" : string.Empty)}{(o.Bare ? ", bare queue pairs (no BlockDevice)" : string.Empty)}");
 
     internal static string Table(PerfResult result)
     {
@@ -152,6 +152,7 @@ public static class PerfCommand
             json.WriteNumber("seconds", Math.Round(result.Total.Seconds, 3));
             json.WriteNumber("cpu_percent", Math.Round(result.CpuPercent, 1));
             json.WriteBoolean("bare", options.Bare);
+            json.WriteNumber("spin_us", options.ReceiveSpinMicroseconds);
             json.WriteStartArray("devices");
             foreach (var device in result.Devices)
             {

@@ -59,6 +59,9 @@ internal sealed record PerfOptions
     /// <summary>--json: one JSON object on stdout instead of the table.</summary>
     public bool Json { get; init; }
 
+    /// <summary>--spin: microseconds an I/O queue's receive thread polls before it blocks (io-receive-spin; SPDK always polls).</summary>
+    public int ReceiveSpinMicroseconds { get; init; }
+
     /// <summary>--bare: submit straight on the controller's I/O queue pairs, bypassing BlockDevice (to measure the runtime's cost).</summary>
     public bool Bare { get; init; }
 
@@ -118,6 +121,8 @@ internal static class PerfOptionParser
           -H, --enable-tcp-hdgst    header digests
           -I, --enable-tcp-ddgst    data digests
               --json                print one JSON object (iops, mibps, latency_us) instead of the table
+              --spin US             receive threads poll US microseconds before they block (io-receive-spin;
+                                    SPDK perf always polls; default 0)
               --bare                bypass BlockDevice: I/O straight on the queue pairs (compares the runtime's cost)
           -h, --help                this text
         """;
@@ -134,6 +139,7 @@ internal static class PerfOptionParser
         int queuePairs = 1;
         int cores = 1;
         bool header = false, data = false, json = false, bare = false;
+        int spin = 0;
 
         for (int i = 0; i < args.Count; i++)
         {
@@ -204,6 +210,9 @@ internal static class PerfOptionParser
                 case "--bare":
                     bare = true;
                     break;
+                case "--spin":
+                    spin = Integer(name, Value(), 0, 10_000);
+                    break;
                 default:
                     throw new PerfUsageException($"unknown option '{arg}'");
             }
@@ -251,6 +260,7 @@ internal static class PerfOptionParser
             DataDigest = data,
             Json = json,
             Bare = bare,
+            ReceiveSpinMicroseconds = spin,
         };
     }
 
