@@ -27,6 +27,29 @@ dotnet test ActorNvme.sln -c Release --no-build --nologo \
   --logger "console;verbosity=normal" || status=$?
 t_unit=$((SECONDS - t))
 
+# Shell tests: actornvme serve and actornvme target as processes, driven over their sockets by a
+# generic JSON-RPC client (socat). Exit 77 means skipped (a tool missing), which CI and root refuse.
+t=$SECONDS
+shell_passed=0
+shell_failed=0
+shell_skipped=0
+for shell_test in tests/shell/*.sh; do
+  [ -f "$shell_test" ] || continue
+  rc=0
+  timeout 300 "$shell_test" || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    shell_passed=$((shell_passed + 1))
+  elif [ "$rc" -eq 77 ] && [ "${CI:-}" != "true" ] && [ "$(id -u)" -ne 0 ]; then
+    shell_skipped=$((shell_skipped + 1))
+  else
+    echo "test.sh: $shell_test failed (exit $rc)" >&2
+    shell_failed=$((shell_failed + 1))
+    status=1
+  fi
+done
+echo "shell: $shell_passed passed, $shell_failed failed, $shell_skipped skipped"
+t_shell=$((SECONDS - t))
+
 # Real-peer tests: inside the harness's network namespace, against the Linux kernel NVMe/TCP target
 # in QEMU, capturing the traffic for tshark's dissector. They need root (namespace, tap device).
 # In CI, or whenever we are root (scripts/ensure-deps.sh then installed what they need), they must
@@ -83,11 +106,11 @@ if [ "$realpeer_required" = true ]; then
   fi
 fi
 
-echo "Timings: deps ${t_deps} s, build ${t_build} s, unit tests ${t_unit} s, real-peer (image, boot, tests, teardown) ${t_realpeer} s, total $((SECONDS - t_start)) s"
+echo "Timings: deps ${t_deps} s, build ${t_build} s, unit tests ${t_unit} s, shell tests ${t_shell} s, real-peer (image, boot, tests, teardown) ${t_realpeer} s, total $((SECONDS - t_start)) s"
 
-# One summary line over every test project (the plain 'N passed, N failed' form).
+# One summary line over every test project and the shell tests (the plain 'N passed, N failed' form).
 python_free_sum() {
-  local passed=0 failed=0 skipped=0 f p fl sk
+  local passed=$shell_passed failed=$shell_failed skipped=$shell_skipped f p fl sk
   for f in "$results"/*.trx; do
     [ -f "$f" ] || continue
     read -r p fl sk < <(trx_counts "$f")

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the real-peer tests need (QEMU for the Linux NVMe/TCP target, the
-# tools that build its initramfs, tshark for dissecting captures), but only those that are missing.
+# tools that build its initramfs, tshark for dissecting captures) and the shell tests need (socat as a
+# generic JSON-RPC client, jq), but only those that are missing.
 # Idempotent: when everything is present it only asks dpkg and returns.
 set -euo pipefail
 
-packages=(qemu-system-x86 cpio kmod busybox-static tshark iproute2)
+packages=(qemu-system-x86 cpio kmod busybox-static tshark iproute2 socat jq)
 
 missing=()
 for p in "${packages[@]}"; do

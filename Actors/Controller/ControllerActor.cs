@@ -55,6 +55,9 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         Receive<Controller.GetStatus>(_ => Sender.Tell(new Controller.Status(_options.Name, _state, _options.Address, _options.SubsystemNqn, _info, _lastLoss)));
     }
 
+    /// <summary>The reason carried by the last state change of a controller that has stopped.</summary>
+    public const string StoppedReason = "stopped";
+
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <summary>The key under which this actor's holdings appear in the <see cref="OwnershipLedger"/>.</summary>
@@ -67,10 +70,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         EndGeneration();
         FailPending("the controller stopped");
         _ledger.Report(Owner, 0, 0);
-        if (_state != ControllerState.Failed)
-        {
-            Publish(ControllerState.Failed, "stopped");
-        }
+        Publish(ControllerState.Failed, StoppedReason);
 
         base.PostStop();
     }
@@ -169,6 +169,14 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         }
 
         var previous = _state;
+        if (previous == ControllerState.Deleting)
+        {
+            // Being deleted anyway: the shutdown ends here, there is nothing to reconnect.
+            _log.Info("{0}: connection ended during shutdown ({1}); stopping", _options.Name, reason);
+            Context.Stop(Self);
+            return;
+        }
+
         _lastLoss = reason;
         EndGeneration();
         FailPending($"the association was lost: {reason}");
@@ -222,15 +230,15 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
 
     private const string StepTimerKey = "step-timeout";
 
-    private sealed record Connected(int Generation, IAdminConnection Connection);
+    private sealed record Connected(int Generation, IAdminConnection Connection) : IDeadLetterSuppression; // late results of a stopped controller are expected
 
-    private sealed record ConnectAttemptFailed(int Generation, Exception Error);
+    private sealed record ConnectAttemptFailed(int Generation, Exception Error) : IDeadLetterSuppression; // late results of a stopped controller are expected
 
-    private sealed record Initialized(int Generation);
+    private sealed record Initialized(int Generation) : IDeadLetterSuppression; // late results of a stopped controller are expected
 
-    private sealed record AdminCompleted(int Generation, AdminResponse Completion);
+    private sealed record AdminCompleted(int Generation, AdminResponse Completion) : IDeadLetterSuppression; // late results of a stopped controller are expected
 
-    private sealed record ConnectionEnded(int Generation, ConnectionClosed Reason);
+    private sealed record ConnectionEnded(int Generation, ConnectionClosed Reason) : IDeadLetterSuppression; // late results of a stopped controller are expected
 
     private sealed record StepTimedOut(int Generation, string Step);
 

@@ -195,7 +195,7 @@ public sealed record NvmeHostSettings
             HostId = hostId,
             KeepAliveTimeout = section.GetTimeSpan("keep-alive-timeout"),
             Resiliency = new ResiliencySettings(
-                section.GetTimeSpan("ctrlr-loss-timeout", allowInfinite: false),
+                ReadLossTimeout(section),
                 section.GetTimeSpan("reconnect-delay"),
                 section.GetTimeSpan("fast-io-fail-timeout")),
             ConnectTimeout = section.GetTimeSpan("connect-timeout"),
@@ -266,6 +266,12 @@ public sealed record NvmeHostSettings
 
         return this;
     }
+
+    // HOCON durations take no sign, so "reconnect forever" is spelled -1 or -1s and read here.
+    private static TimeSpan ReadLossTimeout(Config section) =>
+        section.GetString("ctrlr-loss-timeout", string.Empty).Trim() is "-1" or "-1s"
+            ? ResiliencySettings.Forever
+            : section.GetTimeSpan("ctrlr-loss-timeout", allowInfinite: false);
 
     public static DigestOptions ParseDigests(string value) => value.Trim().ToLowerInvariant() switch
     {

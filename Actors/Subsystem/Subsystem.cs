@@ -60,6 +60,9 @@ public static class Subsystem
     public sealed record PathStatus(string Name, TransportAddress Address, bool Live, DateTimeOffset? LostAt, IActorRef Controller);
 
     public sealed record Status(string Name, string SubsystemNqn, IReadOnlyList<PathStatus> Paths, IReadOnlyList<BlockDeviceInfo> Devices, bool FailingFast);
+
+    /// <summary>Notification to the parent: a path of this subsystem became Live and these are its block devices.</summary>
+    public sealed record Attached(IActorRef Subsystem, string Name, string SubsystemNqn, IReadOnlyList<BlockDeviceInfo> Devices);
 }
 
 /// <summary>One NVM subsystem under a name (nvme0): its paths and its block devices.</summary>

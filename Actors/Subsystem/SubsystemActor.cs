@@ -129,6 +129,8 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             _log.Info("{0}: block device {1} added ({2} blocks of {3} bytes)", _options.Name, device.Name, device.BlockCount, device.BlockSize);
             Context.System.EventStream.Publish(new BlockDeviceAdded(device, blockDevice));
         }
+
+        Context.Parent.Tell(new Subsystem.Attached(Self, _options.Name, _options.SubsystemNqn, _devices.Values.ToArray()));
     }
 
     private void OnPathLost(Controller.Controller.Lost message)

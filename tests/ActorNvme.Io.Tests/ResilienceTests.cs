@@ -68,7 +68,8 @@ public sealed class ResilienceTests
         var failure = await Assert.ThrowsAsync<BlockDeviceException>(() => held.WaitAsync(IoRig.Deadline));
         Assert.Equal(BlockDeviceErrorKind.FailFast, failure.Kind);
         Assert.Contains("fast-io-fail-timeout", failure.Message, StringComparison.Ordinal);
-        Assert.True(rig.Saw<FastIoFailChanged>(e => e.FailingFast));
+        // The device fails fast before the event that announces it reaches this test's subscriber.
+        await IoRig.WaitUntilAsync(() => rig.Saw<FastIoFailChanged>(e => e.FailingFast), "the fast-io-fail event");
 
         var fresh = await Assert.ThrowsAsync<BlockDeviceException>(() => ReadBlockAsync(device, 8, 512).WaitAsync(IoRig.Deadline));
         Assert.Equal(BlockDeviceErrorKind.FailFast, fresh.Kind);
@@ -91,7 +92,7 @@ public sealed class ResilienceTests
         Assert.Equal(BlockDeviceErrorKind.Deleted, failure.Kind);
         Assert.Contains("ctrlr-loss-timeout", failure.Message, StringComparison.Ordinal);
         Assert.True(device.IsDeleted);
-        Assert.True(rig.Saw<BlockDeviceRemoved>(r => r.Device.Name == "nvme0n1"));
+        await IoRig.WaitUntilAsync(() => rig.Saw<BlockDeviceRemoved>(r => r.Device.Name == "nvme0n1"), "the removal event of nvme0n1");
 
         var after = await Assert.ThrowsAsync<BlockDeviceException>(() => device.WriteAsync(0, new byte[512]).AsTask().WaitAsync(IoRig.Deadline));
         Assert.Equal(BlockDeviceErrorKind.Deleted, after.Kind);

@@ -28,8 +28,15 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
 
     public uint AsyncEventsSupported { get; set; } = (uint)(AsyncEventConfiguration.NamespaceAttributeNotices | AsyncEventConfiguration.DiscoveryLogChangeNotices);
 
-    /// <summary>Discovery log returned to Get Log Page 0x70 (built by the test).</summary>
-    public byte[] DiscoveryLog { get; set; } = [];
+    /// <summary>Discovery log returned to each Get Log Page 0x70 (built by the test); called once per read.</summary>
+    public Func<byte[]> DiscoveryLog { get; set; } = () => [];
+
+    /// <summary>Get Log Page answers with an internal error while set.</summary>
+    public volatile bool FailLogReads;
+
+    private int _logReads;
+
+    public int LogReads => Volatile.Read(ref _logReads);
 
     public int ConnectAttempts => Volatile.Read(ref _connectAttempts);
 
@@ -125,6 +132,16 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
                 return true;
             }
 
+            if (command.Opcode == (byte)AdminOpcode.GetLogPage)
+            {
+                Interlocked.Increment(ref fabric._logReads);
+                if (fabric.FailLogReads)
+                {
+                    events.Completed(new AdminResponse(commandId, new CompletionQueueEntry(0, 0, 0, 0, commandId, NvmeStatus.Generic(GenericStatus.InternalError)), default, false));
+                    return true;
+                }
+            }
+
             var (dw0, dw1, data) = Answer(command);
             events.Completed(new AdminResponse(commandId, new CompletionQueueEntry(dw0, dw1, 0, 0, commandId, NvmeStatus.Success), data, false));
             return true;
@@ -157,7 +174,9 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
                 case AdminOpcode.Identify:
                     return (0, 0, Identify(command));
                 case AdminOpcode.GetLogPage:
-                    return (0, 0, fabric.DiscoveryLog);
+                    var log = fabric.DiscoveryLog();
+                    int requested = (int)((((command.Cdw11 & 0xFFFF) << 16) | (command.Cdw10 >> 16)) + 1) * 4;
+                    return (0, 0, log.Length > requested ? log[..requested] : log);
                 default:
                     return (0, 0, []);
             }

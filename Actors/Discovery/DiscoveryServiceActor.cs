@@ -1,0 +1,451 @@
+using Akka.Actor;
+using Akka.Event;
+using ActorNvme.Actors.Connection;
+using ActorNvme.Actors.Controller;
+using ActorNvme.Actors.Settings;
+using ActorNvme.Actors.Subsystem;
+using ActorNvme.Protocol.Data;
+using ActorNvme.Protocol.Nvme;
+using ActorNvme.Transport;
+using ControllerMessages = ActorNvme.Actors.Controller.Controller;
+using SubsystemMessages = ActorNvme.Actors.Subsystem.Subsystem;
+
+namespace ActorNvme.Actors.Discovery;
+
+/// <summary>
+/// A persistent discovery controller and the NVM subsystems its log lists. The log is read when the
+/// discovery controller becomes Live (after every reconnect) and on every discovery-log-change AEN;
+/// it is then reconciled with the children by (subsystem NQN, transport address) under this
+/// service's host NQN. Only a successful read removes anything. Names are never reused.
+/// </summary>
+public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
+{
+    private const string ReconnectTimerKey = "reconnect-discovery-controller";
+    private const string AttachTimerKey = "wait-for-attach";
+
+    private readonly DiscoveryOptions _options;
+    private readonly IAdminConnector _connector;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<string, SubsystemChild> _subsystems = new(StringComparer.Ordinal);
+    private readonly Dictionary<IActorRef, string> _stopping = [];
+    private readonly Dictionary<TransportAddress, IActorRef> _referrals = [];
+    private readonly List<(IActorRef ReplyTo, DiscoveryService.WaitForAttach Request)> _attachWaiters = [];
+    private IActorRef _discoveryController = ActorRefs.Nobody;
+    private bool _discoveryControllerLive;
+    private bool _reading;
+    private bool _readAgain;
+    private int _logReads;
+    private int _nextName;
+    private DiscoveryLog? _lastLog;
+
+    public DiscoveryServiceActor(DiscoveryOptions options, IAdminConnector connector)
+    {
+        _options = options;
+        _connector = connector;
+
+        Receive<ControllerMessages.BecameLive>(m => m.Controller.Equals(_discoveryController), _ =>
+        {
+            _discoveryControllerLive = true;
+            ReadLog("discovery controller is Live");
+        });
+        Receive<ControllerMessages.Lost>(m => m.Controller.Equals(_discoveryController), OnDiscoveryControllerLost);
+        Receive<ControllerMessages.AsyncEvent>(OnAsyncEvent);
+        Receive<ControllerMessages.StateChanged>(_ => { });
+        Receive<ReconnectDiscoveryController>(_ => _discoveryController.Tell(ControllerMessages.Reconnect.Instance));
+        Receive<ControllerMessages.AdminResult>(OnLogData);
+        Receive<ControllerMessages.AdminFailed>(OnLogReadFailed);
+        Receive<SubsystemMessages.Attached>(OnSubsystemAttached);
+        Receive<Terminated>(OnChildTerminated);
+        Receive<DiscoveryService.WaitForAttach>(OnWaitForAttach);
+        Receive<AttachDeadline>(_ => OnAttachDeadline());
+        Receive<DiscoveryService.GetInfo>(_ => Sender.Tell(Snapshot()));
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    protected override void PreStart()
+    {
+        var controllerOptions = new ControllerOptions($"{_options.Name}/discovery", _options.Address, Nqn.Discovery, ControllerRole.Discovery, _options.Settings);
+        _discoveryController = Context.ActorOf(ControllerMessages.Props(controllerOptions, _connector), "dc");
+        Context.Watch(_discoveryController);
+    }
+
+    private void OnDiscoveryControllerLost(ControllerMessages.Lost message)
+    {
+        _discoveryControllerLive = false;
+        _reading = false;
+
+        // The discovery controller reconnects for as long as the service runs; what it found stays.
+        var delay = _options.Settings.Resiliency.ReconnectDelay > TimeSpan.Zero ? _options.Settings.Resiliency.ReconnectDelay : TimeSpan.FromSeconds(1);
+        _log.Warning("{0}: discovery controller at {1} lost ({2}); reconnecting in {3:0.###}s; the {4} subsystem(s) it found are kept", _options.Name, _options.Address, message.Reason, delay.TotalSeconds, _subsystems.Count);
+        Timers.StartSingleTimer(ReconnectTimerKey, ReconnectDiscoveryController.Instance, delay);
+    }
+
+    private void OnAsyncEvent(ControllerMessages.AsyncEvent message)
+    {
+        if (message.Controller.Equals(_discoveryController) && message.Event.Notice == AsyncEventNotice.DiscoveryLogPageChange)
+        {
+            ReadLog("discovery log change notice");
+        }
+    }
+
+    private void ReadLog(string why)
+    {
+        if (_reading)
+        {
+            _readAgain = true; // one read at a time; another follows if something changed meanwhile
+            return;
+        }
+
+        _reading = true;
+        _readAgain = false;
+        _log.Info("{0}: reading the discovery log ({1})", _options.Name, why);
+        RequestHeader(attempt: 0);
+    }
+
+    private void RequestHeader(int attempt) =>
+        _discoveryController.Tell(new ControllerMessages.SubmitAdmin(
+            AdminCommands.GetLogPage((byte)LogPageId.Discovery, DiscoveryLogHeader.Size, namespaceId: 0),
+            DataInLength: DiscoveryLogHeader.Size,
+            Tag: new LogRead(Full: false, attempt, 0)));
+
+    private void OnLogData(ControllerMessages.AdminResult result)
+    {
+        if (result.Tag is not LogRead read || !_reading)
+        {
+            return;
+        }
+
+        if (!result.IsSuccess)
+        {
+            FinishRead($"Get Log Page (discovery) failed: {result.Completion.Status}");
+            return;
+        }
+
+        if (!DiscoveryLogPage.TryReadHeader(result.Data.Span, out var header, out int records, out var error)
+            && error.Code != DataErrorCode.DiscoveryLogTruncated)
+        {
+            FinishRead($"discovery log header unusable: {error.Describe()}");
+            return;
+        }
+
+        if (!read.Full)
+        {
+            if (!header.TryGetPageLength(out int length, out error))
+            {
+                FinishRead($"discovery log too large: {error.Describe()}");
+                return;
+            }
+
+            _discoveryController.Tell(new ControllerMessages.SubmitAdmin(
+                AdminCommands.GetLogPage((byte)LogPageId.Discovery, (uint)length, namespaceId: 0),
+                DataInLength: length,
+                Tag: new LogRead(Full: true, read.Attempt, header.GenerationCounter)));
+            return;
+        }
+
+        if (header.GenerationCounter != read.Generation)
+        {
+            // The log changed between the two reads: read it again, a bounded number of times.
+            if (read.Attempt < _options.Settings.DiscoveryGenctrRetries)
+            {
+                _log.Info("{0}: GENCTR moved from {1} to {2} during the read; reading again", _options.Name, read.Generation, header.GenerationCounter);
+                RequestHeader(read.Attempt + 1);
+                return;
+            }
+
+            FinishRead($"GENCTR kept changing over {read.Attempt + 1} reads");
+            return;
+        }
+
+        if (!DiscoveryLogPage.TryRead(result.Data.Span, out var log, out error))
+        {
+            FinishRead($"discovery log unusable: {error.Describe()}");
+            return;
+        }
+
+        _lastLog = log;
+        _logReads++;
+        _log.Info("{0}: discovery log GENCTR {1}, {2} record(s)", _options.Name, log.Header.GenerationCounter, log.Entries.Count);
+        Reconcile(log);
+        FinishRead(failure: null);
+    }
+
+    private void OnLogReadFailed(ControllerMessages.AdminFailed failed)
+    {
+        if (failed.Tag is LogRead && _reading)
+        {
+            FinishRead(failed.Reason);
+        }
+    }
+
+    private void FinishRead(string? failure)
+    {
+        _reading = false;
+        if (failure is not null)
+        {
+            // A failed or missing read removes nothing.
+            _log.Warning("{0}: discovery log read failed, keeping what was found before: {1}", _options.Name, failure);
+        }
+
+        if (_readAgain && _discoveryControllerLive)
+        {
+            ReadLog("a change was notified during the last read");
+        }
+    }
+
+    private void Reconcile(DiscoveryLog log)
+    {
+        var wanted = new Dictionary<string, HashSet<TransportAddress>>(StringComparer.Ordinal);
+        var referrals = new HashSet<TransportAddress>();
+        foreach (var entry in log.Entries)
+        {
+            if (entry.TransportType != TransportType.Tcp || !TryAddress(entry, out var parsed) || parsed is not { } address)
+            {
+                continue;
+            }
+
+            switch (entry.SubsystemType)
+            {
+                case SubsystemType.Nvm:
+                    if (!wanted.TryGetValue(entry.SubsystemNqn, out var addresses))
+                    {
+                        wanted[entry.SubsystemNqn] = addresses = [];
+                    }
+
+                    addresses.Add(address);
+                    break;
+                case SubsystemType.DiscoveryReferral:
+                case SubsystemType.CurrentDiscovery when address != _options.Address:
+                    referrals.Add(address);
+                    break;
+            }
+        }
+
+        foreach (var (nqn, addresses) in wanted)
+        {
+            if (_subsystems.TryGetValue(nqn, out var child))
+            {
+                foreach (var address in addresses.Except(child.Addresses).ToArray())
+                {
+                    child.Actor.Tell(new SubsystemMessages.AddPath(address));
+                    child.Addresses.Add(address);
+                }
+
+                foreach (var address in child.Addresses.Except(addresses).ToArray())
+                {
+                    child.Actor.Tell(new SubsystemMessages.RemovePath(address, "path no longer in the discovery log"));
+                    child.Addresses.Remove(address);
+                }
+            }
+            else if (_stopping.ContainsValue(nqn))
+            {
+                // Its predecessor is still stopping: spawn after its Terminated (see OnChildTerminated).
+                _log.Info("{0}: {1} is listed again; waiting for its previous controller to stop", _options.Name, nqn);
+            }
+            else
+            {
+                Spawn(nqn, addresses);
+            }
+        }
+
+        foreach (var (nqn, child) in _subsystems.Where(s => !wanted.ContainsKey(s.Key)).ToArray())
+        {
+            _log.Info("{0}: {1} ({2}) is no longer in the discovery log; detaching", _options.Name, child.Name, nqn);
+            child.Actor.Tell(new SubsystemMessages.Detach("removed from the discovery log"));
+            _subsystems.Remove(nqn);
+            _stopping[child.Actor] = nqn;
+        }
+
+        FollowReferrals(referrals);
+    }
+
+    private void Spawn(string nqn, IReadOnlyCollection<TransportAddress> addresses)
+    {
+        string name = $"{_options.Name}{_nextName++}";
+        var options = new SubsystemOptions(name, nqn, addresses.ToArray(), _options.Settings);
+        var actor = Context.ActorOf(SubsystemMessages.Props(options, _connector), name);
+        Context.Watch(actor);
+        _subsystems[nqn] = new SubsystemChild(name, actor, [.. addresses]);
+        _log.Info("{0}: {1} found at {2}; attaching as {3}", _options.Name, nqn, string.Join(", ", addresses), name);
+    }
+
+    private void FollowReferrals(HashSet<TransportAddress> referrals)
+    {
+        var visited = new HashSet<TransportAddress>(_options.Visited ?? new HashSet<TransportAddress>()) { _options.Address };
+        foreach (var address in referrals)
+        {
+            if (_referrals.ContainsKey(address) || visited.Contains(address))
+            {
+                continue;
+            }
+
+            if (_options.Depth + 1 > _options.Settings.ReferralDepth)
+            {
+                _log.Warning("{0}: referral to {1} not followed: depth {2} would exceed referral-depth {3}", _options.Name, address, _options.Depth + 1, _options.Settings.ReferralDepth);
+                continue;
+            }
+
+            var childVisited = new HashSet<TransportAddress>(visited.Concat(referrals));
+            var options = new DiscoveryOptions($"{_options.Name}r{_referrals.Count}_", address, _options.Settings, _options.Depth + 1, childVisited);
+            var actor = Context.ActorOf(DiscoveryService.Props(options, _connector), $"referral-{Uri.EscapeDataString(address.Host)}-{address.Port}");
+            Context.Watch(actor);
+            _referrals[address] = actor;
+            _log.Info("{0}: following referral to {1}", _options.Name, address);
+        }
+
+        foreach (var (address, actor) in _referrals.Where(r => !referrals.Contains(r.Key)).ToArray())
+        {
+            _log.Info("{0}: referral {1} withdrawn", _options.Name, address);
+            Context.Stop(actor);
+            _referrals.Remove(address);
+        }
+    }
+
+    private void OnChildTerminated(Terminated message)
+    {
+        var actor = message.ActorRef;
+        if (actor.Equals(_discoveryController))
+        {
+            // Its own supervisor stopped it (it never should); the service cannot work without it.
+            _log.Error("{0}: discovery controller stopped; stopping the service", _options.Name);
+            Context.Stop(Self);
+            return;
+        }
+
+        foreach (var (nqn, child) in _subsystems.Where(s => s.Value.Actor.Equals(actor)).ToArray())
+        {
+            // Deleted by its own loss timeout. It comes back (under a new name) when a later read lists it.
+            _log.Info("{0}: {1} ({2}) stopped", _options.Name, child.Name, nqn);
+            _subsystems.Remove(nqn);
+        }
+
+        if (_stopping.Remove(actor, out var stoppedNqn) && _lastLog is not null)
+        {
+            var addresses = _lastLog.Entries
+                .Where(e => e.SubsystemType == SubsystemType.Nvm && e.SubsystemNqn == stoppedNqn && e.TransportType == TransportType.Tcp)
+                .Select(e => TryAddress(e, out var a) ? a : null)
+                .OfType<TransportAddress>()
+                .ToHashSet();
+            if (addresses.Count > 0 && !_subsystems.ContainsKey(stoppedNqn))
+            {
+                Spawn(stoppedNqn, addresses);
+            }
+        }
+
+        foreach (var (address, referral) in _referrals.Where(r => r.Value.Equals(actor)).ToArray())
+        {
+            _referrals.Remove(address);
+        }
+    }
+
+    private void OnSubsystemAttached(SubsystemMessages.Attached message)
+    {
+        foreach (var child in _subsystems.Values.Where(c => c.Actor.Equals(message.Subsystem)))
+        {
+            child.Devices = message.Devices;
+        }
+
+        AnswerAttachWaiters();
+    }
+
+    private void OnWaitForAttach(DiscoveryService.WaitForAttach request)
+    {
+        _attachWaiters.Add((Sender, request));
+        Timers.StartSingleTimer(AttachTimerKey, AttachDeadline.Instance, request.Timeout);
+        AnswerAttachWaiters();
+    }
+
+    private void AnswerAttachWaiters()
+    {
+        if (_attachWaiters.Count == 0 || _logReads == 0)
+        {
+            return;
+        }
+
+        var attached = new List<BlockDeviceInfo>();
+        foreach (var child in _subsystems.Values)
+        {
+            if (child.Devices is null)
+            {
+                return; // not every subsystem is attached yet
+            }
+
+            attached.AddRange(child.Devices);
+        }
+
+        foreach (var (replyTo, _) in _attachWaiters)
+        {
+            replyTo.Tell(new DiscoveryService.AttachCompleted(_options.Name, attached));
+        }
+
+        _attachWaiters.Clear();
+        Timers.Cancel(AttachTimerKey);
+    }
+
+    private void OnAttachDeadline()
+    {
+        foreach (var (replyTo, request) in _attachWaiters)
+        {
+            var pending = _subsystems.Values.Where(c => c.Devices is null).Select(c => c.Name).ToArray();
+            string detail = _logReads == 0
+                ? $"no discovery log was read from {_options.Address} within {request.Timeout.TotalSeconds:0.###}s"
+                : $"not attached within {request.Timeout.TotalSeconds:0.###}s: {string.Join(", ", pending)}";
+            replyTo.Tell(new DiscoveryService.AttachTimedOut(_options.Name, detail));
+        }
+
+        _attachWaiters.Clear();
+    }
+
+    private DiscoveryService.Info Snapshot()
+    {
+        var entries = (_lastLog?.Entries ?? [])
+            .Where(e => e.SubsystemType == SubsystemType.Nvm && TryAddress(e, out _))
+            .Select(e =>
+            {
+                TryAddress(e, out var address);
+                return new DiscoveryService.DiscoveredEntry(e.SubsystemNqn, address!, _subsystems.TryGetValue(e.SubsystemNqn, out var c) ? c.Name : null);
+            })
+            .ToArray();
+        return new DiscoveryService.Info(_options.Name, _options.Address, _discoveryControllerLive, _lastLog?.Header.GenerationCounter, _logReads, entries, _subsystems.Values.Select(c => c.Name).ToArray(), _referrals.Keys.ToArray());
+    }
+
+    private static bool TryAddress(DiscoveryLogEntry entry, out TransportAddress? address)
+    {
+        try
+        {
+            address = TransportAddress.Parse(entry.TransportAddress, entry.TransportServiceId);
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            address = null;
+            return false;
+        }
+    }
+
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Restart);
+
+    private sealed record LogRead(bool Full, int Attempt, ulong Generation);
+
+    private sealed record ReconnectDiscoveryController
+    {
+        public static ReconnectDiscoveryController Instance { get; } = new();
+    }
+
+    private sealed record AttachDeadline
+    {
+        public static AttachDeadline Instance { get; } = new();
+    }
+
+    private sealed class SubsystemChild(string name, IActorRef actor, HashSet<TransportAddress> addresses)
+    {
+        public string Name { get; } = name;
+
+        public IActorRef Actor { get; } = actor;
+
+        public HashSet<TransportAddress> Addresses { get; } = addresses;
+
+        public IReadOnlyList<BlockDeviceInfo>? Devices { get; set; }
+    }
+}

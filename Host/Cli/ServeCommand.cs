@@ -1,0 +1,222 @@
+using System.CommandLine;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Hosting;
+using Akka.Logger.Serilog;
+using ActorNvme.Actors.Settings;
+using ActorNvme.Hosting;
+using ActorNvme.Host.JsonRpc;
+using ActorNvme.Host.Spdk;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using Serilog;
+using Serilog.Events;
+
+namespace ActorNvme.Host.Cli;
+
+/// <summary>What <c>actornvme serve</c> runs with.</summary>
+public sealed record ServeOptions
+{
+    public string RpcSocket { get; init; } = RpcCommand.DefaultSocket;
+
+    /// <summary>HOCON for the ActorSystem (akka.hocon); null: akka.hocon in the working directory when present.</summary>
+    public string? ConfigPath { get; init; }
+
+    /// <summary>As SPDK's --wait-for-rpc: the host starts only on framework_start_init.</summary>
+    public bool WaitForRpc { get; init; }
+
+    /// <summary>Export the ActorNvme meter to the console every this many seconds (0: off).</summary>
+    public int MetricsConsoleSeconds { get; init; }
+
+    public bool Verbose { get; init; }
+}
+
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var socket = new Option<string>("--rpc-socket", "-r") { Description = $"Unix socket of the JSON-RPC server (default {RpcCommand.DefaultSocket})", DefaultValueFactory = _ => RpcCommand.DefaultSocket };
+        var config = new Option<FileInfo?>("--config", "-c") { Description = "HOCON configuration of the ActorSystem (default: akka.hocon in the working directory, when there)" };
+        var waitForRpc = new Option<bool>("--wait-for-rpc") { Description = "Start the host only on framework_start_init (bdev_nvme_set_options first), as SPDK's --wait-for-rpc" };
+        var metrics = new Option<int>("--metrics-console") { Description = "Print the ActorNvme meter's instruments every N seconds through OpenTelemetry's console exporter (0: off)", DefaultValueFactory = _ => 0 };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Log at Debug level" };
+        var command = new Command("serve", "Run the ActorNvme daemon: the NVMe host with an SPDK-compatible JSON-RPC server on a Unix socket")
+        {
+            socket, config, waitForRpc, metrics, verbose,
+        };
+        command.SetAction((parse, cancellationToken) => RunAsync(
+            new ServeOptions
+            {
+                RpcSocket = parse.GetValue(socket)!,
+                ConfigPath = parse.GetValue(config)?.FullName,
+                WaitForRpc = parse.GetValue(waitForRpc),
+                MetricsConsoleSeconds = parse.GetValue(metrics),
+                Verbose = parse.GetValue(verbose),
+            },
+            cancellationToken));
+        return command;
+    }
+
+    public static async Task<int> RunAsync(ServeOptions options, CancellationToken cancellationToken)
+    {
+        Config hocon;
+        try
+        {
+            hocon = LoadConfig(options.ConfigPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfigurationException or FormatException)
+        {
+            await Console.Error.WriteLineAsync($"actornvme serve: cannot read the configuration: {e.Message}").ConfigureAwait(false);
+            return 2;
+        }
+
+        Log.Logger = new LoggerConfiguration()
+            .MinimumLevel.Is(options.Verbose ? LogEventLevel.Debug : LogEventLevel.Information)
+            .Enrich.FromLogContext()
+            .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss.fff} {Level:u3}] {Message:lj}{NewLine}{Exception}")
+            .CreateLogger();
+        try
+        {
+            var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+            builder.Logging.ClearProviders().AddSerilog(Log.Logger);
+            builder.Services.AddSingleton(options);
+            builder.Services.AddAkka("actornvme", akka => akka
+                .AddHocon(hocon, HoconAddMode.Prepend)
+                .AddHocon(NvmeHostSettings.ReferenceConfig, HoconAddMode.Append)
+                .ConfigureLoggers(loggers =>
+                {
+                    loggers.ClearLoggers();
+                    loggers.AddLogger<SerilogLogger>();
+                }));
+            builder.Services.AddHostedService<RpcServerService>();
+            using var meters = options.MetricsConsoleSeconds > 0
+                ? Sdk.CreateMeterProviderBuilder()
+                    .AddMeter(NvmeMetrics.MeterName)
+                    .AddConsoleExporter((_, reader) => reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = options.MetricsConsoleSeconds * 1000)
+                    .Build()
+                : null;
+            using var app = builder.Build();
+            using var signals = new ProcessSignals(cancellationToken);
+            await app.RunAsync(signals.Token).ConfigureAwait(false);
+            return 0;
+        }
+        catch (IOException e)
+        {
+            Log.Error("actornvme serve: {Message}", e.Message);
+            return 1;
+        }
+        finally
+        {
+            await Log.CloseAndFlushAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static Config LoadConfig(string? path)
+    {
+        if (path is null)
+        {
+            path = Path.Combine(Environment.CurrentDirectory, "akka.hocon");
+            if (!File.Exists(path))
+            {
+                return ConfigurationFactory.Empty;
+            }
+        }
+
+        var info = new FileInfo(path);
+        if (!info.Exists)
+        {
+            throw new IOException($"{path}: no such file");
+        }
+
+        if (info.Length > 4 * 1024 * 1024)
+        {
+            throw new IOException($"{path}: larger than 4 MiB");
+        }
+
+        return ConfigurationFactory.ParseString(File.ReadAllText(path));
+    }
+
+    /// <summary>Starts the SPDK-compatible JSON-RPC server once the ActorSystem is up, and stops it first on shutdown.</summary>
+    private sealed class RpcServerService(ActorSystem system, ServeOptions options, ILogger<RpcServerService> logger) : IHostedService
+    {
+        private JsonRpcServer? _server;
+
+        public async Task StartAsync(CancellationToken cancellationToken)
+        {
+            var settings = NvmeHostSettings.Create(system);
+            var metrics = NvmeMetrics.Get(system);
+            var service = new SpdkRpcService(system, settings, logger: logger);
+            NvmeHostShutdown.Register(system, () => service.Host);
+            if (!options.WaitForRpc)
+            {
+                await service.InitializeAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                logger.LogInformation("waiting for framework_start_init (--wait-for-rpc)");
+            }
+
+            _server = new JsonRpcServer(options.RpcSocket, service, logger: logger)
+            {
+                CallCompleted = call =>
+                {
+                    metrics.RecordRpc(call.Method, call.Elapsed, call.ErrorCode);
+                    if (call.ErrorCode is { } code)
+                    {
+                        logger.LogDebug("{Method} answered error {Code} in {Elapsed:0.0} ms", call.Method, code, call.Elapsed.TotalMilliseconds);
+                    }
+                },
+            };
+            _server.Start();
+            await WarmUpAsync(service).ConfigureAwait(false);
+            logger.LogInformation("JSON-RPC ready");
+            logger.LogInformation(
+                "actornvme serve: host {HostNqn}, JSON-RPC on {Socket}; ctrlr_loss_timeout_sec {Loss}, reconnect_delay_sec {Delay}, fast_io_fail_timeout_sec {Fast}",
+                settings.HostNqn,
+                options.RpcSocket,
+                settings.Resiliency.CtrlrLossTimeout.TotalSeconds,
+                settings.Resiliency.ReconnectDelay.TotalSeconds,
+                settings.Resiliency.FastIoFailTimeout.TotalSeconds);
+        }
+
+        /// <summary>
+        /// Calls the list methods once through the socket itself, so that the first client does not pay
+        /// for JIT compilation of the whole path (hundreds of milliseconds on a cold process).
+        /// </summary>
+        private async Task WarmUpAsync(SpdkRpcService service)
+        {
+            string[] methods = service.IsInitialized
+                ? ["spdk_get_version", "rpc_get_methods", "bdev_get_bdevs", "bdev_nvme_get_controllers", "bdev_nvme_get_discovery_info", "bdev_nvme_stop_discovery"]
+                : ["spdk_get_version", "rpc_get_methods"];
+            try
+            {
+                await using var client = await JsonRpcClient.ConnectAsync(options.RpcSocket).ConfigureAwait(false);
+                foreach (string method in methods)
+                {
+                    try
+                    {
+                        await client.CallAsync(method, method == "bdev_nvme_stop_discovery" ? new System.Text.Json.Nodes.JsonObject { ["name"] = "-" } : null).ConfigureAwait(false);
+                    }
+                    catch (JsonRpcErrorResponseException)
+                    {
+                    }
+                }
+            }
+            catch (IOException e)
+            {
+                logger.LogWarning("JSON-RPC warm-up failed: {Message}", e.Message);
+            }
+        }
+
+        public async Task StopAsync(CancellationToken cancellationToken)
+        {
+            if (_server is not null)
+            {
+                await _server.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using ActorNvme.Actors.Controller;
+using ActorNvme.Transport;
+
+namespace ActorNvme.Host.Spdk;
+
+/// <summary>SPDK's JSON shapes: transport ids, controller states, error texts.</summary>
+internal static class SpdkJson
+{
+    public const string DiscoveryNqn = "nqn.2014-08.org.nvmexpress.discovery";
+
+    /// <summary>SPDK's nvme_bdev_dump_trid_json: trtype, adrfam, traddr, trsvcid, subnqn.</summary>
+    public static JsonObject Trid(TransportAddress address, string? subnqn) => new()
+    {
+        ["trtype"] = "TCP",
+        ["adrfam"] = address.Host.Contains(':', StringComparison.Ordinal) ? "IPv6" : "IPv4",
+        ["traddr"] = address.Host,
+        ["trsvcid"] = address.Port.ToString(CultureInfo.InvariantCulture),
+        ["subnqn"] = subnqn ?? string.Empty,
+    };
+
+    /// <summary>SPDK's controller state strings (bdev_nvme_get_controllers).</summary>
+    public static string State(ControllerState state) => state switch
+    {
+        ControllerState.Live => "enabled",
+        ControllerState.Failed => "failed",
+        ControllerState.Deleting => "deleting",
+        _ => "resetting",
+    };
+
+    /// <summary>The address a path name (<c>nvme0/path-127.0.0.1-4420</c>) stands for; null when it is not a path name.</summary>
+    public static TransportAddress? PathAddress(string path)
+    {
+        int slash = path.LastIndexOf('/');
+        string leaf = slash < 0 ? path : path[(slash + 1)..];
+        const string Prefix = "path-";
+        int dash = leaf.LastIndexOf('-');
+        if (!leaf.StartsWith(Prefix, StringComparison.Ordinal) || dash <= Prefix.Length
+            || !int.TryParse(leaf.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int port))
+        {
+            return null;
+        }
+
+        return new TransportAddress(Uri.UnescapeDataString(leaf[Prefix.Length..dash]), port);
+    }
+
+    /// <summary>True for the path of a discovery controller (<c>name/discovery</c>).</summary>
+    public static bool IsDiscoveryPath(string path) => path.EndsWith("/discovery", StringComparison.Ordinal);
+}

@@ -1,0 +1,436 @@
+using System.Text.Json.Nodes;
+using Akka.Actor;
+using ActorNvme.Actors.Host;
+using ActorNvme.Actors.Settings;
+using ActorNvme.Actors.Subsystem;
+using ActorNvme.Host.JsonRpc;
+using ActorNvme.Transport;
+using Microsoft.Extensions.Logging;
+
+namespace ActorNvme.Host.Spdk;
+
+public sealed partial class SpdkRpcService
+{
+    /// <summary>Every parameter name SPDK's bdev_nvme_set_options knows (across its releases).</summary>
+    public static readonly IReadOnlyCollection<string> SetOptionsParameters =
+    [
+        "action_on_timeout", "timeout_us", "timeout_admin_us", "keep_alive_timeout_ms", "retry_count", "arbitration_burst",
+        "low_priority_weight", "medium_priority_weight", "high_priority_weight", "nvme_adminq_poll_period_us",
+        "nvme_ioq_poll_period_us", "io_queue_requests", "delay_cmd_submit", "transport_retry_count", "bdev_retry_count",
+        "transport_ack_timeout", "ctrlr_loss_timeout_sec", "reconnect_delay_sec", "fast_io_fail_timeout_sec",
+        "disable_auto_failback", "generate_uuids", "transport_tos", "nvme_error_stat", "rdma_srq_size", "io_path_stat",
+        "allow_accel_sequence", "rdma_max_cq_size", "rdma_cm_event_timeout_ms", "dhchap_digests", "dhchap_dhgroups",
+        "rdma_umr_per_io", "tcp_connect_timeout_ms", "enable_flush",
+    ];
+
+    private static readonly string[] ResiliencyParameters = ["ctrlr_loss_timeout_sec", "reconnect_delay_sec", "fast_io_fail_timeout_sec"];
+
+    private static readonly TimeSpan DefaultAttachTimeout = TimeSpan.FromSeconds(60);
+
+    private Dictionary<string, Method> BuildMethods() => new(StringComparer.Ordinal)
+    {
+        ["rpc_get_methods"] = new(["current", "include_aliases"], GetMethods, AtStartup: true),
+        ["spdk_get_version"] = new([], (_, _) => Task.FromResult<JsonNode?>(VersionInfo.Json("ActorNvme")), AtStartup: true),
+        ["framework_start_init"] = new([], async (_, _) =>
+        {
+            await InitializeAsync().ConfigureAwait(false);
+            return true;
+        }, AtStartup: true, AtRuntime: false),
+        ["framework_wait_init"] = new([], async (_, cancellationToken) =>
+        {
+            await _initialized.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return true;
+        }, AtStartup: true),
+        ["bdev_nvme_set_options"] = new(SetOptionsParameters, SetOptions, AtStartup: true),
+        ["bdev_nvme_start_discovery"] = new(
+            ["name", "trtype", "traddr", "adrfam", "trsvcid", "hostnqn", "wait_for_attach", "attach_timeout_ms", .. ResiliencyParameters],
+            StartDiscovery),
+        ["bdev_nvme_stop_discovery"] = new(["name"], async (p, ct) =>
+        {
+            string name = p.RequiredNonEmptyString("name", 64);
+            await AskAsync<NvmeHost.DiscoveryStopped>(new NvmeHost.StopDiscovery(name), ListTimeout, JsonRpcErrorCodes.NoEntry, ct).ConfigureAwait(false);
+            _hostNqns.TryRemove(name, out _);
+            return true;
+        }),
+        ["bdev_nvme_get_discovery_info"] = new([], GetDiscoveryInfo),
+        ["bdev_nvme_attach_controller"] = new(
+            [
+                "name", "trtype", "traddr", "adrfam", "trsvcid", "priority", "subnqn", "hostnqn", "hostaddr", "hostsvcid",
+                "prchk_reftag", "prchk_guard", "hdgst", "ddgst", "fabrics_connect_timeout_us", "multipath", "num_io_queues",
+                .. ResiliencyParameters, "psk", "max_bdevs", "dhchap_key", "dhchap_ctrlr_key", "allow_unrecognized_csi",
+            ],
+            AttachController),
+        ["bdev_nvme_detach_controller"] = new(["name", "trtype", "traddr", "adrfam", "trsvcid", "subnqn", "hostaddr", "hostsvcid"], async (p, ct) =>
+        {
+            string name = p.RequiredNonEmptyString("name", 64);
+            foreach (string path in new[] { "trtype", "traddr", "adrfam", "trsvcid", "subnqn", "hostaddr", "hostsvcid" }.Where(p.Has))
+            {
+                p.OptionalString(path, 256);
+            }
+
+            await AskAsync<NvmeHost.ControllerDetached>(new NvmeHost.DetachController(name), ListTimeout, JsonRpcErrorCodes.NoDevice, ct).ConfigureAwait(false);
+            _hostNqns.TryRemove(name, out _);
+            return true;
+        }),
+        ["bdev_nvme_reset_controller"] = new(["name", "cntlid"], async (p, ct) =>
+        {
+            string name = p.RequiredNonEmptyString("name", 64);
+            p.OptionalInt64("cntlid", 0, ushort.MaxValue);
+            await AskAsync<NvmeHost.ControllerResetStarted>(new NvmeHost.ResetController(name), ListTimeout, JsonRpcErrorCodes.NoDevice, ct).ConfigureAwait(false);
+            return true;
+        }),
+        ["bdev_nvme_get_controllers"] = new(["name"], GetControllers),
+        ["bdev_get_bdevs"] = new(["name", "timeout"], GetBdevs),
+    };
+
+    private Task<JsonNode?> GetMethods(RpcParams p, CancellationToken cancellationToken)
+    {
+        bool current = p.OptionalBool("current") ?? false;
+        p.OptionalBool("include_aliases");
+        var names = _methods
+            .Where(m => !current || (IsInitialized ? m.Value.AtRuntime : m.Value.AtStartup))
+            .Select(m => m.Key)
+            .Order(StringComparer.Ordinal)
+            .Select(n => (JsonNode?)n);
+        return Task.FromResult<JsonNode?>(new JsonArray([.. names]));
+    }
+
+    private async Task<JsonNode?> SetOptions(RpcParams p, CancellationToken cancellationToken)
+    {
+        var current = Settings;
+        var resiliency = Resiliency(p, current.Resiliency) ?? current.Resiliency;
+        var keepAlive = current.KeepAliveTimeout;
+        if (p.OptionalInt64("keep_alive_timeout_ms", 0, uint.MaxValue) is { } kato)
+        {
+            if (kato < 100)
+            {
+                throw JsonRpcException.InvalidParams($"bdev_nvme_set_options: keep_alive_timeout_ms {kato} is not supported: ActorNvme detects dead peers by Keep Alive, so it needs at least 100 ms");
+            }
+
+            keepAlive = TimeSpan.FromMilliseconds(kato);
+        }
+
+        var connectTimeout = current.ConnectTimeout;
+        if (p.OptionalInt64("tcp_connect_timeout_ms", 0, uint.MaxValue) is { } connectMs and > 0)
+        {
+            connectTimeout = TimeSpan.FromMilliseconds(connectMs);
+        }
+
+        if (p.OptionalString("action_on_timeout", 16) is { } action && action is not ("none" or "reset" or "abort"))
+        {
+            throw JsonRpcException.InvalidParams($"bdev_nvme_set_options: parameter 'action_on_timeout' must be none, reset or abort, not '{action}'");
+        }
+
+        var ignored = new List<string>();
+        foreach (string name in p.Names.Where(n => !ResiliencyParameters.Contains(n) && n is not ("keep_alive_timeout_ms" or "tcp_connect_timeout_ms")))
+        {
+            p.AcceptAny(name);
+            ignored.Add(name);
+        }
+
+        var updated = (current with { Resiliency = resiliency, KeepAliveTimeout = keepAlive, ConnectTimeout = connectTimeout }).Validated();
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (Host is { } host)
+            {
+                // As SPDK: the options are global, so they may change only while nothing uses them.
+                var controllers = await AskAsync<NvmeHost.ControllerList>(NvmeHost.ListControllers.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+                var discoveries = await AskAsync<NvmeHost.DiscoveryInfoList>(NvmeHost.GetDiscoveryInfo.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+                if (controllers.Controllers.Count > 0 || discoveries.Services.Count > 0)
+                {
+                    throw new JsonRpcException(JsonRpcErrorCodes.NotPermitted, "Operation not permitted: bdev_nvme_set_options must come before any controller is attached or discovery started");
+                }
+
+                // Nothing runs yet: restart the host with the new options.
+                await host.GracefulStop(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+                Volatile.Write(ref _settings, updated);
+                Volatile.Write(ref _host, await RecreateHostAsync(updated).ConfigureAwait(false));
+            }
+            else
+            {
+                Volatile.Write(ref _settings, updated);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        _logger.LogInformation(
+            "bdev_nvme_set_options: ctrlr_loss_timeout_sec {Loss}, reconnect_delay_sec {Delay}, fast_io_fail_timeout_sec {Fast}, keep_alive_timeout_ms {Kato}",
+            updated.Resiliency.CtrlrLossTimeout.TotalSeconds,
+            updated.Resiliency.ReconnectDelay.TotalSeconds,
+            updated.Resiliency.FastIoFailTimeout.TotalSeconds,
+            updated.KeepAliveTimeout.TotalMilliseconds);
+        if (ignored.Count > 0)
+        {
+            _logger.LogInformation("bdev_nvme_set_options: not applicable to ActorNvme, accepted and ignored: {Names}", string.Join(", ", ignored));
+        }
+
+        return true;
+    }
+
+    private async Task<JsonNode?> StartDiscovery(RpcParams p, CancellationToken cancellationToken)
+    {
+        string name = p.RequiredNonEmptyString("name", 64);
+        var address = Address(p, defaultPort: 8009);
+        string? hostNqn = p.OptionalNonEmptyString("hostnqn", 223);
+        long? attachTimeoutMs = p.OptionalInt64("attach_timeout_ms", 0, int.MaxValue);
+        bool wait = (p.OptionalBool("wait_for_attach") ?? false) || attachTimeoutMs > 0;
+        var resiliency = Resiliency(p, Settings.Resiliency);
+        var timeout = attachTimeoutMs is > 0 ? TimeSpan.FromMilliseconds(attachTimeoutMs.Value) : DefaultAttachTimeout;
+        var request = new NvmeHost.StartDiscovery(name, address, hostNqn, resiliency, wait, timeout);
+        await AskAsync<NvmeHost.DiscoveryStarted>(request, wait ? timeout + TimeSpan.FromSeconds(10) : ListTimeout, JsonRpcErrorCodes.NoEntry, cancellationToken).ConfigureAwait(false);
+        _hostNqns[name] = hostNqn ?? Settings.HostNqn;
+        return true;
+    }
+
+    private async Task<JsonNode?> AttachController(RpcParams p, CancellationToken cancellationToken)
+    {
+        string name = p.RequiredNonEmptyString("name", 64);
+        var address = Address(p, defaultPort: 4420);
+        string subnqn = p.OptionalNonEmptyString("subnqn", 223) ?? throw JsonRpcException.InvalidParams("bdev_nvme_attach_controller: missing required parameter 'subnqn' (an NVMe/TCP controller is reached through its subsystem NQN)");
+        string? hostNqn = p.OptionalNonEmptyString("hostnqn", 223);
+        if (p.OptionalString("multipath", 16) is { } multipath && multipath.ToLowerInvariant() is not ("disable" or "failover" or "multipath"))
+        {
+            throw JsonRpcException.InvalidParams($"bdev_nvme_attach_controller: parameter 'multipath' must be disable, failover or multipath, not '{multipath}'");
+        }
+
+        foreach (string digest in new[] { "hdgst", "ddgst" })
+        {
+            if (p.OptionalBool(digest) == true)
+            {
+                throw JsonRpcException.InvalidParams($"bdev_nvme_attach_controller: parameter '{digest}' true is not supported per controller; set actornvme.digests in akka.hocon");
+            }
+        }
+
+        foreach (string secret in new[] { "psk", "dhchap_key", "dhchap_ctrlr_key" })
+        {
+            if (p.OptionalString(secret, 4096) is not null)
+            {
+                throw JsonRpcException.InvalidParams($"bdev_nvme_attach_controller: parameter '{secret}' is not supported (no TLS or DH-HMAC-CHAP in ActorNvme)");
+            }
+        }
+
+        p.OptionalString("hostaddr", 256);
+        p.OptionalString("hostsvcid", 32);
+        p.OptionalString("priority", 16);
+        p.OptionalBool("prchk_reftag");
+        p.OptionalBool("prchk_guard");
+        p.OptionalBool("allow_unrecognized_csi");
+        p.OptionalInt64("num_io_queues", 1, ushort.MaxValue + 1);
+        p.OptionalInt64("max_bdevs", 1, uint.MaxValue);
+        TimeSpan? attachTimeout = p.OptionalInt64("fabrics_connect_timeout_us", 1000, long.MaxValue / 10) is { } us ? TimeSpan.FromMicroseconds(us) : null;
+        var resiliency = Resiliency(p, Settings.Resiliency);
+
+        var request = new NvmeHost.AttachController(name, address, subnqn, hostNqn, resiliency, attachTimeout);
+        var wait = (attachTimeout ?? Settings.ConnectTimeout * 2) + TimeSpan.FromSeconds(10);
+        NvmeHost.ControllerAttached attached;
+        try
+        {
+            attached = await AskAsync<NvmeHost.ControllerAttached>(request, wait, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        }
+        catch (JsonRpcException e) when (e.Code == JsonRpcErrorCodes.Exists)
+        {
+            throw new JsonRpcException(JsonRpcErrorCodes.Already, $"A controller named {name} already exists (a further path to it is added by discovery, not by hand)");
+        }
+
+        _hostNqns[name] = hostNqn ?? Settings.HostNqn;
+        return new JsonArray([.. attached.Devices.Select(d => (JsonNode?)d.Name).Order()]);
+    }
+
+    private async Task<JsonNode?> GetDiscoveryInfo(RpcParams p, CancellationToken cancellationToken)
+    {
+        var list = await AskAsync<NvmeHost.DiscoveryInfoList>(NvmeHost.GetDiscoveryInfo.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        var result = new JsonArray();
+        foreach (var service in list.Services.OrderBy(s => s.Name, StringComparer.Ordinal))
+        {
+            result.Add(new JsonObject
+            {
+                ["name"] = service.Name,
+                ["trid"] = SpdkJson.Trid(service.Address, SpdkJson.DiscoveryNqn),
+                ["referrals"] = new JsonArray([.. service.Referrals.Select(r => (JsonNode?)new JsonObject { ["trid"] = SpdkJson.Trid(r, SpdkJson.DiscoveryNqn) })]),
+                ["actornvme"] = new JsonObject
+                {
+                    ["hostnqn"] = _hostNqns.TryGetValue(service.Name, out string? nqn) ? nqn : Settings.HostNqn,
+                    ["discovery_controller_live"] = service.DiscoveryControllerLive,
+                    ["generation_counter"] = service.GenerationCounter is { } g ? (JsonNode)g : null,
+                    ["log_reads"] = service.LogReads,
+                    ["controllers"] = new JsonArray([.. service.Subsystems.Select(s => (JsonNode?)s)]),
+                    ["entries"] = new JsonArray([.. service.Entries.Select(e => (JsonNode?)new JsonObject
+                    {
+                        ["trid"] = SpdkJson.Trid(e.Address, e.SubsystemNqn),
+                        ["controller"] = e.Controller,
+                    })]),
+                },
+            });
+        }
+
+        return result;
+    }
+
+    private async Task<JsonNode?> GetControllers(RpcParams p, CancellationToken cancellationToken)
+    {
+        string? only = p.OptionalNonEmptyString("name", 64);
+        var list = await AskAsync<NvmeHost.ControllerList>(NvmeHost.ListControllers.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        var result = new JsonArray();
+        foreach (var controller in list.Controllers)
+        {
+            var paths = controller.Paths.Where(path => !SpdkJson.IsDiscoveryPath(path.Path)).ToArray();
+            if (paths.Length == 0 || (only is not null && controller.Name != only))
+            {
+                continue;
+            }
+
+            string hostNqn = HostNqnOf(controller.Name);
+            result.Add(new JsonObject
+            {
+                ["name"] = controller.Name,
+                ["ctrlrs"] = new JsonArray([.. paths.Select(path => (JsonNode?)new JsonObject
+                {
+                    ["state"] = SpdkJson.State(path.State),
+                    ["trid"] = SpdkJson.PathAddress(path.Path) is { } address ? SpdkJson.Trid(address, controller.SubsystemNqn) : new JsonObject(),
+                    ["host"] = new JsonObject { ["nqn"] = hostNqn, ["addr"] = string.Empty, ["svcid"] = string.Empty },
+                    ["actornvme"] = new JsonObject { ["path"] = path.Path, ["state"] = path.State.ToString(), ["reason"] = path.Reason, ["origin"] = controller.Origin },
+                })]),
+            });
+        }
+
+        if (only is not null && result.Count == 0)
+        {
+            throw new JsonRpcException(JsonRpcErrorCodes.NoDevice, $"No such device: Controller {only} does not exist");
+        }
+
+        return result;
+    }
+
+    private async Task<JsonNode?> GetBdevs(RpcParams p, CancellationToken cancellationToken)
+    {
+        string? only = p.OptionalNonEmptyString("name", 64);
+        long timeoutMs = p.OptionalInt64("timeout", 0, 3_600_000) ?? 0;
+        var until = DateTime.UtcNow + TimeSpan.FromMilliseconds(timeoutMs);
+        while (true)
+        {
+            var devices = await AskAsync<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+            var chosen = devices.Devices.Where(d => only is null || d.Name == only).ToArray();
+            if (only is null || chosen.Length > 0)
+            {
+                var controllers = chosen.Length == 0
+                    ? new NvmeHost.ControllerList([])
+                    : await AskAsync<NvmeHost.ControllerList>(NvmeHost.ListControllers.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+                return new JsonArray([.. chosen.Select(d => (JsonNode?)Bdev(d, controllers))]);
+            }
+
+            if (DateTime.UtcNow >= until)
+            {
+                throw new JsonRpcException(JsonRpcErrorCodes.NoDevice, $"No such device: {only}");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(20), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static JsonObject Bdev(BlockDeviceInfo device, NvmeHost.ControllerList controllers)
+    {
+        var paths = controllers.Controllers.Where(c => c.Name == device.Controller).SelectMany(c => c.Paths).Where(p => !SpdkJson.IsDiscoveryPath(p.Path)).ToArray();
+        return new JsonObject
+        {
+            ["name"] = device.Name,
+            ["aliases"] = new JsonArray(),
+            ["product_name"] = "NVMe disk",
+            ["block_size"] = device.BlockSize,
+            ["num_blocks"] = device.BlockCount,
+            ["claimed"] = false,
+            ["zoned"] = false,
+            ["supported_io_types"] = new JsonObject
+            {
+                ["read"] = true,
+                ["write"] = true,
+                ["unmap"] = false,
+                ["write_zeroes"] = false,
+                ["flush"] = true,
+                ["reset"] = true,
+                ["compare"] = false,
+                ["compare_and_write"] = false,
+                ["abort"] = false,
+                ["nvme_admin"] = false,
+                ["nvme_io"] = false,
+            },
+            ["driver_specific"] = new JsonObject
+            {
+                ["nvme"] = new JsonArray([.. paths.Select(path => (JsonNode?)new JsonObject
+                {
+                    ["trid"] = SpdkJson.PathAddress(path.Path) is { } address ? SpdkJson.Trid(address, device.SubsystemNqn) : new JsonObject(),
+                    ["ctrlr_data"] = new JsonObject { ["subnqn"] = device.SubsystemNqn },
+                    ["ns_data"] = new JsonObject { ["id"] = device.NamespaceId },
+                })]),
+                ["mp_policy"] = "active_passive",
+            },
+        };
+    }
+
+    private string HostNqnOf(string controller)
+    {
+        if (_hostNqns.TryGetValue(controller, out string? nqn))
+        {
+            return nqn;
+        }
+
+        // A discovered controller (nvme0) carries its discovery service's host NQN (service "nvme").
+        string prefix = controller.TrimEnd("0123456789".ToCharArray());
+        return _hostNqns.TryGetValue(prefix, out nqn) ? nqn : Settings.HostNqn;
+    }
+
+    /// <summary>trtype, traddr, adrfam and trsvcid, checked as SPDK checks them.</summary>
+    private static TransportAddress Address(RpcParams p, int defaultPort)
+    {
+        string trtype = p.RequiredNonEmptyString("trtype", 16);
+        if (!trtype.Equals("tcp", StringComparison.OrdinalIgnoreCase))
+        {
+            throw JsonRpcException.InvalidParams($"{p.Method}: parameter 'trtype' is '{trtype}', but ActorNvme speaks NVMe/TCP only (trtype tcp)");
+        }
+
+        string traddr = p.RequiredNonEmptyString("traddr", 255);
+        if (p.OptionalString("adrfam", 16) is { } adrfam)
+        {
+            bool v6 = traddr.Contains(':', StringComparison.Ordinal);
+            string expected = v6 ? "ipv6" : "ipv4";
+            if (!adrfam.Equals("ipv4", StringComparison.OrdinalIgnoreCase) && !adrfam.Equals("ipv6", StringComparison.OrdinalIgnoreCase))
+            {
+                throw JsonRpcException.InvalidParams($"{p.Method}: parameter 'adrfam' must be ipv4 or ipv6 for tcp, not '{adrfam}'");
+            }
+
+            if (!adrfam.Equals(expected, StringComparison.OrdinalIgnoreCase) && System.Net.IPAddress.TryParse(traddr, out _))
+            {
+                throw JsonRpcException.InvalidParams($"{p.Method}: parameter 'adrfam' is {adrfam}, but traddr '{traddr}' is an {expected} address");
+            }
+        }
+
+        return new TransportAddress(traddr, p.OptionalPort("trsvcid") ?? defaultPort);
+    }
+
+    /// <summary>The loss-timeout trio, when any of it is given, validated by SPDK's rules; each missing value comes from <paramref name="defaults"/>.</summary>
+    private static ResiliencySettings? Resiliency(RpcParams p, ResiliencySettings defaults)
+    {
+        long? loss = p.OptionalInt64("ctrlr_loss_timeout_sec", -1, int.MaxValue);
+        long? delay = p.OptionalInt64("reconnect_delay_sec", 0, uint.MaxValue);
+        long? fast = p.OptionalInt64("fast_io_fail_timeout_sec", 0, uint.MaxValue);
+        if (loss is null && delay is null && fast is null)
+        {
+            return null;
+        }
+
+        long l = loss ?? (long)defaults.CtrlrLossTimeout.TotalSeconds;
+        long d = delay ?? (long)defaults.ReconnectDelay.TotalSeconds;
+        long f = fast ?? (long)defaults.FastIoFailTimeout.TotalSeconds;
+        try
+        {
+            return ResiliencySettings.FromSeconds(l, d, f);
+        }
+        catch (InvalidNvmeSettingsException e)
+        {
+            throw JsonRpcException.InvalidParams($"{p.Method}: ctrlr_loss_timeout_sec {l}, reconnect_delay_sec {d}, fast_io_fail_timeout_sec {f} do not fit together: {e.Message} (rule {e.Rule})");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Akka.Actor;
+using Akka.Configuration;
+using ActorNvme.Actors.Settings;
+using ActorNvme.Host.JsonRpc;
+using ActorNvme.Host.Spdk;
+
+namespace ActorNvme.Host.Tests;
+
+/// <summary>SPDK's methods: every bad parameter is refused with -32602 and named; SPDK's errno codes where SPDK uses them.</summary>
+public sealed class SpdkRpcTests : IAsyncLifetime
+{
+    private readonly ActorSystem _system = ActorSystem.Create("spdk-rpc-tests", ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
+    private SpdkRpcService _service = null!;
+
+    private static NvmeHostSettings Settings => NvmeHostSettings.Default with
+    {
+        ConnectTimeout = TimeSpan.FromMilliseconds(500),
+        Resiliency = ResiliencySettings.FromSeconds(2, 1, 1),
+    };
+
+    public async Task InitializeAsync()
+    {
+        _service = new SpdkRpcService(_system, Settings);
+        await _service.InitializeAsync();
+    }
+
+    public async Task DisposeAsync() => await _system.Terminate();
+
+    public static TheoryData<string, string, string> BadParameters => new()
+    {
+        // method, params, the text the error message must contain (naming the parameter)
+        { "bdev_nvme_start_discovery", """{"trtype":"tcp","traddr":"127.0.0.1"}""", "missing required parameter 'name'" },
+        { "bdev_nvme_start_discovery", """{"name":"n","traddr":"127.0.0.1"}""", "missing required parameter 'trtype'" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp"}""", "missing required parameter 'traddr'" },
+        { "bdev_nvme_start_discovery", """{"name":"","trtype":"tcp","traddr":"127.0.0.1"}""", "'name' must not be empty" },
+        { "bdev_nvme_start_discovery", """{"name":5,"trtype":"tcp","traddr":"127.0.0.1"}""", "parameter 'name' must be a string, not a number" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"rdma","traddr":"127.0.0.1"}""", "parameter 'trtype' is 'rdma'" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","adrfam":"ib"}""", "parameter 'adrfam' must be ipv4 or ipv6" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","adrfam":"ipv6"}""", "parameter 'adrfam' is ipv6" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"http"}""", "parameter 'trsvcid' must be a TCP port" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"70000"}""", "parameter 'trsvcid' is 70000" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","hostnqn":7}""", "parameter 'hostnqn' must be a string" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","wait_for_attach":"yes"}""", "parameter 'wait_for_attach' must be a boolean" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","attach_timeout_ms":-5}""", "parameter 'attach_timeout_ms' is -5" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":-2}""", "parameter 'ctrlr_loss_timeout_sec' is -2" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":2,"reconnect_delay_sec":3}""", "rule reconnect-delay-within-loss-timeout" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":5,"reconnect_delay_sec":0}""", "rule reconnect-delay-required" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":0,"reconnect_delay_sec":1,"fast_io_fail_timeout_sec":0}""", "rule reconnect-delay-without-reconnect" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":10,"reconnect_delay_sec":2,"fast_io_fail_timeout_sec":1}""", "rule fast-io-fail-at-least-reconnect-delay" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":4,"reconnect_delay_sec":2,"fast_io_fail_timeout_sec":5}""", "rule fast-io-fail-within-loss-timeout" },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","subnqn":"x"}""", "unknown parameter 'subnqn'" },
+        { "bdev_nvme_start_discovery", """["n"]""", "params must be an object" },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1"}""", "missing required parameter 'subnqn'" },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","hdgst":true}""", "parameter 'hdgst'" },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","multipath":"sometimes"}""", "parameter 'multipath'" },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","psk":"key"}""", "parameter 'psk'" },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","num_io_queues":0}""", "parameter 'num_io_queues' is 0" },
+        { "bdev_nvme_detach_controller", "{}", "missing required parameter 'name'" },
+        { "bdev_nvme_reset_controller", """{"name":true}""", "parameter 'name' must be a string" },
+        { "bdev_nvme_stop_discovery", """{"nme":"x"}""", "unknown parameter 'nme'" },
+        { "bdev_nvme_get_controllers", """{"name":[]}""", "parameter 'name' must be a string, not an array" },
+        { "bdev_get_bdevs", """{"name":1}""", "parameter 'name' must be a string" },
+        { "bdev_get_bdevs", """{"timeout":"1"}""", "parameter 'timeout' must be an integer" },
+        { "bdev_nvme_set_options", """{"keep_alive_timeout_ms":50}""", "keep_alive_timeout_ms 50" },
+        { "bdev_nvme_set_options", """{"action_on_timeout":"explode"}""", "parameter 'action_on_timeout'" },
+        { "bdev_nvme_set_options", """{"not_an_spdk_option":1}""", "unknown parameter 'not_an_spdk_option'" },
+        { "bdev_nvme_set_options", """{"reconnect_delay_sec":20}""", "rule reconnect-delay-within-loss-timeout" },
+        { "spdk_get_version", """{"x":1}""", "requires no parameters" },
+        { "rpc_get_methods", """{"current":"yes"}""", "parameter 'current' must be a boolean" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadParameters))]
+    public async Task Each_bad_parameter_is_refused_as_invalid_params_and_named(string method, string parameters, string named)
+    {
+        var error = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync(method, parameters));
+        Assert.Equal(JsonRpcErrorCodes.InvalidParams, error.Code);
+        Assert.Contains(named, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Unknown_names_get_spdks_errno_codes()
+    {
+        Assert.Equal(JsonRpcErrorCodes.NoEntry, (await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_stop_discovery", """{"name":"none"}"""))).Code);
+        Assert.Equal(JsonRpcErrorCodes.NoDevice, (await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_detach_controller", """{"name":"none"}"""))).Code);
+        Assert.Equal(JsonRpcErrorCodes.NoDevice, (await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_reset_controller", """{"name":"none"}"""))).Code);
+        Assert.Equal(JsonRpcErrorCodes.NoDevice, (await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_get_controllers", """{"name":"none"}"""))).Code);
+        var bdev = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_get_bdevs", """{"name":"none","timeout":50}"""));
+        Assert.Equal(JsonRpcErrorCodes.NoDevice, bdev.Code);
+        Assert.Contains("none", bdev.Message, StringComparison.Ordinal);
+        Assert.Equal(JsonRpcErrorCodes.MethodNotFound, (await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_frobnicate", "{}"))).Code);
+    }
+
+    [Fact]
+    public async Task A_second_discovery_of_the_same_name_is_eexist()
+    {
+        // Nothing listens on port 1: the service starts (not waiting for attach) and keeps trying.
+        const string Request = """{"name":"dup","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"1"}""";
+        Assert.True((await CallAsync("bdev_nvme_start_discovery", Request))!.GetValue<bool>());
+        var error = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_start_discovery", Request));
+        Assert.Equal(JsonRpcErrorCodes.Exists, error.Code);
+        Assert.Contains("dup", error.Message, StringComparison.Ordinal);
+
+        var info = (JsonArray)(await CallAsync("bdev_nvme_get_discovery_info", null))!;
+        var service = Assert.Single(info)!;
+        Assert.Equal("dup", service["name"]!.GetValue<string>());
+        Assert.Equal("1", service["trid"]!["trsvcid"]!.GetValue<string>());
+        Assert.Equal("nqn.2014-08.org.nvmexpress.discovery", service["trid"]!["subnqn"]!.GetValue<string>());
+
+        // Global options may not change under a running discovery service (SPDK: -EPERM).
+        var refused = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_set_options", """{"ctrlr_loss_timeout_sec":5}"""));
+        Assert.Equal(JsonRpcErrorCodes.NotPermitted, refused.Code);
+
+        Assert.True((await CallAsync("bdev_nvme_stop_discovery", """{"name":"dup"}"""))!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task Attaching_a_controller_that_cannot_connect_times_out_with_etimedout()
+    {
+        var error = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync(
+            "bdev_nvme_attach_controller",
+            """{"name":"gone","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"1","subnqn":"nqn.2016-06.io.actornvme:none","fabrics_connect_timeout_us":1500000}"""));
+        Assert.Equal(JsonRpcErrorCodes.TimedOut, error.Code);
+        Assert.Contains("gone", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Version_and_method_list_have_spdks_shapes()
+    {
+        var version = (await CallAsync("spdk_get_version", null))!;
+        Assert.StartsWith("ActorNvme v", version["version"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.NotNull(version["fields"]!["major"]);
+        var methods = ((JsonArray)(await CallAsync("rpc_get_methods", null))!).Select(m => m!.GetValue<string>()).ToArray();
+        foreach (string expected in new[]
+        {
+            "bdev_nvme_set_options", "framework_start_init", "framework_wait_init", "bdev_nvme_start_discovery", "bdev_nvme_stop_discovery",
+            "bdev_nvme_get_discovery_info", "bdev_nvme_attach_controller", "bdev_nvme_detach_controller", "bdev_nvme_get_controllers",
+            "bdev_nvme_reset_controller", "bdev_get_bdevs", "rpc_get_methods", "spdk_get_version",
+        })
+        {
+            Assert.Contains(expected, methods);
+        }
+
+        var current = ((JsonArray)(await CallAsync("rpc_get_methods", """{"current":true}"""))!).Select(m => m!.GetValue<string>()).ToArray();
+        Assert.DoesNotContain("framework_start_init", current); // already initialized
+    }
+
+    [Fact]
+    public async Task With_wait_for_rpc_only_startup_methods_run_until_framework_start_init()
+    {
+        using var system = ActorSystem.Create("wait-for-rpc", ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
+        var service = new SpdkRpcService(system, Settings);
+        var waiting = service.DispatchAsync("framework_wait_init", null, CancellationToken.None);
+
+        var refused = await Assert.ThrowsAsync<JsonRpcException>(() => service.DispatchAsync("bdev_get_bdevs", null, CancellationToken.None));
+        Assert.Equal(JsonRpcErrorCodes.InvalidState, refused.Code);
+        Assert.Contains("framework_start_init", refused.Message, StringComparison.Ordinal);
+        Assert.False(waiting.IsCompleted);
+
+        await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"ctrlr_loss_timeout_sec":30,"reconnect_delay_sec":3,"fast_io_fail_timeout_sec":6,"keep_alive_timeout_ms":4000,"transport_retry_count":4,"bdev_retry_count":-1,"timeout_us":0,"action_on_timeout":"none"}"""), CancellationToken.None);
+        Assert.Null(service.Host);
+        Assert.True((await service.DispatchAsync("framework_start_init", null, CancellationToken.None))!.GetValue<bool>());
+        Assert.True((await waiting.WaitAsync(TimeSpan.FromSeconds(5)))!.GetValue<bool>());
+        Assert.NotNull(service.Host);
+        Assert.Equal(TimeSpan.FromSeconds(30), service.Settings.Resiliency.CtrlrLossTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(6), service.Settings.Resiliency.FastIoFailTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(4), service.Settings.KeepAliveTimeout);
+
+        var again = await Assert.ThrowsAsync<JsonRpcException>(() => service.DispatchAsync("framework_start_init", null, CancellationToken.None));
+        Assert.Equal(JsonRpcErrorCodes.InvalidState, again.Code);
+        Assert.Empty((JsonArray)(await service.DispatchAsync("bdev_get_bdevs", null, CancellationToken.None))!);
+
+        // Nothing attached yet: options may still change, and the host restarts with them.
+        var before = service.Host;
+        await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"ctrlr_loss_timeout_sec":-1}"""), CancellationToken.None);
+        Assert.NotEqual(before, service.Host);
+        Assert.True(service.Settings.Resiliency.ReconnectsForever);
+        await system.Terminate();
+    }
+
+    private Task<JsonNode?> CallAsync(string method, string? parameters) =>
+        _service.DispatchAsync(method, parameters is null ? null : Parse(parameters), CancellationToken.None);
+
+    private static JsonElement Parse(string json) => JsonDocument.Parse(json).RootElement.Clone();
+}
