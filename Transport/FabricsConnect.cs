@@ -1,4 +1,4 @@
-using System.Text;
+using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 
 namespace ActorNvme.Transport;
@@ -10,7 +10,7 @@ namespace ActorNvme.Transport;
 public sealed record FabricsConnectParameters(Guid HostId, string SubsystemNqn, string HostNqn)
 {
     /// <summary>The well-known NQN of discovery controllers.</summary>
-    public const string DiscoveryNqn = "nqn.2014-08.org.nvmexpress.discovery";
+    public const string DiscoveryNqn = Nqn.Discovery;
 
     /// <summary>CNTLID: 0xFFFF asks the subsystem for any controller (the dynamic model); I/O queues pass the admin queue's.</summary>
     public ushort ControllerId { get; init; } = 0xFFFF;
@@ -23,23 +23,21 @@ public sealed record FabricsConnectParameters(Guid HostId, string SubsystemNqn, 
 }
 
 /// <summary>
-/// The 1024-byte Connect data: HOSTID (16 bytes at 0), CNTLID (u16 at 16), SUBNQN (256 bytes at
-/// 256), HOSTNQN (256 bytes at 512). Kept here until Protocol/Data offers the same.
+/// The Connect command and its 1024-byte data for a queue pair; the data layout (and the NQN checks)
+/// are <see cref="ConnectData"/>'s, so host, Target and actors encode it one way.
 /// </summary>
 internal static class FabricsConnectData
 {
-    public const int Size = FabricsCommands.ConnectDataSize;
-    private const int NqnFieldSize = 256;
+    public const int Size = ConnectData.Size;
 
-    public static void Write(Span<byte> destination, FabricsConnectParameters parameters)
-    {
-        var data = destination[..Size];
-        data.Clear();
-        parameters.HostId.TryWriteBytes(data[..16], bigEndian: true, out _);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(data[16..], parameters.ControllerId);
-        WriteNqn(data.Slice(256, NqnFieldSize), parameters.SubsystemNqn, nameof(parameters.SubsystemNqn));
-        WriteNqn(data.Slice(512, NqnFieldSize), parameters.HostNqn, nameof(parameters.HostNqn));
-    }
+    public static void Write(Span<byte> destination, FabricsConnectParameters parameters) =>
+        new ConnectData
+        {
+            HostId = parameters.HostId,
+            ControllerId = parameters.ControllerId,
+            SubsystemNqn = parameters.SubsystemNqn,
+            HostNqn = parameters.HostNqn,
+        }.WriteTo(destination);
 
     /// <summary>Builds the Connect command for queue <paramref name="queueId"/> of <paramref name="queueSize"/> entries.</summary>
     public static SubmissionQueueEntry Command(ushort queueId, int queueSize, FabricsConnectParameters parameters) =>
@@ -48,17 +46,4 @@ internal static class FabricsConnectData
             queueSize,
             queueId == 0 ? parameters.KeepAliveMilliseconds : 0,
             parameters.DisableSqFlowControl ? FabricsCommands.DisableSqFlowControl : (byte)0);
-
-    private static void WriteNqn(Span<byte> field, string nqn, string name)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(nqn, name);
-
-        // The field is NUL-terminated, so at most 255 bytes of name fit.
-        if (Encoding.UTF8.GetByteCount(nqn) >= field.Length)
-        {
-            throw new ArgumentException($"{name} '{nqn}' is longer than {field.Length - 1} bytes", name);
-        }
-
-        Encoding.UTF8.GetBytes(nqn, field);
-    }
 }
