@@ -57,9 +57,6 @@ public static class DemoRunner
         Resiliency = ResiliencySettings.FromSeconds(2, 1, 1),
     };
 
-    /// <summary>Whether this build has the I/O path (it does: the demo's I/O goes through its block devices).</summary>
-    public static bool IoPathInBuild => true;
-
     public static async Task<int> RunAsync(DemoOptions options, TextWriter output, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
