@@ -102,11 +102,12 @@ summary=$(awk -F'\t' -v problems="$problems" '
 #    the dissector cannot reassemble the PDUs around the gap; that stream's leftover payload is
 #    reported as not judged instead of as a complaint. Malformed PDUs and expert errors (step 1)
 #    still fail in every stream.
-lost_streams=$(dissect -Y "$on_ports && (tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment)" -T fields -e tcp.stream | sort -un | tr '\n' ' ')
+# Wireshark 4's display-filter sets take comma-separated members: {3,7}.
+lost_streams=$(dissect -Y "$on_ports && (tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment)" -T fields -e tcp.stream | sort -un | paste -sd, -)
 undissected="$on_ports && tcp.len > 0 && !nvme-tcp && !tcp.reassembled_in && !tcp.analysis.retransmission && !tcp.analysis.spurious_retransmission"
-if [ -n "${lost_streams// /}" ]; then
-  echo "tshark-check: note: the capture lost segments of TCP stream(s) ${lost_streams% }; payload the dissector could not reassemble there is not judged" >&2
-  undissected="$undissected && !(tcp.stream in {${lost_streams% }})"
+if [ -n "$lost_streams" ]; then
+  echo "tshark-check: note: the capture lost segments of TCP stream(s) $lost_streams; payload the dissector could not reassemble there is not judged" >&2
+  undissected="$undissected && !(tcp.stream in {$lost_streams})"
 fi
 dissect -Y "$undissected" -T fields \
   -e frame.number -e tcp.len |
