@@ -2,7 +2,6 @@ using Akka;
 using Akka.Actor;
 using Akka.Event;
 using ActorNvme.Actors.Host;
-using SubsystemMessages = ActorNvme.Actors.Subsystem.Subsystem;
 
 namespace ActorNvme.Hosting;
 
@@ -57,50 +56,16 @@ public static class NvmeHostShutdown
     }
 
     /// <summary>
-    /// Detaches every controller (attached ones through the host, discovered ones through their
-    /// discovery service's subsystem), waits up to <paramref name="timeout"/> for them to go, then stops
-    /// the discovery services. Returns the controllers still present when it gave up (empty: all clean).
+    /// Asks the host to detach every controller (CC.SHN) and stop its discovery services, and waits for
+    /// its answer, which comes once they are all gone; what was still there after
+    /// <paramref name="timeout"/> was stopped at once and is named in the result (empty: all clean).
     /// </summary>
     public static async Task<IReadOnlyList<string>> ShutdownAsync(ActorSystem system, IActorRef host, TimeSpan timeout)
     {
         ArgumentNullException.ThrowIfNull(system);
         ArgumentNullException.ThrowIfNull(host);
-        var deadline = DateTime.UtcNow + timeout;
-        var discovery = await host.Ask<NvmeHost.DiscoveryInfoList>(NvmeHost.GetDiscoveryInfo.Instance, AskTimeout).ConfigureAwait(false);
-        var controllers = await host.Ask<NvmeHost.ControllerList>(NvmeHost.ListControllers.Instance, AskTimeout).ConfigureAwait(false);
-
-        foreach (var controller in controllers.Controllers.Where(c => c.Origin == "attach"))
-        {
-            host.Tell(new NvmeHost.DetachController(controller.Name));
-        }
-
-        foreach (var service in discovery.Services)
-        {
-            foreach (string subsystem in service.Subsystems)
-            {
-                system.ActorSelection(host.Path / $"discovery-{service.Name}" / subsystem).Tell(new SubsystemMessages.Detach("the host is shutting down"));
-            }
-        }
-
-        IReadOnlyList<string> remaining = [];
-        while (DateTime.UtcNow < deadline)
-        {
-            var now = await host.Ask<NvmeHost.ControllerList>(NvmeHost.ListControllers.Instance, AskTimeout).ConfigureAwait(false);
-            remaining = [.. now.Controllers.SelectMany(c => c.Paths).Select(p => p.Path).Where(p => !IsDiscoveryPath(p))];
-            if (remaining.Count == 0)
-            {
-                break;
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(50)).ConfigureAwait(false);
-        }
-
-        foreach (var service in discovery.Services)
-        {
-            await host.Ask<object>(new NvmeHost.StopDiscovery(service.Name), AskTimeout).ConfigureAwait(false);
-        }
-
-        return remaining;
+        var done = await host.Ask<NvmeHost.ShutdownCompleted>(new NvmeHost.Shutdown(timeout), timeout + AskTimeout).ConfigureAwait(false);
+        return done.Forced;
     }
 
     /// <summary>True for the path name of a discovery controller (<c>name/discovery</c>).</summary>

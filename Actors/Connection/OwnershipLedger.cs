@@ -14,7 +14,7 @@ public readonly record struct Holdings(int Connections, int PendingCommands, int
 /// <summary>
 /// A readable account of what every controller owns: open connections (counted by the connector
 /// itself, so a leaked socket shows up even if its actor is gone), pending commands and active timers
-/// (reported by the actor after each message and zeroed in PostStop). Tests assert it is empty after
+/// (reported by the actor after each message and zeroed in PostStop; an owner holding nothing has no entry). Tests assert it is empty after
 /// every stop. Thread-safe by construction (atomic updates of immutable values), no locks.
 /// </summary>
 public sealed class OwnershipLedger : IExtension
@@ -36,8 +36,18 @@ public sealed class OwnershipLedger : IExtension
 
     public void Report(string owner, int pendingCommands, int timers) => Update(owner, h => h with { PendingCommands = pendingCommands, Timers = timers });
 
-    private void Update(string owner, Func<Holdings, Holdings> change) =>
-        _holdings.AddOrUpdate(owner, _ => change(default), (_, current) => change(current));
+    /// <summary>Number of owners with an entry (an owner holding nothing has none: the ledger stays bounded).</summary>
+    public int Count => _holdings.Count;
+
+    private void Update(string owner, Func<Holdings, Holdings> change)
+    {
+        var updated = _holdings.AddOrUpdate(owner, _ => change(default), (_, current) => change(current));
+        if (updated.IsEmpty)
+        {
+            // Removed only if still empty: a concurrent update that made it non-empty keeps it.
+            _holdings.TryRemove(new KeyValuePair<string, Holdings>(owner, default));
+        }
+    }
 }
 
 public sealed class OwnershipLedgerProvider : ExtensionIdProvider<OwnershipLedger>

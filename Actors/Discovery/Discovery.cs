@@ -10,7 +10,12 @@ namespace ActorNvme.Actors.Discovery;
 /// <param name="Name">Prefix of the subsystem names it creates (SPDK's discovery -b): "nvme" gives nvme0, nvme1, ...</param>
 /// <param name="Depth">How many referrals away from the first discovery controller this service is.</param>
 /// <param name="Visited">Discovery addresses already served by this service or its ancestors.</param>
-public sealed record DiscoveryOptions(string Name, TransportAddress Address, NvmeHostSettings Settings, int Depth = 0, IReadOnlySet<TransportAddress>? Visited = null);
+/// <param name="Origin">The name of the service started by request that this one descends from (null: this one).</param>
+public sealed record DiscoveryOptions(string Name, TransportAddress Address, NvmeHostSettings Settings, int Depth = 0, IReadOnlySet<TransportAddress>? Visited = null, string? Origin = null)
+{
+    /// <summary>The service started by request that this one serves: its own name for a top-level service.</summary>
+    public string RootName => Origin ?? Name;
+}
 
 /// <summary>The public face of <see cref="DiscoveryServiceActor"/>.</summary>
 public static class DiscoveryService
@@ -26,6 +31,9 @@ public static class DiscoveryService
 
     public sealed record AttachTimedOut(string Name, string Detail);
 
+    /// <summary>Detach every subsystem found (CC.SHN), stop the referral services and the discovery controller, then stop.</summary>
+    public sealed record Shutdown(string Reason);
+
     public sealed record GetInfo
     {
         public static GetInfo Instance { get; } = new();
@@ -40,7 +48,8 @@ public static class DiscoveryService
         int LogReads,
         IReadOnlyList<DiscoveredEntry> Entries,
         IReadOnlyList<string> Subsystems,
-        IReadOnlyList<TransportAddress> Referrals);
+        IReadOnlyList<TransportAddress> Referrals,
+        string HostNqn = "");
 
     /// <summary>One NVM subsystem path listed by the last successful read.</summary>
     public sealed record DiscoveredEntry(string SubsystemNqn, TransportAddress Address, string? Controller);

@@ -4,6 +4,7 @@ using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
+using ActorNvme.Actors.Supervision;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
@@ -22,6 +23,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
 {
     private const string ReconnectTimerKey = "reconnect-discovery-controller";
     private const string AttachTimerKey = "wait-for-attach";
+    private const string RereadTimerKey = "reread-for-missing-subsystem";
 
     private readonly DiscoveryOptions _options;
     private readonly IAdminConnector _connector;
@@ -29,10 +31,12 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
     private readonly Dictionary<string, SubsystemChild> _subsystems = new(StringComparer.Ordinal);
     private readonly Dictionary<IActorRef, string> _stopping = [];
     private readonly Dictionary<TransportAddress, IActorRef> _referrals = [];
+    private readonly Dictionary<IActorRef, Exception> _failures = [];
     private readonly List<(IActorRef ReplyTo, DiscoveryService.WaitForAttach Request)> _attachWaiters = [];
     private IActorRef _discoveryController = ActorRefs.Nobody;
     private bool _discoveryControllerLive;
     private bool _reading;
+    private string? _shuttingDown;
     private bool _readAgain;
     private int _logReads;
     private int _nextName;
@@ -51,7 +55,15 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         Receive<ControllerMessages.Lost>(m => m.Controller.Equals(_discoveryController), OnDiscoveryControllerLost);
         Receive<ControllerMessages.AsyncEvent>(OnAsyncEvent);
         Receive<ControllerMessages.StateChanged>(_ => { });
-        Receive<ReconnectDiscoveryController>(_ => _discoveryController.Tell(ControllerMessages.Reconnect.Instance));
+        Receive<ReconnectDiscoveryController>(_ => OnReconnectDiscoveryController());
+        Receive<RereadLog>(_ =>
+        {
+            if (_discoveryControllerLive)
+            {
+                ReadLog("a subsystem it lists is missing");
+            }
+        });
+        Receive<SubsystemMessages.Report>(report => Context.Parent.Tell(report));
         Receive<ControllerMessages.AdminResult>(OnLogData);
         Receive<ControllerMessages.AdminFailed>(OnLogReadFailed);
         Receive<SubsystemMessages.Attached>(OnSubsystemAttached);
@@ -59,16 +71,74 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         Receive<DiscoveryService.WaitForAttach>(OnWaitForAttach);
         Receive<AttachDeadline>(_ => OnAttachDeadline());
         Receive<DiscoveryService.GetInfo>(_ => Sender.Tell(Snapshot()));
+        Receive<DiscoveryService.Shutdown>(OnShutdown);
+    }
+
+    private void OnShutdown(DiscoveryService.Shutdown request)
+    {
+        if (_shuttingDown is not null)
+        {
+            return;
+        }
+
+        _shuttingDown = request.Reason;
+        _log.Info("{0}: shutting down ({1}): detaching {2} subsystem(s)", _options.Name, request.Reason, _subsystems.Count);
+        Timers.CancelAll();
+        foreach (var child in _subsystems.Values)
+        {
+            child.Actor.Tell(new SubsystemMessages.Detach(request.Reason));
+            _stopping[child.Actor] = child.Nqn;
+        }
+
+        _subsystems.Clear();
+        foreach (var referral in _referrals.Values)
+        {
+            referral.Tell(request);
+        }
+
+        if (!_discoveryController.IsNobody())
+        {
+            Context.Stop(_discoveryController);
+        }
+
+        StopWhenEmpty();
+    }
+
+    private void StopWhenEmpty()
+    {
+        if (_shuttingDown is not null && !Context.GetChildren().Any())
+        {
+            Context.Stop(Self);
+        }
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    protected override void PreStart()
+    protected override SupervisorStrategy SupervisorStrategy() => new StopAndReportStrategy((child, cause) => _failures[child] = cause);
+
+    protected override void PreStart() => StartDiscoveryController();
+
+    private void StartDiscoveryController()
     {
         var controllerOptions = new ControllerOptions($"{_options.Name}/discovery", _options.Address, Nqn.Discovery, ControllerRole.Discovery, _options.Settings);
         _discoveryController = Context.ActorOf(ControllerMessages.Props(controllerOptions, _connector), "dc");
         Context.Watch(_discoveryController);
     }
+
+    private void OnReconnectDiscoveryController()
+    {
+        if (_discoveryController.IsNobody())
+        {
+            _log.Info("{0}: starting a new discovery controller for {1}", _options.Name, _options.Address);
+            StartDiscoveryController();
+        }
+        else
+        {
+            _discoveryController.Tell(ControllerMessages.Reconnect.Instance);
+        }
+    }
+
+    private TimeSpan ReconnectDelay => _options.Settings.Resiliency.ReconnectDelay > TimeSpan.Zero ? _options.Settings.Resiliency.ReconnectDelay : TimeSpan.FromSeconds(1);
 
     private void OnDiscoveryControllerLost(ControllerMessages.Lost message)
     {
@@ -76,7 +146,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         _reading = false;
 
         // The discovery controller reconnects for as long as the service runs; what it found stays.
-        var delay = _options.Settings.Resiliency.ReconnectDelay > TimeSpan.Zero ? _options.Settings.Resiliency.ReconnectDelay : TimeSpan.FromSeconds(1);
+        var delay = ReconnectDelay;
         _log.Warning("{0}: discovery controller at {1} lost ({2}); reconnecting in {3:0.###}s; the {4} subsystem(s) it found are kept", _options.Name, _options.Address, message.Reason, delay.TotalSeconds, _subsystems.Count);
         Timers.StartSingleTimer(ReconnectTimerKey, ReconnectDiscoveryController.Instance, delay);
     }
@@ -91,6 +161,11 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
 
     private void ReadLog(string why)
     {
+        if (_shuttingDown is not null)
+        {
+            return;
+        }
+
         if (_reading)
         {
             _readAgain = true; // one read at a time; another follows if something changed meanwhile
@@ -196,12 +271,23 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
 
     private void Reconcile(DiscoveryLog log)
     {
+        if (_shuttingDown is not null)
+        {
+            return;
+        }
+
         var wanted = new Dictionary<string, HashSet<TransportAddress>>(StringComparer.Ordinal);
         var referrals = new HashSet<TransportAddress>();
         foreach (var entry in log.Entries)
         {
             if (entry.TransportType != TransportType.Tcp || !TryAddress(entry, out var parsed) || parsed is not { } address)
             {
+                continue;
+            }
+
+            if (entry.SubsystemType == SubsystemType.Nvm && !Nqn.TryValidate(entry.SubsystemNqn, out var nqnError, "SUBNQN"))
+            {
+                _log.Warning("{0}: discovery log entry for {1} skipped: {2}", _options.Name, address, nqnError.Describe());
                 continue;
             }
 
@@ -216,9 +302,11 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
                     addresses.Add(address);
                     break;
                 case SubsystemType.DiscoveryReferral:
-                case SubsystemType.CurrentDiscovery when address != _options.Address:
                     referrals.Add(address);
                     break;
+
+                // SubsystemType.CurrentDiscovery: another address of the discovery controller being read, never a referral.
+
             }
         }
 
@@ -263,10 +351,10 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
     private void Spawn(string nqn, IReadOnlyCollection<TransportAddress> addresses)
     {
         string name = $"{_options.Name}{_nextName++}";
-        var options = new SubsystemOptions(name, nqn, addresses.ToArray(), _options.Settings);
+        var options = new SubsystemOptions(name, nqn, addresses.ToArray(), _options.Settings, _options.RootName);
         var actor = Context.ActorOf(SubsystemMessages.Props(options, _connector), name);
         Context.Watch(actor);
-        _subsystems[nqn] = new SubsystemChild(name, actor, [.. addresses]);
+        _subsystems[nqn] = new SubsystemChild(name, nqn, actor, [.. addresses]);
         _log.Info("{0}: {1} found at {2}; attaching as {3}", _options.Name, nqn, string.Join(", ", addresses), name);
     }
 
@@ -287,7 +375,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
             }
 
             var childVisited = new HashSet<TransportAddress>(visited.Concat(referrals));
-            var options = new DiscoveryOptions($"{_options.Name}r{_referrals.Count}_", address, _options.Settings, _options.Depth + 1, childVisited);
+            var options = new DiscoveryOptions($"{_options.Name}r{_referrals.Count}_", address, _options.Settings, _options.Depth + 1, childVisited, _options.RootName);
             var actor = Context.ActorOf(DiscoveryService.Props(options, _connector), $"referral-{Uri.EscapeDataString(address.Host)}-{address.Port}");
             Context.Watch(actor);
             _referrals[address] = actor;
@@ -305,19 +393,43 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
     private void OnChildTerminated(Terminated message)
     {
         var actor = message.ActorRef;
+        _failures.Remove(actor, out var failure);
+        if (_shuttingDown is not null)
+        {
+            _stopping.Remove(actor);
+            _referrals.Where(r => r.Value.Equals(actor)).Select(r => r.Key).ToList().ForEach(a => _referrals.Remove(a));
+            StopWhenEmpty();
+            return;
+        }
+
         if (actor.Equals(_discoveryController))
         {
-            // Its own supervisor stopped it (it never should); the service cannot work without it.
-            _log.Error("{0}: discovery controller stopped; stopping the service", _options.Name);
-            Context.Stop(Self);
+            // Stopped by this service's supervisor after it threw: a loss like any other; a new one reconnects.
+            _discoveryController = ActorRefs.Nobody;
+            _discoveryControllerLive = false;
+            _reading = false;
+            string why = failure is null ? "stopped unexpectedly" : $"failed: {failure.GetType().Name}: {failure.Message}";
+            _log.Error("{0}: discovery controller at {1} {2}; a new one starts in {3:0.###}s", _options.Name, _options.Address, why, ReconnectDelay.TotalSeconds);
+            Timers.StartSingleTimer(ReconnectTimerKey, ReconnectDiscoveryController.Instance, ReconnectDelay);
             return;
         }
 
         foreach (var (nqn, child) in _subsystems.Where(s => s.Value.Actor.Equals(actor)).ToArray())
         {
-            // Deleted by its own loss timeout. It comes back (under a new name) when a later read lists it.
-            _log.Info("{0}: {1} ({2}) stopped", _options.Name, child.Name, nqn);
+            // Deleted by its own loss timeout, or failed. It comes back (under a new name) when a read lists it:
+            // the log is read again every reconnect-delay until then.
+            string why = failure is null ? "stopped" : $"failed ({failure.GetType().Name}: {failure.Message})";
+            if (failure is null)
+            {
+                _log.Info("{0}: {1} ({2}) {3}", _options.Name, child.Name, nqn, why);
+            }
+            else
+            {
+                _log.Error("{0}: {1} ({2}) {3}", _options.Name, child.Name, nqn, why);
+            }
+
             _subsystems.Remove(nqn);
+            Timers.StartSingleTimer(RereadTimerKey, RereadLog.Instance, ReconnectDelay);
         }
 
         if (_stopping.Remove(actor, out var stoppedNqn) && _lastLog is not null)
@@ -336,6 +448,11 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         foreach (var (address, referral) in _referrals.Where(r => r.Value.Equals(actor)).ToArray())
         {
             _referrals.Remove(address);
+            if (failure is not null)
+            {
+                _log.Error("{0}: referral service for {1} failed ({2}: {3}); it is followed again at the next read", _options.Name, address, failure.GetType().Name, failure.Message);
+                Timers.StartSingleTimer(RereadTimerKey, RereadLog.Instance, ReconnectDelay);
+            }
         }
     }
 
@@ -407,7 +524,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
                 return new DiscoveryService.DiscoveredEntry(e.SubsystemNqn, address!, _subsystems.TryGetValue(e.SubsystemNqn, out var c) ? c.Name : null);
             })
             .ToArray();
-        return new DiscoveryService.Info(_options.Name, _options.Address, _discoveryControllerLive, _lastLog?.Header.GenerationCounter, _logReads, entries, _subsystems.Values.Select(c => c.Name).ToArray(), _referrals.Keys.ToArray());
+        return new DiscoveryService.Info(_options.Name, _options.Address, _discoveryControllerLive, _lastLog?.Header.GenerationCounter, _logReads, entries, _subsystems.Values.Select(c => c.Name).ToArray(), _referrals.Keys.ToArray(), _options.Settings.HostNqn);
     }
 
     private static bool TryAddress(DiscoveryLogEntry entry, out TransportAddress? address)
@@ -424,9 +541,12 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         }
     }
 
-    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Restart);
-
     private sealed record LogRead(bool Full, int Attempt, ulong Generation);
+
+    private sealed record RereadLog
+    {
+        public static RereadLog Instance { get; } = new();
+    }
 
     private sealed record ReconnectDiscoveryController
     {
@@ -438,9 +558,11 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         public static AttachDeadline Instance { get; } = new();
     }
 
-    private sealed class SubsystemChild(string name, IActorRef actor, HashSet<TransportAddress> addresses)
+    private sealed class SubsystemChild(string name, string nqn, IActorRef actor, HashSet<TransportAddress> addresses)
     {
         public string Name { get; } = name;
+
+        public string Nqn { get; } = nqn;
 
         public IActorRef Actor { get; } = actor;
 

@@ -12,6 +12,12 @@ public enum HostErrorKind
 {
     InvalidParameter,
     AlreadyExists,
+
+    /// <summary>The request contradicts what exists (a further path to another subsystem under a name).</summary>
+    Conflict,
+
+    /// <summary>That path is there already.</summary>
+    PathExists,
     NotFound,
     Timeout,
     Failed,
@@ -60,14 +66,22 @@ public static class NvmeHost
 
     public sealed record DiscoveryInfoList(IReadOnlyList<Discovery.DiscoveryService.Info> Services);
 
-    /// <summary>SPDK's bdev_nvme_attach_controller: a subsystem named <paramref name="Name"/> with one path. Reply: <see cref="ControllerAttached"/> once Live.</summary>
+    /// <summary>
+    /// SPDK's bdev_nvme_attach_controller: a subsystem named <paramref name="Name"/> with one path.
+    /// Reply: <see cref="ControllerAttached"/> once Live. With <paramref name="Multipath"/> other than
+    /// <see cref="MultipathMode.Disable"/>, an existing name attached by hand with the same subsystem NQN
+    /// and host NQN gets this address as a further path. Refused: a name in use otherwise (AlreadyExists),
+    /// a name created by discovery (AlreadyExists), another subsystem NQN under that name
+    /// (InvalidParameter), the same transport ID attached under another name (AlreadyExists).
+    /// </summary>
     public sealed record AttachController(
         string Name,
         TransportAddress Address,
         string SubsystemNqn,
         string? HostNqn = null,
         ResiliencySettings? Resiliency = null,
-        TimeSpan? AttachTimeout = null);
+        TimeSpan? AttachTimeout = null,
+        MultipathMode Multipath = MultipathMode.Disable);
 
     public sealed record ControllerAttached(string Name, IReadOnlyList<BlockDeviceInfo> Devices);
 
@@ -85,9 +99,10 @@ public static class NvmeHost
     }
 
     /// <summary>One path of a controller as last reported.</summary>
-    public sealed record PathSummary(string Path, ControllerState State, string? Reason);
+    public sealed record PathSummary(string Path, ControllerState State, string? Reason, TransportAddress Address);
 
-    public sealed record ControllerSummary(string Name, string SubsystemNqn, string Origin, IReadOnlyList<PathSummary> Paths);
+    /// <summary>A controller (subsystem) as its last report gave it. <paramref name="Origin"/>: "attach" or "discovery"; <paramref name="DiscoveryService"/> names the service that found it.</summary>
+    public sealed record ControllerSummary(string Name, string SubsystemNqn, string Origin, IReadOnlyList<PathSummary> Paths, string HostNqn = "", string? DiscoveryService = null);
 
     public sealed record ControllerList(IReadOnlyList<ControllerSummary> Controllers);
 
@@ -97,4 +112,33 @@ public static class NvmeHost
     }
 
     public sealed record BlockDeviceList(IReadOnlyList<BlockDeviceInfo> Devices);
+
+    /// <summary>
+    /// Detach every controller gracefully (CC.SHN) and stop every discovery service. Answered with
+    /// <see cref="ShutdownCompleted"/> once they are all gone; what is still there after
+    /// <paramref name="Timeout"/> is stopped at once and named in the answer. Requests that would
+    /// create something are refused meanwhile; afterwards the host is empty and usable again.
+    /// </summary>
+    public sealed record Shutdown(TimeSpan Timeout);
+
+    /// <summary>Every child is gone; <paramref name="Forced"/> lists those stopped without a clean shutdown.</summary>
+    public sealed record ShutdownCompleted(IReadOnlyList<string> Forced);
+
+    /// <summary>As <see cref="Shutdown"/>, then the host runs on with <paramref name="Settings"/>. Reply: <see cref="ResetCompleted"/>.</summary>
+    public sealed record Reset(NvmeHostSettings Settings, TimeSpan Timeout);
+
+    public sealed record ResetCompleted(IReadOnlyList<string> Forced);
+}
+
+/// <summary>SPDK's attach_controller multipath parameter.</summary>
+public enum MultipathMode
+{
+    /// <summary>A second attach under a name in use is refused.</summary>
+    Disable,
+
+    /// <summary>A second attach with the same subsystem NQN adds a path used when the first is lost.</summary>
+    Failover,
+
+    /// <summary>As failover; paths may be used together (path choice is the block device's).</summary>
+    Multipath,
 }

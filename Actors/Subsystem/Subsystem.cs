@@ -45,7 +45,7 @@ public static class Subsystem
     public sealed record RemovePath(TransportAddress Address, string Reason);
 
     /// <summary>Delete every path gracefully, then stop.</summary>
-    public sealed record Detach(string Reason);
+    public sealed record Detach(string Reason, RemovalReason Kind = RemovalReason.Detached);
 
     public sealed record ResetPaths
     {
@@ -63,7 +63,46 @@ public static class Subsystem
 
     /// <summary>Notification to the parent: a path of this subsystem became Live and these are its block devices.</summary>
     public sealed record Attached(IActorRef Subsystem, string Name, string SubsystemNqn, IReadOnlyList<BlockDeviceInfo> Devices);
+
+    /// <summary>One path as its subsystem knows it: the controller's last state and why it is in it.</summary>
+    public sealed record PathReport(string Name, TransportAddress Address, ControllerState State, string? Reason);
+
+    /// <summary>
+    /// The subsystem's whole state, sent to its parent after every change and passed up unchanged to the
+    /// host root, whose registry is made of these. <paramref name="Removed"/> is set on the last report,
+    /// sent when the subsystem stops.
+    /// </summary>
+    public sealed record Report(
+        IActorRef Subsystem,
+        string Name,
+        string SubsystemNqn,
+        string HostNqn,
+        string? Origin,
+        IReadOnlyList<PathReport> Paths,
+        IReadOnlyList<BlockDeviceInfo> Devices,
+        RemovalReason? Removed = null,
+        string? RemovalDetail = null);
+}
+
+/// <summary>Why a subsystem (and its block devices) went away.</summary>
+public enum RemovalReason
+{
+    /// <summary>No path was Live again within ctrlr-loss-timeout of its loss.</summary>
+    LossTimeout,
+
+    /// <summary>Detached by request (detach_controller, stop_discovery, host shutdown).</summary>
+    Detached,
+
+    /// <summary>A successful discovery log read no longer lists it.</summary>
+    RemovedFromDiscoveryLog,
+
+    /// <summary>The attach did not complete within its timeout.</summary>
+    AttachTimedOut,
+
+    /// <summary>The subsystem actor failed (a bug or an unforeseen input) and was stopped by its supervisor.</summary>
+    Failed,
 }
 
 /// <summary>One NVM subsystem under a name (nvme0): its paths and its block devices.</summary>
-public sealed record SubsystemOptions(string Name, string SubsystemNqn, IReadOnlyList<TransportAddress> Paths, NvmeHostSettings Settings);
+/// <param name="Origin">The discovery service that found it, or null when attached by hand.</param>
+public sealed record SubsystemOptions(string Name, string SubsystemNqn, IReadOnlyList<TransportAddress> Paths, NvmeHostSettings Settings, string? Origin = null);

@@ -3,7 +3,9 @@ using Akka.Event;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
 using ActorNvme.Actors.Io;
+using ActorNvme.Actors.Supervision;
 using ActorNvme.Transport;
+using ControllerMessages = ActorNvme.Actors.Controller.Controller;
 
 namespace ActorNvme.Actors.Subsystem;
 
@@ -12,8 +14,9 @@ namespace ActorNvme.Actors.Subsystem;
 /// loss-timeout strategy: from a path's first loss, a deadline timer of its own (ctrlr-loss-timeout)
 /// runs regardless of reconnect attempts; the path is reconnected every reconnect-delay; when the
 /// deadline fires while the path is not Live, the path is stopped. When the last path has stopped,
-/// the block devices are removed and the subsystem stops. Nothing here can strand a lock: a stop is a
-/// message, and a stopped controller releases everything it owned in PostStop.
+/// the block devices are removed and the subsystem stops. A controller that throws is stopped by this
+/// actor's supervisor strategy and counts as a loss of its path: a new controller (new incarnation,
+/// new generation tags) takes the path over after reconnect-delay, under the same deadline.
 /// </summary>
 public sealed class SubsystemActor : ReceiveActor, IWithTimers
 {
@@ -21,10 +24,13 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
     private readonly IAdminConnector _connector;
     private readonly IIoQueueConnector? _ioConnector;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Dictionary<IActorRef, PathEntry> _paths = [];
+    private readonly Dictionary<string, PathEntry> _paths = new(StringComparer.Ordinal);
+    private readonly Dictionary<IActorRef, PathEntry> _byController = [];
+    private readonly Dictionary<IActorRef, Exception> _failures = [];
     private readonly Dictionary<uint, BlockDeviceInfo> _devices = [];
     private readonly Dictionary<uint, BlockDevice> _blockDevices = [];
     private bool _failingFast;
+    private RemovalReason _removal = RemovalReason.LossTimeout;
     private string _stopReason = "last path stopped";
 
     public SubsystemActor(SubsystemOptions options, IAdminConnector connector, IIoQueueConnector? ioConnector = null)
@@ -33,10 +39,10 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         _connector = connector;
         _ioConnector = ioConnector;
 
-        Receive<Controller.Controller.BecameLive>(OnPathLive);
-        Receive<Controller.Controller.Lost>(OnPathLost);
-        Receive<Controller.Controller.StateChanged>(_ => { });
-        Receive<Controller.Controller.AsyncEvent>(e => _log.Info("{0}: asynchronous event {1} from {2}", _options.Name, e.Event, e.Name));
+        Receive<ControllerMessages.BecameLive>(OnPathLive);
+        Receive<ControllerMessages.Lost>(OnPathLost);
+        Receive<ControllerMessages.StateChanged>(OnPathStateChanged);
+        Receive<ControllerMessages.AsyncEvent>(e => _log.Info("{0}: asynchronous event {1} from {2}", _options.Name, e.Event, e.Name));
         Receive<ReconnectPath>(OnReconnectPath);
         Receive<LossDeadline>(OnLossDeadline);
         Receive<FastIoFailDeadline>(_ => SetFailingFast(true));
@@ -44,17 +50,19 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         Receive<Subsystem.AddPath>(m => AddPath(m.Address));
         Receive<Subsystem.RemovePath>(OnRemovePath);
         Receive<Subsystem.Detach>(OnDetach);
-        Receive<Subsystem.ResetPaths>(_ => { foreach (var path in _paths.Keys) { path.Tell(Controller.Controller.Reset.Instance); } });
+        Receive<Subsystem.ResetPaths>(_ => OnResetPaths());
         Receive<Subsystem.GetBlockDevice>(OnGetBlockDevice);
         Receive<Subsystem.GetStatus>(_ => Sender.Tell(new Subsystem.Status(
             _options.Name,
             _options.SubsystemNqn,
-            _paths.Select(p => new Subsystem.PathStatus(p.Value.Name, p.Value.Address, p.Value.Live, p.Value.LostAt, p.Key)).ToArray(),
+            _paths.Values.Select(p => new Subsystem.PathStatus(p.Name, p.Address, p.Live, p.LostAt, p.Controller ?? ActorRefs.Nobody)).ToArray(),
             _devices.Values.ToArray(),
             _failingFast)));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
+
+    protected override SupervisorStrategy SupervisorStrategy() => new StopAndReportStrategy((child, cause) => _failures[child] = cause);
 
     protected override void PreStart()
     {
@@ -67,27 +75,50 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
     protected override void PostStop()
     {
         RemoveDevices(_stopReason);
+        Context.Parent.Tell(BuildReport(_removal, _stopReason));
         base.PostStop();
     }
 
     private void AddPath(TransportAddress address)
     {
-        if (_paths.Values.Any(p => p.Address == address))
+        string name = PathName(address);
+        if (_paths.ContainsKey(name))
         {
             return;
         }
 
-        string name = PathName(address);
-        var controllerOptions = new ControllerOptions($"{_options.Name}/{name}", address, _options.SubsystemNqn, ControllerRole.Nvm, _options.Settings);
-        var child = Context.ActorOf(Controller.Controller.Props(controllerOptions, _connector, _ioConnector), name);
-        Context.Watch(child);
-        _paths[child] = new PathEntry(name, address);
+        var path = new PathEntry(name, address);
+        _paths[name] = path;
+        StartController(path);
         _log.Info("{0}: path {1} added for {2}", _options.Name, address, _options.SubsystemNqn);
+        Report();
     }
 
-    private void OnPathLive(Controller.Controller.BecameLive message)
+    /// <summary>A new controller incarnation for the path; its name is free because the previous one has terminated.</summary>
+    private void StartController(PathEntry path)
     {
-        if (!_paths.TryGetValue(message.Controller, out var path))
+        var controllerOptions = new ControllerOptions($"{_options.Name}/{path.Name}", path.Address, _options.SubsystemNqn, ControllerRole.Nvm, _options.Settings);
+        var child = Context.ActorOf(ControllerMessages.Props(controllerOptions, _connector, _ioConnector), path.Name);
+        Context.Watch(child);
+        path.Controller = child;
+        path.State = ControllerState.Connecting;
+        path.Reason = null;
+        _byController[child] = path;
+    }
+
+    private void OnPathStateChanged(ControllerMessages.StateChanged message)
+    {
+        if (_byController.TryGetValue(message.Controller, out var path) && message.Reason != ControllerActor.StoppedReason)
+        {
+            path.State = message.State;
+            path.Reason = message.Reason;
+            Report();
+        }
+    }
+
+    private void OnPathLive(ControllerMessages.BecameLive message)
+    {
+        if (!_byController.TryGetValue(message.Controller, out var path))
         {
             return;
         }
@@ -130,26 +161,33 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             Context.System.EventStream.Publish(new BlockDeviceAdded(device, blockDevice));
         }
 
+        Report();
         Context.Parent.Tell(new Subsystem.Attached(Self, _options.Name, _options.SubsystemNqn, _devices.Values.ToArray()));
     }
 
-    private void OnPathLost(Controller.Controller.Lost message)
+    private void OnPathLost(ControllerMessages.Lost message)
     {
-        if (!_paths.TryGetValue(message.Controller, out var path))
+        if (_byController.TryGetValue(message.Controller, out var path))
         {
-            return;
+            PathLost(path, message.Reason.ToString());
         }
+    }
 
+    /// <summary>The loss-timeout rules, for a lost association and for a controller that failed alike.</summary>
+    private void PathLost(PathEntry path, string reason)
+    {
         var resiliency = _options.Settings.Resiliency;
         bool firstLoss = path.LostAt is null;
         path.Live = false;
+        path.State = ControllerState.Failed;
+        path.Reason = reason;
         DetachPath(path);
         path.LostAt ??= Context.System.Scheduler.Now;
 
         if (firstLoss && resiliency.CtrlrLossTimeout > TimeSpan.Zero)
         {
             // The give-up deadline runs from the first loss, beside the reconnect attempts, not after them.
-            Timers.StartSingleTimer(DeadlineKey(path), new LossDeadline(message.Controller), resiliency.CtrlrLossTimeout);
+            Timers.StartSingleTimer(DeadlineKey(path), new LossDeadline(path.Name), resiliency.CtrlrLossTimeout);
         }
 
         if (resiliency.FastIoFailEnabled && !_paths.Values.Any(p => p.Live) && !_failingFast && !Timers.IsTimerActive(FastIoFailKey))
@@ -157,52 +195,82 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             Timers.StartSingleTimer(FastIoFailKey, FastIoFailDeadline.Instance, resiliency.FastIoFailTimeout);
         }
 
+        Report();
         if (resiliency.NeverReconnects)
         {
-            _log.Warning("{0}: path {1} lost ({2}); ctrlr-loss-timeout is 0, so it stays failed until reset or delete", _options.Name, path.Address, message.Reason);
+            _log.Warning("{0}: path {1} lost ({2}); ctrlr-loss-timeout is 0, so it stays failed until reset or delete", _options.Name, path.Address, reason);
             return;
         }
 
-        _log.Warning("{0}: path {1} lost ({2}); reconnecting in {3:0.###}s", _options.Name, path.Address, message.Reason, resiliency.ReconnectDelay.TotalSeconds);
-        Timers.StartSingleTimer(ReconnectKey(path), new ReconnectPath(message.Controller), resiliency.ReconnectDelay);
+        _log.Warning("{0}: path {1} lost ({2}); reconnecting in {3:0.###}s", _options.Name, path.Address, reason, resiliency.ReconnectDelay.TotalSeconds);
+        Timers.StartSingleTimer(ReconnectKey(path), new ReconnectPath(path.Name), resiliency.ReconnectDelay);
     }
 
     private void OnReconnectPath(ReconnectPath message)
     {
-        if (_paths.ContainsKey(message.Controller))
+        if (!_paths.TryGetValue(message.Path, out var path) || path.Removing)
         {
-            message.Controller.Tell(Controller.Controller.Reconnect.Instance);
+            return;
         }
+
+        if (path.Controller is { } controller)
+        {
+            controller.Tell(ControllerMessages.Reconnect.Instance);
+        }
+        else
+        {
+            _log.Info("{0}: path {1}: starting a new controller in place of the one that failed", _options.Name, path.Address);
+            StartController(path);
+            Report();
+        }
+    }
+
+    private void OnResetPaths()
+    {
+        foreach (var path in _paths.Values.Where(p => !p.Removing))
+        {
+            if (path.Controller is { } controller)
+            {
+                controller.Tell(ControllerMessages.Reset.Instance);
+            }
+            else
+            {
+                Timers.Cancel(ReconnectKey(path));
+                StartController(path);
+            }
+        }
+
+        Report();
     }
 
     private void OnLossDeadline(LossDeadline message)
     {
-        if (!_paths.TryGetValue(message.Controller, out var path) || path.Live)
+        if (!_paths.TryGetValue(message.Path, out var path) || path.Live)
         {
             return;
         }
 
         _log.Warning("{0}: path {1} not Live {2:0.###}s after its loss (ctrlr-loss-timeout); deleting it", _options.Name, path.Address, _options.Settings.Resiliency.CtrlrLossTimeout.TotalSeconds);
         Timers.Cancel(ReconnectKey(path));
+        _removal = RemovalReason.LossTimeout;
         _stopReason = "ctrlr-loss-timeout expired";
-        Context.Stop(message.Controller);
+        RemovePathNow(path);
     }
 
     private void OnRemovePath(Subsystem.RemovePath message)
     {
-        foreach (var (controller, path) in _paths.Where(p => p.Value.Address == message.Address).ToArray())
+        if (_paths.TryGetValue(PathName(message.Address), out var path) && !path.Removing)
         {
             _log.Info("{0}: removing path {1}: {2}", _options.Name, path.Address, message.Reason);
+            _removal = RemovalReason.RemovedFromDiscoveryLog;
             _stopReason = message.Reason;
-            Timers.Cancel(ReconnectKey(path));
-            Timers.Cancel(DeadlineKey(path));
-            DetachPath(path);
-            controller.Tell(Controller.Controller.Delete.Instance);
+            DeletePath(path);
         }
     }
 
     private void OnDetach(Subsystem.Detach message)
     {
+        _removal = message.Kind;
         _stopReason = message.Reason;
         if (_paths.Count == 0)
         {
@@ -210,30 +278,81 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             return;
         }
 
-        foreach (var (controller, path) in _paths)
+        foreach (var path in _paths.Values.Where(p => !p.Removing).ToArray())
         {
-            Timers.Cancel(ReconnectKey(path));
-            Timers.Cancel(DeadlineKey(path));
-            DetachPath(path);
-            controller.Tell(Controller.Controller.Delete.Instance);
+            DeletePath(path);
+        }
+    }
+
+    /// <summary>Graceful: the controller shuts down (CC.SHN) and stops; the path goes with its Terminated.</summary>
+    private void DeletePath(PathEntry path)
+    {
+        path.Removing = true;
+        Timers.Cancel(ReconnectKey(path));
+        Timers.Cancel(DeadlineKey(path));
+        DetachPath(path);
+        if (path.Controller is { } controller)
+        {
+            controller.Tell(ControllerMessages.Delete.Instance);
+        }
+        else
+        {
+            ForgetPath(path);
+        }
+    }
+
+    /// <summary>At once: the controller (if any) is stopped; the path goes with its Terminated.</summary>
+    private void RemovePathNow(PathEntry path)
+    {
+        path.Removing = true;
+        DetachPath(path);
+        if (path.Controller is { } controller)
+        {
+            Context.Stop(controller);
+        }
+        else
+        {
+            ForgetPath(path);
         }
     }
 
     private void OnPathTerminated(Terminated message)
     {
-        if (!_paths.Remove(message.ActorRef, out var path))
+        if (!_byController.Remove(message.ActorRef, out var path))
         {
             return;
         }
 
+        path.Controller = null;
+        _failures.Remove(message.ActorRef, out var failure);
+        if (path.Removing)
+        {
+            _log.Info("{0}: path {1} stopped", _options.Name, path.Address);
+            ForgetPath(path);
+            return;
+        }
+
+        // Not asked to stop: its supervisor stopped it after it threw. That is a loss of the path.
+        string reason = failure is null
+            ? "the controller stopped unexpectedly"
+            : $"the controller failed: {failure.GetType().Name}: {failure.Message}";
+        _log.Error("{0}: path {1}: {2}", _options.Name, path.Address, reason);
+        PathLost(path, reason);
+    }
+
+    private void ForgetPath(PathEntry path)
+    {
         Timers.Cancel(DeadlineKey(path));
         Timers.Cancel(ReconnectKey(path));
         DetachPath(path);
-        _log.Info("{0}: path {1} stopped", _options.Name, path.Address);
+        _paths.Remove(path.Name);
         if (_paths.Count == 0)
         {
             Context.Stop(Self);
+            return;
         }
+
+        Report();
     }
 
     private void RemoveDevices(string reason)
@@ -287,6 +406,19 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         }
     }
 
+    private void Report() => Context.Parent.Tell(BuildReport(null, null));
+
+    private Subsystem.Report BuildReport(RemovalReason? removed, string? detail) => new(
+        Self,
+        _options.Name,
+        _options.SubsystemNqn,
+        _options.Settings.HostNqn,
+        _options.Origin,
+        removed is null ? _paths.Values.Select(p => new Subsystem.PathReport($"{_options.Name}/{p.Name}", p.Address, p.State, p.Reason)).ToArray() : [],
+        removed is null ? _devices.Values.ToArray() : [],
+        removed,
+        detail);
+
     private static string PathName(TransportAddress address) =>
         $"path-{Uri.EscapeDataString(address.Host)}-{address.Port}";
 
@@ -296,20 +428,29 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 
     private const string FastIoFailKey = "fast-io-fail";
 
+    /// <summary>One path: it outlives its controller incarnations, so the loss deadline does too.</summary>
     private sealed class PathEntry(string name, TransportAddress address)
     {
         public string Name { get; } = name;
 
         public TransportAddress Address { get; } = address;
 
+        public IActorRef? Controller { get; set; }
+
+        public ControllerState State { get; set; } = ControllerState.Connecting;
+
+        public string? Reason { get; set; }
+
         public bool Live { get; set; }
+
+        public bool Removing { get; set; }
 
         public DateTimeOffset? LostAt { get; set; }
     }
 
-    private sealed record ReconnectPath(IActorRef Controller);
+    private sealed record ReconnectPath(string Path);
 
-    private sealed record LossDeadline(IActorRef Controller);
+    private sealed record LossDeadline(string Path);
 
     private sealed record FastIoFailDeadline
     {

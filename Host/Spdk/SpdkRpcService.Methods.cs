@@ -48,8 +48,7 @@ public sealed partial class SpdkRpcService
         ["bdev_nvme_stop_discovery"] = new(["name"], async (p, ct) =>
         {
             string name = p.RequiredNonEmptyString("name", 64);
-            await AskAsync<NvmeHost.DiscoveryStopped>(new NvmeHost.StopDiscovery(name), ListTimeout, JsonRpcErrorCodes.NoEntry, ct).ConfigureAwait(false);
-            _hostNqns.TryRemove(name, out _);
+            await AskAsync<NvmeHost.DiscoveryStopped>(new NvmeHost.StopDiscovery(name), StopTimeout, JsonRpcErrorCodes.NoEntry, ct).ConfigureAwait(false);
             return true;
         }),
         ["bdev_nvme_get_discovery_info"] = new([], GetDiscoveryInfo),
@@ -68,8 +67,7 @@ public sealed partial class SpdkRpcService
                 p.OptionalString(path, 256);
             }
 
-            await AskAsync<NvmeHost.ControllerDetached>(new NvmeHost.DetachController(name), ListTimeout, JsonRpcErrorCodes.NoDevice, ct).ConfigureAwait(false);
-            _hostNqns.TryRemove(name, out _);
+            await AskAsync<NvmeHost.ControllerDetached>(new NvmeHost.DetachController(name), StopTimeout, JsonRpcErrorCodes.NoDevice, ct).ConfigureAwait(false);
             return true;
         }),
         ["bdev_nvme_reset_controller"] = new(["name", "cntlid"], async (p, ct) =>
@@ -132,7 +130,7 @@ public sealed partial class SpdkRpcService
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (Host is { } host)
+            if (Host is not null)
             {
                 // As SPDK: the options are global, so they may change only while nothing uses them.
                 var controllers = await AskAsync<NvmeHost.ControllerList>(NvmeHost.ListControllers.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
@@ -142,10 +140,9 @@ public sealed partial class SpdkRpcService
                     throw new JsonRpcException(JsonRpcErrorCodes.NotPermitted, "Operation not permitted: bdev_nvme_set_options must come before any controller is attached or discovery started");
                 }
 
-                // Nothing runs yet: restart the host with the new options.
-                await host.GracefulStop(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+                // Nothing runs yet: the host takes the new options (answered once it holds nothing).
+                await AskAsync<NvmeHost.ResetCompleted>(new NvmeHost.Reset(updated, TimeSpan.FromSeconds(5)), ListTimeout * 2, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
                 Volatile.Write(ref _settings, updated);
-                Volatile.Write(ref _host, await RecreateHostAsync(updated).ConfigureAwait(false));
             }
             else
             {
@@ -182,7 +179,6 @@ public sealed partial class SpdkRpcService
         var timeout = attachTimeoutMs is > 0 ? TimeSpan.FromMilliseconds(attachTimeoutMs.Value) : DefaultAttachTimeout;
         var request = new NvmeHost.StartDiscovery(name, address, hostNqn, resiliency, wait, timeout);
         await AskAsync<NvmeHost.DiscoveryStarted>(request, wait ? timeout + TimeSpan.FromSeconds(10) : ListTimeout, JsonRpcErrorCodes.NoEntry, cancellationToken).ConfigureAwait(false);
-        _hostNqns[name] = hostNqn ?? Settings.HostNqn;
         return true;
     }
 
@@ -192,10 +188,13 @@ public sealed partial class SpdkRpcService
         var address = Address(p, defaultPort: 4420);
         string subnqn = p.OptionalNonEmptyString("subnqn", 223) ?? throw JsonRpcException.InvalidParams("bdev_nvme_attach_controller: missing required parameter 'subnqn' (an NVMe/TCP controller is reached through its subsystem NQN)");
         string? hostNqn = p.OptionalNonEmptyString("hostnqn", 223);
-        if (p.OptionalString("multipath", 16) is { } multipath && multipath.ToLowerInvariant() is not ("disable" or "failover" or "multipath"))
+        var multipath = p.OptionalString("multipath", 16)?.ToLowerInvariant() switch
         {
-            throw JsonRpcException.InvalidParams($"bdev_nvme_attach_controller: parameter 'multipath' must be disable, failover or multipath, not '{multipath}'");
-        }
+            null or "disable" => MultipathMode.Disable,
+            "failover" => MultipathMode.Failover,
+            "multipath" => MultipathMode.Multipath,
+            var other => throw JsonRpcException.InvalidParams($"bdev_nvme_attach_controller: parameter 'multipath' must be disable, failover or multipath, not '{other}'"),
+        };
 
         foreach (string digest in new[] { "hdgst", "ddgst" })
         {
@@ -224,19 +223,18 @@ public sealed partial class SpdkRpcService
         TimeSpan? attachTimeout = p.OptionalInt64("fabrics_connect_timeout_us", 1000, long.MaxValue / 10) is { } us ? TimeSpan.FromMicroseconds(us) : null;
         var resiliency = Resiliency(p, Settings.Resiliency);
 
-        var request = new NvmeHost.AttachController(name, address, subnqn, hostNqn, resiliency, attachTimeout);
+        var request = new NvmeHost.AttachController(name, address, subnqn, hostNqn, resiliency, attachTimeout, multipath);
         var wait = (attachTimeout ?? Settings.ConnectTimeout * 2) + TimeSpan.FromSeconds(10);
         NvmeHost.ControllerAttached attached;
         try
         {
             attached = await AskAsync<NvmeHost.ControllerAttached>(request, wait, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
         }
-        catch (JsonRpcException e) when (e.Code == JsonRpcErrorCodes.Exists)
+        catch (JsonRpcException e) when (e.Code == JsonRpcErrorCodes.Exists && multipath == MultipathMode.Disable && e.Message.Contains("already exists", StringComparison.Ordinal))
         {
-            throw new JsonRpcException(JsonRpcErrorCodes.Already, $"A controller named {name} already exists (a further path to it is added by discovery, not by hand)");
+            throw new JsonRpcException(JsonRpcErrorCodes.Exists, $"{e.Message}; to add a path to it, pass multipath (failover or multipath) with the same subnqn");
         }
 
-        _hostNqns[name] = hostNqn ?? Settings.HostNqn;
         return new JsonArray([.. attached.Devices.Select(d => (JsonNode?)d.Name).Order()]);
     }
 
@@ -253,7 +251,7 @@ public sealed partial class SpdkRpcService
                 ["referrals"] = new JsonArray([.. service.Referrals.Select(r => (JsonNode?)new JsonObject { ["trid"] = SpdkJson.Trid(r, SpdkJson.DiscoveryNqn) })]),
                 ["actornvme"] = new JsonObject
                 {
-                    ["hostnqn"] = _hostNqns.TryGetValue(service.Name, out string? nqn) ? nqn : Settings.HostNqn,
+                    ["hostnqn"] = service.HostNqn,
                     ["discovery_controller_live"] = service.DiscoveryControllerLive,
                     ["generation_counter"] = service.GenerationCounter is { } g ? (JsonNode)g : null,
                     ["log_reads"] = service.LogReads,
@@ -283,14 +281,14 @@ public sealed partial class SpdkRpcService
                 continue;
             }
 
-            string hostNqn = HostNqnOf(controller.Name);
+            string hostNqn = controller.HostNqn;
             result.Add(new JsonObject
             {
                 ["name"] = controller.Name,
                 ["ctrlrs"] = new JsonArray([.. paths.Select(path => (JsonNode?)new JsonObject
                 {
                     ["state"] = SpdkJson.State(path.State),
-                    ["trid"] = SpdkJson.PathAddress(path.Path) is { } address ? SpdkJson.Trid(address, controller.SubsystemNqn) : new JsonObject(),
+                    ["trid"] = SpdkJson.Trid(path.Address, controller.SubsystemNqn),
                     ["host"] = new JsonObject { ["nqn"] = hostNqn, ["addr"] = string.Empty, ["svcid"] = string.Empty },
                     ["actornvme"] = new JsonObject { ["path"] = path.Path, ["state"] = path.State.ToString(), ["reason"] = path.Reason, ["origin"] = controller.Origin },
                 })]),
@@ -361,25 +359,13 @@ public sealed partial class SpdkRpcService
             {
                 ["nvme"] = new JsonArray([.. paths.Select(path => (JsonNode?)new JsonObject
                 {
-                    ["trid"] = SpdkJson.PathAddress(path.Path) is { } address ? SpdkJson.Trid(address, device.SubsystemNqn) : new JsonObject(),
+                    ["trid"] = SpdkJson.Trid(path.Address, device.SubsystemNqn),
                     ["ctrlr_data"] = new JsonObject { ["subnqn"] = device.SubsystemNqn },
                     ["ns_data"] = new JsonObject { ["id"] = device.NamespaceId },
                 })]),
                 ["mp_policy"] = "active_passive",
             },
         };
-    }
-
-    private string HostNqnOf(string controller)
-    {
-        if (_hostNqns.TryGetValue(controller, out string? nqn))
-        {
-            return nqn;
-        }
-
-        // A discovered controller (nvme0) carries its discovery service's host NQN (service "nvme").
-        string prefix = controller.TrimEnd("0123456789".ToCharArray());
-        return _hostNqns.TryGetValue(prefix, out nqn) ? nqn : Settings.HostNqn;
     }
 
     /// <summary>trtype, traddr, adrfam and trsvcid, checked as SPDK checks them.</summary>

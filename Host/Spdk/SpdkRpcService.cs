@@ -22,12 +22,14 @@ public sealed partial class SpdkRpcService : IJsonRpcDispatcher
 {
     private static readonly TimeSpan ListTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>Stops are answered once the controllers are gone (after CC.SHN, bounded by the connect timeout each).</summary>
+    private TimeSpan StopTimeout => (Settings.ConnectTimeout * 2) + TimeSpan.FromSeconds(5);
+
     private readonly ActorSystem _system;
     private readonly IAdminConnector? _connector;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly TaskCompletionSource _initialized = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly ConcurrentDictionary<string, string> _hostNqns = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Method> _methods;
     private NvmeHostSettings _settings;
     private IActorRef? _host;
@@ -99,22 +101,6 @@ public sealed partial class SpdkRpcService : IJsonRpcDispatcher
     private IActorRef CreateHost(NvmeHostSettings settings) =>
         _system.ActorOf(NvmeHost.Props(settings, _connector ?? TransportAdminConnector.Tcp()), NvmeHost.ActorName);
 
-    /// <summary>The stopped host's name is freed by its parent a moment after the stop is observed: try again briefly.</summary>
-    private async Task<IActorRef> RecreateHostAsync(NvmeHostSettings settings)
-    {
-        for (int attempt = 0; ; attempt++)
-        {
-            try
-            {
-                return CreateHost(settings);
-            }
-            catch (InvalidActorNameException) when (attempt < 100)
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(10)).ConfigureAwait(false);
-            }
-        }
-    }
-
     private IActorRef RequireHost() => Host ?? throw new JsonRpcException(JsonRpcErrorCodes.InvalidState, "Method may only be called after framework is initialized using framework_start_init RPC.");
 
     /// <summary>Asks the host; a <see cref="NvmeHost.Failed"/> answer becomes the JSON-RPC error SPDK would send.</summary>
@@ -142,6 +128,8 @@ public sealed partial class SpdkRpcService : IJsonRpcDispatcher
     {
         HostErrorKind.InvalidParameter => JsonRpcException.InvalidParams(failed.Message),
         HostErrorKind.AlreadyExists => new JsonRpcException(JsonRpcErrorCodes.Exists, $"File exists: {failed.Message}"),
+        HostErrorKind.Conflict => new JsonRpcException(JsonRpcErrorCodes.Invalid, $"Invalid argument: {failed.Message}"),
+        HostErrorKind.PathExists => new JsonRpcException(JsonRpcErrorCodes.Already, $"Operation already in progress: {failed.Message}"),
         HostErrorKind.NotFound => new JsonRpcException(notFoundCode, $"{(notFoundCode == JsonRpcErrorCodes.NoEntry ? "No such file or directory" : "No such device")}: {failed.Message}"),
         HostErrorKind.Timeout => new JsonRpcException(JsonRpcErrorCodes.TimedOut, $"Connection timed out: {failed.Message}"),
         _ => new JsonRpcException(JsonRpcErrorCodes.IoError, $"Input/output error: {failed.Message}"),
