@@ -36,7 +36,7 @@ public class DiscoverySpecs : TestKit
         Resiliency = ResiliencySettings.FromSeconds(10, 1, 0),
     };
 
-    private static byte[] DiscoveryPageOf(ulong generation, params string[] subsystemNqns)
+    internal static byte[] DiscoveryPageOf(ulong generation, params string[] subsystemNqns)
     {
         var entries = subsystemNqns.Select(nqn => new DiscoveryLogEntry
         {

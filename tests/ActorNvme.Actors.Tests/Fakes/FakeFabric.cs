@@ -40,11 +40,33 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
 
     public int ConnectAttempts => Volatile.Read(ref _connectAttempts);
 
+    /// <summary>
+    /// Where the fabric throws on the caller's thread (the controller actor's, inside its handler), as a
+    /// buggy connector or an unforeseen input would: null for nowhere.
+    /// </summary>
+    public FaultPoint? ThrowAt { get; set; }
+
+    /// <summary>How many times <see cref="ThrowAt"/> may throw in all (then it stops throwing).</summary>
+    public int ThrowsLeft { get; set; } = int.MaxValue;
+
+    private int _throws;
+
+    public int Throws => Math.Min(Volatile.Read(ref _throws), ThrowsLeft);
+
+    internal void MaybeThrow(FaultPoint point)
+    {
+        if (ThrowAt == point && Interlocked.Increment(ref _throws) <= ThrowsLeft)
+        {
+            throw new InvalidOperationException($"fake fabric: injected failure at {point}");
+        }
+    }
+
     public int OpenConnections => _connections.Count(c => !c.Closed.IsCompleted);
 
     public Task<IAdminConnection> ConnectAsync(AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime)
     {
         Interlocked.Increment(ref _connectAttempts);
+        MaybeThrow(FaultPoint.Connect);
         if (Refusing)
         {
             return Task.FromException<IAdminConnection>(new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectFailed, $"connection to {request.Address} refused")));
@@ -101,7 +123,11 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
 
         public Task<ConnectionClosed> Closed => _closed.Task;
 
-        public Task InitializeAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task InitializeAsync(CancellationToken cancellationToken)
+        {
+            fabric.MaybeThrow(FaultPoint.Initialize);
+            return Task.CompletedTask;
+        }
 
         public void Abort(ConnectionClosed reason) => _closed.TrySetResult(reason);
 
@@ -116,6 +142,16 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
         public bool TrySubmit(in SubmissionQueueEntry command, ReadOnlyMemory<byte> dataOut, int dataInLength, out ushort commandId)
         {
             commandId = (ushort)Interlocked.Increment(ref _nextCommandId);
+            fabric.MaybeThrow(command switch
+            {
+                { IsFabrics: true, FabricsType: FabricsCommandType.Connect } => FaultPoint.FabricsConnect,
+                { IsFabrics: true } => FaultPoint.Property,
+                { Opcode: (byte)AdminOpcode.Identify } => FaultPoint.Identify,
+                { Opcode: (byte)AdminOpcode.SetFeatures } => FaultPoint.SetFeatures,
+                { Opcode: (byte)AdminOpcode.KeepAlive } => FaultPoint.KeepAlive,
+                { Opcode: (byte)AdminOpcode.GetLogPage } => FaultPoint.GetLogPage,
+                _ => FaultPoint.OtherCommand,
+            });
             if (_closed.Task.IsCompleted)
             {
                 return false;
@@ -220,4 +256,35 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
             return data;
         }
     }
+}
+
+/// <summary>Where <see cref="FakeFabric.ThrowAt"/> throws, in the order a bring-up reaches them.</summary>
+public enum FaultPoint
+{
+    /// <summary>Opening the connection (Connecting).</summary>
+    Connect,
+
+    /// <summary>ICReq/ICResp (Handshake).</summary>
+    Initialize,
+
+    /// <summary>Fabrics Connect (FabricsConnect).</summary>
+    FabricsConnect,
+
+    /// <summary>Property Get/Set (Enabling, and CC.SHN when deleting).</summary>
+    Property,
+
+    /// <summary>Identify (Identifying).</summary>
+    Identify,
+
+    /// <summary>Set Features (Configuring).</summary>
+    SetFeatures,
+
+    /// <summary>Keep Alive (Live).</summary>
+    KeepAlive,
+
+    /// <summary>Get Log Page (a discovery controller's log read).</summary>
+    GetLogPage,
+
+    /// <summary>Any other admin command.</summary>
+    OtherCommand,
 }
