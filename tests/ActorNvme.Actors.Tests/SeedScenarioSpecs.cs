@@ -31,8 +31,8 @@ public sealed class SeedScenarioSpecs : TestKit, IAsyncLifetime
         _output = output;
     }
 
-    /// <summary>How many times the scenario runs; CI runs the default of 50.</summary>
-    private static int Runs => int.TryParse(Environment.GetEnvironmentVariable("ACTORNVME_SEED_RUNS"), out int runs) && runs > 0 ? runs : 50;
+    /// <summary>How many times the scenario runs; CI runs the default of 200.</summary>
+    private static int Runs => int.TryParse(Environment.GetEnvironmentVariable("ACTORNVME_SEED_RUNS"), out int runs) && runs > 0 ? runs : 200;
 
     public Task InitializeAsync() => Task.CompletedTask;
 
@@ -40,10 +40,10 @@ public sealed class SeedScenarioSpecs : TestKit, IAsyncLifetime
 
     private static NvmeHostSettings Settings => NvmeHostSettings.Default with
     {
-        KeepAliveTimeout = TimeSpan.FromSeconds(2),
+        KeepAliveTimeout = TimeSpan.FromSeconds(1),
         ConnectTimeout = TimeSpan.FromSeconds(1),
         AdminCommandTimeout = TimeSpan.FromSeconds(2),
-        Resiliency = ResiliencySettings.FromSeconds(2, 1, 1),
+        Resiliency = new ResiliencySettings(TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(0.5)).Validated(),
     };
 
     [Fact]
@@ -61,6 +61,8 @@ public sealed class SeedScenarioSpecs : TestKit, IAsyncLifetime
         var started = ExpectMsg<NvmeHost.DiscoveryStarted>(TimeSpan.FromSeconds(30));
         Assert.Equal("nvme0n1", Assert.Single(started.Devices).Name);
         Assert.Equal("nvme0n1", events.ExpectMsg<BlockDeviceAdded>(TimeSpan.FromSeconds(10)).Device.Name);
+        var baseline = await ProcessResources.MeasureAsync(Sys);
+        _output.WriteLine($"baseline with one controller attached: {baseline}");
 
         for (int run = 0; run < Runs; run++)
         {
@@ -94,6 +96,22 @@ public sealed class SeedScenarioSpecs : TestKit, IAsyncLifetime
             Assert.Equal(next, Assert.Single(devices.Devices).Name);
             _output.WriteLine($"run {run + 1}/{Runs}: {current} removed by the loss timeout, {next} attached after restore");
         }
+
+        // The same one controller attached as at the start: sockets, receive threads and actors are back to
+        // what they were (nothing of 'Runs' deleted controllers is left behind); the thread pool may have grown a little.
+        ResourceCounts after = default;
+        await AwaitAssertAsync(
+            async () =>
+            {
+                after = await ProcessResources.MeasureAsync(Sys);
+                Assert.Equal(baseline.Sockets, after.Sockets);
+                Assert.Equal(baseline.ReceiveThreads, after.ReceiveThreads);
+                Assert.Equal(baseline.HostActors, after.HostActors);
+                Assert.InRange(after.Threads, 0, baseline.Threads + 16);
+                Assert.Equal(baseline.LedgerEntries, after.LedgerEntries);
+            },
+            TimeSpan.FromSeconds(20));
+        _output.WriteLine($"after {Runs} runs: {after}");
 
         host.Tell(new NvmeHost.StopDiscovery("nvme"));
         ExpectMsg<NvmeHost.DiscoveryStopped>();

@@ -1,0 +1,84 @@
+using Akka.Actor;
+using ActorNvme.Actors.Connection;
+using ActorNvme.Actors.Host;
+
+namespace ActorNvme.Actors.Tests;
+
+/// <summary>What the process holds at one moment, for leak checks across many controller lifetimes.</summary>
+public readonly record struct ResourceCounts(int Sockets, int Threads, int ReceiveThreads, int HostActors, int LedgerEntries)
+{
+    public override string ToString() =>
+        $"{Sockets} socket(s), {Threads} thread(s) of which {ReceiveThreads} NVMe/TCP receive thread(s), {HostActors} actor(s) under /user/{NvmeHost.ActorName}, {LedgerEntries} ledger entr(ies)";
+}
+
+public static class ProcessResources
+{
+    /// <summary>Reads /proc for sockets and threads (Linux), and counts the host's actors by asking them to identify themselves.</summary>
+    public static async Task<ResourceCounts> MeasureAsync(ActorSystem system)
+    {
+        int sockets = Directory.EnumerateFileSystemEntries("/proc/self/fd").Count(IsSocket);
+        var threadNames = Directory.EnumerateDirectories("/proc/self/task").Select(ThreadName).ToArray();
+        int receiveThreads = threadNames.Count(n => n.StartsWith("nvme-tcp", StringComparison.Ordinal));
+        int actors = await CountActorsAsync(system, $"/user/{NvmeHost.ActorName}", depth: 5);
+        return new ResourceCounts(sockets, threadNames.Length, receiveThreads, actors, OwnershipLedger.Get(system).Count);
+    }
+
+    private static bool IsSocket(string fd)
+    {
+        try
+        {
+            return new FileInfo(fd).LinkTarget?.StartsWith("socket:", StringComparison.Ordinal) == true;
+        }
+        catch (IOException)
+        {
+            return false; // closed meanwhile
+        }
+    }
+
+    private static string ThreadName(string task)
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(task, "comm")).Trim();
+        }
+        catch (IOException)
+        {
+            return string.Empty; // ended meanwhile
+        }
+    }
+
+    /// <summary>Actors below <paramref name="root"/>, level by level through wildcard selections.</summary>
+    private static async Task<int> CountActorsAsync(ActorSystem system, string root, int depth)
+    {
+        int total = 0;
+        string pattern = root;
+        for (int level = 1; level <= depth; level++)
+        {
+            pattern += "/*";
+            total += await CountAsync(system, pattern);
+        }
+
+        return total;
+    }
+
+    private static async Task<int> CountAsync(ActorSystem system, string pattern)
+    {
+        var inbox = Inbox.Create(system);
+        system.ActorSelection(pattern).Tell(new Identify(pattern), inbox.Receiver);
+        int count = 0;
+        while (true)
+        {
+            try
+            {
+                if (await inbox.ReceiveAsync(TimeSpan.FromMilliseconds(300)) is ActorIdentity { Subject: not null })
+                {
+                    count++;
+                }
+            }
+            catch (TimeoutException)
+            {
+                return count;
+            }
+        }
+    }
+}
