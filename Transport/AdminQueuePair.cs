@@ -5,7 +5,8 @@ namespace ActorNvme.Transport;
 /// <summary>
 /// The admin queue (queue id 0) of one controller association. Submissions never block; every
 /// completion goes to the owner's <see cref="IAdminCompletionSink"/>, then <see cref="IAdminCompletionSink.OnClosed"/>
-/// once the queue pair has closed and the last command was delivered.
+/// once the queue pair has closed and the last command was delivered. A delivered command keeps its
+/// id until the owner calls <see cref="Release"/>.
 /// </summary>
 public sealed class AdminQueuePair : QueuePair
 {
@@ -86,10 +87,20 @@ public sealed class AdminQueuePair : QueuePair
         var completion = new AdminCompletion(slot.CommandId, slot.Completion, slot.BytesTransferred, slot.UserState, slot.Outcome);
         slot.ClearRequest();
 
-        // The id is free before the owner hears of it, so the owner may submit again at once.
-        ReturnSlot(slot);
+        // The id stays reserved until the owner releases it: an owner that handles completions later
+        // (an actor's mailbox) must not see a new command take the id of an answer it has not read.
+        // Until then a PDU naming this id is refused like any id that is not outstanding.
+        Volatile.Write(ref slot.State, CommandSlot.Delivered);
         _sink.OnCompletion(completion);
     }
+
+    /// <summary>
+    /// Returns the id of a completion the owner has handled to the pool. Every completion delivered
+    /// with <see cref="CommandOutcome.Completed"/> or <see cref="CommandOutcome.DataDigestError"/>
+    /// must be released once, or its id stays in use; releasing after the queue pair closed is
+    /// harmless. Returns false when <paramref name="commandId"/> was not awaiting release (nothing changes).
+    /// </summary>
+    public bool Release(ushort commandId) => TryReleaseDelivered(commandId);
 
     private protected override void OnDrained(ConnectionClosed closed) => _sink.OnClosed(closed);
 }

@@ -5,7 +5,11 @@ namespace ActorNvme.Transport;
 /// <summary>How a command ended, apart from the NVMe status the controller returned.</summary>
 public enum CommandOutcome : byte
 {
-    /// <summary>The controller answered; the completion's status says whether the command succeeded.</summary>
+    /// <summary>
+    /// The controller answered; the completion's status says whether the command succeeded. A read
+    /// that the controller completed before every byte of its transfer arrived (short, gapped or no
+    /// C2HData) carries Data Transfer Error (generic SC 0x04) in place of the controller's status.
+    /// </summary>
     Completed = 0,
 
     /// <summary>
@@ -74,6 +78,7 @@ public sealed record AdminCompletion(ushort CommandId, CompletionQueueEntry Comp
 /// </summary>
 public interface IAdminCompletionSink
 {
+    /// <summary>A command ended. Its id stays in use until the owner calls <see cref="AdminQueuePair.Release"/> for it.</summary>
     void OnCompletion(AdminCompletion completion);
 
     void OnClosed(ConnectionClosed closed);

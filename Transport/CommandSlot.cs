@@ -18,9 +18,20 @@ namespace ActorNvme.Transport;
 /// </remarks>
 internal sealed class CommandSlot : IValueTaskSource<IoResult>
 {
+    /// <summary>In the pool of free ids (or rented by a submitter that has not published yet).</summary>
     public const int Free = 0;
+
+    /// <summary>Sent, or about to be; the only state in which a PDU from the controller may name this id.</summary>
     public const int Outstanding = 1;
+
+    /// <summary>Answered; the owner has not been told yet.</summary>
     public const int Answered = 2;
+
+    /// <summary>
+    /// Handed to the owner, the id still reserved: it returns to the pool only when the owner says
+    /// it has handled the completion, so a new command never takes an id whose answer is unread.
+    /// </summary>
+    public const int Delivered = 3;
 
     private readonly QueuePair _owner;
     private ManualResetValueTaskSourceCore<IoResult> _source;

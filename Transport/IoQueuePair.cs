@@ -134,7 +134,10 @@ public sealed class IoQueuePair : QueuePair
     {
         var result = new IoResult(slot.Outcome, slot.Completion, slot.BytesTransferred);
         slot.ClearRequest();
-        Volatile.Write(ref slot.State, CommandSlot.Free);
+
+        // The awaiter is the owner: the id returns to the pool when it takes the result (GetResult),
+        // not before, so a submission from any thread cannot reuse the slot under an unread result.
+        Volatile.Write(ref slot.State, CommandSlot.Delivered);
         slot.SetResult(result);
     }
 }

@@ -16,6 +16,9 @@ public abstract partial class QueuePair
 
     private PduFramerOptions _framerOptions;
 
+    /// <summary>What a read whose data did not all arrive completes with (retryable: another attempt may get it all).</summary>
+    private static NvmeStatus ShortTransferStatus => NvmeStatus.Generic(GenericStatus.DataTransferError);
+
     /// <summary>
     /// The only reader of the connection. Parses every PDU already buffered before it reads again,
     /// then sends what those PDUs made ready in one flush.
@@ -154,7 +157,7 @@ public abstract partial class QueuePair
             return Violation(CloseReason.UnknownCommandId, $"CapsuleResp for CID {completion.CommandId}, which is not outstanding", TermReqError.InvalidHeaderField, ResponseCommandIdFieldOffset, header);
         }
 
-        Answer(slot, slot.DataDigestFailed ? CommandOutcome.DataDigestError : CommandOutcome.Completed, completion);
+        AnswerWithData(slot, completion);
         return true;
     }
 
@@ -186,12 +189,14 @@ public abstract partial class QueuePair
 
         if (data.DataOffset != (uint)slot.BytesReceived)
         {
-            return Violation(CloseReason.DataOutOfRange, $"C2HData for CID {data.CommandId} at DATAO {data.DataOffset}, expected {slot.BytesReceived} (data arrives in order)", TermReqError.DataTransferOutOfRange, 0, header);
+            Violation(CloseReason.DataOutOfRange, $"C2HData for CID {data.CommandId} at DATAO {data.DataOffset}, expected {slot.BytesReceived} (data arrives in order)", TermReqError.DataTransferOutOfRange, 0, header);
+            return FailTransfer(slot);
         }
 
         if ((ulong)data.DataOffset + data.DataLength > (ulong)slot.TransferLength)
         {
-            return Violation(CloseReason.DataOutOfRange, $"C2HData for CID {data.CommandId} ends at byte {(ulong)data.DataOffset + data.DataLength}, beyond the command's {slot.TransferLength}-byte buffer", TermReqError.DataTransferOutOfRange, 0, header);
+            Violation(CloseReason.DataOutOfRange, $"C2HData for CID {data.CommandId} ends at byte {(ulong)data.DataOffset + data.DataLength}, beyond the command's {slot.TransferLength}-byte buffer", TermReqError.DataTransferOutOfRange, 0, header);
+            return FailTransfer(slot);
         }
 
         frame.Data.CopyTo(slot.Incoming.Span[(int)data.DataOffset..]);
@@ -205,10 +210,38 @@ public abstract partial class QueuePair
         {
             // The controller skips the CapsuleResp: this PDU is the successful completion.
             var completion = new CompletionQueueEntry(0, 0, 0, QueueId, slot.CommandId, NvmeStatus.Success);
-            Answer(slot, slot.DataDigestFailed ? CommandOutcome.DataDigestError : CommandOutcome.Completed, completion);
+            AnswerWithData(slot, completion);
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Answers a command the controller completed. A read is a success only when every byte of its
+    /// transfer arrived (in order, which <see cref="OnData"/> enforces): a success with fewer bytes
+    /// fails that command with Data Transfer Error. The controller's other completion fields are kept.
+    /// The connection stays up: the stream itself is still in step.
+    /// </summary>
+    private void AnswerWithData(CommandSlot slot, CompletionQueueEntry completion)
+    {
+        if (slot.Direction == DataDirection.ControllerToHost && slot.BytesReceived != slot.TransferLength && completion.Status.IsSuccess)
+        {
+            completion = completion with { Status = ShortTransferStatus };
+        }
+
+        Answer(slot, slot.DataDigestFailed ? CommandOutcome.DataDigestError : CommandOutcome.Completed, completion);
+    }
+
+    /// <summary>
+    /// The read whose data broke the rules fails with Data Transfer Error rather than as a lost path:
+    /// its data went wrong, whatever happens to the connection. Called after <see cref="Violation"/>
+    /// has closed the queue pair, so the owner cannot resubmit onto it. Always false.
+    /// </summary>
+    private bool FailTransfer(CommandSlot slot)
+    {
+        var completion = new CompletionQueueEntry(0, 0, 0, QueueId, slot.CommandId, ShortTransferStatus);
+        Answer(slot, slot.DataDigestFailed ? CommandOutcome.DataDigestError : CommandOutcome.Completed, completion);
+        return false;
     }
 
     private bool OnReadyToTransfer(ReadOnlySpan<byte> header)

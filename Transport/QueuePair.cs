@@ -120,6 +120,28 @@ public abstract partial class QueuePair : IAsyncDisposable
         _freeIds.Return(slot.CommandId);
     }
 
+    /// <summary>
+    /// Returns the id of a command whose completion was delivered to the pool; false (and nothing
+    /// changes) when <paramref name="commandId"/> is not awaiting release, so a repeated or stray
+    /// release cannot free an id that is in use.
+    /// </summary>
+    private protected bool TryReleaseDelivered(ushort commandId)
+    {
+        if (commandId >= _slots.Length)
+        {
+            return false;
+        }
+
+        var slot = _slots[commandId];
+        if (Interlocked.CompareExchange(ref slot.State, CommandSlot.Free, CommandSlot.Delivered) != CommandSlot.Delivered)
+        {
+            return false;
+        }
+
+        _freeIds.Return(commandId);
+        return true;
+    }
+
     /// <summary>Records the first reason, stops both directions and lets the loops finish up.</summary>
     private void Close(ConnectionClosed reason, byte[]? termReq = null)
     {

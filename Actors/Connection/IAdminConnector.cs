@@ -45,6 +45,13 @@ public interface IAdminConnection
     /// </summary>
     bool TrySubmit(in SubmissionQueueEntry command, ReadOnlyMemory<byte> dataOut, int dataInLength, out ushort commandId);
 
+    /// <summary>
+    /// The owner has handled the completion of <paramref name="commandId"/>: the id may be used again.
+    /// Until then it stays in use, so a completion the owner has not read yet can never be credited
+    /// to a newer command. A release of an id that is not awaiting one changes nothing.
+    /// </summary>
+    void Release(ushort commandId);
+
     /// <summary>Closes the queue, recording why.</summary>
     void Abort(ConnectionClosed reason);
 }

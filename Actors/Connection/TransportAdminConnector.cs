@@ -68,6 +68,8 @@ public sealed class TransportAdminConnector(INvmeTransport transport) : IAdminCo
             return status == SubmitStatus.Submitted;
         }
 
+        public void Release(ushort commandId) => _queuePair?.Release(commandId);
+
         public void Abort(ConnectionClosed reason)
         {
             Volatile.Write(ref _abortedWith, reason);

@@ -87,6 +87,9 @@ public sealed partial class ControllerActor
             return;
         }
 
+        // Only now, with the entry gone, may the queue pair hand this id to a new command.
+        _connection?.Release(completion.CommandId);
+
         if (_pending.Count == 0)
         {
             Timers.Cancel(SweepTimerKey);

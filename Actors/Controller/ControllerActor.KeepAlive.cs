@@ -11,12 +11,27 @@ public sealed partial class ControllerActor
 {
     private const string KeepAliveTimerKey = "keep-alive";
 
+    private const string AsyncEventRepostTimerKey = "async-event-repost";
+
+    // A controller may answer each Asynchronous Event Request as soon as it arrives (broken or
+    // hostile): beyond this many re-posts a second the rest wait for the next second, so such a
+    // controller costs bounded work instead of a busy loop through this actor and its parent.
+    private const int AsyncEventRepostsPerSecond = 8;
+
     private bool _keepAliveOutstanding;
     private int _outstandingAsyncEvents;
+    private DateTimeOffset _asyncEventWindowStart;
+    private int _asyncEventRepostsInWindow;
+    private int _deferredAsyncEventRequests;
 
     private sealed record KeepAliveTick
     {
         public static KeepAliveTick Instance { get; } = new();
+    }
+
+    private sealed record RepostAsyncEvents
+    {
+        public static RepostAsyncEvents Instance { get; } = new();
     }
 
     private void StartKeepAlive()
@@ -77,7 +92,41 @@ public sealed partial class ControllerActor
         Context.Parent.Tell(new Controller.AsyncEvent(Self, _options.Name, asyncEvent));
         if (_state == ControllerState.Live)
         {
+            RepostAsyncEventRequest();
+        }
+    }
+
+    private void RepostAsyncEventRequest()
+    {
+        var now = Context.System.Scheduler.Now;
+        var window = TimeSpan.FromSeconds(1);
+        if (now - _asyncEventWindowStart >= window)
+        {
+            _asyncEventWindowStart = now;
+            _asyncEventRepostsInWindow = 0;
+        }
+
+        if (_asyncEventRepostsInWindow < AsyncEventRepostsPerSecond)
+        {
+            _asyncEventRepostsInWindow++;
             PostAsyncEventRequest();
+            return;
+        }
+
+        _deferredAsyncEventRequests++;
+        if (!Timers.IsTimerActive(AsyncEventRepostTimerKey))
+        {
+            Timers.StartSingleTimer(AsyncEventRepostTimerKey, RepostAsyncEvents.Instance, _asyncEventWindowStart + window - now);
+        }
+    }
+
+    private void OnRepostAsyncEvents()
+    {
+        int deferred = _deferredAsyncEventRequests;
+        _deferredAsyncEventRequests = 0;
+        for (int i = 0; i < deferred && _state == ControllerState.Live; i++)
+        {
+            RepostAsyncEventRequest();
         }
     }
 }

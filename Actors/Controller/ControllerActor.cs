@@ -46,6 +46,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         Receive<ConnectionEnded>(m => { if (m.Generation == _generation) { Lose(m.Reason); } });
         Receive<StepTimedOut>(OnStepTimedOut);
         Receive<KeepAliveTick>(_ => OnKeepAliveTick());
+        Receive<RepostAsyncEvents>(_ => OnRepostAsyncEvents());
         Receive<SweepCommands>(_ => OnSweepCommands());
         Receive<PollStatus>(OnPollStatus);
         Receive<Controller.SubmitAdmin>(OnSubmitAdmin);
@@ -200,6 +201,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         _info = null;
         _keepAliveOutstanding = false;
         _outstandingAsyncEvents = 0;
+        _deferredAsyncEventRequests = 0;
     }
 
     private void FailPending(string reason)

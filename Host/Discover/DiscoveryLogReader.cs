@@ -73,6 +73,9 @@ public sealed class DiscoveryLogReader : IAdminCompletionSink
         {
             waiter.TrySetResult(completion);
         }
+
+        // Matched by its waiter, not by id: the id can go back to the pool at once.
+        _queuePair?.Release(completion.CommandId);
     }
 
     void IAdminCompletionSink.OnClosed(ConnectionClosed closed) => _closed.TrySetResult(closed);

@@ -174,6 +174,30 @@ public sealed class ResilienceTests
         rig.Faults.Restore(rig.Listeners[1]);
     }
 
+    [Fact]
+    public async Task A_read_answered_with_success_but_no_data_is_retried_and_never_returned_as_read()
+    {
+        await using var rig = await IoRig.StartAsync(IoRig.FastSettings() with { IoRetries = 2 });
+        var data = new byte[4096];
+        new Random(7).NextBytes(data);
+        await rig.Device.WriteAsync(32, data);
+
+        // A SUCCESS CapsuleResp without any C2HData: a data transfer error, retried like one.
+        rig.Faults.FailNextIo(NvmOpcode.Read, 1, NvmeStatus.Success);
+        var back = await ReadBlockAsync(rig.Device, 32, 4096).WaitAsync(IoRig.Deadline);
+        IntegrityTests.AssertSame(data, back, "after a retried read that carried no data");
+
+        // Every attempt empty: the read fails naming Data Transfer Error, the buffer is not passed off as data.
+        rig.Faults.FailNextIo(NvmOpcode.Read, 3, NvmeStatus.Success);
+        var failure = await Assert.ThrowsAsync<BlockDeviceException>(() => ReadBlockAsync(rig.Device, 32, 4096).WaitAsync(IoRig.Deadline));
+        Assert.Equal(BlockDeviceErrorKind.DeviceError, failure.Kind);
+        Assert.Equal(NvmeStatus.Generic(GenericStatus.DataTransferError), failure.Status);
+        Assert.Contains("after 2 retries", failure.Message, StringComparison.Ordinal);
+
+        // Only that read failed: the path stayed up.
+        IntegrityTests.AssertSame(data, await ReadBlockAsync(rig.Device, 32, 4096).WaitAsync(IoRig.Deadline), "after the failed read");
+    }
+
     private static async Task<byte[]> ReadBlockAsync(BlockDevice device, ulong lba, int length)
     {
         var buffer = new byte[length];

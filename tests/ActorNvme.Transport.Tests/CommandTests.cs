@@ -298,8 +298,111 @@ public sealed class CommandTests
         var first = await peer.ReceiveCommandAsync();
         await peer.RespondAsync(first.Command.CommandId);
         Assert.Equal(first.Command.CommandId, (await sink.NextAsync()).CommandId);
+
+        // Delivered but not released: the owner may not have handled it yet, so the id stays taken.
+        Assert.Equal(SubmitStatus.QueueFull, admin.TrySubmit(AdminCommands.KeepAlive(), null, out _));
+        Assert.False(admin.Release(cids.First(c => c != first.Command.CommandId)), "an id still outstanding must not be releasable");
+        Assert.Equal(SubmitStatus.QueueFull, admin.TrySubmit(AdminCommands.KeepAlive(), null, out _));
+
+        Assert.True(admin.Release(first.Command.CommandId));
+        Assert.False(admin.Release(first.Command.CommandId), "a second release of the same completion must change nothing");
         Assert.Equal(SubmitStatus.Submitted, admin.TrySubmit(AdminCommands.KeepAlive(), null, out ushort reused));
         Assert.Equal(first.Command.CommandId, reused);
+        Assert.Equal(SubmitStatus.QueueFull, admin.TrySubmit(AdminCommands.KeepAlive(), null, out _));
+    }
+
+    [Fact]
+    public async Task An_admin_id_is_not_reused_before_release_however_fast_completions_arrive()
+    {
+        await using var network = PeerNetwork.Create(PeerNetwork.Memory);
+        var (admin, peer, sink) = await Connections.AdminAsync(network, QueuePairOptions.Admin with { QueueSize = 8 });
+        await using var adminScope = admin;
+        await using var peerScope = peer;
+
+        // Like an AER answered at once, over and over, with the owner releasing only later.
+        var unreleased = new HashSet<ushort>();
+        for (int i = 0; i < admin.Capacity; i++)
+        {
+            Assert.Equal(SubmitStatus.Submitted, admin.TrySubmit(AdminCommands.AsynchronousEventRequest(), i, out ushort cid));
+            Assert.True(unreleased.Add(cid), $"cid {cid} handed out twice before its release");
+            await peer.RespondAsync((await peer.ReceiveCommandAsync()).Command.CommandId);
+            var completion = await sink.NextAsync();
+            Assert.Equal(cid, completion.CommandId);
+            Assert.Equal(i, completion.State);
+        }
+
+        Assert.Equal(SubmitStatus.QueueFull, admin.TrySubmit(AdminCommands.AsynchronousEventRequest(), null, out _));
+        foreach (var cid in unreleased)
+        {
+            Assert.True(admin.Release(cid));
+        }
+
+        var again = new HashSet<ushort>();
+        for (int i = 0; i < admin.Capacity; i++)
+        {
+            Assert.Equal(SubmitStatus.Submitted, admin.TrySubmit(AdminCommands.AsynchronousEventRequest(), null, out ushort cid));
+            again.Add(cid);
+        }
+
+        Assert.Equal(unreleased.Order(), again.Order());
+    }
+
+    [Fact]
+    public async Task A_second_answer_for_a_delivered_but_unreleased_id_is_a_protocol_error()
+    {
+        await using var network = PeerNetwork.Create(PeerNetwork.Memory);
+        var (admin, peer, sink) = await Connections.AdminAsync(network);
+        await using var adminScope = admin;
+        await using var peerScope = peer;
+
+        Assert.Equal(SubmitStatus.Submitted, admin.TrySubmit(AdminCommands.KeepAlive(), null, out ushort cid));
+        await peer.ReceiveCommandAsync();
+        await peer.RespondAsync(cid);
+        Assert.True((await sink.NextAsync()).IsSuccess);
+
+        var duplicate = peer.Response(cid);
+        await peer.SendAsync(duplicate);
+        var closed = await admin.Closed.Within();
+        Assert.Equal(CloseReason.UnknownCommandId, closed.Reason);
+        var termReq = Assert.Single(await peer.DrainUntilClosedAsync().Within());
+        Assert.Equal(PduType.H2CTermReq, termReq.Type);
+        Assert.Equal(TermReqError.InvalidHeaderField, termReq.TermReq.Status);
+        Assert.Equal(0, sink.CompletionsAfterClose);
+    }
+
+    [Fact]
+    public async Task An_io_id_is_not_reused_before_the_awaiter_took_its_result()
+    {
+        await using var network = PeerNetwork.Create(PeerNetwork.Memory);
+        var (io, peer) = await Connections.IoAsync(network, QueuePairOptions.Io with { QueueSize = 4 });
+        await using var ioScope = io;
+        await using var peerScope = peer;
+
+        var buffers = Enumerable.Range(0, io.Capacity).Select(_ => new byte[512]).ToArray();
+        var reads = buffers.Select((b, i) => io.ReadAsync(1, (ulong)i, 1, b)).ToArray();
+        var cids = new List<ushort>();
+        for (int i = 0; i < io.Capacity; i++)
+        {
+            cids.Add((await peer.ReceiveCommandAsync()).Command.CommandId);
+        }
+
+        await peer.SendC2HDataAsync(cids[0], 0, Connections.Pattern(512, 3), last: true, success: true);
+        using (var deadline = new CancellationTokenSource(ScriptedPeer.Deadline))
+        {
+            while (!reads[0].IsCompleted)
+            {
+                await Task.Delay(5, deadline.Token);
+            }
+        }
+
+        // Answered, but nobody has taken the result: its id (and slot) must stay out of the pool.
+        Assert.Equal(CommandOutcome.QueueFull, (await io.ReadAsync(1, 9, 1, new byte[512]).Within()).Outcome);
+
+        Assert.True((await reads[0].Within()).IsSuccess);
+        Assert.Equal(Connections.Pattern(512, 3), buffers[0]);
+        var next = io.ReadAsync(1, 10, 1, new byte[512]);
+        Assert.Equal(cids[0], (await peer.ReceiveCommandAsync()).Command.CommandId);
+        Assert.False(next.IsCompleted);
     }
 
     [Theory]

@@ -34,6 +34,25 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
     /// <summary>Get Log Page answers with an internal error while set.</summary>
     public volatile bool FailLogReads;
 
+    /// <summary>
+    /// While set, every Asynchronous Event Request is completed as soon as it arrives with this
+    /// event, like a broken or hostile controller that always has something to report.
+    /// </summary>
+    public AsyncEventCompletion? AnswerAsyncEventsAtOnceWith { get; set; }
+
+    private int _asyncEventRequests;
+    private int _maxUnreleasedAsyncEvents;
+    private int _strayReleases;
+
+    /// <summary>Asynchronous Event Requests received over all connections.</summary>
+    public int AsyncEventRequests => Volatile.Read(ref _asyncEventRequests);
+
+    /// <summary>Most Asynchronous Event Requests one connection held at once (ids not yet released by the host).</summary>
+    public int MaxUnreleasedAsyncEvents => Volatile.Read(ref _maxUnreleasedAsyncEvents);
+
+    /// <summary>Releases of an id that was not in use: the host's table and the queue's disagree.</summary>
+    public int StrayReleases => Volatile.Read(ref _strayReleases);
+
     private int _logReads;
 
     public int LogReads => Volatile.Read(ref _logReads);
@@ -80,7 +99,7 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
             return hanging.Task;
         }
 
-        var connection = new FakeConnection(this, events);
+        var connection = new FakeConnection(this, events, request.QueueSize - 1);
         _connections.Add(connection);
         lifetime.Register(() => connection.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "lifetime ended")));
         return Task.FromResult<IAdminConnection>(connection);
@@ -114,11 +133,19 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
         }
     }
 
-    internal sealed class FakeConnection(FakeFabric fabric, IAdminEvents events) : IAdminConnection
+    /// <summary>
+    /// One admin queue. Command ids come from a pool of queue-size - 1 ids, lowest free first, and
+    /// return only when the host releases them, as the real queue pair's do: a host that forgot to
+    /// release runs out of ids, one that released too early would see its ids reused.
+    /// </summary>
+    internal sealed class FakeConnection(FakeFabric fabric, IAdminEvents events, int capacity) : IAdminConnection
     {
         private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly ConcurrentQueue<ushort> _asyncEvents = new();
-        private int _nextCommandId;
+        private readonly bool[] _inUse = new bool[capacity];
+        private readonly bool[] _isAsyncEvent = new bool[capacity];
+        private readonly object _ids = new();
+        private int _unreleasedAsyncEvents;
         private uint _configuration;
 
         public Task<ConnectionClosed> Closed => _closed.Task;
@@ -139,9 +166,50 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
             }
         }
 
+        public void Release(ushort commandId)
+        {
+            lock (_ids)
+            {
+                if (commandId >= _inUse.Length || !_inUse[commandId])
+                {
+                    Interlocked.Increment(ref fabric._strayReleases);
+                    return;
+                }
+
+                _inUse[commandId] = false;
+                if (_isAsyncEvent[commandId])
+                {
+                    _isAsyncEvent[commandId] = false;
+                    _unreleasedAsyncEvents--;
+                }
+            }
+        }
+
+        private bool TryRent(bool isAsyncEvent, out ushort commandId)
+        {
+            lock (_ids)
+            {
+                int free = Array.IndexOf(_inUse, false);
+                if (free < 0)
+                {
+                    commandId = 0;
+                    return false;
+                }
+
+                _inUse[free] = true;
+                _isAsyncEvent[free] = isAsyncEvent;
+                if (isAsyncEvent && ++_unreleasedAsyncEvents > fabric._maxUnreleasedAsyncEvents)
+                {
+                    fabric._maxUnreleasedAsyncEvents = _unreleasedAsyncEvents;
+                }
+
+                commandId = (ushort)free;
+                return true;
+            }
+        }
+
         public bool TrySubmit(in SubmissionQueueEntry command, ReadOnlyMemory<byte> dataOut, int dataInLength, out ushort commandId)
         {
-            commandId = (ushort)Interlocked.Increment(ref _nextCommandId);
             fabric.MaybeThrow(command switch
             {
                 { IsFabrics: true, FabricsType: FabricsCommandType.Connect } => FaultPoint.FabricsConnect,
@@ -152,8 +220,10 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
                 { Opcode: (byte)AdminOpcode.GetLogPage } => FaultPoint.GetLogPage,
                 _ => FaultPoint.OtherCommand,
             });
-            if (_closed.Task.IsCompleted)
+            bool isAsyncEvent = command.Opcode == (byte)AdminOpcode.AsynchronousEventRequest;
+            if (_closed.Task.IsCompleted || !TryRent(isAsyncEvent, out commandId))
             {
+                commandId = 0;
                 return false;
             }
 
@@ -162,9 +232,18 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
                 return true; // accepted into the void
             }
 
-            if (command.Opcode == (byte)AdminOpcode.AsynchronousEventRequest)
+            if (isAsyncEvent)
             {
-                _asyncEvents.Enqueue(commandId);
+                Interlocked.Increment(ref fabric._asyncEventRequests);
+                if (fabric.AnswerAsyncEventsAtOnceWith is { } asyncEvent)
+                {
+                    events.Completed(new AdminResponse(commandId, new CompletionQueueEntry(asyncEvent.ToDword0(), 0, 0, 0, commandId, NvmeStatus.Success), default, false));
+                }
+                else
+                {
+                    _asyncEvents.Enqueue(commandId);
+                }
+
                 return true;
             }
 

@@ -82,7 +82,11 @@ internal sealed class AdminSession : IAdminCompletionSink, IAsyncDisposable
         return await answered.Task.WaitAsync(Deadline);
     }
 
-    public void OnCompletion(AdminCompletion completion) => ((TaskCompletionSource<AdminCompletion>)completion.State!).TrySetResult(completion);
+    public void OnCompletion(AdminCompletion completion)
+    {
+        ((TaskCompletionSource<AdminCompletion>)completion.State!).TrySetResult(completion);
+        _queue?.Release(completion.CommandId); // matched by its waiter, not by id
+    }
 
     public void OnClosed(ConnectionClosed closed) => _closed.TrySetResult(closed);
 
