@@ -137,6 +137,13 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
                 return;
             }
 
+            if (length > QueuePairOptions.Admin.MaxTransferSize)
+            {
+                // Checked here, where the length comes off the wire: the queue pair would refuse the command by throwing.
+                FinishRead($"discovery log too large: {header.NumberOfRecords} record(s) are {length} bytes, more than the {QueuePairOptions.Admin.MaxTransferSize} bytes one admin command carries");
+                return;
+            }
+
             _discoveryController.Tell(new ControllerMessages.SubmitAdmin(
                 AdminCommands.GetLogPage((byte)LogPageId.Discovery, (uint)length, namespaceId: 0),
                 DataInLength: length,
