@@ -48,12 +48,15 @@ public sealed class HostileRig
 
     public HealthyIoLoop HealthyIo { get; private set; } = null!;
 
-    /// <summary>Short steps so that a mode that never answers costs seconds, not minutes.</summary>
+    /// <summary>
+    /// Short bring-up steps so that a mode that never answers costs seconds, not minutes; a keep-alive
+    /// long enough that the healthy controller survives a busy shared machine (no mode waits for it).
+    /// </summary>
     public static NvmeHostSettings Settings => NvmeHostSettings.Default with
     {
-        KeepAliveTimeout = TimeSpan.FromSeconds(2),
+        KeepAliveTimeout = TimeSpan.FromSeconds(6),
         ConnectTimeout = TimeSpan.FromSeconds(2),
-        AdminCommandTimeout = TimeSpan.FromSeconds(3),
+        AdminCommandTimeout = TimeSpan.FromSeconds(5),
         IoQueues = 1,
     };
 
