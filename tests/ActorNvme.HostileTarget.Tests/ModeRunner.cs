@@ -68,10 +68,11 @@ public sealed class ModeRunner
     }
 
     /// <summary>A mode reached through AttachController; <paramref name="io"/> exercises the block device once Live.</summary>
-    public static async Task AttachAsync(FaultMode mode, Expect expect, ITestOutputHelper output, bool io = false, TimeSpan? observeLive = null)
+    /// <param name="names">Text the refusal, loss or I/O error must contain: the error names what was wrong.</param>
+    public static async Task AttachAsync(FaultMode mode, Expect expect, ITestOutputHelper output, bool io = false, TimeSpan? observeLive = null, string? names = null)
     {
         var runner = new ModeRunner(await HostileRig.GetAsync(), output, mode);
-        await runner.RunAttachAsync(expect, io, observeLive ?? TimeSpan.Zero);
+        await runner.RunAttachAsync(expect, io, observeLive ?? TimeSpan.Zero, names);
     }
 
     /// <summary>A mode reached through StartDiscovery; <paramref name="settled"/> says when the service has dealt with the log.</summary>
@@ -88,7 +89,7 @@ public sealed class ModeRunner
 
     private bool IsMyPath(string controllerName) => controllerName.StartsWith(_name + "/", StringComparison.Ordinal);
 
-    private async Task RunAttachAsync(Expect expect, bool io, TimeSpan observeLive)
+    private async Task RunAttachAsync(Expect expect, bool io, TimeSpan observeLive, string? names)
     {
         long roundsBefore = _rig.HealthyIo.Rounds;
         int failuresBefore = _rig.HealthyIo.Failures.Count;
@@ -140,6 +141,13 @@ public sealed class ModeRunner
                 case Expect.ErrorOrLoss:
                     Assert.True(error, $"{_mode}: the host accepted a hostile target without an error or a loss ({string.Join("; ", _outcomes)})");
                     Assert.False(ioSucceeded && losses.Count == 0, $"{_mode}: I/O succeeded through a hostile transfer ({string.Join("; ", _outcomes)})");
+                    if (names is not null)
+                    {
+                        Assert.True(
+                            _outcomes.Any(o => o.Contains(names, StringComparison.OrdinalIgnoreCase)),
+                            $"{_mode}: no error named '{names}' ({string.Join("; ", _outcomes)})");
+                    }
+
                     break;
                 case Expect.Survives:
                     Assert.True(live && losses.Count == 0 && !ioFailed, $"{_mode}: the host should have ridden this out ({string.Join("; ", _outcomes)})");
