@@ -37,6 +37,7 @@ internal sealed class HostileConnection : IAsyncDisposable
     private ushort _nextTransferTag;
     private int _immediateAsyncEvents;
     private bool _faultedOnce;
+    private (ushort CommandId, NvmeStatus Status)? _lastCompletion;
 
     public HostileConnection(HostileTarget target, Socket socket)
     {
@@ -537,6 +538,15 @@ internal sealed class HostileConnection : IAsyncDisposable
 
     private async Task HandleIoAsync(SubmissionQueueEntry sqe, byte[] header)
     {
+        if (_mode == FaultMode.CqeDuplicate && _lastCompletion is { } last)
+        {
+            // The previous completion again, once the host has sent its next command: when that command
+            // reuses the id, only a host that checks the transfer tells the stale completion from its own.
+            _target.FaultApplied();
+            _lastCompletion = null;
+            await RespondAsync(last.CommandId, last.Status);
+        }
+
         if (_mode == FaultMode.C2HTermReq)
         {
             _target.FaultApplied();
@@ -669,11 +679,7 @@ internal sealed class HostileConnection : IAsyncDisposable
         }
 
         await RespondAsync(commandId, status, sqHead: sqHead);
-        if (_mode == FaultMode.CqeDuplicate)
-        {
-            _target.FaultApplied();
-            await RespondAsync(commandId, status, sqHead: sqHead);
-        }
+        _lastCompletion = (commandId, status);
     }
 
     // ---- PDUs ----

@@ -141,7 +141,7 @@ public sealed class ModeRunner
                 case Expect.ErrorOrLoss:
                     Assert.True(error, $"{_mode}: the host accepted a hostile target without an error or a loss ({string.Join("; ", _outcomes)})");
                     Assert.False(ioSucceeded && losses.Count == 0, $"{_mode}: I/O succeeded through a hostile transfer ({string.Join("; ", _outcomes)})");
-                    if (names is not null)
+                    if (!string.IsNullOrEmpty(names))
                     {
                         Assert.True(
                             _outcomes.Any(o => o.Contains(names, StringComparison.OrdinalIgnoreCase)),
