@@ -212,6 +212,13 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
                 return;
             }
 
+            if (length > QueuePairOptions.Admin.MaxTransferSize)
+            {
+                // Checked here, where the length comes off the wire: the queue pair would refuse the command by throwing.
+                FinishRead($"discovery log too large: {header.NumberOfRecords} record(s) are {length} bytes, more than the {QueuePairOptions.Admin.MaxTransferSize} bytes one admin command carries");
+                return;
+            }
+
             _discoveryController.Tell(new ControllerMessages.SubmitAdmin(
                 AdminCommands.GetLogPage((byte)LogPageId.Discovery, (uint)length, namespaceId: 0),
                 DataInLength: length,
@@ -280,14 +287,21 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         var referrals = new HashSet<TransportAddress>();
         foreach (var entry in log.Entries)
         {
-            if (entry.TransportType != TransportType.Tcp || !TryAddress(entry, out var parsed) || parsed is not { } address)
+            if (entry.TransportType != TransportType.Tcp)
             {
+                continue;
+            }
+
+            if (!TryAddress(entry, out var parsed) || parsed is not { } address)
+            {
+                _log.Warning("{0}: discovery log entry for {1} skipped: TRADDR '{2}' TRSVCID '{3}' is not a usable TCP address", _options.Name, entry.SubsystemNqn, entry.TransportAddress, entry.TransportServiceId);
                 continue;
             }
 
             if (entry.SubsystemType == SubsystemType.Nvm && !Nqn.TryValidate(entry.SubsystemNqn, out var nqnError, "SUBNQN"))
             {
-                _log.Warning("{0}: discovery log entry for {1} skipped: {2}", _options.Name, address, nqnError.Describe());
+                // Refused where it enters: a controller given this name could not even encode its Connect.
+                _log.Warning("{0}: discovery log entry at {1} skipped: {2}", _options.Name, address, nqnError.Describe());
                 continue;
             }
 

@@ -68,6 +68,9 @@ public enum DataErrorCode
     /// <summary>An NQN field holds no NUL terminator.</summary>
     NqnNotTerminated,
 
+    /// <summary>An NQN's bytes are not valid UTF-8 (decoded as U+FFFD).</summary>
+    NqnNotUtf8,
+
     /// <summary>A text field is longer than its wire field.</summary>
     TextTooLong,
 
@@ -117,6 +120,7 @@ public readonly record struct DataError(DataErrorCode Code, string Field, ulong 
             DataErrorCode.NqnTooLong => string.Format(c, "{0} is {1} bytes long, at most {2} allowed", Field, Value, Limit),
             DataErrorCode.NqnNotPrintable => string.Format(c, "{0} holds control character U+{1:X4} at index {2}", Field, Value, Offset),
             DataErrorCode.NqnBadPrefix => string.Format(c, "{0} does not start with \"nqn.\"", Field),
+            DataErrorCode.NqnNotUtf8 => string.Format(c, "{0} is not valid UTF-8 (undecodable bytes at index {2})", Field, Value, Offset),
             DataErrorCode.NqnNotTerminated => string.Format(c, "{0} has no NUL terminator within its {1} bytes", Field, Limit),
             DataErrorCode.TextTooLong => string.Format(c, "{0} is {1} characters long, the field holds {2}", Field, Value, Limit),
             DataErrorCode.TextNotPrintable => string.Format(c, "{0} holds U+{1:X4} at index {2}, outside printable ASCII", Field, Value, Offset),

@@ -36,6 +36,13 @@ public static class Nqn
                 error = new DataError(DataErrorCode.NqnNotPrintable, field, value[i], 0, i);
                 return false;
             }
+
+            if (value[i] == '\uFFFD')
+            {
+                // What a UTF-8 decoder makes of bytes that are not UTF-8.
+                error = new DataError(DataErrorCode.NqnNotUtf8, field, value[i], 0, i);
+                return false;
+            }
         }
 
         int bytes = Encoding.UTF8.GetByteCount(value);

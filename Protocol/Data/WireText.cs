@@ -8,8 +8,22 @@ internal static class WireText
     /// <summary>Reads a field up to its first NUL, without trailing spaces; empty fields give <see cref="string.Empty"/>.</summary>
     public static string ReadAscii(ReadOnlySpan<byte> field) => Read(field, Encoding.ASCII);
 
-    /// <summary>As <see cref="ReadAscii"/>, decoding UTF-8 (NQNs are UTF-8).</summary>
-    public static string ReadUtf8(ReadOnlySpan<byte> field) => Read(field, Encoding.UTF8);
+    /// <summary>
+    /// As <see cref="ReadAscii"/>, decoding UTF-8 (NQNs are UTF-8). Evidence of a hostile field is kept
+    /// for the NQN check to refuse: bytes that are not UTF-8 decode as U+FFFD, and text after the first NUL
+    /// is kept, NUL included, rather than silently naming another subsystem.
+    /// </summary>
+    public static string ReadUtf8(ReadOnlySpan<byte> field)
+    {
+        int nul = field.IndexOf((byte)0);
+        if (nul >= 0 && field[nul..].ContainsAnyExcept((byte)0))
+        {
+            field = field[..(field.LastIndexOfAnyExcept((byte)0) + 1)];
+            return Encoding.UTF8.GetString(field);
+        }
+
+        return Read(field, Encoding.UTF8);
+    }
 
     private static string Read(ReadOnlySpan<byte> field, Encoding encoding)
     {
