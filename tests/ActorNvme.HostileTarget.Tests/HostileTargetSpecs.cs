@@ -66,7 +66,7 @@ public sealed class IdentifySpecs(ITestOutputHelper output)
 public sealed class AsyncEventSpecs(ITestOutputHelper output)
 {
     [Theory]
-    [InlineData(FaultMode.AerCompletesAtOnce, Skip = "needs Transport command-id release after the owner handled the completion: an AER answered at once is taken for an unknown command id and the controller is lost")]
+    [InlineData(FaultMode.AerCompletesAtOnce)]
     [InlineData(FaultMode.AerUnknownLogPage)]
     public Task Strange_async_events_leave_the_controller_live(FaultMode mode) =>
         ModeRunner.AttachAsync(mode, Expect.Survives, output, io: true, observeLive: TimeSpan.FromSeconds(3));
@@ -76,7 +76,7 @@ public sealed class AsyncEventSpecs(ITestOutputHelper output)
 public sealed class DataTransferSpecs(ITestOutputHelper output)
 {
     [Theory]
-    [InlineData(FaultMode.C2HDataShort, "data", Skip = "needs Transport short-read handling: a read completed with SUCCESS after half its C2HData succeeds (silent corruption)")]
+    [InlineData(FaultMode.C2HDataShort, "data")]
     [InlineData(FaultMode.C2HDataGap, "DATAO")]
     [InlineData(FaultMode.C2HDataBeyondLength, "beyond")]
     [InlineData(FaultMode.C2HDataSuccessWithoutLast, "SUCCESS without LAST")]
@@ -94,7 +94,7 @@ public sealed class CompletionSpecs(ITestOutputHelper output)
 {
     [Theory]
     [InlineData(FaultMode.CqeUnknownCid, "not outstanding")]
-    [InlineData(FaultMode.CqeDuplicate, "", Skip = "needs Transport command-id release and short-read handling: a write's completion repeated after the next command reused its id completes that read with SUCCESS and no data (silent corruption)")]
+    [InlineData(FaultMode.CqeDuplicate, "")]
     [InlineData(FaultMode.CqeDoNotRetryStatus, "not retried (DNR)")]
     public Task A_bad_completion_fails_the_command_or_the_connection(FaultMode mode, string names) => ModeRunner.AttachAsync(mode, Expect.ErrorOrLoss, output, io: true, names: names);
 
