@@ -1,3 +1,4 @@
+using ActorNvme.Protocol.Data;
 using Akka.Actor;
 using Akka.Configuration;
 using ActorNvme.Protocol.Tcp;
@@ -109,7 +110,11 @@ public sealed record ResiliencySettings(TimeSpan CtrlrLossTimeout, TimeSpan Reco
     private static string Seconds(TimeSpan value) => $"{value.TotalSeconds:0.###}s";
 }
 
-/// <summary>Immutable host settings read from the <c>actornvme</c> section of the configuration.</summary>
+/// <summary>
+/// Immutable host settings read from the <c>actornvme</c> section of the configuration. Every default
+/// lives once, in the embedded reference.conf: <see cref="Default"/> is that file read, and the only way
+/// to build settings is <see cref="Create(Config)"/> (then <c>with</c> for changes).
+/// </summary>
 public sealed record NvmeHostSettings
 {
     public const string WellKnownDiscoveryNqn = "nqn.2014-08.org.nvmexpress.discovery";
@@ -124,41 +129,41 @@ public sealed record NvmeHostSettings
 
     public required Guid HostId { get; init; }
 
-    public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan KeepAliveTimeout { get; init; }
 
     public required ResiliencySettings Resiliency { get; init; }
 
-    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan ConnectTimeout { get; init; }
 
-    public TimeSpan AdminCommandTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan AdminCommandTimeout { get; init; }
 
-    public int AdminQueueSize { get; init; } = 32;
+    public int AdminQueueSize { get; init; }
 
-    public DigestOptions Digests { get; init; } = DigestOptions.None;
+    public DigestOptions Digests { get; init; }
 
-    public TimeSpan ReadyPollInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+    public TimeSpan ReadyPollInterval { get; init; }
 
-    public int DiscoveryGenctrRetries { get; init; } = 3;
+    public int DiscoveryGenctrRetries { get; init; }
 
-    public int ReferralDepth { get; init; } = 8;
+    public int ReferralDepth { get; init; }
 
     /// <summary>I/O queues to ask for per controller; 0 means one per processor core (<see cref="EffectiveIoQueues"/>).</summary>
     public int IoQueues { get; init; }
 
     /// <summary>Entries per I/O queue requested in Connect (capped at CAP.MQES + 1).</summary>
-    public int IoQueueSize { get; init; } = 128;
+    public int IoQueueSize { get; init; }
 
     /// <summary>Retries of an I/O command failed with a status without DNR.</summary>
-    public int IoRetries { get; init; } = 5;
+    public int IoRetries { get; init; }
 
     /// <summary>I/Os held without a usable path, and I/Os waiting for a free queue entry, at most.</summary>
-    public int IoHoldLimit { get; init; } = 4096;
+    public int IoHoldLimit { get; init; }
 
     /// <summary>Ask for SQ flow control to be disabled on I/O queues.</summary>
-    public bool DisableSqFlowControl { get; init; } = true;
+    public bool DisableSqFlowControl { get; init; }
 
     /// <summary>How long an I/O queue's receive thread polls before it blocks (0: block at once).</summary>
-    public TimeSpan IoReceiveSpin { get; init; } = TimeSpan.Zero;
+    public TimeSpan IoReceiveSpin { get; init; }
 
     /// <summary>I/O queues to ask for: <see cref="IoQueues"/>, or the processor count when that is 0.</summary>
     public int EffectiveIoQueues => IoQueues > 0 ? IoQueues : Environment.ProcessorCount;
@@ -219,9 +224,9 @@ public sealed record NvmeHostSettings
     public NvmeHostSettings Validated()
     {
         Resiliency.Validated();
-        if (HostNqn.Length is 0 or > 223)
+        if (!Nqn.TryValidate(HostNqn, out var nqnError, "host-nqn"))
         {
-            throw new InvalidNvmeSettingsException("host-nqn-length", $"host-nqn '{HostNqn}' must be 1..223 bytes");
+            throw new InvalidNvmeSettingsException("host-nqn-format", nqnError.Describe());
         }
 
         if (KeepAliveTimeout < TimeSpan.FromMilliseconds(100))

@@ -29,22 +29,6 @@ internal static class SpdkJson
         _ => "resetting",
     };
 
-    /// <summary>The address a path name (<c>nvme0/path-127.0.0.1-4420</c>) stands for; null when it is not a path name.</summary>
-    public static TransportAddress? PathAddress(string path)
-    {
-        int slash = path.LastIndexOf('/');
-        string leaf = slash < 0 ? path : path[(slash + 1)..];
-        const string Prefix = "path-";
-        int dash = leaf.LastIndexOf('-');
-        if (!leaf.StartsWith(Prefix, StringComparison.Ordinal) || dash <= Prefix.Length
-            || !int.TryParse(leaf.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int port))
-        {
-            return null;
-        }
-
-        return new TransportAddress(Uri.UnescapeDataString(leaf[Prefix.Length..dash]), port);
-    }
-
     /// <summary>True for the path of a discovery controller (<c>name/discovery</c>).</summary>
     public static bool IsDiscoveryPath(string path) => path.EndsWith("/discovery", StringComparison.Ordinal);
 }
