@@ -222,6 +222,15 @@ public sealed class ControllerBringUp
             return Fail(BringUpFailureKind.UnusableData, $"data unusable: {error.Describe()}", null);
         }
 
+        for (int i = 0; i < count; i++)
+        {
+            // The list is in increasing order; anything else (or the broadcast NSID) is garbage, not namespaces.
+            if (ids[i] == uint.MaxValue || (i > 0 && ids[i] <= ids[i - 1]))
+            {
+                return Fail(BringUpFailureKind.UnusableData, $"data unusable: entry {i} (NSID 0x{ids[i]:x8}) breaks the increasing order of valid NSIDs", null);
+            }
+        }
+
         _namespaceIds = ids[..count];
         _namespaceIndex = 0;
         return NextNamespace();
