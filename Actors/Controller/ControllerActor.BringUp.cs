@@ -61,7 +61,7 @@ public sealed partial class ControllerActor
         {
             case BringUpAction.Submit submit:
                 EnterPhase(association, run, ControllerBringUp.PhaseOf(submit.Command.Step));
-                if (submit.ReadyTimeout is { } readyTimeout)
+                if (submit.StatusTimeout is { } readyTimeout)
                 {
                     ArmStepTimer(association, submit.Command.Description, readyTimeout);
                     run.TimedStep = submit.Command.Step;
@@ -125,7 +125,7 @@ public sealed partial class ControllerActor
         Receive<PollStatus>(m => m.Generation == association.Generation, _ => Continue(association, run, run.Machine.PollAgain()));
         Receive<StepTimedOut>(m => m.Generation == association.Generation, m =>
         {
-            var kind = run.Machine.Step == BringUpStep.WaitForReady ? BringUpFailureKind.ReadyTimeout : BringUpFailureKind.NotCompleted;
+            var kind = run.Machine.Step == BringUpStep.WaitForReady ? BringUpFailureKind.StatusTimeout : BringUpFailureKind.NotCompleted;
             var failed = run.Machine.Abandon(kind, $"did not finish within {m.Timeout.TotalSeconds:0.###}s");
             Lose(LossOf(failed.Failure));
         });
@@ -135,7 +135,7 @@ public sealed partial class ControllerActor
     private ConnectionClosed LossOf(BringUpFailure failure) => failure.Kind switch
     {
         BringUpFailureKind.Refused => new ConnectionClosed(CloseReason.ConnectRejected, $"{failure.Description} refused by {_options.SubsystemNqn} at {_options.Address}: {failure.Detail}"),
-        BringUpFailureKind.ReadyTimeout or BringUpFailureKind.NotCompleted => new ConnectionClosed(CloseReason.ConnectTimeout, failure.ToString()),
+        BringUpFailureKind.StatusTimeout or BringUpFailureKind.NotCompleted => new ConnectionClosed(CloseReason.ConnectTimeout, failure.ToString()),
         _ => new ConnectionClosed(CloseReason.ConnectRejected, failure.ToString()),
     };
 
@@ -164,8 +164,8 @@ public sealed partial class ControllerActor
     {
         SetState(ControllerState.Deleting, "CC.SHN normal shutdown");
         AbortIoQueues(association, new ConnectionClosed(CloseReason.ControllerDeleted, "the controller is being deleted"));
-        var shutdown = new ControllerShutdown(live.Configuration, _options.Settings.ReadyPollInterval);
-        ArmStepTimer(association, "CC.SHN shutdown");
+        var shutdown = new ControllerShutdown(live.Configuration, _options.Settings.ReadyPollInterval, _options.Settings.ConnectTimeout);
+        ArmStepTimer(association, "Property Set CC.SHN");
         Become(() => Deleting(association, live, shutdown));
         ContinueShutdown(association, shutdown, shutdown.Start());
     }
@@ -185,6 +185,11 @@ public sealed partial class ControllerActor
         switch (action)
         {
             case BringUpAction.Submit submit:
+                if (submit.StatusTimeout is { } timeout)
+                {
+                    ArmStepTimer(association, submit.Command.Description, timeout);
+                }
+
                 SubmitInternal(submit.Command.Command, c => ContinueShutdown(association, shutdown, shutdown.OnCompletion(new BringUpCompletion(c.Entry, c.Data, c.DataDigestError))));
                 break;
             case BringUpAction.Wait wait:

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 
@@ -62,20 +61,19 @@ public sealed class AdminClient : IAdminCompletionSink, IAsyncDisposable
     }
 
     /// <summary>Runs the bring-up script; throws <see cref="ControllerBringUpException"/> naming the step that failed.</summary>
-    public async Task<ControllerBringUpResult> BringUpAsync(BringUpOptions options, CancellationToken cancellationToken = default)
-    {
-        var machine = new ControllerBringUp(options);
-        return await DriveAsync(machine.Start(), machine.OnCompletion, machine.PollAgain, machine.Abandon, cancellationToken).ConfigureAwait(false);
-    }
+    public Task<ControllerBringUpResult> BringUpAsync(BringUpOptions options, CancellationToken cancellationToken = default) =>
+        AdminScriptDriver.RunAsync(new ControllerBringUp(options), SubmitAsync, cancellationToken);
 
     /// <summary>CC.SHN normal, then waits for CSTS.SHST complete within <paramref name="timeout"/>; throws <see cref="ControllerBringUpException"/>.</summary>
-    public async Task ShutdownAsync(ControllerConfiguration configuration, TimeSpan pollInterval, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public Task ShutdownAsync(ControllerConfiguration configuration, TimeSpan pollInterval, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        AdminScriptDriver.RunAsync(new ControllerShutdown(configuration, pollInterval, timeout), SubmitAsync, cancellationToken);
+
+    /// <summary>Submits a script's command; its data (if any) comes back with the completion.</summary>
+    public async Task<BringUpCompletion> SubmitAsync(BringUpCommand command, CancellationToken cancellationToken = default)
     {
-        var machine = new ControllerShutdown(configuration, pollInterval);
-        var deadline = Stopwatch.StartNew();
-        BringUpAction.Failed GiveUp(BringUpFailureKind kind, string detail) =>
-            new(new BringUpFailure(machine.Step, machine.Step.ToString(), kind, null, detail));
-        await DriveAsync(machine.Start(), machine.OnCompletion, () => deadline.Elapsed > timeout ? GiveUp(BringUpFailureKind.ReadyTimeout, $"CSTS.SHST not complete within {timeout.TotalSeconds:0.###} s") : machine.PollAgain(), GiveUp, cancellationToken).ConfigureAwait(false);
+        ArgumentNullException.ThrowIfNull(command);
+        var (completion, data) = await SubmitAsync(command.Command, command.DataOut, command.DataInLength, cancellationToken).ConfigureAwait(false);
+        return new BringUpCompletion(completion.Completion, data, completion.Outcome == CommandOutcome.DataDigestError);
     }
 
     /// <summary>Submits one command and waits for its completion (or the end of the connection).</summary>
@@ -124,57 +122,6 @@ public sealed class AdminClient : IAdminCompletionSink, IAsyncDisposable
         if (_queue is not null)
         {
             await _queue.DisposeAsync().ConfigureAwait(false);
-        }
-    }
-
-    private async Task<ControllerBringUpResult> DriveAsync(
-        BringUpAction action,
-        Func<BringUpCompletion, BringUpAction> onCompletion,
-        Func<BringUpAction> pollAgain,
-        Func<BringUpFailureKind, string, BringUpAction.Failed> abandon,
-        CancellationToken cancellationToken)
-    {
-        Stopwatch? readyClock = null;
-        TimeSpan readyTimeout = TimeSpan.Zero;
-        while (true)
-        {
-            switch (action)
-            {
-                case BringUpAction.Submit submit:
-                    if (submit.ReadyTimeout is { } timeout)
-                    {
-                        readyClock = Stopwatch.StartNew();
-                        readyTimeout = timeout;
-                    }
-
-                    try
-                    {
-                        var (completion, data) = await SubmitAsync(submit.Command.Command, submit.Command.DataOut, submit.Command.DataInLength, cancellationToken).ConfigureAwait(false);
-                        action = onCompletion(new BringUpCompletion(completion.Completion, data, completion.Outcome == CommandOutcome.DataDigestError));
-                    }
-                    catch (ConnectionClosedException e)
-                    {
-                        action = abandon(BringUpFailureKind.NotCompleted, $"the connection ended: {e.Closed.Detail}");
-                    }
-
-                    break;
-                case BringUpAction.Wait wait:
-                    if (readyClock is not null && readyClock.Elapsed > readyTimeout)
-                    {
-                        action = abandon(BringUpFailureKind.ReadyTimeout, $"CSTS.RDY not set within {readyTimeout.TotalSeconds:0.###} s of CC.EN");
-                        break;
-                    }
-
-                    await Task.Delay(wait.Delay, cancellationToken).ConfigureAwait(false);
-                    action = pollAgain();
-                    break;
-                case BringUpAction.Succeeded succeeded:
-                    return succeeded.Result;
-                case BringUpAction.Failed failed:
-                    throw new ControllerBringUpException(failed.Failure);
-                default:
-                    throw new InvalidOperationException($"unknown bring-up action {action}");
-            }
         }
     }
 }

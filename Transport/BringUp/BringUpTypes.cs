@@ -101,8 +101,8 @@ public enum BringUpFailureKind
     /// <summary>CSTS.CFS: the controller reports a fatal status.</summary>
     ControllerFatal,
 
-    /// <summary>CSTS.RDY did not come in time (decided by the driver, which owns the clock).</summary>
-    ReadyTimeout,
+    /// <summary>CSTS.RDY (or, shutting down, CSTS.SHST) did not come in time; decided by the driver, which owns the clock.</summary>
+    StatusTimeout,
 
     /// <summary>A step's command could not be submitted, or the connection ended during a step.</summary>
     NotCompleted,
@@ -142,14 +142,33 @@ public sealed record ControllerBringUpResult(
     public ControllerConfiguration Configuration { get; init; }
 }
 
+/// <summary>
+/// A sans-I/O admin script (<see cref="ControllerBringUp"/>, <see cref="ControllerShutdown"/>): the driver
+/// carries out each <see cref="BringUpAction"/> and feeds back what came of it.
+/// </summary>
+public interface IAdminScript
+{
+    /// <summary>The first action.</summary>
+    BringUpAction Start();
+
+    /// <summary>Feeds the completion of the command the last <see cref="BringUpAction.Submit"/> asked for.</summary>
+    BringUpAction OnCompletion(BringUpCompletion completion);
+
+    /// <summary>After a <see cref="BringUpAction.Wait"/>: read the status again.</summary>
+    BringUpAction PollAgain();
+
+    /// <summary>The driver gives up on the current step (a deadline, the connection, a refused submission); the failure names the step.</summary>
+    BringUpAction.Failed Abandon(BringUpFailureKind kind, string detail);
+}
+
 /// <summary>What the driver does next.</summary>
 public abstract record BringUpAction
 {
     /// <summary>Submit <paramref name="Command"/> and feed its completion to the machine.</summary>
-    /// <param name="ReadyTimeout">Set on the first CSTS read: from now on CSTS.RDY must come within this; the driver owns the clock.</param>
-    public sealed record Submit(BringUpCommand Command, TimeSpan? ReadyTimeout = null) : BringUpAction;
+    /// <param name="StatusTimeout">Set on the first CSTS read of a wait: from now on the awaited status (RDY, SHST) must come within this; the driver owns the clock.</param>
+    public sealed record Submit(BringUpCommand Command, TimeSpan? StatusTimeout = null) : BringUpAction;
 
-    /// <summary>Wait <paramref name="Delay"/>, then call <see cref="ControllerBringUp.PollAgain"/>.</summary>
+    /// <summary>Wait <paramref name="Delay"/>, then call <see cref="IAdminScript.PollAgain"/> (unless the status deadline has passed: then <see cref="IAdminScript.Abandon"/>).</summary>
     public sealed record Wait(TimeSpan Delay) : BringUpAction;
 
     public sealed record Succeeded(ControllerBringUpResult Result) : BringUpAction;

@@ -13,7 +13,7 @@ namespace ActorNvme.Transport.BringUp;
 /// the same script serves an actor's mailbox, an async one-shot client and a raw test client.
 /// One command is outstanding at a time; the machine is not thread-safe (its driver is its one owner).
 /// </summary>
-public sealed class ControllerBringUp
+public sealed class ControllerBringUp : IAdminScript
 {
     private readonly BringUpOptions _options;
     private readonly List<IdentifiedNamespace> _namespaces = [];
@@ -113,7 +113,7 @@ public sealed class ControllerBringUp
             BringUpStep.FabricsConnect => OnConnected(completion.Entry),
             BringUpStep.PropertyGetCapabilities => OnCapabilities(completion.Entry),
             BringUpStep.PropertyGetVersion => OnVersion(completion.Entry),
-            BringUpStep.PropertySetEnable => PollStatus(readyTimeout: ReadyTimeout),
+            BringUpStep.PropertySetEnable => PollStatus(statusTimeout: ReadyTimeout),
             BringUpStep.WaitForReady => OnStatus(completion.Entry),
             BringUpStep.IdentifyController => OnIdentifyController(completion.Data.Span),
             BringUpStep.ActiveNamespaceList => OnActiveNamespaces(completion.Data.Span),
@@ -133,7 +133,7 @@ public sealed class ControllerBringUp
         }
 
         _waiting = false;
-        return PollStatus(readyTimeout: null);
+        return PollStatus(statusTimeout: null);
     }
 
     /// <summary>
@@ -170,10 +170,10 @@ public sealed class ControllerBringUp
         return Submit(BringUpStep.PropertySetEnable, "Property Set CC.EN", FabricsCommands.PropertySet(ControllerConfiguration.Offset, _configuration.Value, eightBytes: false));
     }
 
-    private BringUpAction PollStatus(TimeSpan? readyTimeout)
+    private BringUpAction PollStatus(TimeSpan? statusTimeout)
     {
         var command = Command(BringUpStep.WaitForReady, "waiting for CSTS.RDY", FabricsCommands.PropertyGet(ControllerStatus.Offset, eightBytes: false));
-        return new BringUpAction.Submit(command, readyTimeout);
+        return new BringUpAction.Submit(command, statusTimeout);
     }
 
     private BringUpAction OnStatus(CompletionQueueEntry entry)

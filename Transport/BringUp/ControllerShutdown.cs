@@ -8,19 +8,22 @@ namespace ActorNvme.Transport.BringUp;
 /// (the bring-up's CC otherwise unchanged), then CSTS until SHST says complete. Driven like
 /// <see cref="ControllerBringUp"/>; the driver owns the deadline. A result carries nothing but success.
 /// </summary>
-public sealed class ControllerShutdown
+public sealed class ControllerShutdown : IAdminScript
 {
     private readonly ControllerConfiguration _configuration;
     private readonly TimeSpan _pollInterval;
+    private readonly TimeSpan _timeout;
     private BringUpCommand? _outstanding;
     private bool _waiting;
 
     /// <param name="configuration">The CC the bring-up wrote (<see cref="ControllerBringUpResult.Configuration"/>).</param>
     /// <param name="pollInterval">Pause between two reads of CSTS.</param>
-    public ControllerShutdown(ControllerConfiguration configuration, TimeSpan pollInterval)
+    /// <param name="timeout">How long SHST may take to say complete (handed to the driver with the first CSTS read).</param>
+    public ControllerShutdown(ControllerConfiguration configuration, TimeSpan pollInterval, TimeSpan timeout)
     {
         _configuration = configuration;
         _pollInterval = pollInterval;
+        _timeout = timeout;
     }
 
     public BringUpStep Step { get; private set; } = BringUpStep.PropertySetShutdown;
@@ -43,7 +46,7 @@ public sealed class ControllerShutdown
 
         if (command.Step == BringUpStep.PropertySetShutdown)
         {
-            return PollStatus();
+            return PollStatus(_timeout);
         }
 
         var csts = new ControllerStatus(completion.Entry.Dw0);
@@ -70,17 +73,27 @@ public sealed class ControllerShutdown
         }
 
         _waiting = false;
-        return PollStatus();
+        return PollStatus(statusTimeout: null);
     }
 
-    private BringUpAction PollStatus() =>
-        Submit(BringUpStep.WaitForShutdown, "waiting for CSTS.SHST shutdown complete", FabricsCommands.PropertyGet(ControllerStatus.Offset, eightBytes: false));
+    public BringUpAction.Failed Abandon(BringUpFailureKind kind, string detail)
+    {
+        var command = _outstanding ?? new BringUpCommand(Step, Step == BringUpStep.WaitForShutdown ? WaitDescription : Step.ToString(), default, default, 0);
+        _outstanding = null;
+        _waiting = false;
+        return Fail(command, kind, detail, null);
+    }
 
-    private BringUpAction Submit(BringUpStep step, string description, SubmissionQueueEntry command)
+    private const string WaitDescription = "waiting for CSTS.SHST shutdown complete";
+
+    private BringUpAction PollStatus(TimeSpan? statusTimeout) =>
+        Submit(BringUpStep.WaitForShutdown, WaitDescription, FabricsCommands.PropertyGet(ControllerStatus.Offset, eightBytes: false), statusTimeout);
+
+    private BringUpAction Submit(BringUpStep step, string description, SubmissionQueueEntry command, TimeSpan? statusTimeout = null)
     {
         Step = step;
         _outstanding = new BringUpCommand(step, description, command, default, 0);
-        return new BringUpAction.Submit(_outstanding);
+        return new BringUpAction.Submit(_outstanding, statusTimeout);
     }
 
     private BringUpAction.Failed Fail(BringUpCommand command, BringUpFailureKind kind, string detail, NvmeStatus? status) =>

@@ -236,55 +236,23 @@ public sealed class RawClient : IAsyncDisposable
     }
 
     /// <summary>Drives <see cref="ControllerBringUp"/> over this client's PDUs; throws <see cref="ControllerBringUpException"/> naming the failed step.</summary>
-    public async Task<ControllerBringUpResult> BringUpAsync(BringUpOptions options)
-    {
-        var machine = new ControllerBringUp(options);
-        var action = machine.Start();
-        var readyDeadline = DateTime.MaxValue;
-        while (true)
+    public Task<ControllerBringUpResult> BringUpAsync(BringUpOptions options) =>
+        AdminScriptDriver.RunAsync(new ControllerBringUp(options), async (command, _) =>
         {
-            switch (action)
+            var sqe = command.Command;
+            CommandResult answer;
+            if (command.DataInLength > 0)
             {
-                case BringUpAction.Submit submit:
-                    if (submit.ReadyTimeout is { } timeout)
-                    {
-                        readyDeadline = DateTime.UtcNow + timeout;
-                    }
-
-                    var command = submit.Command;
-                    var sqe = command.Command;
-                    CommandResult answer;
-                    if (command.DataInLength > 0)
-                    {
-                        sqe.DataPointer = SglDescriptor.Transport((uint)command.DataInLength);
-                        answer = await CommandAsync(sqe);
-                    }
-                    else
-                    {
-                        answer = await CommandAsync(sqe, inCapsule: command.DataOut.IsEmpty ? null : command.DataOut.ToArray());
-                    }
-
-                    action = machine.OnCompletion(new BringUpCompletion(answer.Completion, answer.Data, !answer.AllDigestsValid));
-                    break;
-                case BringUpAction.Wait wait:
-                    if (DateTime.UtcNow > readyDeadline)
-                    {
-                        action = machine.Abandon(BringUpFailureKind.ReadyTimeout, "CSTS.RDY not set in time");
-                        break;
-                    }
-
-                    await Task.Delay(wait.Delay);
-                    action = machine.PollAgain();
-                    break;
-                case BringUpAction.Succeeded succeeded:
-                    return succeeded.Result;
-                case BringUpAction.Failed failed:
-                    throw new ControllerBringUpException(failed.Failure);
-                default:
-                    throw new InvalidOperationException($"unknown bring-up action {action}");
+                sqe.DataPointer = SglDescriptor.Transport((uint)command.DataInLength);
+                answer = await CommandAsync(sqe);
             }
-        }
-    }
+            else
+            {
+                answer = await CommandAsync(sqe, inCapsule: command.DataOut.IsEmpty ? null : command.DataOut.ToArray());
+            }
+
+            return new BringUpCompletion(answer.Completion, answer.Data, !answer.AllDigestsValid);
+        });
 
     /// <summary>CC.EN = 1 (the host's CC for fabrics) and a check of CSTS.RDY, after a Connect of the test's own.</summary>
     public async Task EnableAsync()

@@ -254,18 +254,18 @@ public sealed class ControllerBringUpTests
         }
 
         var firstPoll = Assert.IsType<BringUpAction.Submit>(action);
-        Assert.Equal(TimeSpan.FromSeconds(10), firstPoll.ReadyTimeout); // CAP.TO 20 x 500 ms beats the 1 s minimum
+        Assert.Equal(TimeSpan.FromSeconds(10), firstPoll.StatusTimeout); // CAP.TO 20 x 500 ms beats the 1 s minimum
 
         var wait = Assert.IsType<BringUpAction.Wait>(machine.OnCompletion(controller.Answer(firstPoll.Command)));
         Assert.Equal(TimeSpan.FromMilliseconds(25), wait.Delay);
         var secondPoll = Assert.IsType<BringUpAction.Submit>(machine.PollAgain());
-        Assert.Null(secondPoll.ReadyTimeout); // the deadline is not pushed back by each poll
+        Assert.Null(secondPoll.StatusTimeout); // the deadline is not pushed back by each poll
         Assert.IsType<BringUpAction.Wait>(machine.OnCompletion(controller.Answer(secondPoll.Command)));
 
         // The driver's clock says the deadline passed.
-        var failure = machine.Abandon(BringUpFailureKind.ReadyTimeout, "not ready in 10 s").Failure;
+        var failure = machine.Abandon(BringUpFailureKind.StatusTimeout, "not ready in 10 s").Failure;
         Assert.Equal(BringUpStep.WaitForReady, failure.Step);
-        Assert.Equal(BringUpFailureKind.ReadyTimeout, failure.Kind);
+        Assert.Equal(BringUpFailureKind.StatusTimeout, failure.Kind);
         Assert.Contains("CSTS.RDY", failure.ToString(), StringComparison.Ordinal);
         Assert.Throws<InvalidOperationException>(() => machine.PollAgain());
     }
@@ -281,7 +281,7 @@ public sealed class ControllerBringUpTests
             action = machine.OnCompletion(controller.Answer(submit.Command));
         }
 
-        Assert.Equal(TimeSpan.FromSeconds(1), Assert.IsType<BringUpAction.Submit>(action).ReadyTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(1), Assert.IsType<BringUpAction.Submit>(action).StatusTimeout);
     }
 
     [Theory]
@@ -399,7 +399,7 @@ public sealed class ControllerBringUpTests
     public void Shutdown_writes_the_bring_up_CC_with_SHN_and_waits_for_SHST_complete()
     {
         var configuration = ControllerConfiguration.ForFabrics.Enabled;
-        var shutdown = new ControllerShutdown(configuration, TimeSpan.FromMilliseconds(5));
+        var shutdown = new ControllerShutdown(configuration, TimeSpan.FromMilliseconds(5), TimeSpan.FromSeconds(1));
         var set = Assert.IsType<BringUpAction.Submit>(shutdown.Start()).Command;
         var written = new ControllerConfiguration((uint)FabricsCommands.PropertyValue(set.Command));
         Assert.Equal(ShutdownNotification.Normal, written.ShutdownNotification);
