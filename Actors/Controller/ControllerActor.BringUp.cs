@@ -149,7 +149,7 @@ public sealed partial class ControllerActor
         var identify = result.Identify!.Value;
         var namespaces = result.Namespaces.Select(n => new NamespaceInfo(n.NamespaceId, n.BlockSize, n.BlockCount, n.Nguid, n.Eui64, n.Uuid)).ToArray();
         var info = new ControllerInfo(result.ControllerId, result.Capabilities, result.Version, identify, namespaces);
-        var live = new LiveData(info, result.Configuration);
+        var live = new LiveData(info, result.Configuration, result.KeepAliveInterval);
         if (_options.Role == ControllerRole.Nvm && result.GrantedIoQueues > 0)
         {
             ConnectIoQueues(association, live, result.GrantedIoQueues);

@@ -14,9 +14,12 @@ public sealed partial class ControllerActor
     private const int MaxAsyncEventRequests = 4;
 
     /// <summary>What a Live (and then Deleting) controller knows and counts; owned by those behaviours.</summary>
-    private sealed class LiveData(ControllerInfo info, ControllerConfiguration configuration)
+    private sealed class LiveData(ControllerInfo info, ControllerConfiguration configuration, TimeSpan keepAliveInterval)
     {
         public ControllerInfo Info { get; } = info;
+
+        /// <summary>KATO/2, as the bring-up worked it out from the KATO sent in Connect; zero: no Keep Alive.</summary>
+        public TimeSpan KeepAliveInterval { get; } = keepAliveInterval;
 
         /// <summary>The CC the bring-up wrote; the shutdown writes it again with SHN.</summary>
         public ControllerConfiguration Configuration { get; } = configuration;
@@ -43,10 +46,9 @@ public sealed partial class ControllerActor
         var info = live.Info;
         SetState(ControllerState.Live, $"controller id {info.ControllerId}, {info.Namespaces.Count} namespace(s)");
         _log.Info("{0}: Live on {1} ({2}), controller id {3}", _options.Name, _options.Address, _options.SubsystemNqn, info.ControllerId);
-        var kato = _options.Settings.KeepAliveTimeout;
-        if (kato > TimeSpan.Zero)
+        if (live.KeepAliveInterval > TimeSpan.Zero)
         {
-            Timers.StartPeriodicTimer(KeepAliveTimerKey, KeepAliveTick.Instance, kato / 2);
+            Timers.StartPeriodicTimer(KeepAliveTimerKey, KeepAliveTick.Instance, live.KeepAliveInterval);
         }
 
         Become(() => Live(association, live));
@@ -70,7 +72,7 @@ public sealed partial class ControllerActor
     {
         if (live.KeepAliveOutstanding)
         {
-            Lose(new ConnectionClosed(CloseReason.KeepAliveTimeout, $"no answer to Keep Alive within {(_options.Settings.KeepAliveTimeout / 2).TotalSeconds:0.###}s"));
+            Lose(new ConnectionClosed(CloseReason.KeepAliveTimeout, $"no answer to Keep Alive within {live.KeepAliveInterval.TotalSeconds:0.###}s"));
             return;
         }
 
