@@ -23,14 +23,9 @@ public sealed partial class ControllerActor
         public static SweepCommands Instance { get; } = new();
     }
 
+    /// <summary>A caller's admin command (Live and Deleting only; the other states refuse it in <see cref="Common"/>).</summary>
     private void OnSubmitAdmin(Controller.SubmitAdmin request)
     {
-        if (_state is not (ControllerState.Live or ControllerState.Deleting))
-        {
-            Sender.Tell(new Controller.AdminFailed($"controller {_options.Name} is {_state}, not Live", request.Tag));
-            return;
-        }
-
         if (!TrySubmit(request.Command, request.DataOut, request.DataInLength, Sender, request.Tag, continuation: null, out string? error))
         {
             Sender.Tell(new Controller.AdminFailed(error, request.Tag));
@@ -48,20 +43,21 @@ public sealed partial class ControllerActor
 
     private bool TrySubmit(SubmissionQueueEntry command, ReadOnlyMemory<byte> dataOut, int dataInLength, IActorRef? replyTo, object? tag, Action<AdminResponse>? continuation, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? error)
     {
-        if (_connection is null)
+        if (_association?.Connection is not { } connection)
         {
             error = $"controller {_options.Name} has no connection";
             return false;
         }
 
-        if (!_connection.TrySubmit(command, dataOut, dataInLength, out ushort commandId))
+        var pendingCommands = _association.Pending;
+        if (!connection.TrySubmit(command, dataOut, dataInLength, out ushort commandId))
         {
-            error = $"the admin queue of {_options.Name} is full ({_pending.Count} commands in flight) or closed";
+            error = $"the admin queue of {_options.Name} is full ({pendingCommands.Count} commands in flight) or closed";
             return false;
         }
 
         bool isAsyncEvent = command.Opcode == (byte)AdminOpcode.AsynchronousEventRequest;
-        _pending[commandId] = new PendingCommand(command, replyTo, tag, continuation, Context.System.Scheduler.Now, isAsyncEvent);
+        pendingCommands[commandId] = new PendingCommand(command, replyTo, tag, continuation, Context.System.Scheduler.Now, isAsyncEvent);
         if (!Timers.IsTimerActive(SweepTimerKey))
         {
             var period = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(100).Ticks, _options.Settings.AdminCommandTimeout.Ticks / 4));
@@ -74,13 +70,14 @@ public sealed partial class ControllerActor
 
     private void OnAdminCompleted(AdminCompleted message)
     {
-        if (message.Generation != _generation)
+        if (!IsCurrent(message.Generation))
         {
             return;
         }
 
+        var pendingCommands = _association!.Pending;
         var completion = message.Completion;
-        if (!_pending.Remove(completion.CommandId, out var pending))
+        if (!pendingCommands.Remove(completion.CommandId, out var pending))
         {
             // The queue pair matches CIDs itself; an unknown one here means our table and its disagree.
             Lose(new ConnectionClosed(CloseReason.UnknownCommandId, $"completion for command id {completion.CommandId} that {_options.Name} is not waiting for"));
@@ -88,9 +85,9 @@ public sealed partial class ControllerActor
         }
 
         // Only now, with the entry gone, may the queue pair hand this id to a new command.
-        _connection?.Release(completion.CommandId);
+        _association.Connection?.Release(completion.CommandId);
 
-        if (_pending.Count == 0)
+        if (pendingCommands.Count == 0)
         {
             Timers.Cancel(SweepTimerKey);
         }
@@ -111,8 +108,14 @@ public sealed partial class ControllerActor
 
     private void OnSweepCommands()
     {
+        if (_association is not { } association)
+        {
+            Timers.Cancel(SweepTimerKey);
+            return;
+        }
+
         var now = Context.System.Scheduler.Now;
-        foreach (var (commandId, pending) in _pending)
+        foreach (var (commandId, pending) in association.Pending)
         {
             if (!pending.IsAsyncEvent && now - pending.SubmittedAt > _options.Settings.AdminCommandTimeout)
             {
@@ -121,21 +124,4 @@ public sealed partial class ControllerActor
             }
         }
     }
-
-    /// <summary>Continuation helper: run <paramref name="next"/> on success, otherwise lose the association naming the step.</summary>
-    private Action<AdminResponse> OnSuccess(string step, Action<AdminResponse> next, CommandSet commandSet = CommandSet.Admin) => completion =>
-    {
-        if (completion.DataDigestError)
-        {
-            Lose(new ConnectionClosed(CloseReason.ConnectRejected, $"{step}: data digest error in the controller's answer"));
-        }
-        else if (!completion.Entry.Status.IsSuccess)
-        {
-            Lose(new ConnectionClosed(CloseReason.ConnectRejected, $"{step} refused by {_options.SubsystemNqn} at {_options.Address}: {completion.Entry.Status.ToString(commandSet)}"));
-        }
-        else
-        {
-            next(completion);
-        }
-    };
 }

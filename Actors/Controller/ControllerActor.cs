@@ -2,32 +2,34 @@ using Akka.Actor;
 using Akka.Event;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Io;
-using ActorNvme.Protocol.Data;
-using ActorNvme.Protocol.Nvme;
+using ActorNvme.Actors.Supervision;
 using ActorNvme.Transport;
 
 namespace ActorNvme.Actors.Controller;
 
 /// <summary>
-/// One controller association (admin queue). Everything that changes its state — connection results,
-/// admin completions, timers, requests — arrives as a message, tagged with the connect attempt's
-/// generation so a late result of an old connection is dropped. Stopping it cancels the generation's
-/// lifetime token, which aborts the connection wherever it is, and fails every pending command.
+/// One controller association (admin queue), as a set of behaviours (<c>Become</c>): Connecting,
+/// Handshake, the bring-up phases (FabricsConnect, Enabling, Identifying, Configuring), Live, Deleting,
+/// Resetting and Failed. Each behaviour closes over the data of its state; the one piece shared by
+/// all is the current <see cref="Association"/> (its generation, lifetime, connection and commands in
+/// flight), which PostStop must reach. Everything that changes state — connection results, admin
+/// completions, timers, requests — arrives as a message, tagged with the association's generation so a
+/// late result of an old connection is dropped. Stopping cancels the association's lifetime token,
+/// which aborts the connection wherever it is, and fails every pending command.
 /// </summary>
 public sealed partial class ControllerActor : ReceiveActor, IWithTimers
 {
     private readonly ControllerOptions _options;
     private readonly IAdminConnector _connector;
+    private readonly IIoQueueConnector _ioConnector;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly OwnershipLedger _ledger;
-    private readonly Dictionary<ushort, PendingCommand> _pending = [];
 
+    // The state last published: what GetStatus reports and what Lose starts from.
     private ControllerState _state = ControllerState.Failed;
-    private int _generation;
-    private CancellationTokenSource? _lifetime;
-    private IAdminConnection? _connection;
+    private long _generation;
+    private Association? _association;
     private ConnectionClosed? _lastLoss;
-    private ControllerInfo? _info;
 
     public ControllerActor(ControllerOptions options, IAdminConnector connector, IIoQueueConnector ioConnector)
     {
@@ -36,24 +38,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         _ioConnector = ioConnector;
         _ledger = OwnershipLedger.Get(Context.System);
         Owner = Self.Path.ToStringWithoutAddress();
-
-        Receive<Connected>(OnConnected);
-        Receive<ConnectAttemptFailed>(OnConnectAttemptFailed);
-        Receive<Initialized>(OnInitialized);
-        Receive<IoQueuesConnected>(OnIoQueuesConnected);
-        Receive<IoQueuesEnded>(OnIoQueuesEnded);
-        Receive<AdminCompleted>(OnAdminCompleted);
-        Receive<ConnectionEnded>(m => { if (m.Generation == _generation) { Lose(m.Reason); } });
-        Receive<StepTimedOut>(OnStepTimedOut);
-        Receive<KeepAliveTick>(_ => OnKeepAliveTick());
-        Receive<RepostAsyncEvents>(_ => OnRepostAsyncEvents());
-        Receive<SweepCommands>(_ => OnSweepCommands());
-        Receive<PollStatus>(OnPollStatus);
-        Receive<Controller.SubmitAdmin>(OnSubmitAdmin);
-        Receive<Controller.Reconnect>(_ => { if (_state == ControllerState.Failed) { StartConnecting(); } });
-        Receive<Controller.Reset>(_ => OnReset());
-        Receive<Controller.Delete>(_ => OnDelete());
-        Receive<Controller.GetStatus>(_ => Sender.Tell(new Controller.Status(_options.Name, _state, _options.Address, _options.SubsystemNqn, _info, _lastLoss)));
+        Failed();
     }
 
     /// <summary>The reason carried by the last state change of a controller that has stopped.</summary>
@@ -68,8 +53,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
-        EndGeneration();
-        FailPending("the controller stopped");
+        EndAssociation("the controller stopped");
         _ledger.Report(Owner, 0, 0);
         Publish(ControllerState.Failed, StoppedReason);
 
@@ -79,26 +63,33 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
     protected override bool AroundReceive(Receive receive, object message)
     {
         bool handled = base.AroundReceive(receive, message);
-        _ledger.Report(Owner, _pending.Count, Timers.ActiveTimers.Count);
+        _ledger.Report(Owner, _association?.Pending.Count ?? 0, Timers.ActiveTimers.Count);
         return handled;
     }
 
+    /// <summary>
+    /// The generation tag of the next association. Only unique within this incarnation so far; the
+    /// one place to change should tags have to be unique across incarnations.
+    /// </summary>
+    // Unique in the process, not per actor: a replacement controller never takes an earlier one's tags.
+    private long NextGeneration() => _generation = ConnectGenerations.Next();
+
+    private bool IsCurrent(long generation) => _association is { } association && association.Generation == generation;
+
     private void StartConnecting()
     {
-        EndGeneration();
-        _generation++;
-        _lifetime = new CancellationTokenSource();
-        int generation = _generation;
+        EndAssociation("a new association replaced this one");
+        var association = new Association(NextGeneration());
+        _association = association;
+        long generation = association.Generation;
         var events = new ActorAdminEvents(Self, generation);
         var request = new AdminConnectRequest(_options.Address, _options.Settings.Digests, _options.Settings.AdminQueueSize, Owner);
-        var lifetime = _lifetime.Token;
-        var ledger = _ledger;
-        var owner = Owner;
 
         SetState(ControllerState.Connecting, $"connecting to {_options.Address}");
-        ArmStepTimer("TCP connect");
-        ConnectAndCount(_connector, request, events, lifetime, ledger, owner)
+        ArmStepTimer(association, "TCP connect");
+        ConnectAndCount(_connector, request, events, association.Lifetime.Token, _ledger, Owner)
             .PipeTo(Self, success: c => new Connected(generation, c), failure: e => new ConnectAttemptFailed(generation, e));
+        Become(() => Connecting(association));
     }
 
     // Counted by the connection itself, so the ledger shows a socket even when no actor holds it.
@@ -110,30 +101,84 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         return connection;
     }
 
-    private void OnConnected(Connected message)
+    /// <summary>Connecting: the byte stream is being opened.</summary>
+    private void Connecting(Association association)
     {
-        if (message.Generation != _generation)
-        {
-            // Its lifetime token was cancelled with its generation, which aborted it.
-            return;
-        }
-
-        _connection = message.Connection;
-        int generation = _generation;
-        SetState(ControllerState.Handshake, "ICReq sent");
-        ArmStepTimer("ICReq/ICResp");
-        message.Connection.Closed.PipeTo(Self, success: r => new ConnectionEnded(generation, r), failure: e => new ConnectionEnded(generation, new ConnectionClosed(CloseReason.SocketError, e.Message, e)));
-        message.Connection.InitializeAsync(_lifetime!.Token)
-            .PipeTo(Self, success: () => new Initialized(generation), failure: e => new ConnectAttemptFailed(generation, e));
+        Receive<Connected>(m => m.Generation == association.Generation, m => OnConnected(association, m.Connection));
+        Common();
     }
+
+    private void OnConnected(Association association, IAdminConnection connection)
+    {
+        association.Connection = connection;
+        long generation = association.Generation;
+        SetState(ControllerState.Handshake, "ICReq sent");
+        ArmStepTimer(association, "ICReq/ICResp");
+        connection.Closed.PipeTo(Self, success: r => new ConnectionEnded(generation, r), failure: e => new ConnectionEnded(generation, new ConnectionClosed(CloseReason.SocketError, e.Message, e)));
+        connection.InitializeAsync(association.Lifetime.Token)
+            .PipeTo(Self, success: () => new Initialized(generation), failure: e => new ConnectAttemptFailed(generation, e));
+        Become(() => Handshake(association));
+    }
+
+    /// <summary>Handshake: ICReq sent, waiting for an acceptable ICResp.</summary>
+    private void Handshake(Association association)
+    {
+        Receive<Initialized>(m => m.Generation == association.Generation, _ => StartBringUp(association));
+        Common();
+    }
+
+    /// <summary>Failed: no association; the parent decides when to try again.</summary>
+    private void Failed()
+    {
+        Receive<Controller.Reconnect>(_ => StartConnecting());
+        Common();
+    }
+
+    /// <summary>
+    /// Resetting: the old association has been ended (and Failed published, as for a loss the parent
+    /// is not told of); the new one starts once the messages already queued for the old one are past.
+    /// </summary>
+    private void Resetting()
+    {
+        Receive<ResetNow>(_ => StartConnecting());
+        Receive<Controller.Reset>(_ => { });
+        Common();
+    }
+
+    /// <summary>What every state does with the messages it has no behaviour of its own for.</summary>
+    private void Common()
+    {
+        Receive<AdminCompleted>(OnAdminCompleted);
+        Receive<ConnectionEnded>(m => IsCurrent(m.Generation), m => Lose(m.Reason));
+        Receive<ConnectAttemptFailed>(m => IsCurrent(m.Generation), OnConnectAttemptFailed);
+        Receive<StepTimedOut>(m => IsCurrent(m.Generation), m => Lose(new ConnectionClosed(CloseReason.ConnectTimeout, $"{m.Step} did not finish within {m.Timeout.TotalSeconds:0.###}s")));
+        Receive<IoQueuesEnded>(m => IsCurrent(m.Generation) && ReferenceEquals(m.Set, _association!.IoQueues), m => Lose(m.Reason));
+        Receive<IoQueuesConnected>(m => m.Set.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "the association it belonged to has ended")));
+        Receive<SweepCommands>(_ => OnSweepCommands());
+        Receive<Controller.SubmitAdmin>(r => Sender.Tell(new Controller.AdminFailed($"controller {_options.Name} is {_state}, not Live", r.Tag)));
+        Receive<Controller.Reset>(_ => OnReset());
+        Receive<Controller.Delete>(_ => Context.Stop(Self));
+        Receive<Controller.GetStatus>(_ => ReplyStatus(info: null));
+
+        // Late results of an association that has ended (its lifetime token aborted what they carry),
+        // ticks of a state that has been left, a Reconnect while not Failed: nothing to do.
+        Receive<Connected>(_ => { });
+        Receive<Initialized>(_ => { });
+        Receive<StepTimedOut>(_ => { });
+        Receive<ConnectionEnded>(_ => { });
+        Receive<ConnectAttemptFailed>(_ => { });
+        Receive<IoQueuesEnded>(_ => { });
+        Receive<PollStatus>(_ => { });
+        Receive<KeepAliveTick>(_ => { });
+        Receive<ResetNow>(_ => { });
+        Receive<Controller.Reconnect>(_ => { });
+    }
+
+    private void ReplyStatus(ControllerInfo? info) =>
+        Sender.Tell(new Controller.Status(_options.Name, _state, _options.Address, _options.SubsystemNqn, info, _lastLoss));
 
     private void OnConnectAttemptFailed(ConnectAttemptFailed message)
     {
-        if (message.Generation != _generation)
-        {
-            return;
-        }
-
         var reason = message.Error switch
         {
             ConnectionClosedException closed => closed.Closed,
@@ -143,19 +188,18 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         Lose(reason);
     }
 
-    private void OnStepTimedOut(StepTimedOut message)
-    {
-        if (message.Generation == _generation && _state is not (ControllerState.Live or ControllerState.Failed))
-        {
-            Lose(new ConnectionClosed(CloseReason.ConnectTimeout, $"{message.Step} did not finish within {_options.Settings.ConnectTimeout.TotalSeconds:0.###}s"));
-        }
-    }
-
     private void OnReset()
     {
         _log.Info("{0}: reset requested", _options.Name);
+        if (_state == ControllerState.Deleting)
+        {
+            Lose(new ConnectionClosed(CloseReason.ResetRequested, "reset requested")); // stops: a controller being deleted is not brought back
+            return;
+        }
+
         Lose(new ConnectionClosed(CloseReason.ResetRequested, "reset requested"), notifyParent: false);
-        StartConnecting();
+        Become(Resetting);
+        Self.Tell(ResetNow.Instance);
     }
 
     /// <summary>
@@ -179,8 +223,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         }
 
         _lastLoss = reason;
-        EndGeneration();
-        FailPending($"the association was lost: {reason}");
+        EndAssociation($"the association was lost: {reason}");
         Timers.CancelAll();
         _log.Warning("{0}: association to {1} lost while {2}: {3}", _options.Name, _options.Address, previous, reason);
         SetState(ControllerState.Failed, reason.ToString());
@@ -188,30 +231,31 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         {
             Context.Parent.Tell(new Controller.Lost(Self, _options.Name, reason));
         }
+
+        Become(Failed);
     }
 
-    private void EndGeneration()
+    /// <summary>Ends the current association, if any: fails its commands, aborts its queues and connection, cancels its lifetime.</summary>
+    private void EndAssociation(string pendingReason)
     {
-        AbortIoQueues(new ConnectionClosed(CloseReason.LocalShutdown, "the controller ended this association"));
-        _connection?.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "the controller ended this association"));
-        _connection = null;
-        _lifetime?.Cancel();
-        _lifetime?.Dispose();
-        _lifetime = null;
-        _info = null;
-        _keepAliveOutstanding = false;
-        _outstandingAsyncEvents = 0;
-        _deferredAsyncEventRequests = 0;
-    }
-
-    private void FailPending(string reason)
-    {
-        foreach (var pending in _pending.Values)
+        var association = _association;
+        _association = null;
+        if (association is null)
         {
-            pending.ReplyTo?.Tell(new Controller.AdminFailed(reason, pending.Tag));
+            return;
         }
 
-        _pending.Clear();
+        foreach (var pending in association.Pending.Values)
+        {
+            pending.ReplyTo?.Tell(new Controller.AdminFailed(pendingReason, pending.Tag));
+        }
+
+        association.Pending.Clear();
+        var ended = new ConnectionClosed(CloseReason.LocalShutdown, "the controller ended this association");
+        AbortIoQueues(association, ended);
+        association.Connection?.Abort(ended);
+        association.Lifetime.Cancel();
+        association.Lifetime.Dispose();
     }
 
     private void SetState(ControllerState state, string? reason)
@@ -227,25 +271,50 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         Context.Parent.Tell(changed);
     }
 
-    private void ArmStepTimer(string step) =>
-        Timers.StartSingleTimer(StepTimerKey, new StepTimedOut(_generation, step), _options.Settings.ConnectTimeout);
+    private void ArmStepTimer(Association association, string step, TimeSpan? timeout = null)
+    {
+        var limit = timeout ?? _options.Settings.ConnectTimeout;
+        Timers.StartSingleTimer(StepTimerKey, new StepTimedOut(association.Generation, step, limit), limit);
+    }
 
     private const string StepTimerKey = "step-timeout";
 
-    private sealed record Connected(int Generation, IAdminConnection Connection) : IDeadLetterSuppression; // late results of a stopped controller are expected
+    /// <summary>One association: what belongs to one connect attempt and dies with it.</summary>
+    private sealed class Association(long generation)
+    {
+        public long Generation { get; } = generation;
 
-    private sealed record ConnectAttemptFailed(int Generation, Exception Error) : IDeadLetterSuppression; // late results of a stopped controller are expected
+        /// <summary>Cancelled when the association ends: aborts the connection and the I/O queues wherever they are.</summary>
+        public CancellationTokenSource Lifetime { get; } = new();
 
-    private sealed record Initialized(int Generation) : IDeadLetterSuppression; // late results of a stopped controller are expected
+        public IAdminConnection? Connection { get; set; }
 
-    private sealed record AdminCompleted(int Generation, AdminResponse Completion) : IDeadLetterSuppression; // late results of a stopped controller are expected
+        /// <summary>Admin commands in flight, by command id.</summary>
+        public Dictionary<ushort, PendingCommand> Pending { get; } = [];
 
-    private sealed record ConnectionEnded(int Generation, ConnectionClosed Reason) : IDeadLetterSuppression; // late results of a stopped controller are expected
+        /// <summary>The I/O queues of a Live NVM controller (owned here, aborted with the association).</summary>
+        public IoQueueSet? IoQueues { get; set; }
+    }
 
-    private sealed record StepTimedOut(int Generation, string Step);
+    private sealed record Connected(long Generation, IAdminConnection Connection) : IDeadLetterSuppression; // late results of a stopped controller are expected
+
+    private sealed record ConnectAttemptFailed(long Generation, Exception Error) : IDeadLetterSuppression; // late results of a stopped controller are expected
+
+    private sealed record Initialized(long Generation) : IDeadLetterSuppression; // late results of a stopped controller are expected
+
+    private sealed record AdminCompleted(long Generation, AdminResponse Completion) : IDeadLetterSuppression; // late results of a stopped controller are expected
+
+    private sealed record ConnectionEnded(long Generation, ConnectionClosed Reason) : IDeadLetterSuppression; // late results of a stopped controller are expected
+
+    private sealed record StepTimedOut(long Generation, string Step, TimeSpan Timeout);
+
+    private sealed record ResetNow
+    {
+        public static ResetNow Instance { get; } = new();
+    }
 
     /// <summary>Turns read-loop callbacks into messages; the actor's state is touched only in its handlers.</summary>
-    private sealed class ActorAdminEvents(IActorRef self, int generation) : IAdminEvents
+    private sealed class ActorAdminEvents(IActorRef self, long generation) : IAdminEvents
     {
         public void Completed(AdminResponse completion) => self.Tell(new AdminCompleted(generation, completion));
 

@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
+using ActorNvme.Transport.BringUp;
 
 namespace ActorNvme.Host.Discover;
 
@@ -26,20 +27,17 @@ public sealed class DiscoveryFailedException : Exception
 
 /// <summary>
 /// Reads a discovery controller's log once, as <c>nvme discover</c> does: connect the admin queue,
-/// Fabrics Connect to the discovery NQN, enable the controller, read the log page (again when GENCTR
-/// moves between header and body), shut the controller down (CC.SHN) and disconnect. No actor is
-/// involved: this is a short-lived command, not a host.
+/// bring the controller up to ready (the Transport's bring-up script, as every controller), read the
+/// log page (again when GENCTR moves between header and body), shut the controller down (CC.SHN) and
+/// disconnect. No actor is involved: this is a short-lived command, not a host.
 /// </summary>
-public sealed class DiscoveryLogReader : IAdminCompletionSink
+public sealed class DiscoveryLogReader
 {
-    // CC.EN with the NVM command set, 64-byte SQEs and 16-byte CQEs; CC.SHN normal.
-    private const uint EnableConfiguration = 0x0046_0001;
-    private const uint ShutdownNormal = 1u << 14;
     private const int GenctrRetries = 3;
+    private static readonly TimeSpan StatusPollInterval = TimeSpan.FromMilliseconds(10);
 
-    private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TransportAddress _address;
-    private AdminQueuePair? _queuePair;
+    private AdminClient? _client;
 
     private DiscoveryLogReader(TransportAddress address)
     {
@@ -55,7 +53,7 @@ public sealed class DiscoveryLogReader : IAdminCompletionSink
         var reader = new DiscoveryLogReader(address);
         try
         {
-            return await reader.RunAsync(hostNqn, hostId, deadline.Token).ConfigureAwait(false);
+            return await reader.RunAsync(hostNqn, hostId, timeout, deadline.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -63,29 +61,16 @@ public sealed class DiscoveryLogReader : IAdminCompletionSink
         }
         finally
         {
-            reader._queuePair?.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "discovery done"));
+            reader._client?.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "discovery done"));
         }
     }
 
-    void IAdminCompletionSink.OnCompletion(AdminCompletion completion)
-    {
-        if (completion.State is TaskCompletionSource<AdminCompletion> waiter)
-        {
-            waiter.TrySetResult(completion);
-        }
-
-        // Matched by its waiter, not by id: the id can go back to the pool at once.
-        _queuePair?.Release(completion.CommandId);
-    }
-
-    void IAdminCompletionSink.OnClosed(ConnectionClosed closed) => _closed.TrySetResult(closed);
-
-    private async Task<DiscoveryLog> RunAsync(string hostNqn, Guid hostId, CancellationToken cancellationToken)
+    private async Task<DiscoveryLog> RunAsync(string hostNqn, Guid hostId, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var transport = NvmeTransports.ForAdminQueues();
         try
         {
-            _queuePair = await AdminQueuePair.ConnectAsync(transport, _address, QueuePairOptions.Admin, this, cancellationToken).ConfigureAwait(false);
+            _client = await AdminClient.ConnectAsync(transport, _address, QueuePairOptions.Admin, cancellationToken).ConfigureAwait(false);
         }
         catch (ConnectionClosedException e)
         {
@@ -97,10 +82,21 @@ public sealed class DiscoveryLogReader : IAdminCompletionSink
             throw new DiscoveryFailedException($"cannot connect to {_address}: {e.SocketErrorCode switch { SocketError.ConnectionRefused => "connection refused (nothing listens there)", _ => e.Message }}", e);
         }
 
-        var connect = await SubmitAsync("Fabrics Connect", (qp, waiter) => qp.TrySubmitConnect(new FabricsConnectParameters(hostId, Nqn.Discovery, hostNqn), waiter, out _), cancellationToken).ConfigureAwait(false);
-        Check(connect, "Fabrics Connect to the discovery controller", CommandSet.Fabrics);
-        Check(await SubmitAsync("Property Set CC.EN", (qp, w) => qp.TrySubmit(FabricsCommands.PropertySet(ControllerRegister.Configuration, EnableConfiguration, eightBytes: false), w, out _), cancellationToken).ConfigureAwait(false), "Property Set CC.EN", CommandSet.Fabrics);
-        await WaitForStatusAsync(s => s.Ready, "CSTS.RDY", cancellationToken).ConfigureAwait(false);
+        ControllerBringUpResult controller;
+        try
+        {
+            var options = new BringUpOptions(new FabricsConnectParameters(hostId, Nqn.Discovery, hostNqn), QueuePairOptions.Admin.QueueSize)
+            {
+                Goal = BringUpGoal.Ready,
+                MinimumReadyTimeout = timeout,
+                ReadyPollInterval = StatusPollInterval,
+            };
+            controller = await _client.BringUpAsync(options, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ControllerBringUpException e)
+        {
+            throw new DiscoveryFailedException($"the discovery controller at {_address}: {e.Failure}", e);
+        }
 
         DiscoveryLog? log = null;
         for (int attempt = 0; attempt <= GenctrRetries && log is null; attempt++)
@@ -136,13 +132,9 @@ public sealed class DiscoveryLogReader : IAdminCompletionSink
         // A clean goodbye; the log is ours whatever the controller says to it.
         try
         {
-            var shutdown = await SubmitAsync("Property Set CC.SHN", (qp, w) => qp.TrySubmit(FabricsCommands.PropertySet(ControllerRegister.Configuration, EnableConfiguration | ShutdownNormal, eightBytes: false), w, out _), cancellationToken).ConfigureAwait(false);
-            if (shutdown.IsSuccess)
-            {
-                await WaitForStatusAsync(s => s.ShutdownStatus == ShutdownStatus.Complete, "CSTS.SHST", cancellationToken).ConfigureAwait(false);
-            }
+            await _client.ShutdownAsync(controller.Configuration, StatusPollInterval, timeout, cancellationToken).ConfigureAwait(false);
         }
-        catch (DiscoveryFailedException)
+        catch (Exception e) when (e is ControllerBringUpException or ConnectionClosedException)
         {
         }
 
@@ -151,53 +143,18 @@ public sealed class DiscoveryLogReader : IAdminCompletionSink
 
     private async Task<byte[]> ReadLogAsync(int length, CancellationToken cancellationToken)
     {
-        var buffer = new byte[length];
-        var completion = await SubmitAsync("Get Log Page (discovery)", (qp, w) => qp.TrySubmitRead(AdminCommands.GetLogPage((byte)LogPageId.Discovery, (uint)length, namespaceId: 0), buffer, w, out _), cancellationToken).ConfigureAwait(false);
-        Check(completion, "Get Log Page (discovery)", CommandSet.Admin);
-        return buffer.AsSpan(0, Math.Min(length, completion.BytesTransferred)).ToArray();
-    }
-
-    private async Task WaitForStatusAsync(Func<ControllerStatus, bool> done, string what, CancellationToken cancellationToken)
-    {
-        while (true)
+        const string what = "Get Log Page (discovery)";
+        AdminCompletion completion;
+        ReadOnlyMemory<byte> data;
+        try
         {
-            var completion = await SubmitAsync("Property Get CSTS", (qp, w) => qp.TrySubmit(FabricsCommands.PropertyGet(ControllerRegister.Status, eightBytes: false), w, out _), cancellationToken).ConfigureAwait(false);
-            Check(completion, "Property Get CSTS", CommandSet.Fabrics);
-            var status = new ControllerStatus(completion.Completion.Dw0);
-            if (status.FatalStatus)
-            {
-                throw new DiscoveryFailedException($"the discovery controller at {_address} reports a fatal status while waiting for {what}");
-            }
-
-            if (done(status))
-            {
-                return;
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(10), cancellationToken).ConfigureAwait(false);
+            (completion, data) = await _client!.SubmitAsync(AdminCommands.GetLogPage((byte)LogPageId.Discovery, (uint)length, namespaceId: 0), default, length, cancellationToken).ConfigureAwait(false);
         }
-    }
-
-    private async Task<AdminCompletion> SubmitAsync(string what, Func<AdminQueuePair, TaskCompletionSource<AdminCompletion>, SubmitStatus> submit, CancellationToken cancellationToken)
-    {
-        var waiter = new TaskCompletionSource<AdminCompletion>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var status = submit(_queuePair!, waiter);
-        if (status != SubmitStatus.Submitted)
+        catch (ConnectionClosedException e)
         {
-            throw new DiscoveryFailedException($"{what} could not be sent to {_address} ({status})");
+            throw new DiscoveryFailedException($"{_address} closed the connection during {what}: {e.Closed.Detail}", e);
         }
 
-        var finished = await Task.WhenAny(waiter.Task, _closed.Task).WaitAsync(cancellationToken).ConfigureAwait(false);
-        if (finished == waiter.Task)
-        {
-            return waiter.Task.Result;
-        }
-
-        throw new DiscoveryFailedException($"{_address} closed the connection during {what}: {_closed.Task.Result.Detail}");
-    }
-
-    private void Check(AdminCompletion completion, string what, CommandSet set)
-    {
         if (completion.Outcome != CommandOutcome.Completed)
         {
             throw new DiscoveryFailedException($"{what} at {_address} did not complete ({completion.Outcome})");
@@ -205,8 +162,10 @@ public sealed class DiscoveryLogReader : IAdminCompletionSink
 
         if (!completion.Status.IsSuccess)
         {
-            throw new DiscoveryFailedException($"{what} refused by {_address}: {completion.Status.ToString(set)}");
+            throw new DiscoveryFailedException($"{what} refused by {_address}: {completion.Status.ToString(CommandSet.Admin)}");
         }
+
+        return data.ToArray();
     }
 
     private static string Explain(ConnectionClosedException e)

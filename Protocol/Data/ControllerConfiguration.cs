@@ -33,6 +33,18 @@ public readonly record struct ControllerConfiguration
     /// <summary>The raw value.</summary>
     public uint Value { get; init; }
 
+    /// <summary>
+    /// What a host writes to an NVMe over Fabrics controller before enabling it: the NVM command set,
+    /// 64-byte submission and 16-byte completion queue entries (the only sizes fabrics allow), EN and SHN clear.
+    /// </summary>
+    public static ControllerConfiguration ForFabrics => new() { CommandSet = 0, IoSubmissionQueueEntrySize = 6, IoCompletionQueueEntrySize = 4 };
+
+    /// <summary>This configuration with EN set.</summary>
+    public ControllerConfiguration Enabled => this with { Enable = true };
+
+    /// <summary>This configuration with SHN set to <paramref name="notification"/>.</summary>
+    public ControllerConfiguration WithShutdown(ShutdownNotification notification) => this with { ShutdownNotification = notification };
+
     /// <summary>EN, bit 0: enable.</summary>
     public bool Enable
     {

@@ -1,3 +1,4 @@
+using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Protocol.Tcp;
 
@@ -193,15 +194,15 @@ public sealed class ConnectionTests
         Assert.NotEqual(0ul, cap.Completion.Result64 & (1ul << 37)); // CSS: NVM
         var vs = await client.CommandAsync(FabricsCommands.PropertyGet(0x08, false));
         Assert.Equal(0x00010300u, vs.Completion.Dw0);
-        var csts = await client.CommandAsync(FabricsCommands.PropertyGet(0x1C, false));
+        var csts = await client.CommandAsync(FabricsCommands.PropertyGet(ControllerStatus.Offset, false));
         Assert.Equal(0u, csts.Completion.Dw0);
 
         await client.EnableAsync();
-        var cc = await client.CommandAsync(FabricsCommands.PropertyGet(0x14, false));
+        var cc = await client.CommandAsync(FabricsCommands.PropertyGet(ControllerConfiguration.Offset, false));
         Assert.Equal(1u, cc.Completion.Dw0 & 1);
 
-        await client.CommandAsync(FabricsCommands.PropertySet(0x14, 1 | (6 << 16) | (4 << 20) | (1 << 14), false));
-        csts = await client.CommandAsync(FabricsCommands.PropertyGet(0x1C, false));
+        await client.CommandAsync(FabricsCommands.PropertySet(ControllerConfiguration.Offset, ControllerConfiguration.ForFabrics.Enabled.WithShutdown(ShutdownNotification.Normal).Value, false));
+        csts = await client.CommandAsync(FabricsCommands.PropertyGet(ControllerStatus.Offset, false));
         Assert.Equal(2u, (csts.Completion.Dw0 >> 2) & 3); // SHST: complete
 
         var bad = await client.CommandAsync(FabricsCommands.PropertySet(0x08, 0, false));
@@ -215,8 +216,8 @@ public sealed class ConnectionTests
         await using var client = await t.ConnectAsync();
         await client.InitializeAsync();
         await client.ConnectAsync(TestTarget.Nqn);
-        await client.CommandAsync(FabricsCommands.PropertySet(0x14, 1, false));
-        var csts = await client.CommandAsync(FabricsCommands.PropertyGet(0x1C, false));
+        await client.CommandAsync(FabricsCommands.PropertySet(ControllerConfiguration.Offset, new ControllerConfiguration { Enable = true }.Value, false)); // SQE/CQE sizes left 0
+        var csts = await client.CommandAsync(FabricsCommands.PropertyGet(ControllerStatus.Offset, false));
         Assert.Equal(2u, csts.Completion.Dw0 & 3);
     }
 

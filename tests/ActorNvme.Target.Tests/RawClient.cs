@@ -3,9 +3,11 @@ using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text;
+using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Protocol.Tcp;
 using ActorNvme.Transport;
+using ActorNvme.Transport.BringUp;
 using ActorNvme.Transport.InMemory;
 
 namespace ActorNvme.Target.Tests;
@@ -46,6 +48,8 @@ public sealed record CommandResult(CompletionQueueEntry Completion, byte[] Data,
 public sealed class RawClient : IAsyncDisposable
 {
     public const string HostNqn = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000001";
+    public const int AdminQueueSize = 32;
+    public static readonly Guid HostId = new("6f1c3b2a-0000-4000-8000-000000000001");
     public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(10);
 
     private readonly PipeReader _input;
@@ -196,10 +200,14 @@ public sealed class RawClient : IAsyncDisposable
         return response;
     }
 
+    /// <summary>
+    /// Connect's 1024 bytes. Written by hand rather than with <see cref="Protocol.Data.ConnectData"/>,
+    /// which refuses invalid NQNs: tests send those on purpose.
+    /// </summary>
     public static byte[] ConnectData(string subsystemNqn, string hostNqn = HostNqn, ushort controllerId = 0xFFFF)
     {
         var data = new byte[FabricsCommands.ConnectDataSize];
-        new Guid("6f1c3b2a-0000-4000-8000-000000000001").TryWriteBytes(data.AsSpan(0, 16), bigEndian: true, out _);
+        HostId.TryWriteBytes(data.AsSpan(0, 16), bigEndian: true, out _);
         BinaryPrimitives.WriteUInt16LittleEndian(data.AsSpan(16), controllerId);
         System.Text.Encoding.UTF8.GetBytes(subsystemNqn).CopyTo(data.AsSpan(256));
         System.Text.Encoding.UTF8.GetBytes(hostNqn).CopyTo(data.AsSpan(512));
@@ -214,22 +222,45 @@ public sealed class RawClient : IAsyncDisposable
         return result;
     }
 
-    /// <summary>ICReq, admin Connect, CC.EN = 1 and a check of CSTS.RDY. Returns the controller ID.</summary>
+    /// <summary>
+    /// ICReq, then the host's bring-up script up to CSTS.RDY (the Transport's <see cref="ControllerBringUp"/>,
+    /// driven PDU by PDU). Returns the controller ID.
+    /// </summary>
     public async Task<ushort> SetUpAdminAsync(string subsystemNqn, uint kato = 0, DigestOptions digests = DigestOptions.None, bool disableSqFlow = false, string hostNqn = HostNqn)
     {
         await InitializeAsync(digests);
-        var connect = await ConnectAsync(subsystemNqn, kato: kato, disableSqFlow: disableSqFlow, hostNqn: hostNqn);
-        Assert.True(connect.Status.IsSuccess, connect.Status.ToString());
-        await EnableAsync();
-        return (ushort)connect.Completion.Dw0;
+        var connect = new FabricsConnectParameters(HostId, subsystemNqn, hostNqn) { KeepAliveMilliseconds = kato, DisableSqFlowControl = disableSqFlow };
+        var result = await BringUpAsync(new BringUpOptions(connect, AdminQueueSize) { Goal = BringUpGoal.Ready });
+        SqFlowControlDisabled = disableSqFlow;
+        return result.ControllerId;
     }
 
+    /// <summary>Drives <see cref="ControllerBringUp"/> over this client's PDUs; throws <see cref="ControllerBringUpException"/> naming the failed step.</summary>
+    public Task<ControllerBringUpResult> BringUpAsync(BringUpOptions options) =>
+        AdminScriptDriver.RunAsync(new ControllerBringUp(options), async (command, _) =>
+        {
+            var sqe = command.Command;
+            CommandResult answer;
+            if (command.DataInLength > 0)
+            {
+                sqe.DataPointer = SglDescriptor.Transport((uint)command.DataInLength);
+                answer = await CommandAsync(sqe);
+            }
+            else
+            {
+                answer = await CommandAsync(sqe, inCapsule: command.DataOut.IsEmpty ? null : command.DataOut.ToArray());
+            }
+
+            return new BringUpCompletion(answer.Completion, answer.Data, !answer.AllDigestsValid);
+        });
+
+    /// <summary>CC.EN = 1 (the host's CC for fabrics) and a check of CSTS.RDY, after a Connect of the test's own.</summary>
     public async Task EnableAsync()
     {
-        var set = await CommandAsync(FabricsCommands.PropertySet(0x14, 1 | (6 << 16) | (4 << 20), false));
+        var set = await CommandAsync(FabricsCommands.PropertySet(ControllerConfiguration.Offset, ControllerConfiguration.ForFabrics.Enabled.Value, false));
         Assert.True(set.Status.IsSuccess, set.Status.ToString());
-        var csts = await CommandAsync(FabricsCommands.PropertyGet(0x1C, false));
-        Assert.Equal(1u, csts.Completion.Dw0 & 1);
+        var csts = await CommandAsync(FabricsCommands.PropertyGet(ControllerStatus.Offset, false));
+        Assert.True(new ControllerStatus(csts.Completion.Dw0).Ready);
     }
 
     /// <summary>ICReq and an I/O queue Connect for <paramref name="controllerId"/>.</summary>

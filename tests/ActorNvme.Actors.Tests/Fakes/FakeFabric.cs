@@ -55,6 +55,20 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
 
     private int _logReads;
 
+    /// <summary>CSTS.RDY never comes.</summary>
+    public volatile bool NeverReady;
+
+    /// <summary>CSTS reports a fatal status (CFS).</summary>
+    public volatile bool FatalStatus;
+
+    /// <summary>When it returns a status for a command, the command is answered with it instead.</summary>
+    public Func<SubmissionQueueEntry, NvmeStatus?> Refuse { get; set; } = _ => null;
+
+    /// <summary>The last CC value a host wrote, on any connection.</summary>
+    public uint LastConfiguration => Volatile.Read(ref _lastConfiguration);
+
+    private uint _lastConfiguration;
+
     public int LogReads => Volatile.Read(ref _logReads);
 
     public int ConnectAttempts => Volatile.Read(ref _connectAttempts);
@@ -257,6 +271,12 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
                 }
             }
 
+            if (fabric.Refuse(command) is { } refusal)
+            {
+                events.Completed(new AdminResponse(commandId, new CompletionQueueEntry(0, 0, 0, 0, commandId, refusal), default, false));
+                return true;
+            }
+
             var (dw0, dw1, data) = Answer(command);
             events.Completed(new AdminResponse(commandId, new CompletionQueueEntry(dw0, dw1, 0, 0, commandId, NvmeStatus.Success), data, false));
             return true;
@@ -272,6 +292,7 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
                         return (1, 0, []);
                     case FabricsCommandType.PropertySet:
                         _configuration = (uint)FabricsCommands.PropertyValue(command);
+                        Volatile.Write(ref fabric._lastConfiguration, _configuration);
                         return (0, 0, []);
                     case FabricsCommandType.PropertyGet:
                         return FabricsCommands.PropertyOffset(command) switch
@@ -279,7 +300,7 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
                             ControllerRegister.Capabilities => (0x0F00_03FF, 0x0000_0820, []),
                             ControllerRegister.Version => (0x0001_0300, 0, []),
                             ControllerRegister.Configuration => (_configuration, 0, []),
-                            _ => (Status(_configuration), 0, []),
+                            _ => (Status(_configuration, fabric.NeverReady, fabric.FatalStatus), 0, []),
                         };
                 }
             }
@@ -297,11 +318,12 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
             }
         }
 
-        private static uint Status(uint configuration)
+        private static uint Status(uint configuration, bool neverReady, bool fatal)
         {
-            uint ready = (configuration & 1) != 0 ? 1u : 0u;
+            uint ready = (configuration & 1) != 0 && !neverReady ? 1u : 0u;
             uint shutdown = ((configuration >> 14) & 3) != 0 ? 2u << 2 : 0u;
-            return ready | shutdown;
+            uint fatalStatus = fatal ? 2u : 0u;
+            return ready | shutdown | fatalStatus;
         }
 
         private byte[] Identify(in SubmissionQueueEntry command)

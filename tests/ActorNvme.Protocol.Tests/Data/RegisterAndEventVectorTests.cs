@@ -20,6 +20,16 @@ public sealed class RegisterAndEventVectorTests
     }
 
     [Fact]
+    public void The_fabrics_CC_is_the_NVM_command_set_with_64_byte_SQEs_and_16_byte_CQEs()
+    {
+        // Vectors: what a host writes to enable an NVMe over Fabrics controller, and to shut it down.
+        Assert.Equal(0x0046_0000u, ControllerConfiguration.ForFabrics.Value);
+        Assert.Equal(0x0046_0001u, ControllerConfiguration.ForFabrics.Enabled.Value);
+        Assert.Equal(0x0046_4001u, ControllerConfiguration.ForFabrics.Enabled.WithShutdown(ShutdownNotification.Normal).Value);
+        Assert.Equal(0x0046_8001u, ControllerConfiguration.ForFabrics.Enabled.WithShutdown(ShutdownNotification.Abrupt).Value);
+    }
+
+    [Fact]
     public void Structure_sizes_match_the_spec()
     {
         Assert.Equal(4096, IdentifyController.Size);

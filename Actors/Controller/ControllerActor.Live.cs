@@ -1,0 +1,166 @@
+using Akka.Actor;
+using Akka.Event;
+using ActorNvme.Actors.Connection;
+using ActorNvme.Protocol.Data;
+using ActorNvme.Protocol.Nvme;
+using ActorNvme.Transport;
+
+namespace ActorNvme.Actors.Controller;
+
+/// <summary>Live: callers' admin commands, Keep Alive every KATO/2, asynchronous event requests kept posted.</summary>
+public sealed partial class ControllerActor
+{
+    private const string KeepAliveTimerKey = "keep-alive";
+    private const int MaxAsyncEventRequests = 4;
+    private const string AsyncEventRepostTimerKey = "async-event-repost";
+
+    // A controller may answer each Asynchronous Event Request as soon as it arrives (broken or
+    // hostile): beyond this many re-posts a second the rest wait for the next second, so such a
+    // controller costs bounded work instead of a busy loop through this actor and its parent.
+    private const int AsyncEventRepostsPerSecond = 8;
+
+    /// <summary>What a Live (and then Deleting) controller knows and counts; owned by those behaviours.</summary>
+    private sealed class LiveData(ControllerInfo info, ControllerConfiguration configuration, TimeSpan keepAliveInterval)
+    {
+        public ControllerInfo Info { get; } = info;
+
+        /// <summary>KATO/2, as the bring-up worked it out from the KATO sent in Connect; zero: no Keep Alive.</summary>
+        public TimeSpan KeepAliveInterval { get; } = keepAliveInterval;
+
+        /// <summary>The CC the bring-up wrote; the shutdown writes it again with SHN.</summary>
+        public ControllerConfiguration Configuration { get; } = configuration;
+
+        public bool KeepAliveOutstanding { get; set; }
+
+        public int OutstandingAsyncEvents { get; set; }
+
+        public DateTimeOffset AsyncEventWindowStart { get; set; }
+
+        public int AsyncEventRepostsInWindow { get; set; }
+
+        public int DeferredAsyncEventRequests { get; set; }
+    }
+
+    private sealed record RepostAsyncEvents
+    {
+        public static RepostAsyncEvents Instance { get; } = new();
+    }
+
+    private sealed record KeepAliveTick
+    {
+        public static KeepAliveTick Instance { get; } = new();
+    }
+
+    private void GoLive(Association association, LiveData live)
+    {
+        int count = Math.Min(live.Info.Identify.AsyncEventRequestLimit + 1, MaxAsyncEventRequests);
+        for (int i = 0; i < count; i++)
+        {
+            PostAsyncEventRequest(live);
+        }
+
+        Timers.Cancel(StepTimerKey);
+        var info = live.Info;
+        SetState(ControllerState.Live, $"controller id {info.ControllerId}, {info.Namespaces.Count} namespace(s)");
+        _log.Info("{0}: Live on {1} ({2}), controller id {3}", _options.Name, _options.Address, _options.SubsystemNqn, info.ControllerId);
+        if (live.KeepAliveInterval > TimeSpan.Zero)
+        {
+            Timers.StartPeriodicTimer(KeepAliveTimerKey, KeepAliveTick.Instance, live.KeepAliveInterval);
+        }
+
+        Become(() => Live(association, live));
+        Context.Parent.Tell(new Controller.BecameLive(Self, _options.Name, info, association.IoQueues));
+    }
+
+    private void Live(Association association, LiveData live)
+    {
+        Receive<Controller.SubmitAdmin>(OnSubmitAdmin);
+        Receive<KeepAliveTick>(_ => OnKeepAliveTick(live));
+        Receive<RepostAsyncEvents>(_ => OnRepostAsyncEvents(live));
+        Receive<Controller.Delete>(_ => StartDeleting(association, live));
+        Receive<Controller.GetStatus>(_ => ReplyStatus(live.Info));
+        Common();
+    }
+
+    /// <summary>
+    /// Every KATO/2: a Keep Alive still unanswered from the previous tick means the controller (or the
+    /// path to it) is gone; TCP would take minutes to say so.
+    /// </summary>
+    private void OnKeepAliveTick(LiveData live)
+    {
+        if (live.KeepAliveOutstanding)
+        {
+            Lose(new ConnectionClosed(CloseReason.KeepAliveTimeout, $"no answer to Keep Alive within {live.KeepAliveInterval.TotalSeconds:0.###}s"));
+            return;
+        }
+
+        live.KeepAliveOutstanding = true;
+        SubmitInternal(AdminCommands.KeepAlive(), c =>
+        {
+            live.KeepAliveOutstanding = false;
+            if (!c.Entry.Status.IsSuccess)
+            {
+                Lose(new ConnectionClosed(CloseReason.KeepAliveTimeout, $"Keep Alive refused: {c.Entry.Status}"));
+            }
+        });
+    }
+
+    private void PostAsyncEventRequest(LiveData live)
+    {
+        live.OutstandingAsyncEvents++;
+        SubmitInternal(AdminCommands.AsynchronousEventRequest(), c => OnAsyncEventCompleted(live, c));
+    }
+
+    private void OnAsyncEventCompleted(LiveData live, AdminResponse completion)
+    {
+        live.OutstandingAsyncEvents--;
+        if (!completion.Entry.Status.IsSuccess)
+        {
+            // Aborted on shutdown, or the limit was lower than AERL said: do not re-post.
+            _log.Debug("{0}: asynchronous event request ended with {1}", _options.Name, completion.Entry.Status);
+            return;
+        }
+
+        var asyncEvent = AsyncEventCompletion.FromDword0(completion.Entry.Dw0);
+        _log.Info("{0}: asynchronous event {1} (info 0x{2:x2}, log page 0x{3:x2})", _options.Name, asyncEvent.Type, asyncEvent.Info, asyncEvent.LogPageId);
+        Context.Parent.Tell(new Controller.AsyncEvent(Self, _options.Name, asyncEvent));
+        if (_state == ControllerState.Live)
+        {
+            RepostAsyncEventRequest(live);
+        }
+    }
+
+    private void RepostAsyncEventRequest(LiveData live)
+    {
+        var now = Context.System.Scheduler.Now;
+        var window = TimeSpan.FromSeconds(1);
+        if (now - live.AsyncEventWindowStart >= window)
+        {
+            live.AsyncEventWindowStart = now;
+            live.AsyncEventRepostsInWindow = 0;
+        }
+
+        if (live.AsyncEventRepostsInWindow < AsyncEventRepostsPerSecond)
+        {
+            live.AsyncEventRepostsInWindow++;
+            PostAsyncEventRequest(live);
+            return;
+        }
+
+        live.DeferredAsyncEventRequests++;
+        if (!Timers.IsTimerActive(AsyncEventRepostTimerKey))
+        {
+            Timers.StartSingleTimer(AsyncEventRepostTimerKey, RepostAsyncEvents.Instance, live.AsyncEventWindowStart + window - now);
+        }
+    }
+
+    private void OnRepostAsyncEvents(LiveData live)
+    {
+        int deferred = live.DeferredAsyncEventRequests;
+        live.DeferredAsyncEventRequests = 0;
+        for (int i = 0; i < deferred && _state == ControllerState.Live; i++)
+        {
+            RepostAsyncEventRequest(live);
+        }
+    }
+}
