@@ -1,6 +1,6 @@
 using Akka.Actor;
 using ActorNvme.Actors.Connection;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;

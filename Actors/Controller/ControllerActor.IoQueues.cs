@@ -1,7 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using ActorNvme.Actors.Connection;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;

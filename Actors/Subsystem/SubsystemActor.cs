@@ -2,7 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Transport;
 
 namespace ActorNvme.Actors.Subsystem;

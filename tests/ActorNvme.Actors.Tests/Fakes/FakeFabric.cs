@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using ActorNvme.Actors.Connection;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;

@@ -1,6 +1,6 @@
 using System.Numerics;
 
-namespace ActorNvme.Actors.Io;
+namespace ActorNvme.Io;
 
 /// <summary>Limits of one block device's resilience (from io-retries and io-hold-limit).</summary>
 /// <param name="Retries">Retries of a command that failed with a status without DNR (path losses do not count).</param>
