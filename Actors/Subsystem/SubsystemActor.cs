@@ -23,7 +23,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<IActorRef, PathEntry> _paths = [];
     private readonly Dictionary<uint, BlockDeviceInfo> _devices = [];
-    private readonly Dictionary<uint, BlockDevice> _blockDevices = [];
+    private readonly Dictionary<uint, BlockDeviceOwner> _blockDevices = [];
     private bool _failingFast;
     private string _stopReason = "last path stopped";
 
@@ -113,12 +113,16 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             }
 
             var device = new BlockDeviceInfo($"{_options.Name}n{ns.NamespaceId}", _options.Name, _options.SubsystemNqn, ns.NamespaceId, ns.BlockSize, ns.BlockCount);
-            var blockDevice = new BlockDevice(device.Name, _options.SubsystemNqn, ns.NamespaceId, ns.BlockSize, ns.BlockCount, new BlockDeviceOptions(_options.Settings.IoRetries, _options.Settings.IoHoldLimit))
-            {
-                Nguid = ns.Nguid,
-                Eui64 = ns.Eui64,
-                Uuid = ns.Uuid,
-            };
+            var blockDevice = new BlockDeviceOwner(
+                device.Name,
+                _options.SubsystemNqn,
+                ns.NamespaceId,
+                ns.BlockSize,
+                ns.BlockCount,
+                new BlockDeviceOptions(_options.Settings.IoRetries, _options.Settings.IoHoldLimit),
+                ns.Nguid,
+                ns.Eui64,
+                ns.Uuid);
             if (message.IoQueues is { } queues)
             {
                 blockDevice.AttachPath(path.Name, queues);
@@ -127,7 +131,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             _devices[ns.NamespaceId] = device;
             _blockDevices[ns.NamespaceId] = blockDevice;
             _log.Info("{0}: block device {1} added ({2} blocks of {3} bytes)", _options.Name, device.Name, device.BlockCount, device.BlockSize);
-            Context.System.EventStream.Publish(new BlockDeviceAdded(device, blockDevice));
+            Context.System.EventStream.Publish(new BlockDeviceAdded(device, blockDevice.Device));
         }
 
         Context.Parent.Tell(new Subsystem.Attached(Self, _options.Name, _options.SubsystemNqn, _devices.Values.ToArray()));
@@ -272,10 +276,10 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 
     private void OnGetBlockDevice(Subsystem.GetBlockDevice request)
     {
-        var device = _blockDevices.Values.FirstOrDefault(d => d.Name == request.Name);
+        var device = _blockDevices.Values.Select(d => d.Device).FirstOrDefault(d => d.Name == request.Name);
         Sender.Tell(device is not null
             ? new Subsystem.BlockDeviceResult(request.Name, device)
-            : new Subsystem.BlockDeviceResult(request.Name, null, $"{_options.Name} has no block device named {request.Name} (it has: {(_blockDevices.Count == 0 ? "none yet" : string.Join(", ", _blockDevices.Values.Select(d => d.Name)))})"));
+            : new Subsystem.BlockDeviceResult(request.Name, null, $"{_options.Name} has no block device named {request.Name} (it has: {(_blockDevices.Count == 0 ? "none yet" : string.Join(", ", _blockDevices.Values.Select(d => d.Device.Name)))})"));
     }
 
     /// <summary>New I/O stops going to this path; what its loss failed moves to another path or is held.</summary>
