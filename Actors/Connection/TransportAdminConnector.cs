@@ -1,20 +1,50 @@
+using ActorNvme.Actors.Settings;
+using ActorNvme.Io;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
 
 namespace ActorNvme.Actors.Connection;
 
 /// <summary>The production <see cref="IAdminConnector"/>: an <see cref="AdminQueuePair"/> over an <see cref="INvmeTransport"/>.</summary>
-public sealed class TransportAdminConnector(INvmeTransport transport) : IAdminConnector
+public sealed class TransportAdminConnector : IAdminConnector
 {
-    /// <summary>The default: NVMe/TCP over the transport chosen for admin queues.</summary>
-    public static TransportAdminConnector Tcp() => new(NvmeTransports.ForAdminQueues());
+    private readonly INvmeTransport _transport;
+    private readonly Func<NvmeHostSettings, IIoQueueConnector> _ioQueues;
 
-    /// <summary>The transport admin queues are opened over (I/O queues follow it when it is in-memory).</summary>
-    public INvmeTransport Transport => transport;
+    /// <summary>Admin and I/O queues both over <paramref name="transport"/> (an in-memory network, say).</summary>
+    public TransportAdminConnector(INvmeTransport transport)
+        : this(transport, _ => new TransportIoQueueConnector(transport))
+    {
+    }
+
+    /// <summary>Admin queues over <paramref name="transport"/>; I/O queues through what <paramref name="ioQueues"/> makes of the settings.</summary>
+    public TransportAdminConnector(INvmeTransport transport, Func<NvmeHostSettings, IIoQueueConnector> ioQueues)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        ArgumentNullException.ThrowIfNull(ioQueues);
+        _transport = transport;
+        _ioQueues = ioQueues;
+    }
+
+    /// <summary>
+    /// The default: NVMe/TCP, admin queues over the transport chosen for them, I/O queues over the one
+    /// chosen for I/O (<see cref="TransportIoQueueConnector.Tcp"/>, polling for io-receive-spin).
+    /// </summary>
+    public static TransportAdminConnector Tcp() =>
+        new(NvmeTransports.ForAdminQueues(), settings => TransportIoQueueConnector.Tcp(settings.IoReceiveSpin));
+
+    /// <summary>The transport admin queues are opened over.</summary>
+    public INvmeTransport Transport => _transport;
+
+    public IIoQueueConnector IoQueueConnector(NvmeHostSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        return _ioQueues(settings);
+    }
 
     public async Task<IAdminConnection> ConnectAsync(AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime)
     {
-        var connection = await transport.ConnectAsync(request.Address, lifetime).ConfigureAwait(false);
+        var connection = await _transport.ConnectAsync(request.Address, lifetime).ConfigureAwait(false);
         var adminConnection = new TransportAdminConnection(connection, request, events);
         lifetime.Register(() => adminConnection.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "the owner ended this association")));
         return adminConnection;

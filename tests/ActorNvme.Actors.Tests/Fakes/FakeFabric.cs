@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using ActorNvme.Actors.Connection;
+using ActorNvme.Actors.Settings;
 using ActorNvme.Io;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
@@ -37,6 +38,9 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
     private int _logReads;
 
     public int LogReads => Volatile.Read(ref _logReads);
+
+    /// <summary>The fabric connects I/O queues too.</summary>
+    public IIoQueueConnector IoQueueConnector(NvmeHostSettings settings) => this;
 
     public int ConnectAttempts => Volatile.Read(ref _connectAttempts);
 
