@@ -6,24 +6,14 @@ using ActorNvme.Transport;
 namespace ActorNvme.Actors.Connection;
 
 /// <summary>The production <see cref="IAdminConnector"/>: an <see cref="AdminQueuePair"/> over an <see cref="INvmeTransport"/>.</summary>
-public sealed class TransportAdminConnector : IAdminConnector
+/// <param name="transport">What admin queues are opened over.</param>
+/// <param name="ioQueues">Makes, from the settings, the connector of the I/O queues of the associations this connector opens.</param>
+public sealed class TransportAdminConnector(INvmeTransport transport, Func<NvmeHostSettings, IIoQueueConnector> ioQueues) : IAdminConnector
 {
-    private readonly INvmeTransport _transport;
-    private readonly Func<NvmeHostSettings, IIoQueueConnector> _ioQueues;
-
     /// <summary>Admin and I/O queues both over <paramref name="transport"/> (an in-memory network, say).</summary>
     public TransportAdminConnector(INvmeTransport transport)
         : this(transport, _ => new TransportIoQueueConnector(transport))
     {
-    }
-
-    /// <summary>Admin queues over <paramref name="transport"/>; I/O queues through what <paramref name="ioQueues"/> makes of the settings.</summary>
-    public TransportAdminConnector(INvmeTransport transport, Func<NvmeHostSettings, IIoQueueConnector> ioQueues)
-    {
-        ArgumentNullException.ThrowIfNull(transport);
-        ArgumentNullException.ThrowIfNull(ioQueues);
-        _transport = transport;
-        _ioQueues = ioQueues;
     }
 
     /// <summary>
@@ -34,17 +24,17 @@ public sealed class TransportAdminConnector : IAdminConnector
         new(NvmeTransports.ForAdminQueues(), settings => TransportIoQueueConnector.Tcp(settings.IoReceiveSpin));
 
     /// <summary>The transport admin queues are opened over.</summary>
-    public INvmeTransport Transport => _transport;
+    public INvmeTransport Transport => transport;
 
     public IIoQueueConnector IoQueueConnector(NvmeHostSettings settings)
     {
         ArgumentNullException.ThrowIfNull(settings);
-        return _ioQueues(settings);
+        return ioQueues(settings);
     }
 
     public async Task<IAdminConnection> ConnectAsync(AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime)
     {
-        var connection = await _transport.ConnectAsync(request.Address, lifetime).ConfigureAwait(false);
+        var connection = await transport.ConnectAsync(request.Address, lifetime).ConfigureAwait(false);
         var adminConnection = new TransportAdminConnection(connection, request, events);
         lifetime.Register(() => adminConnection.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "the owner ended this association")));
         return adminConnection;
