@@ -73,7 +73,7 @@ public sealed class NvmeHostOptions
     /// <summary>Register the health check that reports failed controllers (default true).</summary>
     public bool? EnableHealthCheck { get; set; }
 
-    /// <summary>Replaces NVMe/TCP for the admin queues (tests: an in-memory network).</summary>
+    /// <summary>Replaces NVMe/TCP for the admin queues, and for the I/O queues through the connector it provides (tests: an in-memory network).</summary>
     public IAdminConnector? Connector { get; set; }
 
     /// <summary>The HOCON for the properties that are set, under <c>actornvme</c>; empty when none is.</summary>

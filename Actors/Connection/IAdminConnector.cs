@@ -1,3 +1,5 @@
+using ActorNvme.Actors.Settings;
+using ActorNvme.Io;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Protocol.Tcp;
 using ActorNvme.Transport;
@@ -14,6 +16,13 @@ public interface IAdminConnector
     /// is never stranded.
     /// </summary>
     Task<IAdminConnection> ConnectAsync(AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime);
+
+    /// <summary>
+    /// The connector for the I/O queues of the associations this connector opens, so they go where
+    /// the admin queue went (NVMe/TCP, an in-memory network, a test fabric). <paramref name="settings"/>
+    /// tunes it (io-receive-spin).
+    /// </summary>
+    IIoQueueConnector IoQueueConnector(NvmeHostSettings settings);
 }
 
 /// <summary>Where and how to connect an admin queue.</summary>

@@ -1,16 +1,36 @@
+using ActorNvme.Actors.Settings;
+using ActorNvme.Io;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
 
 namespace ActorNvme.Actors.Connection;
 
 /// <summary>The production <see cref="IAdminConnector"/>: an <see cref="AdminQueuePair"/> over an <see cref="INvmeTransport"/>.</summary>
-public sealed class TransportAdminConnector(INvmeTransport transport) : IAdminConnector
+/// <param name="transport">What admin queues are opened over.</param>
+/// <param name="ioQueues">Makes, from the settings, the connector of the I/O queues of the associations this connector opens.</param>
+public sealed class TransportAdminConnector(INvmeTransport transport, Func<NvmeHostSettings, IIoQueueConnector> ioQueues) : IAdminConnector
 {
-    /// <summary>The default: NVMe/TCP over the transport chosen for admin queues.</summary>
-    public static TransportAdminConnector Tcp() => new(NvmeTransports.ForAdminQueues());
+    /// <summary>Admin and I/O queues both over <paramref name="transport"/> (an in-memory network, say).</summary>
+    public TransportAdminConnector(INvmeTransport transport)
+        : this(transport, _ => new TransportIoQueueConnector(transport))
+    {
+    }
 
-    /// <summary>The transport admin queues are opened over (I/O queues follow it when it is in-memory).</summary>
+    /// <summary>
+    /// The default: NVMe/TCP, admin queues over the transport chosen for them, I/O queues over the one
+    /// chosen for I/O (<see cref="TransportIoQueueConnector.Tcp"/>, polling for io-receive-spin).
+    /// </summary>
+    public static TransportAdminConnector Tcp() =>
+        new(NvmeTransports.ForAdminQueues(), settings => TransportIoQueueConnector.Tcp(settings.IoReceiveSpin));
+
+    /// <summary>The transport admin queues are opened over.</summary>
     public INvmeTransport Transport => transport;
+
+    public IIoQueueConnector IoQueueConnector(NvmeHostSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        return ioQueues(settings);
+    }
 
     public async Task<IAdminConnection> ConnectAsync(AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime)
     {

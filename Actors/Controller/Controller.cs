@@ -1,11 +1,10 @@
 using Akka.Actor;
 using ActorNvme.Actors.Connection;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
-using ActorNvme.Transport.InMemory;
 
 namespace ActorNvme.Actors.Controller;
 
@@ -52,22 +51,14 @@ public static class Controller
 {
     /// <summary>
     /// Props of a controller actor. <paramref name="ioConnector"/> opens the I/O queues of an NVM
-    /// controller. By default: the admin connector when it connects I/O queues too (a test fabric);
-    /// the same in-memory network when the admin queue goes over one; otherwise NVMe/TCP over the
-    /// I/O transport (<see cref="TransportIoQueueConnector.Tcp"/>).
+    /// controller; by default the one the admin connector provides for its associations
+    /// (<see cref="IAdminConnector.IoQueueConnector"/>).
     /// </summary>
     public static Props Props(ControllerOptions options, IAdminConnector connector, IIoQueueConnector? ioConnector = null)
     {
-        var io = ioConnector ?? DefaultIoConnector(connector, options.Settings);
+        var io = ioConnector ?? connector.IoQueueConnector(options.Settings);
         return Akka.Actor.Props.Create(() => new ControllerActor(options, connector, io));
     }
-
-    private static IIoQueueConnector DefaultIoConnector(IAdminConnector connector, NvmeHostSettings settings) => connector switch
-    {
-        IIoQueueConnector both => both,
-        TransportAdminConnector { Transport: InMemoryTransport inMemory } => new TransportIoQueueConnector(inMemory),
-        _ => TransportIoQueueConnector.Tcp(settings.IoReceiveSpin),
-    };
 
     /// <summary>Submit an admin command. Reply: <see cref="AdminResult"/> or <see cref="AdminFailed"/>, echoing <paramref name="Tag"/>.</summary>
     public sealed record SubmitAdmin(SubmissionQueueEntry Command, ReadOnlyMemory<byte> DataOut = default, int DataInLength = 0, object? Tag = null);

@@ -1,7 +1,9 @@
 using Akka.Event;
 using Akka.Actor;
 using ActorNvme.Actors.Connection;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
+using ActorNvme.Protocol.Data;
+using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
 
 namespace ActorNvme.Actors.Controller;

@@ -1,7 +1,9 @@
 using Akka.Actor;
 using Akka.Event;
 using ActorNvme.Actors.Connection;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
+using ActorNvme.Protocol.Data;
+using ActorNvme.Protocol.Nvme;
 using ActorNvme.Actors.Supervision;
 using ActorNvme.Transport;
 

@@ -1,7 +1,7 @@
 using Akka.Actor;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Transport;
 

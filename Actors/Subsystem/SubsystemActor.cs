@@ -2,7 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Actors.Supervision;
 using ActorNvme.Transport;
 using ControllerMessages = ActorNvme.Actors.Controller.Controller;
@@ -28,7 +28,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
     private readonly Dictionary<IActorRef, PathEntry> _byController = [];
     private readonly Dictionary<IActorRef, Exception> _failures = [];
     private readonly Dictionary<uint, BlockDeviceInfo> _devices = [];
-    private readonly Dictionary<uint, BlockDevice> _blockDevices = [];
+    private readonly Dictionary<uint, BlockDeviceOwner> _blockDevices = [];
     private bool _failingFast;
     private RemovalReason _removal = RemovalReason.LossTimeout;
     private string _stopReason = "last path stopped";
@@ -144,12 +144,16 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             }
 
             var device = new BlockDeviceInfo($"{_options.Name}n{ns.NamespaceId}", _options.Name, _options.SubsystemNqn, ns.NamespaceId, ns.BlockSize, ns.BlockCount);
-            var blockDevice = new BlockDevice(device.Name, _options.SubsystemNqn, ns.NamespaceId, ns.BlockSize, ns.BlockCount, new BlockDeviceOptions(_options.Settings.IoRetries, _options.Settings.IoHoldLimit))
-            {
-                Nguid = ns.Nguid,
-                Eui64 = ns.Eui64,
-                Uuid = ns.Uuid,
-            };
+            var blockDevice = new BlockDeviceOwner(
+                device.Name,
+                _options.SubsystemNqn,
+                ns.NamespaceId,
+                ns.BlockSize,
+                ns.BlockCount,
+                new BlockDeviceOptions(_options.Settings.IoRetries, _options.Settings.IoHoldLimit),
+                ns.Nguid,
+                ns.Eui64,
+                ns.Uuid);
             if (message.IoQueues is { } queues)
             {
                 blockDevice.AttachPath(path.Name, queues);
@@ -158,7 +162,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             _devices[ns.NamespaceId] = device;
             _blockDevices[ns.NamespaceId] = blockDevice;
             _log.Info("{0}: block device {1} added ({2} blocks of {3} bytes)", _options.Name, device.Name, device.BlockCount, device.BlockSize);
-            Context.System.EventStream.Publish(new BlockDeviceAdded(device, blockDevice));
+            Context.System.EventStream.Publish(new BlockDeviceAdded(device, blockDevice.Device));
         }
 
         Report();
@@ -391,10 +395,10 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 
     private void OnGetBlockDevice(Subsystem.GetBlockDevice request)
     {
-        var device = _blockDevices.Values.FirstOrDefault(d => d.Name == request.Name);
+        var device = _blockDevices.Values.Select(d => d.Device).FirstOrDefault(d => d.Name == request.Name);
         Sender.Tell(device is not null
             ? new Subsystem.BlockDeviceResult(request.Name, device)
-            : new Subsystem.BlockDeviceResult(request.Name, null, $"{_options.Name} has no block device named {request.Name} (it has: {(_blockDevices.Count == 0 ? "none yet" : string.Join(", ", _blockDevices.Values.Select(d => d.Name)))})"));
+            : new Subsystem.BlockDeviceResult(request.Name, null, $"{_options.Name} has no block device named {request.Name} (it has: {(_blockDevices.Count == 0 ? "none yet" : string.Join(", ", _blockDevices.Values.Select(d => d.Device.Name)))})"));
     }
 
     /// <summary>New I/O stops going to this path; what its loss failed moves to another path or is held.</summary>

@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Threading.Channels;
 using Akka.Actor;
 using ActorNvme.Actors.Controller;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Actors.Subsystem;
 
 namespace ActorNvme.Host.Demo;

@@ -4,7 +4,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
 

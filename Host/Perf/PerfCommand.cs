@@ -8,7 +8,7 @@ namespace ActorNvme.Host.Perf;
 /// <summary>
 /// <c>actornvme perf</c>: SPDK perf's options and report, driven through the runtime's block
 /// devices (controller and subsystem actors bring the paths up; I/O goes through
-/// <see cref="Actors.Io.BlockDevice"/>). Exit codes: 0 done, 1 failed (attach or I/O errors), 2 bad options.
+/// <see cref="ActorNvme.Io.BlockDevice"/>). Exit codes: 0 done, 1 failed (attach or I/O errors), 2 bad options.
 /// </summary>
 public static class PerfCommand
 {

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Transport;
 
 namespace ActorNvme.Host.Perf;

@@ -3,7 +3,7 @@ using BenchmarkDotNet.Attributes;
 namespace ActorNvme.Benchmarks;
 
 /// <summary>
-/// Submit/complete of 4 KiB reads through <see cref="ActorNvme.Actors.Io.BlockDevice"/> over the
+/// Submit/complete of 4 KiB reads through <see cref="ActorNvme.Io.BlockDevice"/> over the
 /// in-memory transport against the in-process Target's null namespace, and the same reads straight
 /// on the device's I/O queue pair as the baseline. One operation is one read; Allocated is bytes per
 /// read for the whole process (host and in-process target together).

@@ -4,7 +4,7 @@ using Akka.Configuration;
 using Akka.Event;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Host;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
 using ActorNvme.Target;

@@ -4,7 +4,7 @@ using Akka.Event;
 using ActorNvme.Actors.Controller;
 using ActorNvme.Actors.Discovery;
 using ActorNvme.Actors.Host;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Actors.Settings;
 using Xunit.Abstractions;
 

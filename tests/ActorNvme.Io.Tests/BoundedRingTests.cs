@@ -1,4 +1,4 @@
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 
 namespace ActorNvme.Io.Tests;
 

@@ -1,4 +1,4 @@
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Actors.Subsystem;
 using ActorNvme.Target;
 using Akka.Actor;

@@ -1,4 +1,4 @@
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Actors.Subsystem;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Target;

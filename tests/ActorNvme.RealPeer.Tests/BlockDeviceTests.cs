@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using Akka.Actor;
 using Akka.Configuration;
 using ActorNvme.Actors.Connection;
-using ActorNvme.Actors.Io;
+using ActorNvme.Io;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
 using ActorNvme.Protocol.Tcp;

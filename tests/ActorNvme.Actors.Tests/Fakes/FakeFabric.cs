@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using ActorNvme.Actors.Connection;
-using ActorNvme.Actors.Io;
+using ActorNvme.Actors.Settings;
+using ActorNvme.Io;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
@@ -70,6 +71,9 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
     private uint _lastConfiguration;
 
     public int LogReads => Volatile.Read(ref _logReads);
+
+    /// <summary>The fabric connects I/O queues too.</summary>
+    public IIoQueueConnector IoQueueConnector(NvmeHostSettings settings) => this;
 
     public int ConnectAttempts => Volatile.Read(ref _connectAttempts);
 

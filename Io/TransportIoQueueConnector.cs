@@ -2,7 +2,7 @@ using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
 using ActorNvme.Transport.RawSocket;
 
-namespace ActorNvme.Actors.Io;
+namespace ActorNvme.Io;
 
 /// <summary>The production <see cref="IIoQueueConnector"/>: <see cref="IoQueuePair"/>s over an <see cref="INvmeTransport"/>.</summary>
 public sealed class TransportIoQueueConnector(INvmeTransport transport) : IIoQueueConnector

@@ -1,6 +1,6 @@
 using System.Numerics;
 
-namespace ActorNvme.Actors.Io;
+namespace ActorNvme.Io;
 
 /// <summary>Limits of one block device's resilience (from io-retries and io-hold-limit).</summary>
 /// <param name="Retries">Retries of a command that failed with a status without DNR (path losses do not count).</param>
@@ -21,8 +21,9 @@ public sealed record BlockDeviceOptions(int Retries = BlockDeviceOptions.Default
 /// and fails with <see cref="BlockDeviceErrorKind.Deleted"/> when the device is deleted.
 /// </summary>
 /// <remarks>
-/// <para>The owner (the subsystem actor) calls <see cref="AttachPath"/>, <see cref="DetachPath"/>,
-/// <see cref="SetFailFast"/> and <see cref="Delete"/>; everybody else only does I/O. The set of paths
+/// <para>This is the public surface: I/O, identity and geometry. Paths, fail-fast and deletion belong
+/// to the <see cref="BlockDeviceOwner"/> created with the device, which only its subsystem actor
+/// holds, so whoever is handed a device cannot detach its paths or delete it. The set of paths
 /// is an immutable array replaced with compare-and-swap; flags are volatile; held I/O waits in a
 /// bounded lock-free line. A hold and an attach cannot miss each other: the holder publishes itself
 /// and then looks for a path, the owner publishes the path and then looks for held I/O, both behind
@@ -43,7 +44,8 @@ public sealed class BlockDevice
     private int _failFast;
     private string? _deletedReason;
 
-    public BlockDevice(string name, string subsystemNqn, uint namespaceId, int blockSize, ulong blockCount, BlockDeviceOptions? options = null)
+    /// <summary>Only <see cref="BlockDeviceOwner"/> creates devices, so every device has exactly one owner.</summary>
+    internal BlockDevice(string name, string subsystemNqn, uint namespaceId, int blockSize, ulong blockCount, BlockDeviceOptions? options)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         if (blockSize < 512 || !BitOperations.IsPow2(blockSize))
@@ -80,19 +82,22 @@ public sealed class BlockDevice
     public ulong SizeBytes => BlockCount << _blockShift;
 
     /// <summary>NGUID (0 when the namespace reports none).</summary>
-    public UInt128 Nguid { get; init; }
+    public UInt128 Nguid { get; internal init; }
 
     /// <summary>EUI-64 (0 when the namespace reports none).</summary>
-    public ulong Eui64 { get; init; }
+    public ulong Eui64 { get; internal init; }
 
     /// <summary>Namespace UUID (empty when the namespace reports none).</summary>
-    public Guid Uuid { get; init; }
+    public Guid Uuid { get; internal init; }
 
     /// <summary>Paths attached now (usable or not).</summary>
     public int PathCount => Volatile.Read(ref _paths).Length;
 
-    /// <summary>The attached paths by key, with their I/O queues (a snapshot, for diagnostics and tools).</summary>
-    public IReadOnlyList<KeyValuePair<string, IoQueueSet>> Paths => [.. Volatile.Read(ref _paths).Select(p => new KeyValuePair<string, IoQueueSet>(p.Key, p.Set))];
+    /// <summary>
+    /// The attached paths by key, with their I/O queues (a snapshot). Internal: a queue set can be
+    /// aborted, which is the owner's business; our own tools (perf --bare, tests) read it.
+    /// </summary>
+    internal IReadOnlyList<KeyValuePair<string, IoQueueSet>> Paths => [.. Volatile.Read(ref _paths).Select(p => new KeyValuePair<string, IoQueueSet>(p.Key, p.Set))];
 
     /// <summary>Whether any attached path can take I/O now.</summary>
     public bool HasUsablePath => FirstUsable(Volatile.Read(ref _paths)) is not null;
@@ -145,10 +150,10 @@ public sealed class BlockDevice
     }
 
     /// <summary>
-    /// Owner: routes I/O through <paramref name="queues"/> under <paramref name="pathKey"/> (replacing
+    /// Routes I/O through <paramref name="queues"/> under <paramref name="pathKey"/> (replacing
     /// what that key held), and resubmits held I/O.
     /// </summary>
-    public void AttachPath(string pathKey, IoQueueSet queues)
+    internal void AttachPath(string pathKey, IoQueueSet queues)
     {
         ArgumentException.ThrowIfNullOrEmpty(pathKey);
         ArgumentNullException.ThrowIfNull(queues);
@@ -158,17 +163,17 @@ public sealed class BlockDevice
     }
 
     /// <summary>
-    /// Owner: stops routing new I/O through <paramref name="pathKey"/>. Commands in flight there finish
+    /// Stops routing new I/O through <paramref name="pathKey"/>. Commands in flight there finish
     /// there; those the path's loss fails (its owner aborts the queues) are retried on another path or held.
     /// </summary>
-    public void DetachPath(string pathKey)
+    internal void DetachPath(string pathKey)
     {
         ArgumentException.ThrowIfNullOrEmpty(pathKey);
         UpdatePaths(paths => paths.Any(p => p.Key == pathKey) ? [.. paths.Where(p => p.Key != pathKey)] : paths);
     }
 
-    /// <summary>Owner: while true and no path is usable, held and new I/O fails at once (fast-io-fail-timeout passed).</summary>
-    public void SetFailFast(bool failFast)
+    /// <summary>While true and no path is usable, held and new I/O fails at once (fast-io-fail-timeout passed).</summary>
+    internal void SetFailFast(bool failFast)
     {
         Interlocked.Exchange(ref _failFast, failFast ? 1 : 0);
         if (failFast)
@@ -177,8 +182,8 @@ public sealed class BlockDevice
         }
     }
 
-    /// <summary>Owner: the device is gone. Held and new I/O fails with <see cref="BlockDeviceErrorKind.Deleted"/>, naming <paramref name="reason"/>.</summary>
-    public void Delete(string reason)
+    /// <summary>The device is gone. Held and new I/O fails with <see cref="BlockDeviceErrorKind.Deleted"/>, naming <paramref name="reason"/>.</summary>
+    internal void Delete(string reason)
     {
         ArgumentException.ThrowIfNullOrEmpty(reason);
         if (Interlocked.CompareExchange(ref _deletedReason, reason, null) is not null)

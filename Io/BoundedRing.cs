@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace ActorNvme.Actors.Io;
+namespace ActorNvme.Io;
 
 /// <summary>
 /// A bounded multi-producer multi-consumer FIFO over a preallocated array (Dmitry Vyukov's design:

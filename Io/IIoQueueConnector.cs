@@ -1,7 +1,7 @@
 using ActorNvme.Protocol.Tcp;
 using ActorNvme.Transport;
 
-namespace ActorNvme.Actors.Io;
+namespace ActorNvme.Io;
 
 /// <summary>What a controller actor needs to open its I/O queues. Tests substitute a scripted one.</summary>
 public interface IIoQueueConnector

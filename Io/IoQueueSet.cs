@@ -1,6 +1,6 @@
 using ActorNvme.Transport;
 
-namespace ActorNvme.Actors.Io;
+namespace ActorNvme.Io;
 
 /// <summary>
 /// The I/O queues of one controller association (one path): qid 1..N to the same controller. The

@@ -1,6 +1,6 @@
 using ActorNvme.Protocol.Nvme;
 
-namespace ActorNvme.Actors.Io;
+namespace ActorNvme.Io;
 
 /// <summary>Why a block-device operation failed.</summary>
 public enum BlockDeviceErrorKind

@@ -3,7 +3,7 @@ using System.Threading.Tasks.Sources;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
 
-namespace ActorNvme.Actors.Io;
+namespace ActorNvme.Io;
 
 /// <summary>What a block-device operation does.</summary>
 internal enum IoKind : byte
