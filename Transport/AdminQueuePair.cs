@@ -45,8 +45,15 @@ public sealed class AdminQueuePair : QueuePair
         {
             await queuePair.InitializeAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch
+        catch (Exception e)
         {
+            // The connection ends with the handshake's reason, not a plain "disposed", so whoever
+            // watches its Closed task learns why.
+            if (e is ConnectionClosedException closed)
+            {
+                connection.Abort(closed.Closed);
+            }
+
             await connection.DisposeAsync().ConfigureAwait(false);
             throw;
         }

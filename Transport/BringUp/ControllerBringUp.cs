@@ -150,11 +150,19 @@ public sealed class ControllerBringUp : IAdminScript
     /// <summary>How long CSTS.RDY may take: CAP.TO, but never less than <see cref="BringUpOptions.MinimumReadyTimeout"/>.</summary>
     public TimeSpan ReadyTimeout => _capabilities.ReadyTimeout > _options.MinimumReadyTimeout ? _capabilities.ReadyTimeout : _options.MinimumReadyTimeout;
 
+    private const ushort MaxControllerId = 0xFFEF;
+
     private static bool IsOptional(BringUpStep step) => step is BringUpStep.AsyncEventConfiguration or BringUpStep.NumberOfQueues;
 
     private BringUpAction OnConnected(CompletionQueueEntry entry)
     {
         _controllerId = FabricsCommands.DecodeConnectResponse(entry.Dw0).ControllerId;
+        if (_controllerId > MaxControllerId)
+        {
+            // 0xFFF0..0xFFFF are reserved (0xFFFF asks for a dynamic controller): no controller has them.
+            return Fail(BringUpFailureKind.UnusableData, $"Connect answered controller id 0x{_controllerId:x4}, a reserved value (valid: 0x0000-0x{MaxControllerId:x4})", null);
+        }
+
         return Submit(BringUpStep.PropertyGetCapabilities, "Property Get CAP", FabricsCommands.PropertyGet(ControllerCapabilities.Offset, eightBytes: true));
     }
 
@@ -203,6 +211,12 @@ public sealed class ControllerBringUp : IAdminScript
         if (!IdentifyController.TryRead(data, out var identify, out var error))
         {
             return Fail(BringUpFailureKind.UnusableData, $"data unusable: {error.Describe()}", null);
+        }
+
+        if (_options.IdentifyNamespaces && identify.SubsystemNqn.Length > 0 && identify.SubsystemNqn != _options.Connect.SubsystemNqn)
+        {
+            // An NVM controller of another subsystem (or garbage): its namespaces are not the ones asked for.
+            return Fail(BringUpFailureKind.UnusableData, $"Identify Controller names subsystem '{identify.SubsystemNqn}', not '{_options.Connect.SubsystemNqn}' that was connected to", null);
         }
 
         _identify = identify;

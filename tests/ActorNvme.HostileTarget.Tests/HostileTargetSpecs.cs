@@ -25,7 +25,7 @@ public sealed class ConnectSpecs(ITestOutputHelper output)
     [Theory]
     [InlineData(FaultMode.ConnectErrorStatus, "internal error")]
     [InlineData(FaultMode.ConnectDoNotRetry, "invalid host")]
-    [InlineData(FaultMode.ConnectWrongControllerId, "", Skip = "needs bring-up validation: the ControllerActor accepts CNTLID 0xFFFF from Connect (bring-up script being reworked with the Become states)")]
+    [InlineData(FaultMode.ConnectWrongControllerId, "reserved")]
     [InlineData(FaultMode.ConnectNeverAnswers, "Fabrics Connect")]
     [InlineData(FaultMode.ConnectAnswersWrongCid, "not outstanding")]
     [InlineData(FaultMode.CstsFatalStatus, "fatal status")]
@@ -38,7 +38,7 @@ public sealed class IdentifySpecs(ITestOutputHelper output)
 {
     [Theory]
     [InlineData(FaultMode.IdentifyControllerShortData, "Identify Controller")]
-    [InlineData(FaultMode.IdentifyControllerGarbage, "", Skip = "needs bring-up validation: the ControllerActor goes Live on random Identify Controller data, SUBNQN not checked against the NQN connected to (bring-up script being reworked with the Become states)")]
+    [InlineData(FaultMode.IdentifyControllerGarbage, "Identify Controller")]
     public Task Unusable_identify_controller_data_fails_the_attach(FaultMode mode, string names) => ModeRunner.AttachAsync(mode, Expect.ErrorOrLoss, output, names: names);
 
     [Theory]

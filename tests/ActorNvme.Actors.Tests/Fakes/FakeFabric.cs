@@ -165,6 +165,7 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
         private readonly object _ids = new();
         private int _unreleasedAsyncEvents;
         private uint _configuration;
+        private string _subsystemNqn = "nqn.2016-06.io.example:fake";
 
         public Task<ConnectionClosed> Closed => _closed.Task;
 
@@ -281,6 +282,11 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
                 return true;
             }
 
+            if (command.IsFabrics && command.FabricsType == FabricsCommandType.Connect && ConnectData.TryRead(dataOut.Span, out var connect, out _))
+            {
+                _subsystemNqn = connect.SubsystemNqn;
+            }
+
             var (dw0, dw1, data) = Answer(command);
             events.Completed(new AdminResponse(commandId, new CompletionQueueEntry(dw0, dw1, 0, 0, commandId, NvmeStatus.Success), data, false));
             return true;
@@ -345,7 +351,7 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
                         AsyncEventRequestLimit = 3,
                         MaxOutstandingCommands = 128,
                         NumberOfNamespaces = fabric.NamespaceCount,
-                        SubsystemNqn = "nqn.2016-06.io.example:fake",
+                        SubsystemNqn = _subsystemNqn,
                     }.WriteTo(data);
                     break;
                 case IdentifyCns.ActiveNamespaceList:
