@@ -192,6 +192,7 @@ internal sealed class Controller
             {
                 _csts = 2u << 2; // SHST: shutdown processing complete; not ready
                 resetQueues = true;
+                Subsystem.CountShutdownRequest();
             }
             else if (shn == 0 && oldShn != 0)
             {

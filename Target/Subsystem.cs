@@ -67,6 +67,13 @@ public abstract class SubsystemBase
         }
     }
 
+    /// <summary>How many times a host asked one of this subsystem's controllers for a normal shutdown (CC.SHN).</summary>
+    public int ShutdownsRequested => Volatile.Read(ref _shutdownsRequested);
+
+    private int _shutdownsRequested;
+
+    internal void CountShutdownRequest() => Interlocked.Increment(ref _shutdownsRequested);
+
     internal NvmeTarget Target { get; }
 
     internal abstract bool IsDiscovery { get; }

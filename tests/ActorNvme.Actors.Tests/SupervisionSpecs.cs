@@ -96,7 +96,7 @@ public class SupervisionSpecs : TestKit
 
         // Not a restart storm: one attempt per reconnect-delay within the 6 s deadline, no more.
         Assert.InRange(_fabric.Throws, 5, 8);
-        Assert.Equal(_fabric.Throws, _fabric.ConnectAttempts);
+        Assert.InRange(_fabric.ConnectAttempts, _fabric.Throws, _fabric.Throws + 1); // the last one may be stopped by the deadline before it gets that far
         AssertLedgerEmpty();
     }
 

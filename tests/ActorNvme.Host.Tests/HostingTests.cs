@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using System.Threading.Channels;
 using Akka.Actor;
 using Akka.Hosting;
 using ActorNvme.Actors.Host;
@@ -31,7 +31,7 @@ public sealed class HostingTests : IAsyncLifetime
     [Fact]
     public async Task An_application_with_WithNvmeHost_receives_the_block_device_events_and_shuts_controllers_down_cleanly()
     {
-        var events = new BlockingCollection<object>();
+        var events = Channel.CreateUnbounded<object>();
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.AddHealthChecks();
         builder.Services.AddAkka("hosting-test", akka => akka
@@ -52,13 +52,15 @@ public sealed class HostingTests : IAsyncLifetime
         using var app = builder.Build();
         await app.StartAsync();
 
-        var added = Take<BlockDeviceAdded>(events, TimeSpan.FromSeconds(20));
+        var added = await TakeAsync<BlockDeviceAdded>(events, TimeSpan.FromSeconds(20));
         Assert.Equal("nvme0n1", added.Device.Name);
         Assert.Equal(Nqn, added.Device.SubsystemNqn);
 
         // The host is in the registry, with the options applied over the library defaults.
         var registry = app.Services.GetRequiredService<ActorRegistry>();
         var host = await registry.GetAsync<NvmeHostActor>();
+        // The registry is made of the subsystem's reports, which travel beside the event: it may lag by a message.
+        await WaitUntilAsync(async () => (await host.Ask<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count == 1, TimeSpan.FromSeconds(10));
         var devices = await host.Ask<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, TimeSpan.FromSeconds(5));
         Assert.Equal("nvme0n1", Assert.Single(devices.Devices).Name);
         var settings = NvmeHostSettings.Create(app.Services.GetRequiredService<ActorSystem>());
@@ -73,8 +75,9 @@ public sealed class HostingTests : IAsyncLifetime
         // Stopping the application detaches the controller (CC.SHN) before the system goes.
         var subsystem = Assert.Single(_target.Subsystems);
         await app.StopAsync();
-        var removed = Take<BlockDeviceRemoved>(events, TimeSpan.FromSeconds(10));
-        Assert.Equal("the host is shutting down", removed.Reason);
+        // The target saw CC.SHN before the association ended. (The BlockDeviceRemoved event is published
+        // an instant before the system terminates, so an observer actor may be stopped before it reads it.)
+        Assert.Equal(1, subsystem.ShutdownsRequested);
         await WaitUntilAsync(() => subsystem.ControllerCount == 0, TimeSpan.FromSeconds(10));
     }
 
@@ -139,18 +142,28 @@ public sealed class HostingTests : IAsyncLifetime
         Assert.Equal(2, settings.ReferralDepth);
     }
 
-    private static T Take<T>(BlockingCollection<object> events, TimeSpan timeout)
+    // Awaited, not blocking: a test thread blocked in a wait would take a pool thread the actors need.
+    private static async Task<T> TakeAsync<T>(Channel<object> events, TimeSpan timeout)
     {
-        var until = DateTime.UtcNow + timeout;
-        while (events.TryTake(out var next, until - DateTime.UtcNow > TimeSpan.Zero ? until - DateTime.UtcNow : TimeSpan.Zero))
+        using var deadline = new CancellationTokenSource(timeout);
+        var seen = new List<string>();
+        try
         {
-            if (next is T match)
+            while (true)
             {
-                return match;
+                var next = await events.Reader.ReadAsync(deadline.Token);
+                if (next is T match)
+                {
+                    return match;
+                }
+
+                seen.Add(next.ToString() ?? next.GetType().Name);
             }
         }
-
-        throw new TimeoutException($"no {typeof(T).Name} within {timeout}");
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"no {typeof(T).Name} within {timeout}; saw: {string.Join("; ", seen)}");
+        }
     }
 
     private static Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout) => WaitUntilAsync(() => Task.FromResult(condition()), timeout);
@@ -171,6 +184,6 @@ public sealed class HostingTests : IAsyncLifetime
 
     private sealed class Collector : ReceiveActor
     {
-        public Collector(BlockingCollection<object> events) => ReceiveAny(events.Add);
+        public Collector(Channel<object> events) => ReceiveAny(m => events.Writer.TryWrite(m));
     }
 }
