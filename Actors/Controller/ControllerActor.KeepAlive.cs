@@ -34,18 +34,33 @@ public sealed partial class ControllerActor
         public static RepostAsyncEvents Instance { get; } = new();
     }
 
+    /// <summary>
+    /// Keep Alive every KATO/2, checked on a finer tick: KATO/2 is split into n equal ticks, n = ceil(KATO/2 /
+    /// keep-alive-answer-timeout), and a Keep Alive still unanswered one tick after it was sent is a loss. So
+    /// a dead path is noticed at most KATO/2 + KATO/(2n) after the last answered Keep Alive (README: loss detection).
+    /// </summary>
     private void StartKeepAlive()
     {
-        var kato = _options.Settings.KeepAliveTimeout;
-        if (kato > TimeSpan.Zero)
+        var half = _options.Settings.KeepAliveTimeout / 2;
+        if (half <= TimeSpan.Zero)
         {
-            Timers.StartPeriodicTimer(KeepAliveTimerKey, KeepAliveTick.Instance, kato / 2);
+            return;
         }
+
+        var answer = _options.Settings.KeepAliveAnswerTimeout < half ? _options.Settings.KeepAliveAnswerTimeout : half;
+        _keepAliveTicksPerSend = (int)Math.Ceiling(half.Ticks / (double)Math.Max(1, answer.Ticks));
+        _keepAliveTickPeriod = TimeSpan.FromTicks(half.Ticks / _keepAliveTicksPerSend);
+        _keepAliveTicks = 0;
+        Timers.StartPeriodicTimer(KeepAliveTimerKey, KeepAliveTick.Instance, _keepAliveTickPeriod);
     }
 
+    private int _keepAliveTicksPerSend = 1;
+    private int _keepAliveTicks;
+    private TimeSpan _keepAliveTickPeriod;
+
     /// <summary>
-    /// Every KATO/2: a Keep Alive still unanswered from the previous tick means the controller (or the
-    /// path to it) is gone; TCP would take minutes to say so.
+    /// A Keep Alive unanswered within its own deadline (one tick) means the controller, or the path to it, is
+    /// gone; TCP would take minutes to say so. Otherwise, every n-th tick sends the next one.
     /// </summary>
     private void OnKeepAliveTick()
     {
@@ -56,10 +71,16 @@ public sealed partial class ControllerActor
 
         if (_keepAliveOutstanding)
         {
-            Lose(new ConnectionClosed(CloseReason.KeepAliveTimeout, $"no answer to Keep Alive within {(_options.Settings.KeepAliveTimeout / 2).TotalSeconds:0.###}s"));
+            Lose(new ConnectionClosed(CloseReason.KeepAliveTimeout, $"no answer to Keep Alive within {_keepAliveTickPeriod.TotalSeconds:0.###}s"));
             return;
         }
 
+        if (++_keepAliveTicks < _keepAliveTicksPerSend)
+        {
+            return;
+        }
+
+        _keepAliveTicks = 0;
         _keepAliveOutstanding = true;
         SubmitInternal(AdminCommands.KeepAlive(), c =>
         {
