@@ -167,6 +167,13 @@ started=$(call bdev_nvme_start_discovery "{\"name\":\"nvme\",\"trtype\":\"tcp\",
 attach_ms=$(( $(now_ms) - t0 ))
 [ "$started" = "true" ] || fail "bdev_nvme_start_discovery answered $started"
 [ "$(bdevs)" = "nvme0n1 nvme1n1" ] || fail "expected nvme0n1 nvme1n1 after discovery, bdev_get_bdevs lists '$(bdevs)'"
+# SPDK lists its discovery subsystem too (SUBTYPE 3): another address of the same discovery controller,
+# never a referral, so one discovery service with no referral and nothing else attached.
+info=$(call bdev_nvme_get_discovery_info)
+[ "$(jq 'length' <<<"$info")" = 1 ] || fail "expected one discovery service, bdev_nvme_get_discovery_info: $info"
+[ "$(jq '[.[].referrals[]] | length' <<<"$info")" = 0 ] || fail "a referral was followed: $info"
+[ "$(jq -r '.[0].actornvme.controllers | sort | join(" ")' <<<"$info")" = "nvme0 nvme1" ] || fail "expected controllers nvme0 nvme1: $info"
+echo "$me: discovery log: $(jq -r '.[0].actornvme | "\(.entries | length) NVM entries, \(.alternate_addresses | length) of this discovery subsystem (SUBTYPE 3), \(.skipped | length) skipped"' <<<"$info")"
 echo "$me: SPDK nvmf_tgt at $tgt_ip (discovery 8009, cnode0 4420, cnode1 4421); attached nvme0n1 nvme1n1 in $(secs $attach_ms) s; keep-alive-timeout $kato_ms ms, ctrlr_loss_timeout 2 s, reconnect_delay 1 s"
 
 max_loss=0; max_gone=0; max_back=0; sum_loss=0; sum_gone=0; sum_back=0; outage_slowest=0
@@ -179,6 +186,7 @@ for ((c = 0; c < cycles; c++)); do
   ip -n "$ns_tgt" addr del "$tgt_ip/24" dev "$if_tgt"
   ip -n "$ns_tgt" link set "$if_tgt" down
   outage=$(now_ms)
+  outage_clock=$(date +%T.%3N)
   loss=; gone=
   while [ -z "$gone" ]; do
     elapsed=$(( $(now_ms) - outage ))
@@ -220,7 +228,7 @@ for ((c = 0; c < cycles; c++)); do
   states=$(call bdev_nvme_get_controllers | jq -r '[.[].ctrlrs[].state] | join(" ")')
   [ "$states" = "enabled enabled" ] || fail "cycle $c: controllers after the restore are '$states'"
 
-  echo "$me: cycle $((c + 1))/$cycles: loss detected $(secs "$loss") s, devices removed $(secs "$gone") s after the address was deleted; $next attached $(secs "$back") s after the restore; slowest RPC in the outage $slowest_ms ms"
+  echo "$me: cycle $((c + 1))/$cycles (address deleted at $outage_clock): loss detected $(secs "$loss") s, devices removed $(secs "$gone") s after the address was deleted; $next attached $(secs "$back") s after the restore; slowest RPC in the outage $slowest_ms ms"
   sum_loss=$((sum_loss + loss)); sum_gone=$((sum_gone + gone)); sum_back=$((sum_back + back))
   [ "$loss" -le "$max_loss" ] || max_loss=$loss
   [ "$gone" -le "$max_gone" ] || max_gone=$gone
