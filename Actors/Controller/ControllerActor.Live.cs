@@ -32,6 +32,13 @@ public sealed partial class ControllerActor
 
         public bool KeepAliveOutstanding { get; set; }
 
+        /// <summary>KATO/2 split into this many ticks; a Keep Alive goes out every n-th tick and must be answered within one.</summary>
+        public int KeepAliveTicksPerSend { get; set; } = 1;
+
+        public int KeepAliveTicks { get; set; }
+
+        public TimeSpan KeepAliveTickPeriod { get; set; }
+
         public int OutstandingAsyncEvents { get; set; }
 
         public DateTimeOffset AsyncEventWindowStart { get; set; }
@@ -65,7 +72,14 @@ public sealed partial class ControllerActor
         _log.Info("{0}: Live on {1} ({2}), controller id {3}", _options.Name, _options.Address, _options.SubsystemNqn, info.ControllerId);
         if (live.KeepAliveInterval > TimeSpan.Zero)
         {
-            Timers.StartPeriodicTimer(KeepAliveTimerKey, KeepAliveTick.Instance, live.KeepAliveInterval);
+            // Keep Alive every KATO/2, checked on a finer tick: KATO/2 is split into n = ceil(KATO/2 /
+            // keep-alive-answer-timeout) ticks, and a Keep Alive unanswered one tick after it went out is a
+            // loss. A dead path is noticed at most KATO/2 + KATO/(2n) after the last answer (README).
+            var half = live.KeepAliveInterval;
+            var answer = _options.Settings.KeepAliveAnswerTimeout < half ? _options.Settings.KeepAliveAnswerTimeout : half;
+            live.KeepAliveTicksPerSend = (int)Math.Ceiling(half.Ticks / (double)Math.Max(1, answer.Ticks));
+            live.KeepAliveTickPeriod = TimeSpan.FromTicks(half.Ticks / live.KeepAliveTicksPerSend);
+            Timers.StartPeriodicTimer(KeepAliveTimerKey, KeepAliveTick.Instance, live.KeepAliveTickPeriod);
         }
 
         Become(() => Live(association, live));
@@ -83,16 +97,23 @@ public sealed partial class ControllerActor
     }
 
     /// <summary>
-    /// Every KATO/2: a Keep Alive still unanswered from the previous tick means the controller (or the
-    /// path to it) is gone; TCP would take minutes to say so.
+    /// A Keep Alive unanswered within its own deadline (one tick) means the controller, or the path to it, is
+    /// gone; TCP would take minutes to say so. Otherwise every n-th tick sends the next one.
     /// </summary>
     private void OnKeepAliveTick(LiveData live)
     {
         if (live.KeepAliveOutstanding)
         {
-            Lose(new ConnectionClosed(CloseReason.KeepAliveTimeout, $"no answer to Keep Alive within {live.KeepAliveInterval.TotalSeconds:0.###}s"));
+            Lose(new ConnectionClosed(CloseReason.KeepAliveTimeout, $"no answer to Keep Alive within {live.KeepAliveTickPeriod.TotalSeconds:0.###}s"));
             return;
         }
+
+        if (++live.KeepAliveTicks < live.KeepAliveTicksPerSend)
+        {
+            return;
+        }
+
+        live.KeepAliveTicks = 0;
 
         live.KeepAliveOutstanding = true;
         SubmitInternal(AdminCommands.KeepAlive(), c =>

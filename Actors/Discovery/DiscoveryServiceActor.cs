@@ -15,9 +15,13 @@ namespace ActorNvme.Actors.Discovery;
 
 /// <summary>
 /// A persistent discovery controller and the NVM subsystems its log lists. The log is read when the
-/// discovery controller becomes Live (after every reconnect) and on every discovery-log-change AEN;
-/// it is then reconciled with the children by (subsystem NQN, transport address) under this
-/// service's host NQN. Only a successful read removes anything. Names are never reused.
+/// discovery controller becomes Live (after every reconnect) and on every discovery-log-change AEN, in
+/// pieces that fit the controller's MDTS, and checked for a GENCTR change; it is then reconciled with
+/// the children by (subsystem NQN, transport address) under this service's host NQN. Entries by SUBTYPE:
+/// 1 a referral (followed within the depth and controller caps), 2 an NVM subsystem (attached once the
+/// registry grants its path: one subsystem is attached once per host, whichever services list it), 3 this
+/// discovery subsystem at another address (never followed). Only a successful read removes anything.
+/// Names are never reused.
 /// </summary>
 public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
 {
@@ -28,11 +32,21 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
     private readonly DiscoveryOptions _options;
     private readonly IAdminConnector _connector;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly int _controllerBudget;
     private readonly Dictionary<string, SubsystemChild> _subsystems = new(StringComparer.Ordinal);
     private readonly Dictionary<IActorRef, string> _stopping = [];
-    private readonly Dictionary<TransportAddress, IActorRef> _referrals = [];
+
+    // Paths the registry granted this service (in use by a child, a stopping child, or about to be) and paths asked for.
+    private readonly Dictionary<string, HashSet<TransportAddress>> _held = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HashSet<TransportAddress>> _claiming = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Nqn, TransportAddress Address), DiscoveryService.SkippedEntry> _refused = [];
+    private readonly Dictionary<TransportAddress, ReferralChild> _referrals = [];
+    private readonly Dictionary<IActorRef, int> _stoppingReferrals = [];
     private readonly Dictionary<IActorRef, Exception> _failures = [];
     private readonly List<(IActorRef ReplyTo, DiscoveryService.WaitForAttach Request)> _attachWaiters = [];
+    private Dictionary<string, HashSet<TransportAddress>> _wanted = new(StringComparer.Ordinal);
+    private List<DiscoveryService.SkippedEntry> _skipped = [];
+    private HashSet<TransportAddress> _alternates = [];
     private IActorRef _discoveryController = ActorRefs.Nobody;
     private bool _discoveryControllerLive;
     private bool _reading;
@@ -40,16 +54,27 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
     private bool _readAgain;
     private int _logReads;
     private int _nextName;
+    private int _nextReferral;
     private DiscoveryLog? _lastLog;
+
+    // The read in progress: which one (late answers of an abandoned read are dropped), its attempt, the header
+    // it started from and the page being filled.
+    private int _readId;
+    private int _readAttempt;
+    private DiscoveryLogHeader _readHeader;
+    private byte[]? _page;
+    private int _chunkSize = QueuePairOptions.Admin.MaxTransferSize;
 
     public DiscoveryServiceActor(DiscoveryOptions options, IAdminConnector connector)
     {
         _options = options;
         _connector = connector;
+        _controllerBudget = Math.Max(1, options.ControllerBudget ?? options.Settings.MaxDiscoveryControllers);
 
-        Receive<ControllerMessages.BecameLive>(m => m.Controller.Equals(_discoveryController), _ =>
+        Receive<ControllerMessages.BecameLive>(m => m.Controller.Equals(_discoveryController), m =>
         {
             _discoveryControllerLive = true;
+            _chunkSize = LogChunkSize(m.Info);
             ReadLog("discovery controller is Live");
         });
         Receive<ControllerMessages.Lost>(m => m.Controller.Equals(_discoveryController), OnDiscoveryControllerLost);
@@ -63,6 +88,14 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
                 ReadLog("a subsystem it lists is missing");
             }
         });
+        Receive<DiscoveryService.PathsReleased>(m =>
+        {
+            if (_discoveryControllerLive)
+            {
+                ReadLog($"a path of {m.SubsystemNqn} held elsewhere was released");
+            }
+        });
+        Receive<DiscoveryService.PathsClaimed>(OnPathsClaimed);
         Receive<SubsystemMessages.Report>(report => Context.Parent.Tell(report));
         Receive<ControllerMessages.AdminResult>(OnLogData);
         Receive<ControllerMessages.AdminFailed>(OnLogReadFailed);
@@ -93,7 +126,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         _subsystems.Clear();
         foreach (var referral in _referrals.Values)
         {
-            referral.Tell(request);
+            referral.Actor.Tell(request);
         }
 
         if (!_discoveryController.IsNobody())
@@ -143,7 +176,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
     private void OnDiscoveryControllerLost(ControllerMessages.Lost message)
     {
         _discoveryControllerLive = false;
-        _reading = false;
+        EndRead();
 
         // The discovery controller reconnects for as long as the service runs; what it found stays.
         var delay = ReconnectDelay;
@@ -157,6 +190,20 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         {
             ReadLog("discovery log change notice");
         }
+    }
+
+    /// <summary>The largest piece of the log one Get Log Page asks for: MDTS (in CAP.MPSMIN pages; 0 = no limit), at most what the admin queue carries, whole entries.</summary>
+    private static int LogChunkSize(ControllerInfo info)
+    {
+        long limit = QueuePairOptions.Admin.MaxTransferSize;
+        byte mdts = info.Identify.MaxDataTransferSize;
+        if (mdts != 0)
+        {
+            long pageSize = 4096L << info.Capabilities.MemoryPageSizeMinimum;
+            limit = Math.Min(limit, pageSize << Math.Min((int)mdts, 20));
+        }
+
+        return (int)Math.Max(DiscoveryLogEntry.Size, limit / DiscoveryLogEntry.Size * DiscoveryLogEntry.Size);
     }
 
     private void ReadLog(string why)
@@ -174,96 +221,183 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
 
         _reading = true;
         _readAgain = false;
+        _readAttempt = 0;
         _log.Info("{0}: reading the discovery log ({1})", _options.Name, why);
-        RequestHeader(attempt: 0);
+        StartAttempt();
     }
 
-    private void RequestHeader(int attempt) =>
+    /// <summary>
+    /// One attempt: the header (GENCTR, NUMREC), then the page from offset 0 in pieces of at most the chunk size.
+    /// A page of one piece carries its own header to compare; a longer one is followed by the header again.
+    /// </summary>
+    private void StartAttempt()
+    {
+        _readId++;
+        _page = null;
+        RequestLog(LogReadStep.Header, 0, DiscoveryLogHeader.Size);
+    }
+
+    private void RequestLog(LogReadStep step, int offset, int length) =>
         _discoveryController.Tell(new ControllerMessages.SubmitAdmin(
-            AdminCommands.GetLogPage((byte)LogPageId.Discovery, DiscoveryLogHeader.Size, namespaceId: 0),
-            DataInLength: DiscoveryLogHeader.Size,
-            Tag: new LogRead(Full: false, attempt, 0)));
+            AdminCommands.GetLogPage((byte)LogPageId.Discovery, (uint)length, (ulong)offset, namespaceId: 0),
+            DataInLength: length,
+            Tag: new LogRead(_readId, step, offset, length)));
 
     private void OnLogData(ControllerMessages.AdminResult result)
     {
-        if (result.Tag is not LogRead read || !_reading)
+        if (result.Tag is not LogRead read || !_reading || read.ReadId != _readId)
         {
             return;
         }
 
         if (!result.IsSuccess)
         {
-            FinishRead($"Get Log Page (discovery) failed: {result.Completion.Status}");
+            FinishRead($"Get Log Page (discovery, offset {read.Offset}, {read.Length} bytes) failed: {result.Completion.Status}");
             return;
         }
 
-        if (!DiscoveryLogPage.TryReadHeader(result.Data.Span, out var header, out int records, out var error)
-            && error.Code != DataErrorCode.DiscoveryLogTruncated)
+        if (result.Data.Length < read.Length)
+        {
+            FinishRead($"Get Log Page (discovery, offset {read.Offset}) returned {result.Data.Length} of the {read.Length} bytes asked for");
+            return;
+        }
+
+        var data = result.Data.Span[..read.Length];
+        switch (read.Step)
+        {
+            case LogReadStep.Header:
+                OnHeader(data);
+                break;
+            case LogReadStep.Piece:
+                OnPiece(read, data);
+                break;
+            case LogReadStep.Confirm:
+                if (ConfirmHeader(data))
+                {
+                    Decode();
+                }
+
+                break;
+        }
+    }
+
+    private void OnHeader(ReadOnlySpan<byte> data)
+    {
+        if (!DiscoveryLogHeader.TryRead(data, out var header, out var error))
         {
             FinishRead($"discovery log header unusable: {error.Describe()}");
             return;
         }
 
-        if (!read.Full)
+        if (!header.TryGetPageLength(out int length, out error))
         {
-            if (!header.TryGetPageLength(out int length, out error))
-            {
-                FinishRead($"discovery log too large: {error.Describe()}");
-                return;
-            }
-
-            if (length > QueuePairOptions.Admin.MaxTransferSize)
-            {
-                // Checked here, where the length comes off the wire: the queue pair would refuse the command by throwing.
-                FinishRead($"discovery log too large: {header.NumberOfRecords} record(s) are {length} bytes, more than the {QueuePairOptions.Admin.MaxTransferSize} bytes one admin command carries");
-                return;
-            }
-
-            _discoveryController.Tell(new ControllerMessages.SubmitAdmin(
-                AdminCommands.GetLogPage((byte)LogPageId.Discovery, (uint)length, namespaceId: 0),
-                DataInLength: length,
-                Tag: new LogRead(Full: true, read.Attempt, header.GenerationCounter)));
+            FinishRead($"discovery log too large: {error.Describe()}");
             return;
         }
 
-        if (header.GenerationCounter != read.Generation)
+        _readHeader = header;
+        if (header.NumberOfRecords == 0)
         {
-            // The log changed between the two reads: read it again, a bounded number of times.
-            if (read.Attempt < _options.Settings.DiscoveryGenctrRetries)
-            {
-                _log.Info("{0}: GENCTR moved from {1} to {2} during the read; reading again", _options.Name, read.Generation, header.GenerationCounter);
-                RequestHeader(read.Attempt + 1);
-                return;
-            }
-
-            FinishRead($"GENCTR kept changing over {read.Attempt + 1} reads");
+            Accept(new DiscoveryLog(header, []));
             return;
         }
 
-        if (!DiscoveryLogPage.TryRead(result.Data.Span, out var log, out error))
+        // At most MaxRecords entries (4 MiB and a header): bounded above, allocated only now.
+        _page = new byte[length];
+        RequestLog(LogReadStep.Piece, 0, Math.Min(_chunkSize, length));
+    }
+
+    private void OnPiece(LogRead read, ReadOnlySpan<byte> data)
+    {
+        var page = _page!;
+        data.CopyTo(page.AsSpan(read.Offset));
+        if (read.Offset == 0 && !ConfirmHeader(data))
+        {
+            return;
+        }
+
+        int next = read.Offset + read.Length;
+        if (next < page.Length)
+        {
+            RequestLog(LogReadStep.Piece, next, Math.Min(_chunkSize, page.Length - next));
+        }
+        else if (read.Offset == 0)
+        {
+            Decode(); // one piece: its own header was the check
+        }
+        else
+        {
+            RequestLog(LogReadStep.Confirm, 0, DiscoveryLogHeader.Size);
+        }
+    }
+
+    /// <summary>True when the header read now matches the one the read started from; otherwise starts over (a bounded number of times).</summary>
+    private bool ConfirmHeader(ReadOnlySpan<byte> data)
+    {
+        if (!DiscoveryLogHeader.TryRead(data, out var now, out var error))
+        {
+            FinishRead($"discovery log header unusable: {error.Describe()}");
+            return false;
+        }
+
+        if (now.GenerationCounter == _readHeader.GenerationCounter && now.NumberOfRecords == _readHeader.NumberOfRecords)
+        {
+            return true;
+        }
+
+        if (_readAttempt < _options.Settings.DiscoveryGenctrRetries)
+        {
+            _readAttempt++;
+            _log.Info("{0}: GENCTR moved from {1} to {2} during the read; reading again", _options.Name, _readHeader.GenerationCounter, now.GenerationCounter);
+            StartAttempt();
+            return false;
+        }
+
+        FinishRead($"GENCTR kept changing over {_readAttempt + 1} reads");
+        return false;
+    }
+
+    private void Decode()
+    {
+        var page = _page!;
+        _page = null;
+        if (!DiscoveryLogPage.TryRead(page, out var log, out var error))
         {
             FinishRead($"discovery log unusable: {error.Describe()}");
             return;
         }
 
+        Accept(log);
+    }
+
+    private void Accept(DiscoveryLog log)
+    {
         _lastLog = log;
         _logReads++;
         _log.Info("{0}: discovery log GENCTR {1}, {2} record(s)", _options.Name, log.Header.GenerationCounter, log.Entries.Count);
         Reconcile(log);
         FinishRead(failure: null);
+        AnswerAttachWaiters();
     }
 
     private void OnLogReadFailed(ControllerMessages.AdminFailed failed)
     {
-        if (failed.Tag is LogRead && _reading)
+        if (failed.Tag is LogRead read && _reading && read.ReadId == _readId)
         {
             FinishRead(failed.Reason);
         }
     }
 
-    private void FinishRead(string? failure)
+    private void EndRead()
     {
         _reading = false;
+        _page = null;
+        _readId++;
+    }
+
+    private void FinishRead(string? failure)
+    {
+        EndRead();
         if (failure is not null)
         {
             // A failed or missing read removes nothing.
@@ -284,30 +418,53 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         }
 
         var wanted = new Dictionary<string, HashSet<TransportAddress>>(StringComparer.Ordinal);
-        var referrals = new HashSet<TransportAddress>();
+        var referrals = new List<TransportAddress>();
+        var alternates = new HashSet<TransportAddress>();
+        var skipped = new List<DiscoveryService.SkippedEntry>();
+        var flagged = new List<string>();
         foreach (var entry in log.Entries)
         {
+            string where = $"{entry.TransportAddress}:{entry.TransportServiceId}";
+            void Skip(string reason)
+            {
+                skipped.Add(new DiscoveryService.SkippedEntry(entry.SubsystemNqn, where, reason));
+                _log.Warning("{0}: discovery log entry {1} at {2} skipped: {3}", _options.Name, entry.SubsystemNqn, where, reason);
+            }
+
             if (entry.TransportType != TransportType.Tcp)
             {
+                Skip($"TRTYPE {entry.TransportType} is not TCP");
                 continue;
             }
 
             if (!TryAddress(entry, out var parsed) || parsed is not { } address)
             {
-                _log.Warning("{0}: discovery log entry for {1} skipped: TRADDR '{2}' TRSVCID '{3}' is not a usable TCP address", _options.Name, entry.SubsystemNqn, entry.TransportAddress, entry.TransportServiceId);
+                Skip($"TRADDR '{entry.TransportAddress}' TRSVCID '{entry.TransportServiceId}' is not a usable TCP address");
                 continue;
             }
 
-            if (entry.SubsystemType == SubsystemType.Nvm && !Nqn.TryValidate(entry.SubsystemNqn, out var nqnError, "SUBNQN"))
+            if (entry.Flags != DiscoveryEntryFlags.None || entry.TransportRequirements != TransportRequirements.None)
             {
-                // Refused where it enters: a controller given this name could not even encode its Connect.
-                _log.Warning("{0}: discovery log entry at {1} skipped: {2}", _options.Name, address, nqnError.Describe());
+                flagged.Add($"{entry.SubsystemType} {address}: EFLAGS {entry.Flags}, TREQ {entry.TransportRequirements}");
+            }
+
+            bool secureChannelRequired = ((byte)entry.TransportRequirements & 0x3) == (byte)TransportRequirements.SecureChannelRequired;
+            if (entry.SubsystemType != SubsystemType.CurrentDiscovery && (secureChannelRequired || entry.SecurityType != TcpSecurityType.None))
+            {
+                Skip($"it requires a secure channel (TREQ {entry.TransportRequirements}, SECTYPE {entry.SecurityType}); this host does not offer TLS");
                 continue;
             }
 
             switch (entry.SubsystemType)
             {
                 case SubsystemType.Nvm:
+                    if (!Nqn.TryValidate(entry.SubsystemNqn, out var nqnError, "SUBNQN"))
+                    {
+                        // Refused where it enters: a controller given this name could not even encode its Connect.
+                        Skip(nqnError.Describe());
+                        continue;
+                    }
+
                     if (!wanted.TryGetValue(entry.SubsystemNqn, out var addresses))
                     {
                         wanted[entry.SubsystemNqn] = addresses = [];
@@ -316,28 +473,145 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
                     addresses.Add(address);
                     break;
                 case SubsystemType.DiscoveryReferral:
-                    referrals.Add(address);
+                    if ((entry.Flags & DiscoveryEntryFlags.DuplicateReturnedInformation) != 0)
+                    {
+                        // DUPRETINFO: its log repeats what this one returns; following it would attach nothing new.
+                        Skip("referral with DUPRETINFO set: its log duplicates this one");
+                        continue;
+                    }
+
+                    if (!referrals.Contains(address))
+                    {
+                        referrals.Add(address);
+                    }
+
                     break;
-
-                // SubsystemType.CurrentDiscovery: another address of the discovery controller being read, never a referral.
-
+                case SubsystemType.CurrentDiscovery:
+                    // This discovery subsystem at another address (SPDK lists one per NVM port): never a referral.
+                    alternates.Add(address);
+                    break;
+                default:
+                    Skip($"SUBTYPE {(byte)entry.SubsystemType} is not one this host knows");
+                    break;
             }
+        }
+
+        if (flagged.Count > 0)
+        {
+            _log.Debug("{0}: entries with flags: {1}", _options.Name, string.Join("; ", flagged));
+        }
+
+        _wanted = wanted;
+        _skipped = skipped;
+        _alternates = alternates;
+        _refused.Clear(); // asked again below; the registry's answer says again who holds what
+
+        foreach (var (nqn, child) in _subsystems.Where(s => !wanted.ContainsKey(s.Key)).ToArray())
+        {
+            _log.Info("{0}: {1} ({2}) is no longer in the discovery log; detaching", _options.Name, child.Name, nqn);
+            child.Actor.Tell(new SubsystemMessages.Detach("removed from the discovery log", RemovalReason.RemovedFromDiscoveryLog));
+            _subsystems.Remove(nqn);
+            _stopping[child.Actor] = nqn; // its paths are released when it has terminated
+        }
+
+        foreach (var (nqn, child) in _subsystems)
+        {
+            var gone = child.Addresses.Except(wanted[nqn]).ToArray();
+            foreach (var address in gone)
+            {
+                child.Actor.Tell(new SubsystemMessages.RemovePath(address, "path no longer in the discovery log"));
+                child.Addresses.Remove(address);
+            }
+
+            Release(nqn, gone);
         }
 
         foreach (var (nqn, addresses) in wanted)
         {
+            var held = _held.GetValueOrDefault(nqn);
+            var claiming = _claiming.GetValueOrDefault(nqn);
+            var toClaim = addresses.Where(a => held?.Contains(a) != true && claiming?.Contains(a) != true).ToArray();
+            if (toClaim.Length > 0)
+            {
+                Claim(nqn, toClaim);
+            }
+        }
+
+        FollowReferrals(referrals);
+    }
+
+    private void Claim(string nqn, IReadOnlyList<TransportAddress> addresses)
+    {
+        if (!_claiming.TryGetValue(nqn, out var claiming))
+        {
+            _claiming[nqn] = claiming = [];
+        }
+
+        claiming.UnionWith(addresses);
+        if (_options.Registry is { } registry)
+        {
+            registry.Tell(new DiscoveryService.ClaimPaths(Self, _options.Name, nqn, _options.Settings.HostNqn, addresses));
+        }
+        else
+        {
+            Self.Tell(new DiscoveryService.PathsClaimed(nqn, addresses, []));
+        }
+    }
+
+    private void Release(string nqn, IReadOnlyCollection<TransportAddress> addresses)
+    {
+        if (addresses.Count == 0 || !_held.TryGetValue(nqn, out var held))
+        {
+            return;
+        }
+
+        var released = addresses.Where(held.Remove).ToArray();
+        if (held.Count == 0)
+        {
+            _held.Remove(nqn);
+        }
+
+        if (released.Length > 0)
+        {
+            _options.Registry?.Tell(new DiscoveryService.ReleasePaths(Self, nqn, _options.Settings.HostNqn, released));
+        }
+    }
+
+    private void OnPathsClaimed(DiscoveryService.PathsClaimed reply)
+    {
+        string nqn = reply.SubsystemNqn;
+        if (_claiming.TryGetValue(nqn, out var claiming))
+        {
+            claiming.ExceptWith(reply.Granted);
+            claiming.ExceptWith(reply.Refused.Select(r => r.Address));
+            if (claiming.Count == 0)
+            {
+                _claiming.Remove(nqn);
+            }
+        }
+
+        if (!_held.TryGetValue(nqn, out var held))
+        {
+            _held[nqn] = held = [];
+        }
+
+        held.UnionWith(reply.Granted);
+        var wanted = _shuttingDown is null ? _wanted.GetValueOrDefault(nqn) : null;
+        Release(nqn, reply.Granted.Where(a => wanted?.Contains(a) != true).ToArray()); // no longer listed meanwhile
+        foreach (var refused in reply.Refused.Where(r => wanted?.Contains(r.Address) == true))
+        {
+            _refused[(nqn, refused.Address)] = new DiscoveryService.SkippedEntry(nqn, refused.Address.ToString(), refused.Reason);
+            _log.Info("{0}: {1} at {2} not attached here: {3}", _options.Name, nqn, refused.Address, refused.Reason);
+        }
+
+        var granted = reply.Granted.Where(a => wanted?.Contains(a) == true).ToArray();
+        if (granted.Length > 0)
+        {
             if (_subsystems.TryGetValue(nqn, out var child))
             {
-                foreach (var address in addresses.Except(child.Addresses).ToArray())
+                foreach (var address in granted.Where(child.Addresses.Add))
                 {
                     child.Actor.Tell(new SubsystemMessages.AddPath(address));
-                    child.Addresses.Add(address);
-                }
-
-                foreach (var address in child.Addresses.Except(addresses).ToArray())
-                {
-                    child.Actor.Tell(new SubsystemMessages.RemovePath(address, "path no longer in the discovery log"));
-                    child.Addresses.Remove(address);
                 }
             }
             else if (_stopping.ContainsValue(nqn))
@@ -345,21 +619,13 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
                 // Its predecessor is still stopping: spawn after its Terminated (see OnChildTerminated).
                 _log.Info("{0}: {1} is listed again; waiting for its previous controller to stop", _options.Name, nqn);
             }
-            else
+            else if (_held.TryGetValue(nqn, out var paths))
             {
-                Spawn(nqn, addresses);
+                Spawn(nqn, paths);
             }
         }
 
-        foreach (var (nqn, child) in _subsystems.Where(s => !wanted.ContainsKey(s.Key)).ToArray())
-        {
-            _log.Info("{0}: {1} ({2}) is no longer in the discovery log; detaching", _options.Name, child.Name, nqn);
-            child.Actor.Tell(new SubsystemMessages.Detach("removed from the discovery log"));
-            _subsystems.Remove(nqn);
-            _stopping[child.Actor] = nqn;
-        }
-
-        FollowReferrals(referrals);
+        AnswerAttachWaiters();
     }
 
     private void Spawn(string nqn, IReadOnlyCollection<TransportAddress> addresses)
@@ -372,46 +638,70 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         _log.Info("{0}: {1} found at {2}; attaching as {3}", _options.Name, nqn, string.Join(", ", addresses), name);
     }
 
-    private void FollowReferrals(HashSet<TransportAddress> referrals)
+    /// <summary>
+    /// Follows new referrals within the depth cap and this service's discovery-controller budget, which is
+    /// split among them (each keeps its share for its own referrals); withdraws those no longer listed.
+    /// </summary>
+    private void FollowReferrals(List<TransportAddress> referrals)
     {
-        var visited = new HashSet<TransportAddress>(_options.Visited ?? new HashSet<TransportAddress>()) { _options.Address };
-        foreach (var address in referrals)
-        {
-            if (_referrals.ContainsKey(address) || visited.Contains(address))
-            {
-                continue;
-            }
-
-            if (_options.Depth + 1 > _options.Settings.ReferralDepth)
-            {
-                _log.Warning("{0}: referral to {1} not followed: depth {2} would exceed referral-depth {3}", _options.Name, address, _options.Depth + 1, _options.Settings.ReferralDepth);
-                continue;
-            }
-
-            var childVisited = new HashSet<TransportAddress>(visited.Concat(referrals));
-            var options = new DiscoveryOptions($"{_options.Name}r{_referrals.Count}_", address, _options.Settings, _options.Depth + 1, childVisited, _options.RootName);
-            var actor = Context.ActorOf(DiscoveryService.Props(options, _connector), $"referral-{Uri.EscapeDataString(address.Host)}-{address.Port}");
-            Context.Watch(actor);
-            _referrals[address] = actor;
-            _log.Info("{0}: following referral to {1}", _options.Name, address);
-        }
-
-        foreach (var (address, actor) in _referrals.Where(r => !referrals.Contains(r.Key)).ToArray())
+        foreach (var (address, referral) in _referrals.Where(r => !referrals.Contains(r.Key)).ToArray())
         {
             _log.Info("{0}: referral {1} withdrawn", _options.Name, address);
-            Context.Stop(actor);
+            Context.Stop(referral.Actor);
             _referrals.Remove(address);
+            _stoppingReferrals[referral.Actor] = referral.Budget; // its controllers count until it has stopped
         }
+
+        var visited = new HashSet<TransportAddress>(_options.Visited ?? new HashSet<TransportAddress>()) { _options.Address };
+        visited.UnionWith(_alternates);
+        var candidates = referrals.Where(a => !_referrals.ContainsKey(a) && !visited.Contains(a)).ToList();
+        if (candidates.Count == 0)
+        {
+            return;
+        }
+
+        if (_options.Depth + 1 > _options.Settings.ReferralDepth)
+        {
+            NotFollowed(candidates, $"depth {_options.Depth + 1} would exceed referral-depth {_options.Settings.ReferralDepth}");
+            return;
+        }
+
+        int remaining = _controllerBudget - 1 - _referrals.Values.Sum(r => r.Budget) - _stoppingReferrals.Values.Sum();
+        int followed = Math.Clamp(remaining, 0, candidates.Count);
+        if (followed < candidates.Count)
+        {
+            NotFollowed(candidates.Skip(followed).ToList(), $"the discovery-controller cap ({_options.Settings.MaxDiscoveryControllers} per started discovery; {_controllerBudget} for this service and its referrals, {Math.Max(0, remaining)} left) is reached");
+        }
+
+        var childVisited = new HashSet<TransportAddress>(visited.Concat(referrals));
+        for (int i = 0; i < followed; i++)
+        {
+            var address = candidates[i];
+            int budget = (remaining / followed) + (i < remaining % followed ? 1 : 0);
+            int n = _nextReferral++;
+            var options = new DiscoveryOptions($"{_options.Name}r{n}_", address, _options.Settings, _options.Depth + 1, childVisited, _options.RootName, _options.Registry, budget);
+            var actor = Context.ActorOf(DiscoveryService.Props(options, _connector), $"referral{n}-{Uri.EscapeDataString(address.Host)}-{address.Port}");
+            Context.Watch(actor);
+            _referrals[address] = new ReferralChild(actor, budget);
+            _log.Info("{0}: following referral to {1} (depth {2}, up to {3} discovery controller(s))", _options.Name, address, _options.Depth + 1, budget);
+        }
+    }
+
+    private void NotFollowed(List<TransportAddress> addresses, string why)
+    {
+        _log.Warning("{0}: {1} referral(s) not followed: {2}: {3}", _options.Name, addresses.Count, why, string.Join(", ", addresses));
+        _skipped.AddRange(addresses.Select(a => new DiscoveryService.SkippedEntry(Nqn.Discovery, a.ToString(), $"referral not followed: {why}")));
     }
 
     private void OnChildTerminated(Terminated message)
     {
         var actor = message.ActorRef;
         _failures.Remove(actor, out var failure);
+        _stoppingReferrals.Remove(actor);
         if (_shuttingDown is not null)
         {
             _stopping.Remove(actor);
-            _referrals.Where(r => r.Value.Equals(actor)).Select(r => r.Key).ToList().ForEach(a => _referrals.Remove(a));
+            _referrals.Where(r => r.Value.Actor.Equals(actor)).Select(r => r.Key).ToList().ForEach(a => _referrals.Remove(a));
             StopWhenEmpty();
             return;
         }
@@ -421,7 +711,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
             // Stopped by this service's supervisor after it threw: a loss like any other; a new one reconnects.
             _discoveryController = ActorRefs.Nobody;
             _discoveryControllerLive = false;
-            _reading = false;
+            EndRead();
             string why = failure is null ? "stopped unexpectedly" : $"failed: {failure.GetType().Name}: {failure.Message}";
             _log.Error("{0}: discovery controller at {1} {2}; a new one starts in {3:0.###}s", _options.Name, _options.Address, why, ReconnectDelay.TotalSeconds);
             Timers.StartSingleTimer(ReconnectTimerKey, ReconnectDiscoveryController.Instance, ReconnectDelay);
@@ -431,7 +721,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         foreach (var (nqn, child) in _subsystems.Where(s => s.Value.Actor.Equals(actor)).ToArray())
         {
             // Deleted by its own loss timeout, or failed. It comes back (under a new name) when a read lists it:
-            // the log is read again every reconnect-delay until then.
+            // the log is read again every reconnect-delay until then. Its paths are free for any service meanwhile.
             string why = failure is null ? "stopped" : $"failed ({failure.GetType().Name}: {failure.Message})";
             if (failure is null)
             {
@@ -443,23 +733,22 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
             }
 
             _subsystems.Remove(nqn);
+            Release(nqn, _held.GetValueOrDefault(nqn)?.ToArray() ?? []);
             Timers.StartSingleTimer(RereadTimerKey, RereadLog.Instance, ReconnectDelay);
         }
 
-        if (_stopping.Remove(actor, out var stoppedNqn) && _lastLog is not null)
+        if (_stopping.Remove(actor, out var stoppedNqn) && !_subsystems.ContainsKey(stoppedNqn))
         {
-            var addresses = _lastLog.Entries
-                .Where(e => e.SubsystemType == SubsystemType.Nvm && e.SubsystemNqn == stoppedNqn && e.TransportType == TransportType.Tcp)
-                .Select(e => TryAddress(e, out var a) ? a : null)
-                .OfType<TransportAddress>()
-                .ToHashSet();
-            if (addresses.Count > 0 && !_subsystems.ContainsKey(stoppedNqn))
+            var held = _held.GetValueOrDefault(stoppedNqn)?.ToArray() ?? [];
+            var wanted = _wanted.GetValueOrDefault(stoppedNqn);
+            Release(stoppedNqn, held.Where(a => wanted?.Contains(a) != true).ToArray());
+            if (_held.TryGetValue(stoppedNqn, out var paths) && paths.Count > 0)
             {
-                Spawn(stoppedNqn, addresses);
+                Spawn(stoppedNqn, paths);
             }
         }
 
-        foreach (var (address, referral) in _referrals.Where(r => r.Value.Equals(actor)).ToArray())
+        foreach (var (address, referral) in _referrals.Where(r => r.Value.Actor.Equals(actor)).ToArray())
         {
             _referrals.Remove(address);
             if (failure is not null)
@@ -468,6 +757,8 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
                 Timers.StartSingleTimer(RereadTimerKey, RereadLog.Instance, ReconnectDelay);
             }
         }
+
+        AnswerAttachWaiters();
     }
 
     private void OnSubsystemAttached(SubsystemMessages.Attached message)
@@ -487,9 +778,15 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         AnswerAttachWaiters();
     }
 
+    private IReadOnlyList<DiscoveryService.SkippedEntry> Skipped() => [.. _skipped, .. _refused.Values];
+
+    /// <summary>
+    /// Answers the waiters once a successful read has nothing left to attach: no path still being claimed, no
+    /// listed subsystem waiting for its predecessor to stop, and every subsystem attached.
+    /// </summary>
     private void AnswerAttachWaiters()
     {
-        if (_attachWaiters.Count == 0 || _logReads == 0)
+        if (_attachWaiters.Count == 0 || _logReads == 0 || _claiming.Count > 0 || _stopping.Values.Any(_wanted.ContainsKey))
         {
             return;
         }
@@ -505,9 +802,15 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
             attached.AddRange(child.Devices);
         }
 
+        var skipped = Skipped();
+        if (skipped.Count > 0)
+        {
+            _log.Info("{0}: attached {1} block device(s); skipped: {2}", _options.Name, attached.Count, string.Join("; ", skipped.Select(s => $"{s.SubsystemNqn} at {s.Address}: {s.Reason}")));
+        }
+
         foreach (var (replyTo, _) in _attachWaiters)
         {
-            replyTo.Tell(new DiscoveryService.AttachCompleted(_options.Name, attached));
+            replyTo.Tell(new DiscoveryService.AttachCompleted(_options.Name, attached, skipped));
         }
 
         _attachWaiters.Clear();
@@ -518,7 +821,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
     {
         foreach (var (replyTo, request) in _attachWaiters)
         {
-            var pending = _subsystems.Values.Where(c => c.Devices is null).Select(c => c.Name).ToArray();
+            var pending = _subsystems.Values.Where(c => c.Devices is null).Select(c => c.Name).Concat(_claiming.Keys.Select(n => $"{n} (path not granted yet)")).ToArray();
             string detail = _logReads == 0
                 ? $"no discovery log was read from {_options.Address} within {request.Timeout.TotalSeconds:0.###}s"
                 : $"not attached within {request.Timeout.TotalSeconds:0.###}s: {string.Join(", ", pending)}";
@@ -538,7 +841,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
                 return new DiscoveryService.DiscoveredEntry(e.SubsystemNqn, address!, _subsystems.TryGetValue(e.SubsystemNqn, out var c) ? c.Name : null);
             })
             .ToArray();
-        return new DiscoveryService.Info(_options.Name, _options.Address, _discoveryControllerLive, _lastLog?.Header.GenerationCounter, _logReads, entries, _subsystems.Values.Select(c => c.Name).ToArray(), _referrals.Keys.ToArray(), _options.Settings.HostNqn);
+        return new DiscoveryService.Info(_options.Name, _options.Address, _discoveryControllerLive, _lastLog?.Header.GenerationCounter, _logReads, entries, _subsystems.Values.Select(c => c.Name).ToArray(), _referrals.Keys.ToArray(), _options.Settings.HostNqn, _alternates.ToArray(), Skipped(), _controllerBudget);
     }
 
     private static bool TryAddress(DiscoveryLogEntry entry, out TransportAddress? address)
@@ -555,7 +858,16 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         }
     }
 
-    private sealed record LogRead(bool Full, int Attempt, ulong Generation);
+    private enum LogReadStep
+    {
+        Header,
+        Piece,
+        Confirm,
+    }
+
+    private sealed record LogRead(int ReadId, LogReadStep Step, int Offset, int Length);
+
+    private sealed record ReferralChild(IActorRef Actor, int Budget);
 
     private sealed record RereadLog
     {

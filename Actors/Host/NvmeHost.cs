@@ -53,7 +53,8 @@ public static class NvmeHost
         bool WaitForAttach = false,
         TimeSpan? AttachTimeout = null);
 
-    public sealed record DiscoveryStarted(string Name, IReadOnlyList<BlockDeviceInfo> Devices);
+    /// <summary>Discovery started; when it waited for attach, the block devices attached and the log entries skipped, with why.</summary>
+    public sealed record DiscoveryStarted(string Name, IReadOnlyList<BlockDeviceInfo> Devices, IReadOnlyList<Discovery.DiscoveryService.SkippedEntry>? Skipped = null);
 
     public sealed record StopDiscovery(string Name);
 

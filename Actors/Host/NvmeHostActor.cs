@@ -29,6 +29,13 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
     private readonly Dictionary<IActorRef, Child> _byActor = [];
     private readonly Dictionary<IActorRef, Exception> _failures = [];
     private readonly Dictionary<string, SubsystemMessages.Report> _registry = new(StringComparer.Ordinal);
+
+    // Discovered paths by (subsystem, host, address): granted to one discovery service at a time, so one
+    // subsystem is attached once per host whichever services list it. Services refused a path wait here
+    // to be told when it is free.
+    private readonly Dictionary<PathKey, PathClaim> _pathClaims = [];
+    private readonly Dictionary<PathKey, HashSet<IActorRef>> _claimWaiters = [];
+    private readonly HashSet<IActorRef> _claimants = [];
     private NvmeHostSettings _settings;
     private ShutdownInProgress? _shutdown;
 
@@ -48,6 +55,8 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         Receive<NvmeHost.Shutdown>(m => OnShutdown(m.Timeout, Sender, settings: null));
         Receive<NvmeHost.Reset>(m => OnShutdown(m.Timeout, Sender, m.Settings));
         Receive<SubsystemMessages.Report>(OnReport);
+        Receive<DiscoveryService.ClaimPaths>(OnClaimPaths);
+        Receive<DiscoveryService.ReleasePaths>(OnReleasePaths);
         Receive<SubsystemMessages.Attached>(OnAttached);
         Receive<AttachDeadline>(OnAttachDeadline);
         Receive<Respawn>(OnRespawn);
@@ -131,7 +140,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
             return;
         }
 
-        var child = new Child(request.Name, ChildKind.Discovery) { Discovery = new DiscoveryOptions(request.Name, request.Address, settings) };
+        var child = new Child(request.Name, ChildKind.Discovery) { Discovery = new DiscoveryOptions(request.Name, request.Address, settings, Registry: Self) };
         _discoveries[request.Name] = child;
         Spawn(child);
         _log.Info("discovery service {0} started for {1}", request.Name, request.Address);
@@ -147,7 +156,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         child.Actor.Ask<object>(new DiscoveryService.WaitForAttach(timeout), timeout + TimeSpan.FromSeconds(5))
             .PipeTo(replyTo, success: reply => reply switch
             {
-                DiscoveryService.AttachCompleted done => new NvmeHost.DiscoveryStarted(request.Name, done.Devices),
+                DiscoveryService.AttachCompleted done => new NvmeHost.DiscoveryStarted(request.Name, done.Devices, done.Skipped),
                 DiscoveryService.AttachTimedOut late => new NvmeHost.Failed(HostErrorKind.Timeout, $"discovery {request.Name}: {late.Detail}"),
                 _ => new NvmeHost.Failed(HostErrorKind.Failed, $"discovery {request.Name}: unexpected answer {reply}"),
             }, failure: e => new NvmeHost.Failed(HostErrorKind.Timeout, $"discovery {request.Name}: {e.Message}"));
@@ -209,6 +218,12 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
             return;
         }
 
+        if (_pathClaims.TryGetValue(new PathKey(request.SubsystemNqn, settings.HostNqn, request.Address), out var claim))
+        {
+            Refuse(HostErrorKind.AlreadyExists, $"{request.SubsystemNqn} at {request.Address} for host {settings.HostNqn} is attached already by discovery service '{claim.ServiceName}'");
+            return;
+        }
+
         var child = new Child(request.Name, ChildKind.Attached)
         {
             Subsystem = new SubsystemOptions(request.Name, request.SubsystemNqn, [request.Address], settings),
@@ -253,6 +268,96 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         existing.Actor.Tell(new SubsystemMessages.AddPath(request.Address));
         var timeout = request.AttachTimeout ?? _settings.ConnectTimeout * 2;
         Timers.StartSingleTimer(("attach", request.Name), new AttachDeadline(request.Name, timeout, request.Address), timeout);
+    }
+
+    private void OnClaimPaths(DiscoveryService.ClaimPaths claim)
+    {
+        var granted = new List<TransportAddress>();
+        var refused = new List<DiscoveryService.RefusedPath>();
+        if (_claimants.Add(claim.Service))
+        {
+            Context.Watch(claim.Service); // its paths are freed when it terminates, however it ends
+        }
+
+        foreach (var address in claim.Addresses.Distinct())
+        {
+            var key = new PathKey(claim.SubsystemNqn, claim.HostNqn, address);
+            if (_shutdown is not null)
+            {
+                refused.Add(new DiscoveryService.RefusedPath(address, "the host is shutting down", false));
+            }
+            else if (_pathClaims.TryGetValue(key, out var holder) && !holder.Service.Equals(claim.Service))
+            {
+                refused.Add(new DiscoveryService.RefusedPath(address, $"also listed by discovery service '{holder.ServiceName}', which attached it (one subsystem path per host)", true));
+                WaitForRelease(key, claim.Service);
+            }
+            else if (holder is null && _attached.Values.FirstOrDefault(c => c.Subsystem is { } s && s.SubsystemNqn == claim.SubsystemNqn && s.Settings.HostNqn == claim.HostNqn && s.Paths.Contains(address)) is { } byHand)
+            {
+                refused.Add(new DiscoveryService.RefusedPath(address, $"attached by hand as controller '{byHand.Name}'", false));
+                WaitForRelease(key, claim.Service);
+            }
+            else
+            {
+                _pathClaims[key] = new PathClaim(claim.Service, claim.ServiceName);
+                granted.Add(address);
+            }
+        }
+
+        Sender.Tell(new DiscoveryService.PathsClaimed(claim.SubsystemNqn, granted, refused));
+    }
+
+    private void WaitForRelease(PathKey key, IActorRef service)
+    {
+        if (!_claimWaiters.TryGetValue(key, out var waiters))
+        {
+            _claimWaiters[key] = waiters = [];
+        }
+
+        waiters.Add(service);
+    }
+
+    private void OnReleasePaths(DiscoveryService.ReleasePaths release)
+    {
+        foreach (var address in release.Addresses)
+        {
+            var key = new PathKey(release.SubsystemNqn, release.HostNqn, address);
+            if (_pathClaims.TryGetValue(key, out var holder) && holder.Service.Equals(release.Service))
+            {
+                _pathClaims.Remove(key);
+                PathFreed(key);
+            }
+        }
+    }
+
+    /// <summary>Tells the services once refused this path that it is free: they read their logs again.</summary>
+    private void PathFreed(PathKey key)
+    {
+        if (_claimWaiters.Remove(key, out var waiters))
+        {
+            foreach (var waiter in waiters)
+            {
+                waiter.Tell(new DiscoveryService.PathsReleased(key.SubsystemNqn));
+            }
+        }
+    }
+
+    private void ReleaseClaimsOf(IActorRef service)
+    {
+        if (!_claimants.Remove(service))
+        {
+            return;
+        }
+
+        foreach (var waiters in _claimWaiters.Values)
+        {
+            waiters.Remove(service);
+        }
+
+        foreach (var key in _pathClaims.Where(c => c.Value.Service.Equals(service)).Select(c => c.Key).ToArray())
+        {
+            _pathClaims.Remove(key);
+            PathFreed(key);
+        }
     }
 
     /// <summary>The controller that has a path to (address, subsystem, host), if any.</summary>
@@ -410,6 +515,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
 
     private void OnTerminated(Terminated message)
     {
+        ReleaseClaimsOf(message.ActorRef);
         if (!_byActor.Remove(message.ActorRef, out var child))
         {
             return;
@@ -466,6 +572,14 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
     private void Forget(Child child)
     {
         (child.Kind == ChildKind.Discovery ? _discoveries : _attached).Remove(child.Name);
+        if (child.Subsystem is { } attached)
+        {
+            foreach (var path in attached.Paths)
+            {
+                PathFreed(new PathKey(attached.SubsystemNqn, attached.Settings.HostNqn, path));
+            }
+        }
+
         Timers.Cancel(("attach", child.Name));
         Timers.Cancel(("respawn", child.Name));
         child.WaitingForAttach?.Tell(new NvmeHost.Failed(HostErrorKind.Failed, $"controller {child.Name} stopped before it was attached"));
@@ -576,6 +690,10 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
     }
 
     private sealed record AttachDeadline(string Name, TimeSpan Timeout, TransportAddress? Path);
+
+    private readonly record struct PathKey(string SubsystemNqn, string HostNqn, TransportAddress Address);
+
+    private sealed record PathClaim(IActorRef Service, string ServiceName);
 
     private sealed record Respawn(string Name, ChildKind Kind);
 

@@ -147,6 +147,12 @@ public sealed record NvmeHostSettings
 
     public int ReferralDepth { get; init; }
 
+    /// <summary>Discovery controllers one started discovery may open in all, referrals included.</summary>
+    public int MaxDiscoveryControllers { get; init; } = 32;
+
+    /// <summary>A Keep Alive unanswered this long is a loss (at most keep-alive-timeout / 2 is used).</summary>
+    public TimeSpan KeepAliveAnswerTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>I/O queues to ask for per controller; 0 means one per processor core (<see cref="EffectiveIoQueues"/>).</summary>
     public int IoQueues { get; init; }
 
@@ -210,6 +216,8 @@ public sealed record NvmeHostSettings
             ReadyPollInterval = section.GetTimeSpan("ready-poll-interval"),
             DiscoveryGenctrRetries = section.GetInt("discovery.genctr-retries"),
             ReferralDepth = section.GetInt("discovery.referral-depth"),
+            MaxDiscoveryControllers = section.GetInt("discovery.max-discovery-controllers"),
+            KeepAliveAnswerTimeout = section.GetTimeSpan("keep-alive-answer-timeout"),
             IoQueues = section.GetInt("io-queues"),
             IoQueueSize = section.GetInt("io-queue-size"),
             IoRetries = section.GetInt("io-retries"),
@@ -247,6 +255,16 @@ public sealed record NvmeHostSettings
         if (DiscoveryGenctrRetries < 0 || ReferralDepth < 0)
         {
             throw new InvalidNvmeSettingsException("discovery-bounds", $"discovery.genctr-retries {DiscoveryGenctrRetries} and discovery.referral-depth {ReferralDepth} must not be negative");
+        }
+
+        if (MaxDiscoveryControllers is < 1 or > 4096)
+        {
+            throw new InvalidNvmeSettingsException("discovery-controller-cap", $"discovery.max-discovery-controllers {MaxDiscoveryControllers} must be 1..4096");
+        }
+
+        if (KeepAliveAnswerTimeout < TimeSpan.FromMilliseconds(10))
+        {
+            throw new InvalidNvmeSettingsException("keep-alive-answer-timeout-range", $"keep-alive-answer-timeout {KeepAliveAnswerTimeout} must be at least 10ms");
         }
 
         if (IoQueues is < 0 or > 65534)

@@ -261,6 +261,13 @@ public sealed partial class SpdkRpcService
                         ["trid"] = SpdkJson.Trid(e.Address, e.SubsystemNqn),
                         ["controller"] = e.Controller,
                     })]),
+                    ["alternate_addresses"] = new JsonArray([.. (service.AlternateAddresses ?? []).Select(a => (JsonNode?)SpdkJson.Trid(a, SpdkJson.DiscoveryNqn))]),
+                    ["skipped"] = new JsonArray([.. (service.Skipped ?? []).Select(k => (JsonNode?)new JsonObject
+                    {
+                        ["subnqn"] = k.SubsystemNqn,
+                        ["address"] = k.Address,
+                        ["reason"] = k.Reason,
+                    })]),
                 },
             });
         }

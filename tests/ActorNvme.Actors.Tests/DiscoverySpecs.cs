@@ -116,7 +116,7 @@ public class DiscoverySpecs : TestKit
         int reads = _fabric.LogReads;
         _fabric.DiscoveryLog = () => DiscoveryPageOf(2);
         _fabric.FireAsyncEvent(AsyncEventCompletion.ForNotice(AsyncEventNotice.DiscoveryLogPageChange, (byte)LogPageId.Discovery));
-        AwaitCondition(() => _fabric.LogReads >= reads + 2, TimeSpan.FromSeconds(10));
+        AwaitCondition(() => _fabric.LogReads >= reads + 1, TimeSpan.FromSeconds(10)); // an empty log is its header alone
         _fabric.DiscoveryLog = () => DiscoveryPageOf(3, "nqn.2016-06.io.example:a");
         _fabric.FireAsyncEvent(AsyncEventCompletion.ForNotice(AsyncEventNotice.DiscoveryLogPageChange, (byte)LogPageId.Discovery));
 

@@ -32,6 +32,22 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
     /// <summary>Discovery log returned to each Get Log Page 0x70 (built by the test); called once per read.</summary>
     public Func<byte[]> DiscoveryLog { get; set; } = () => [];
 
+    /// <summary>When set, the discovery log of the discovery controller at each address (instead of <see cref="DiscoveryLog"/>).</summary>
+    public Func<TransportAddress, byte[]>? DiscoveryLogAt { get; set; }
+
+    /// <summary>MDTS in Identify Controller (0: no limit; n: 4 KiB &lt;&lt; n per command).</summary>
+    public byte MaxDataTransferSize { get; set; }
+
+    private readonly ConcurrentDictionary<TransportAddress, int> _connectsByAddress = new();
+
+    /// <summary>Every address a connection was asked for, with how many times.</summary>
+    public IReadOnlyDictionary<TransportAddress, int> ConnectsByAddress => _connectsByAddress;
+
+    private int _largestLogRead;
+
+    /// <summary>The most bytes one Get Log Page asked for.</summary>
+    public int LargestLogRead => Volatile.Read(ref _largestLogRead);
+
     /// <summary>Get Log Page answers with an internal error while set.</summary>
     public volatile bool FailLogReads;
 
@@ -103,6 +119,7 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
     public Task<IAdminConnection> ConnectAsync(AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime)
     {
         Interlocked.Increment(ref _connectAttempts);
+        _connectsByAddress.AddOrUpdate(request.Address, 1, (_, n) => n + 1);
         MaybeThrow(FaultPoint.Connect);
         if (Refusing)
         {
@@ -117,7 +134,7 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
             return hanging.Task;
         }
 
-        var connection = new FakeConnection(this, events, request.QueueSize - 1);
+        var connection = new FakeConnection(this, events, request.QueueSize - 1, request.Address);
         _connections.Add(connection);
         lifetime.Register(() => connection.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "lifetime ended")));
         return Task.FromResult<IAdminConnection>(connection);
@@ -156,7 +173,7 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
     /// return only when the host releases them, as the real queue pair's do: a host that forgot to
     /// release runs out of ids, one that released too early would see its ids reused.
     /// </summary>
-    internal sealed class FakeConnection(FakeFabric fabric, IAdminEvents events, int capacity) : IAdminConnection
+    internal sealed class FakeConnection(FakeFabric fabric, IAdminEvents events, int capacity, TransportAddress address) : IAdminConnection
     {
         private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly ConcurrentQueue<ushort> _asyncEvents = new();
@@ -320,11 +337,26 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
                 case AdminOpcode.Identify:
                     return (0, 0, Identify(command));
                 case AdminOpcode.GetLogPage:
-                    var log = fabric.DiscoveryLog();
+                    var log = fabric.DiscoveryLogAt is { } logAt ? logAt(address) : fabric.DiscoveryLog();
                     int requested = (int)((((command.Cdw11 & 0xFFFF) << 16) | (command.Cdw10 >> 16)) + 1) * 4;
-                    return (0, 0, log.Length > requested ? log[..requested] : log);
+                    long offset = (long)(((ulong)command.Cdw13 << 32) | command.Cdw12);
+                    InterlockedMax(ref fabric._largestLogRead, requested);
+                    if (offset >= log.Length)
+                    {
+                        return (0, 0, []);
+                    }
+
+                    return (0, 0, log.AsSpan((int)offset, (int)Math.Min(requested, log.Length - offset)).ToArray());
                 default:
                     return (0, 0, []);
+            }
+        }
+
+        private static void InterlockedMax(ref int target, int value)
+        {
+            int seen;
+            while ((seen = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, seen) != seen)
+            {
             }
         }
 
@@ -351,6 +383,7 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
                         AsyncEventRequestLimit = 3,
                         MaxOutstandingCommands = 128,
                         NumberOfNamespaces = fabric.NamespaceCount,
+                        MaxDataTransferSize = fabric.MaxDataTransferSize,
                         SubsystemNqn = _subsystemNqn,
                     }.WriteTo(data);
                     break;
