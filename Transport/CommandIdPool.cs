@@ -1,22 +1,32 @@
 namespace ActorNvme.Transport;
 
 /// <summary>
-/// The free command ids of one queue pair: a lock-free stack over a preallocated array. Any thread
-/// may rent (submitters) and return (the read loop, or an awaiter collecting its result). The head
-/// carries a version in its upper half so a stale compare-and-swap (the ABA case) fails.
+/// The free command ids of one queue pair, handed out least recently freed first: a bounded lock-free
+/// queue (a ring of cells, each with a sequence number) over a preallocated array. Any thread may rent
+/// (submitters) and return (the read loop, or an owner releasing an id). First-in-first-out matters for
+/// safety, not speed: a freed id waits behind every other free id, so a stale or repeated completion
+/// from the target finds its id free (a protocol error) instead of crediting the next command that took
+/// it — with a stack, the very next command would get that id.
 /// </summary>
 internal sealed class CommandIdPool
 {
-    private const long Empty = 0;
-
-    // Low 32 bits: index of the top entry + 1 (0 = empty); high 32 bits: version.
-    private long _head;
-    private readonly int[] _next; // index + 1 of the entry below, 0 at the bottom
+    private readonly Cell[] _cells;
+    private readonly long _mask;
+    private long _returnPosition;
+    private long _rentPosition;
 
     public CommandIdPool(int capacity)
     {
-        _next = new int[capacity];
-        for (int i = capacity - 1; i >= 0; i--)
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        int size = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)capacity);
+        _cells = new Cell[size];
+        _mask = size - 1;
+        for (int i = 0; i < size; i++)
+        {
+            _cells[i].Sequence = i;
+        }
+
+        for (int i = 0; i < capacity; i++)
         {
             Return(i);
         }
@@ -26,20 +36,22 @@ internal sealed class CommandIdPool
     {
         while (true)
         {
-            long head = Volatile.Read(ref _head);
-            int top = (int)(uint)head;
-            if (top == Empty)
+            long position = Volatile.Read(ref _rentPosition);
+            ref var cell = ref _cells[position & _mask];
+            long lag = Volatile.Read(ref cell.Sequence) - (position + 1);
+            if (lag == 0)
+            {
+                if (Interlocked.CompareExchange(ref _rentPosition, position + 1, position) == position)
+                {
+                    index = cell.Value;
+                    Volatile.Write(ref cell.Sequence, position + _mask + 1);
+                    return true;
+                }
+            }
+            else if (lag < 0)
             {
                 index = -1;
-                return false;
-            }
-
-            int below = Volatile.Read(ref _next[top - 1]);
-            long next = (((head >> 32) + 1) << 32) | (uint)below;
-            if (Interlocked.CompareExchange(ref _head, next, head) == head)
-            {
-                index = top - 1;
-                return true;
+                return false; // empty
             }
         }
     }
@@ -48,13 +60,29 @@ internal sealed class CommandIdPool
     {
         while (true)
         {
-            long head = Volatile.Read(ref _head);
-            Volatile.Write(ref _next[index], (int)(uint)head);
-            long next = (((head >> 32) + 1) << 32) | (uint)(index + 1);
-            if (Interlocked.CompareExchange(ref _head, next, head) == head)
+            long position = Volatile.Read(ref _returnPosition);
+            ref var cell = ref _cells[position & _mask];
+            long lag = Volatile.Read(ref cell.Sequence) - position;
+            if (lag == 0)
             {
-                return;
+                if (Interlocked.CompareExchange(ref _returnPosition, position + 1, position) == position)
+                {
+                    cell.Value = index;
+                    Volatile.Write(ref cell.Sequence, position + 1);
+                    return;
+                }
+            }
+            else if (lag < 0)
+            {
+                // Full: more returns than rents, which only a double release can cause.
+                throw new InvalidOperationException($"command id {index} returned to a pool that holds every id already");
             }
         }
+    }
+
+    private struct Cell
+    {
+        public long Sequence;
+        public int Value;
     }
 }

@@ -22,6 +22,26 @@ public sealed class CommandIdPoolTests
     }
 
     [Fact]
+    public void A_freed_id_comes_back_only_after_every_other_free_id()
+    {
+        var pool = new CommandIdPool(8);
+        Assert.True(pool.TryRent(out int first));
+        pool.Return(first);
+
+        // Seven other ids are free: they all go out before the one just freed.
+        var next = new List<int>();
+        for (int i = 0; i < 8; i++)
+        {
+            Assert.True(pool.TryRent(out int id));
+            next.Add(id);
+        }
+
+        Assert.Equal(first, next[^1]);
+        Assert.DoesNotContain(first, next.Take(7));
+        Assert.False(pool.TryRent(out _));
+    }
+
+    [Fact]
     public async Task Concurrent_renters_never_share_an_id()
     {
         var pool = new CommandIdPool(8);
