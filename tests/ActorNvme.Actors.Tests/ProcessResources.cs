@@ -82,3 +82,13 @@ public static class ProcessResources
         }
     }
 }
+
+/// <summary>
+/// Tests that compare process-wide counts (sockets, threads) run alone: a test running beside them
+/// would open and close sockets of its own.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessWideCounts
+{
+    public const string Name = "process-wide counts";
+}

@@ -16,6 +16,7 @@ namespace ActorNvme.Actors.Tests;
 /// the controller; the listener is restored; discovery re-attaches the subsystem as the next name.
 /// Repeated, with the ownership ledger checked empty for every deleted controller.
 /// </summary>
+[Collection(ProcessWideCounts.Name)]
 public sealed class SeedScenarioSpecs : TestKit, IAsyncLifetime
 {
     private const string SubsystemNqn = "nqn.2016-06.io.actornvme:seed";
