@@ -34,6 +34,7 @@ internal sealed class CommandIdPool
 
     public bool TryRent(out int index)
     {
+        var spinner = default(SpinWait);
         while (true)
         {
             long position = Volatile.Read(ref _rentPosition);
@@ -50,14 +51,21 @@ internal sealed class CommandIdPool
             }
             else if (lag < 0)
             {
-                index = -1;
-                return false; // empty
+                if (Volatile.Read(ref _returnPosition) <= position)
+                {
+                    index = -1;
+                    return false; // empty
+                }
+
+                // A return has claimed this cell but not yet published its id: a moment away.
+                spinner.SpinOnce();
             }
         }
     }
 
     public void Return(int index)
     {
+        var spinner = default(SpinWait);
         while (true)
         {
             long position = Volatile.Read(ref _returnPosition);
@@ -74,8 +82,14 @@ internal sealed class CommandIdPool
             }
             else if (lag < 0)
             {
-                // Full: more returns than rents, which only a double release can cause.
-                throw new InvalidOperationException($"command id {index} returned to a pool that holds every id already");
+                if (position - Volatile.Read(ref _rentPosition) >= _cells.Length)
+                {
+                    // Full: more returns than rents, which only a double release can cause.
+                    throw new InvalidOperationException($"command id {index} returned to a pool that holds every id already");
+                }
+
+                // A rent has claimed this cell but not yet marked it free: a moment away.
+                spinner.SpinOnce();
             }
         }
     }
