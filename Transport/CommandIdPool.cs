@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace ActorNvme.Transport;
 
 /// <summary>
@@ -22,6 +24,7 @@ internal sealed class CommandIdPool
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryRent(out int index)
     {
         while (true)
@@ -44,6 +47,7 @@ internal sealed class CommandIdPool
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Return(int index)
     {
         while (true)
