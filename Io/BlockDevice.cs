@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace ActorNvme.Io;
 
@@ -114,6 +115,7 @@ public sealed class BlockDevice
     /// <summary>Reads <c>destination.Length / BlockSize</c> blocks starting at <paramref name="lba"/>.</summary>
     /// <exception cref="ArgumentException">The buffer is not a whole number of blocks, or the range leaves the namespace.</exception>
     /// <exception cref="BlockDeviceException">Through the task: the read failed (see <see cref="BlockDeviceException.Kind"/>).</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTask ReadAsync(ulong lba, Memory<byte> destination)
     {
         ulong blocks = BlocksIn(destination.Length, nameof(destination));
@@ -123,6 +125,7 @@ public sealed class BlockDevice
 
     /// <summary>Writes <c>source.Length / BlockSize</c> blocks starting at <paramref name="lba"/>. The buffer must stay unchanged until the task completes.</summary>
     /// <exception cref="ArgumentException">The buffer is not a whole number of blocks, or the range leaves the namespace.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTask WriteAsync(ulong lba, ReadOnlyMemory<byte> source)
     {
         ulong blocks = BlocksIn(source.Length, nameof(source));
@@ -274,6 +277,7 @@ public sealed class BlockDevice
         Dispatch(operation);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private ValueTask Start(IoKind kind, ulong lba, ulong blocks, Memory<byte> destination, ReadOnlyMemory<byte> source)
     {
         if (Volatile.Read(ref _deletedReason) is { } reason)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace ActorNvme.Io;
@@ -40,6 +41,7 @@ internal sealed class BoundedRing<T>
 
     public bool IsEmpty => Volatile.Read(ref _positions.Enqueue) == Volatile.Read(ref _positions.Dequeue);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryEnqueue(T item)
     {
         long position = Volatile.Read(ref _positions.Enqueue);
@@ -71,6 +73,7 @@ internal sealed class BoundedRing<T>
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryDequeue([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out T? item)
     {
         long position = Volatile.Read(ref _positions.Dequeue);

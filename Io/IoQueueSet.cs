@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ActorNvme.Transport;
 
 namespace ActorNvme.Io;
@@ -152,6 +153,7 @@ public sealed class IoQueueSet
     /// <c>_waitingCount</c>. Both are full fences, so either the completion sees the waiter and drains
     /// the line, or the waiter sees nothing in flight and drains it itself.
     /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal SubmitOutcome Submit(IoOperation operation)
     {
         if (!IsUsable)
@@ -189,6 +191,7 @@ public sealed class IoQueueSet
     }
 
     /// <summary>Called by an operation when its command finished (its command id is free again): lets the line move first.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void CommandFinished()
     {
         Interlocked.Decrement(ref _inFlight);
@@ -242,6 +245,7 @@ public sealed class IoQueueSet
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private Attempt TryQueues(IoOperation operation)
     {
         var queues = _queues;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace ActorNvme.Transport;
 
 /// <summary>
@@ -32,6 +34,7 @@ internal sealed class CommandIdPool
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryRent(out int index)
     {
         var spinner = default(SpinWait);
@@ -63,6 +66,7 @@ internal sealed class CommandIdPool
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Return(int index)
     {
         var spinner = default(SpinWait);

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Protocol.Tcp;
 
@@ -106,6 +107,7 @@ public abstract partial class QueuePair
     }
 
     /// <summary>Handles every complete PDU in <paramref name="buffer"/>; false when the connection must end.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool ParseBuffered(ref ReadOnlySequence<byte> buffer)
     {
         while (true)
@@ -128,6 +130,7 @@ public abstract partial class QueuePair
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool Dispatch(in PduFrame frame)
     {
         Span<byte> scratch = stackalloc byte[PduSizes.ICResp];
@@ -149,6 +152,7 @@ public abstract partial class QueuePair
         };
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool OnCapsuleResponse(ReadOnlySpan<byte> header)
     {
         var completion = CompletionQueueEntry.Read(header[CommonHeader.Size..]);
@@ -161,6 +165,7 @@ public abstract partial class QueuePair
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool OnData(ReadOnlySpan<byte> header, in PduFrame frame)
     {
         var data = DataPduHeader.Read(header);
@@ -222,6 +227,7 @@ public abstract partial class QueuePair
     /// fails that command with Data Transfer Error. The controller's other completion fields are kept.
     /// The connection stays up: the stream itself is still in step.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AnswerWithData(CommandSlot slot, CompletionQueueEntry completion)
     {
         if (slot.Direction == DataDirection.ControllerToHost && slot.BytesReceived != slot.TransferLength && completion.Status.IsSuccess)

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Protocol.Tcp;
 
@@ -114,6 +115,7 @@ public abstract partial class QueuePair : IAsyncDisposable
     private protected CompletionQueueEntry ClosedCompletion(ushort commandId) =>
         new(0, 0, 0, QueueId, commandId, NvmeStatus.Create(StatusCodeType.PathRelated, (byte)PathStatus.HostPathingError));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void ReturnSlot(CommandSlot slot)
     {
         Volatile.Write(ref slot.State, CommandSlot.Free);
@@ -125,6 +127,7 @@ public abstract partial class QueuePair : IAsyncDisposable
     /// changes) when <paramref name="commandId"/> is not awaiting release, so a repeated or stray
     /// release cannot free an id that is in use.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private protected bool TryReleaseDelivered(ushort commandId)
     {
         if (commandId >= _slots.Length)
@@ -173,6 +176,7 @@ public abstract partial class QueuePair : IAsyncDisposable
         _connection.Abort(reason);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void FinishCommand(CommandSlot slot)
     {
         OnFinished(slot);
@@ -211,6 +215,7 @@ public abstract partial class QueuePair : IAsyncDisposable
     }
 
     /// <summary>Takes the single "answered" transition of a command; false when it was answered already.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool Answer(CommandSlot slot, CommandOutcome outcome, in CompletionQueueEntry completion)
     {
         if (Interlocked.CompareExchange(ref slot.State, CommandSlot.Answered, CommandSlot.Outstanding) != CommandSlot.Outstanding)
@@ -224,6 +229,7 @@ public abstract partial class QueuePair : IAsyncDisposable
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void DropReference(CommandSlot slot)
     {
         if (Interlocked.Decrement(ref slot.References) == 0)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 
 namespace ActorNvme.Host.Perf;
 
@@ -23,6 +24,7 @@ internal sealed class LatencyHistogram
 
     public long Max { get; private set; }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Record(long ticks)
     {
         if (ticks < 0)

@@ -96,7 +96,10 @@ internal sealed class PerfRun
             }
 
             long next = Math.Min(start + ((tick + 1) * frequency), _measureUntil);
-            var wait = TimeSpan.FromSeconds(Math.Max(0, next - Stopwatch.GetTimestamp()) / (double)frequency);
+
+            // At least a millisecond: a shorter Task.Delay completes at once, and the loop would
+            // spin out progress lines over intervals of microseconds (0 IOPS or absurd rates).
+            var wait = TimeSpan.FromSeconds(Math.Max(0.001, (next - Stopwatch.GetTimestamp()) / (double)frequency));
             try
             {
                 await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
@@ -110,6 +113,11 @@ internal sealed class PerfRun
             long now = Stopwatch.GetTimestamp();
             long count = Completed;
             double seconds = (now - lastTime) / (double)frequency;
+            if (seconds < 0.1)
+            {
+                continue; // the window's last sliver: too short for a rate worth printing
+            }
+
             double iops = seconds > 0 ? (count - lastCount) / seconds : 0;
             bool warming = now < _measureFrom;
             progress(string.Create(CultureInfo.InvariantCulture, $"{(now - start) / (double)frequency,6:0.0} s{(warming ? " (warm-up)" : string.Empty)}: {iops,12:N0} IOPS {iops * _options.IoSize / (1024 * 1024),10:0.0} MiB/s"));

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 
 namespace ActorNvme.Protocol.Nvme;
 
@@ -60,6 +61,7 @@ public struct SubmissionQueueEntry : IEquatable<SubmissionQueueEntry>
         };
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void WriteTo(Span<byte> destination)
     {
         if (destination.Length < Size)

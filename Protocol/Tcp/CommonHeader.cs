@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 
 namespace ActorNvme.Protocol.Tcp;
 
@@ -7,6 +8,7 @@ public readonly record struct CommonHeader(PduType Type, PduFlags Flags, byte He
 {
     public const int Size = PduSizes.CommonHeader;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static bool TryRead(ReadOnlySpan<byte> source, out CommonHeader header)
     {
         if (source.Length < Size)
@@ -24,6 +26,7 @@ public readonly record struct CommonHeader(PduType Type, PduFlags Flags, byte He
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void WriteTo(Span<byte> destination)
     {
         destination[0] = (byte)Type;

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 
 namespace ActorNvme.Protocol.Tcp;
 
@@ -36,6 +37,7 @@ public readonly struct PduFrame
     /// The header as one span: a slice of the buffer when contiguous, otherwise copied into
     /// <paramref name="scratch"/> (at least 128 bytes; stackalloc it).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ReadOnlySpan<byte> GetHeader(Span<byte> scratch)
     {
         var first = HeaderBytes.FirstSpan;

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 
 namespace ActorNvme.Protocol.Tcp;
 
@@ -50,6 +51,7 @@ public static class PduFramer
     private const int HeaderLengthFieldOffset = 2;
     private const int FlagsFieldOffset = 1;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static FrameStatus TryParse(in ReadOnlySequence<byte> buffer, in PduFramerOptions options, out PduFrame frame, out PduFault fault)
     {
         frame = default;
@@ -195,6 +197,7 @@ public static class PduFramer
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static bool ValidateFlags(in CommonHeader common, in PduFramerOptions options, out PduFault fault)
     {
         fault = default;

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 
 namespace ActorNvme.Transport.RawSocket;
 
@@ -21,6 +22,7 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
 
     private ReadOnlySequence<byte> Unconsumed => new(_buffer, _start, _end - _start);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
         if (_canceled)
@@ -46,6 +48,7 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
 
     public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
     {
         _start = consumed.GetInteger();
@@ -62,10 +65,19 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
     {
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Receive()
     {
         MakeRoom();
         long spinUntil = spinTicks > 0 ? Stopwatch.GetTimestamp() + spinTicks : 0;
+        if (spinUntil == 0)
+        {
+            // Not spinning: wait in poll() first. It returns at once when data is there; when it
+            // is not (every I/O at low queue depth), this skips a receive that would only say
+            // "would block": two system calls per wake-up instead of three.
+            socket.Poll(-1, SelectMode.SelectRead);
+        }
+
         while (true)
         {
             int received = socket.Receive(_buffer.AsSpan(_end), SocketFlags.None, out var error);

@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 
 namespace ActorNvme.Transport.RawSocket;
 
@@ -17,6 +18,7 @@ internal sealed class SocketWriter(Socket socket, int initialSize) : PipeWriter
 
     public override long UnflushedBytes => _written;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override void Advance(int bytes) => _written += bytes;
 
     public override Memory<byte> GetMemory(int sizeHint = 0)
@@ -25,12 +27,14 @@ internal sealed class SocketWriter(Socket socket, int initialSize) : PipeWriter
         return _buffer.AsMemory(_written);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override Span<byte> GetSpan(int sizeHint = 0)
     {
         Reserve(sizeHint);
         return _buffer.AsSpan(_written);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
     {
         int sent = 0;

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Both hosts against SPDK's nvmf_tgt, alternately, same round: spdk_nvme_perf and `actornvme perf`
+# (through BlockDevice, and with --bare straight on the queue pairs), 4 KiB randread. Prints one
+# line per run and then the ratio table (medians over the rounds) in Markdown, for bench/RESULTS.md.
+#   bench/spdk-compare.sh [seconds] [warm-up seconds] [rounds] [queue depths...]
+# The target runs on core 0, every host on core 1 (taskset), one at a time.
+# SPDK_BUNDLE: an unpacked SPDK bundle (absolute path); without it the tarball from
+#   ../shared/peers/spdk (relative to the repository) is unpacked into a temporary directory.
+# PERF_PORT (default 4460): the target's TCP port on 127.0.0.1. PERF_SPIN=US adds --spin US.
+# PERF_BASELINE_DLL: another build's actornvme.dll (say, main's), run through BlockDevice in the same
+#   rounds as "baseline", for before/after ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-5}
+warmup=${2:-3}
+rounds=${3:-3}
+shift $(( $# < 3 ? $# : 3 ))
+depths=("$@")
+[ ${#depths[@]} -eq 0 ] && depths=(1 32 128)
+port=${PERF_PORT:-4460}
+spin=${PERF_SPIN:-0}
+nqn=nqn.2016-06.io.spdk:cnode0
+work=$(mktemp -d)
+
+if [ -z "${SPDK_BUNDLE:-}" ]; then
+  tarball=$(ls ../shared/peers/spdk/spdk-*.tar.xz | head -1)
+  tar -xJf "$tarball" -C "$work"
+  SPDK_BUNDLE=$(ls -d "$work"/spdk-*/)
+fi
+bin=$SPDK_BUNDLE/build/bin
+sock=$work/tgt.sock
+rpc() { python3 "$SPDK_BUNDLE/scripts/rpc.py" -s "$sock" "$@" >/dev/null; }
+
+dotnet build Host -c Release -nologo -v quiet >/dev/null
+perf_dll=Host/bin/Release/net10.0/actornvme.dll
+
+taskset -c 0 "$bin/nvmf_tgt" -m 0x1 --no-huge -s 1024 -r "$sock" >"$work/tgt.log" 2>&1 &
+target_pid=$!
+trap 'kill -INT "$target_pid" 2>/dev/null || true; wait "$target_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do grep -q "Reactor started" "$work/tgt.log" && break; sleep 0.1; done
+sleep 0.5
+rpc nvmf_create_transport -t TCP
+rpc bdev_malloc_create 64 4096 -b Malloc0
+rpc nvmf_create_subsystem "$nqn" -a -s SPDK00000000000001
+rpc nvmf_subsystem_add_ns "$nqn" Malloc0
+rpc nvmf_subsystem_add_listener "$nqn" -t tcp -a 127.0.0.1 -s "$port"
+trid="trtype:tcp adrfam:IPv4 traddr:127.0.0.1 trsvcid:$port subnqn:$nqn"
+
+results=$work/results.txt
+: >"$results"
+for round in $(seq 1 "$rounds"); do
+  for qd in "${depths[@]}"; do
+    # spdk_nvme_perf: "Total : IOPS MiB/s average min max"; it polls its core (100%).
+    line=$(taskset -c 1 "$bin/spdk_nvme_perf" --no-huge -s 512 -c 0x2 -q "$qd" -o 4096 -w randread \
+      -t "$seconds" -a "$warmup" -r "$trid" 2>/dev/null | awk '/^Total/ {print $3, $5}') || line=""
+    echo "spdk $round $qd ${line:-0 0} 100" | tee -a "$results"
+    modes=(device bare)
+    [ -n "${PERF_BASELINE_DLL:-}" ] && modes+=(baseline)
+    for mode in "${modes[@]}"; do
+      extra=()
+      dll=$perf_dll
+      [ "$mode" = bare ] && extra=(--bare)
+      [ "$mode" = baseline ] && dll=$PERF_BASELINE_DLL
+      line=$(taskset -c 1 dotnet "$dll" perf -r "$trid" -q "$qd" -o 4096 -w randread \
+        -t "$seconds" -a "$warmup" --spin "$spin" --json "${extra[@]}" 2>/dev/null |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["iops"], d["latency_us"]["avg"], d["cpu_percent"])') || line="0 0 0"
+      echo "$mode $round $qd $line" | tee -a "$results"
+    done
+  done
+done
+
+python3 - "$results" <<'EOF'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    host, _, qd, iops, avg, cpu = line.split()
+    runs.setdefault((int(qd), host), []).append((float(iops), float(avg), float(cpu)))
+def med(qd, host, i):
+    values = [r[i] for r in runs.get((qd, host), []) if r[0] > 0]
+    return statistics.median(values) if values else 0.0
+print()
+print("| QD | spdk_nvme_perf IOPS (avg µs) | actornvme perf IOPS (avg µs) | ratio | host CPU | --bare IOPS (avg µs) | bare ratio | bare CPU | IOPS per host CPU-second: ours / SPDK's |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for qd in sorted({k[0] for k in runs}):
+    s, d, b = med(qd, "spdk", 0), med(qd, "device", 0), med(qd, "bare", 0)
+    dcpu = med(qd, "device", 2)
+    per_cpu = (d / (dcpu / 100)) / s if s and dcpu else 0
+    print(f"| {qd} | {s/1000:.1f}k ({med(qd,'spdk',1):.1f}) | {d/1000:.1f}k ({med(qd,'device',1):.1f}) | {d/s if s else 0:.2f} | {dcpu:.0f}% "
+          f"| {b/1000:.1f}k ({med(qd,'bare',1):.1f}) | {b/s if s else 0:.2f} | {med(qd,'bare',2):.0f}% | {per_cpu:.2f} |")
+if any(k[1] == "baseline" for k in runs):
+    print()
+    print("| QD | baseline IOPS (avg µs) | baseline / SPDK | this build / baseline | baseline CPU |")
+    print("|---:|---:|---:|---:|---:|")
+    for qd in sorted({k[0] for k in runs}):
+        s, d, base = med(qd, "spdk", 0), med(qd, "device", 0), med(qd, "baseline", 0)
+        print(f"| {qd} | {base/1000:.1f}k ({med(qd,'baseline',1):.1f}) | {base/s if s else 0:.2f} | {d/base if base else 0:.2f} | {med(qd,'baseline',2):.0f}% |")
+EOF
