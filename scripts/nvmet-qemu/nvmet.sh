@@ -189,9 +189,9 @@ cmd_up() {
     echo $! >"$CAPTURE_PID"
     t=$SECONDS
     until [ -s "$CAPTURE" ]; do
-      if ! pid_alive "$CAPTURE_PID" dumpcap || [ $((SECONDS - t)) -ge 30 ]; then
+      if ! pid_alive "$CAPTURE_PID" dumpcap || [ $((SECONDS - t)) -ge 90 ]; then
         cat "$RUNDIR/capture.log" >&2 || true
-        die "dumpcap did not start capturing on $TAP into $CAPTURE within 30 s"
+        die "dumpcap did not start capturing on $TAP into $CAPTURE within 90 s"
       fi
       sleep 0.1
     done
