@@ -1,14 +1,17 @@
+using System.Diagnostics;
 using System.Numerics;
 
 namespace ActorNvme.Io;
 
-/// <summary>Limits of one block device's resilience (from io-retries and io-hold-limit).</summary>
+/// <summary>Limits of one block device's resilience (from io-retries, io-hold-limit and io-path-loss-retries).</summary>
 /// <param name="Retries">Retries of a command that failed with a status without DNR (path losses do not count).</param>
 /// <param name="HoldLimit">I/Os held at once while no path is usable; beyond this, I/O fails with PathUnavailable. 0 fails at once.</param>
-public sealed record BlockDeviceOptions(int Retries = BlockDeviceOptions.DefaultRetries, int HoldLimit = BlockDeviceOptions.DefaultHoldLimit)
+/// <param name="PathLossRetries">Resubmissions of one I/O after the path it was in flight on was lost, across reconnects; one more loss fails it with PathLost.</param>
+public sealed record BlockDeviceOptions(int Retries = BlockDeviceOptions.DefaultRetries, int HoldLimit = BlockDeviceOptions.DefaultHoldLimit, int PathLossRetries = BlockDeviceOptions.DefaultPathLossRetries)
 {
     public const int DefaultRetries = 5;
     public const int DefaultHoldLimit = 4096;
+    public const int DefaultPathLossRetries = 8;
 
     public static BlockDeviceOptions Default { get; } = new();
 }
@@ -43,6 +46,11 @@ public sealed class BlockDevice
     private int _nextPath;
     private int _failFast;
     private string? _deletedReason;
+    private readonly Lock _fenceSync = new();
+    private List<IoOperation>? _fenced;
+    private ITimer? _fenceTimer;
+    private long _fenceTimerDue = long.MaxValue;
+    private int _fencedCount;
 
     /// <summary>Only <see cref="BlockDeviceOwner"/> creates devices, so every device has exactly one owner.</summary>
     internal BlockDevice(string name, string subsystemNqn, uint namespaceId, int blockSize, ulong blockCount, BlockDeviceOptions? options)
@@ -57,6 +65,7 @@ public sealed class BlockDevice
         _options = options ?? BlockDeviceOptions.Default;
         ArgumentOutOfRangeException.ThrowIfNegative(_options.Retries, "options.Retries");
         ArgumentOutOfRangeException.ThrowIfNegative(_options.HoldLimit, "options.HoldLimit");
+        ArgumentOutOfRangeException.ThrowIfNegative(_options.PathLossRetries, "options.PathLossRetries");
         Name = name;
         SubsystemNqn = subsystemNqn ?? string.Empty;
         NamespaceId = namespaceId;
@@ -104,6 +113,12 @@ public sealed class BlockDevice
 
     /// <summary>I/Os held for want of a path.</summary>
     public int HeldCount => Volatile.Read(ref _heldCount);
+
+    /// <summary>
+    /// I/Os waiting out a fence: writes whose path was lost while they were in flight (until the old
+    /// association can no longer execute them), and I/O waiting for a path's ANA transition time.
+    /// </summary>
+    public int FencedCount => Volatile.Read(ref _fencedCount);
 
     public bool IsFailingFast => Volatile.Read(ref _failFast) != 0;
 
@@ -193,6 +208,7 @@ public sealed class BlockDevice
 
         UpdatePaths(_ => NoPaths);
         ReleaseHeldElsewhere();
+        ReleaseFencedElsewhere(all: true);
     }
 
     public override string ToString() => $"{Name} ({BlockCount} blocks of {BlockSize} bytes, {PathCount} path(s){(IsDeleted ? ", deleted" : string.Empty)})";
@@ -251,9 +267,7 @@ public sealed class BlockDevice
 
         if (result.Outcome == Transport.CommandOutcome.ConnectionClosed)
         {
-            // The path went away under the command: another path, or held. Not a retry.
-            set.MarkUnusable();
-            Dispatch(operation);
+            OnPathLost(operation, set);
             return;
         }
 
@@ -269,9 +283,164 @@ public sealed class BlockDevice
         if (status.Type == Protocol.Nvme.StatusCodeType.PathRelated)
         {
             operation.Avoid = set;
+            if (IsAnaWait(status))
+            {
+                OnAnaUnavailable(operation, set);
+                return;
+            }
         }
 
         Dispatch(operation);
+    }
+
+    /// <summary>
+    /// The path went away while a command of <paramref name="operation"/> was in flight on it (not a
+    /// retry; io-path-loss-retries bounds it). A read moves at once. A command that modifies data waits
+    /// until the old association can no longer execute its copy — <see cref="IoQueueSet.WriteResubmitDelay"/>
+    /// from the loss — so that a stale copy cannot land on top of a newer write acknowledged meanwhile.
+    /// </summary>
+    private void OnPathLost(IoOperation operation, IoQueueSet set)
+    {
+        set.MarkUnusable();
+        if (operation.PathLosses >= _options.PathLossRetries)
+        {
+            operation.Fail(new BlockDeviceException(
+                BlockDeviceErrorKind.PathLost,
+                Name,
+                $"{operation.Describe()} failed: its path was lost under it {operation.PathLosses + 1} times (io-path-loss-retries is {_options.PathLossRetries}){(operation.ModifiesData ? "; the target may or may not have executed it" : string.Empty)}"));
+            return;
+        }
+
+        operation.PathLosses++;
+        var delay = set.WriteResubmitDelay;
+        if (operation.ModifiesData && delay > TimeSpan.Zero)
+        {
+            long lostAt = set.LostAt;
+            Fence(operation, (lostAt == 0 ? Stopwatch.GetTimestamp() : lostAt) + (long)(delay.TotalSeconds * Stopwatch.Frequency));
+            return;
+        }
+
+        Dispatch(operation);
+    }
+
+    /// <summary>ANA inaccessible or transition: the path may serve again within ANATT; persistent loss: it will not.</summary>
+    private static bool IsAnaWait(Protocol.Nvme.NvmeStatus status) =>
+        status.Code is (byte)Protocol.Nvme.PathStatus.AsymmetricAccessInaccessible
+            or (byte)Protocol.Nvme.PathStatus.AsymmetricAccessTransition
+            or (byte)Protocol.Nvme.PathStatus.AsymmetricAccessPersistentLoss;
+
+    /// <summary>
+    /// The path refused the command with an ANA state: it is left out of path choice for ANATT, and the
+    /// operation goes to another usable path at once, or, when there is none, waits for that ANATT
+    /// (counted as one retry) instead of spending its retries on the same refusal.
+    /// </summary>
+    private void OnAnaUnavailable(IoOperation operation, IoQueueSet set)
+    {
+        long until = Stopwatch.GetTimestamp() + (long)(set.AnaTransitionTime.TotalSeconds * Stopwatch.Frequency);
+        set.MarkAnaUnavailable(until);
+        foreach (var path in Volatile.Read(ref _paths))
+        {
+            if (path.Set != set && path.Set.IsUsable && !path.Set.IsAnaUnavailable)
+            {
+                Dispatch(operation);
+                return;
+            }
+        }
+
+        Fence(operation, set.AnaUnavailableUntil);
+    }
+
+    /// <summary>Keeps <paramref name="operation"/> out of every path until <paramref name="notBefore"/> (a <see cref="Stopwatch"/> timestamp), then dispatches it.</summary>
+    private void Fence(IoOperation operation, long notBefore)
+    {
+        operation.NotBefore = notBefore;
+        bool deleted;
+        lock (_fenceSync)
+        {
+            deleted = Volatile.Read(ref _deletedReason) is not null;
+            if (!deleted)
+            {
+                (_fenced ??= []).Add(operation);
+                Volatile.Write(ref _fencedCount, _fenced.Count);
+                if (notBefore < _fenceTimerDue)
+                {
+                    _fenceTimerDue = notBefore;
+                    _fenceTimer ??= TimeProvider.System.CreateTimer(static device => ((BlockDevice)device!).ReleaseFenced(all: false), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                    _fenceTimer.Change(Until(notBefore), Timeout.InfiniteTimeSpan);
+                }
+            }
+        }
+
+        if (deleted)
+        {
+            Dispatch(operation); // fails it naming the deletion
+        }
+    }
+
+    /// <summary>Dispatches fenced operations that are due (or all of them, when the device is deleted) and re-arms the timer for the rest.</summary>
+    private void ReleaseFenced(bool all)
+    {
+        List<IoOperation>? due = null;
+        lock (_fenceSync)
+        {
+            if (_fenced is null || _fenced.Count == 0)
+            {
+                _fenceTimerDue = long.MaxValue;
+                return;
+            }
+
+            long now = Stopwatch.GetTimestamp();
+            long next = long.MaxValue;
+            for (int i = 0; i < _fenced.Count; i++)
+            {
+                var operation = _fenced[i];
+                if (all || operation.NotBefore <= now)
+                {
+                    (due ??= []).Add(operation);
+                }
+                else
+                {
+                    next = Math.Min(next, operation.NotBefore);
+                }
+            }
+
+            if (due is not null)
+            {
+                _fenced.RemoveAll(o => all || o.NotBefore <= now);
+            }
+
+            Volatile.Write(ref _fencedCount, _fenced.Count);
+            _fenceTimerDue = next;
+            if (next != long.MaxValue)
+            {
+                _fenceTimer!.Change(Until(next), Timeout.InfiniteTimeSpan);
+            }
+        }
+
+        if (due is null)
+        {
+            return;
+        }
+
+        foreach (var operation in due)
+        {
+            operation.NotBefore = 0;
+            Dispatch(operation);
+        }
+    }
+
+    private void ReleaseFencedElsewhere(bool all)
+    {
+        if (Volatile.Read(ref _fencedCount) != 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Device.ReleaseFenced(state.All), (Device: this, All: all), preferLocal: false);
+        }
+    }
+
+    private static TimeSpan Until(long timestamp)
+    {
+        long now = Stopwatch.GetTimestamp();
+        return timestamp <= now ? TimeSpan.Zero : Stopwatch.GetElapsedTime(now, timestamp) + TimeSpan.FromMilliseconds(1);
     }
 
     private ValueTask Start(IoKind kind, ulong lba, ulong blocks, Memory<byte> destination, ReadOnlyMemory<byte> source)
@@ -329,7 +498,7 @@ public sealed class BlockDevice
 
         // Stay on the path whose completion this thread is delivering, when it is still ours.
         var completing = IoQueueSet.CompletingSet;
-        if (completing is not null && completing != operation.Avoid && completing.IsUsable)
+        if (completing is not null && completing != operation.Avoid && completing.IsUsable && !completing.IsAnaUnavailable)
         {
             foreach (var path in paths)
             {
@@ -350,9 +519,9 @@ public sealed class BlockDevice
                 continue;
             }
 
-            if (set == operation.Avoid)
+            if (set == operation.Avoid || set.IsAnaUnavailable)
             {
-                avoided = set;
+                avoided ??= set;
                 continue;
             }
 

@@ -159,6 +159,9 @@ public sealed record NvmeHostSettings
     /// <summary>I/Os held without a usable path, and I/Os waiting for a free queue entry, at most.</summary>
     public int IoHoldLimit { get; init; }
 
+    /// <summary>Resubmissions of one I/O after its path was lost under it, across reconnects (io-path-loss-retries).</summary>
+    public int IoPathLossRetries { get; init; }
+
     /// <summary>Ask for SQ flow control to be disabled on I/O queues.</summary>
     public bool DisableSqFlowControl { get; init; }
 
@@ -214,6 +217,7 @@ public sealed record NvmeHostSettings
             IoQueueSize = section.GetInt("io-queue-size"),
             IoRetries = section.GetInt("io-retries"),
             IoHoldLimit = section.GetInt("io-hold-limit"),
+            IoPathLossRetries = section.GetInt("io-path-loss-retries"),
             DisableSqFlowControl = section.GetBoolean("disable-sq-flow-control"),
             IoReceiveSpin = section.GetTimeSpan("io-receive-spin"),
         };
@@ -264,9 +268,9 @@ public sealed record NvmeHostSettings
             throw new InvalidNvmeSettingsException("io-receive-spin-range", $"io-receive-spin {IoReceiveSpin.TotalMicroseconds:0}us must be 0..10ms");
         }
 
-        if (IoRetries < 0 || IoHoldLimit < 0)
+        if (IoRetries < 0 || IoHoldLimit < 0 || IoPathLossRetries < 0)
         {
-            throw new InvalidNvmeSettingsException("io-bounds", $"io-retries {IoRetries} and io-hold-limit {IoHoldLimit} must not be negative");
+            throw new InvalidNvmeSettingsException("io-bounds", $"io-retries {IoRetries}, io-hold-limit {IoHoldLimit} and io-path-loss-retries {IoPathLossRetries} must not be negative");
         }
 
         return this;

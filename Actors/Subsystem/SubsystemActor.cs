@@ -150,7 +150,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
                 ns.NamespaceId,
                 ns.BlockSize,
                 ns.BlockCount,
-                new BlockDeviceOptions(_options.Settings.IoRetries, _options.Settings.IoHoldLimit),
+                new BlockDeviceOptions(_options.Settings.IoRetries, _options.Settings.IoHoldLimit, _options.Settings.IoPathLossRetries),
                 ns.Nguid,
                 ns.Eui64,
                 ns.Uuid);
