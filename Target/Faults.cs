@@ -22,9 +22,11 @@ public sealed class TargetFaults
     private readonly List<FailureRule> _failures = [];
     private readonly Dictionary<string, TimeSpan> _delays = new(StringComparer.Ordinal);
     private readonly Dictionary<TargetListener, TimeSpan> _executionDelays = [];
+    private readonly Dictionary<byte, int> _resetsOnIo = [];
     private TimeSpan _globalDelay;
     private int _digestCorruptions;
     private int _executionDelayCount;
+    private int _resetOnIoRules;
     private int _delayedReadsPending;
     private int _delayedWritesPending;
     private int _staleWritesExecuted;
@@ -138,6 +140,20 @@ public sealed class TargetFaults
     /// <summary>Delayed commands dropped because their controller was torn down (longer ago than the quiesce time, for writes).</summary>
     public int DelayedCommandsDropped => Volatile.Read(ref _delayedCommandsDropped);
 
+    /// <summary>
+    /// A target that breaks the protocol on a command: the next <paramref name="count"/> I/O commands with
+    /// <paramref name="opcode"/> reset their connection (RST) when they arrive, unexecuted.
+    /// </summary>
+    public void ResetOnNextIo(NvmOpcode opcode, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        lock (_sync)
+        {
+            _resetsOnIo[(byte)opcode] = count;
+            Volatile.Write(ref _resetOnIoRules, _resetsOnIo.Count);
+        }
+    }
+
     /// <summary>Fails the next <paramref name="count"/> commands with <paramref name="opcode"/> on <paramref name="queue"/> queues with <paramref name="status"/>, without executing them.</summary>
     public void FailNext(CommandQueueKind queue, byte opcode, int count, NvmeStatus status, string? subsystemNqn = null)
     {
@@ -192,6 +208,8 @@ public sealed class TargetFaults
             _failures.Clear();
             _delays.Clear();
             _executionDelays.Clear();
+            _resetsOnIo.Clear();
+            Volatile.Write(ref _resetOnIoRules, 0);
             Volatile.Write(ref _executionDelayCount, 0);
             _globalDelay = TimeSpan.Zero;
         }
@@ -232,6 +250,34 @@ public sealed class TargetFaults
         }
 
         return false;
+    }
+
+    internal bool TakeResetOnIo(byte opcode)
+    {
+        if (Volatile.Read(ref _resetOnIoRules) == 0)
+        {
+            return false;
+        }
+
+        lock (_sync)
+        {
+            if (_resetsOnIo.Count == 0 || !_resetsOnIo.TryGetValue(opcode, out int remaining))
+            {
+                return false;
+            }
+
+            if (remaining <= 1)
+            {
+                _resetsOnIo.Remove(opcode);
+                Volatile.Write(ref _resetOnIoRules, _resetsOnIo.Count);
+            }
+            else
+            {
+                _resetsOnIo[opcode] = remaining - 1;
+            }
+
+            return true;
+        }
     }
 
     internal TimeSpan ExecutionDelay(TargetListener listener)

@@ -60,6 +60,9 @@ public sealed record TargetOptions
     /// </summary>
     public TimeSpan CommandQuiesceTime { get; init; }
 
+    /// <summary>ANATT reported in Identify Controller: how long an ANA transition may take, whole seconds 1..255.</summary>
+    public TimeSpan AnaTransitionTime { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Which digests the target agrees to when a host asks; a host asking for more gets only these.</summary>
     public DigestOptions SupportedDigests { get; init; } = DigestOptions.Both;
 
@@ -97,6 +100,11 @@ public sealed record TargetOptions
         if (MaxIoQueueSize is < 2 or > 65536 || MaxAdminQueueSize is < 2 or > 4096)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxIoQueueSize), "queue sizes are 2..65536 (admin 2..4096)");
+        }
+
+        if (AnaTransitionTime < TimeSpan.FromSeconds(1) || AnaTransitionTime > TimeSpan.FromSeconds(255))
+        {
+            throw new ArgumentOutOfRangeException(nameof(AnaTransitionTime), AnaTransitionTime, "ANATT is 1..255 s");
         }
 
         if (CommandQuiesceTime < TimeSpan.Zero || CommandQuiesceTime.TotalMilliseconds > ushort.MaxValue)
