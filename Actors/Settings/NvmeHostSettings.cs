@@ -162,6 +162,12 @@ public sealed record NvmeHostSettings
     /// <summary>Resubmissions of one I/O after its path was lost under it, across reconnects (io-path-loss-retries).</summary>
     public int IoPathLossRetries { get; init; }
 
+    /// <summary>A path with I/O in flight and none finished for this long is stalled (SPDK's timeout_us); zero: off.</summary>
+    public TimeSpan IoTimeout { get; init; }
+
+    /// <summary>What a stalled path gets (SPDK's action_on_timeout).</summary>
+    public IoTimeoutAction IoTimeoutAction { get; init; } = IoTimeoutAction.Reset;
+
     /// <summary>Ask for SQ flow control to be disabled on I/O queues.</summary>
     public bool DisableSqFlowControl { get; init; }
 
@@ -218,6 +224,8 @@ public sealed record NvmeHostSettings
             IoRetries = section.GetInt("io-retries"),
             IoHoldLimit = section.GetInt("io-hold-limit"),
             IoPathLossRetries = section.GetInt("io-path-loss-retries"),
+            IoTimeout = section.GetTimeSpan("io-timeout"),
+            IoTimeoutAction = ParseIoTimeoutAction(section.GetString("io-timeout-action")),
             DisableSqFlowControl = section.GetBoolean("disable-sq-flow-control"),
             IoReceiveSpin = section.GetTimeSpan("io-receive-spin"),
         };
@@ -268,6 +276,11 @@ public sealed record NvmeHostSettings
             throw new InvalidNvmeSettingsException("io-receive-spin-range", $"io-receive-spin {IoReceiveSpin.TotalMicroseconds:0}us must be 0..10ms");
         }
 
+        if (IoTimeout < TimeSpan.Zero || (IoTimeout > TimeSpan.Zero && IoTimeout < TimeSpan.FromMilliseconds(100)))
+        {
+            throw new InvalidNvmeSettingsException("io-timeout-range", $"io-timeout {IoTimeout} must be 0 (off) or at least 100ms");
+        }
+
         if (IoRetries < 0 || IoHoldLimit < 0 || IoPathLossRetries < 0)
         {
             throw new InvalidNvmeSettingsException("io-bounds", $"io-retries {IoRetries}, io-hold-limit {IoHoldLimit} and io-path-loss-retries {IoPathLossRetries} must not be negative");
@@ -291,6 +304,13 @@ public sealed record NvmeHostSettings
         _ => throw new InvalidNvmeSettingsException("digests-value", $"actornvme.digests '{value}' must be none, header, data or both"),
     };
 
+    public static IoTimeoutAction ParseIoTimeoutAction(string value) => value.Trim().ToLowerInvariant() switch
+    {
+        "none" => IoTimeoutAction.None,
+        "reset" => IoTimeoutAction.Reset,
+        _ => throw new InvalidNvmeSettingsException("io-timeout-action-value", $"actornvme.io-timeout-action '{value}' must be none or reset (abort is not supported yet)"),
+    };
+
     private static Config LoadReference()
     {
         using var stream = typeof(NvmeHostSettings).Assembly.GetManifestResourceStream("ActorNvme.Actors.reference.conf")
@@ -298,4 +318,14 @@ public sealed record NvmeHostSettings
         using var reader = new StreamReader(stream);
         return ConfigurationFactory.ParseString(reader.ReadToEnd());
     }
+}
+
+/// <summary>What a path whose I/O stalled for io-timeout gets (SPDK's action_on_timeout).</summary>
+public enum IoTimeoutAction
+{
+    /// <summary>A warning in the log; the I/O keeps waiting (it still ends with the path's loss, if any).</summary>
+    None,
+
+    /// <summary>The association is dropped and reconnected: its reads move at once, its writes after the fence.</summary>
+    Reset,
 }

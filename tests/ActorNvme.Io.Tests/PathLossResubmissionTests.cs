@@ -34,6 +34,7 @@ public sealed class PathLossResubmissionTests
 
         var data = RandomBlocks(2, 8 * BlocksPerWrite);
         rig.Faults.DelayIoExecution(pathA, TimeSpan.FromSeconds(60));
+        await Task.Yield(); // off the receive thread, so that the I/O is spread over both paths
         var writes = Enumerable.Range(0, 8).Select(i => device.WriteAsync(Lba(i), Slice(data, i)).AsTask()).ToArray();
         var reads = Enumerable.Range(8, 8).Select(i => ReadAsync(device, Lba(i))).ToArray();
         await IoRig.WaitUntilAsync(() => rig.Faults.DelayedWritesPending >= 1 && rig.Faults.DelayedReadsPending >= 1, "a write and a read held on path A");
@@ -122,6 +123,28 @@ public sealed class PathLossResubmissionTests
     }
 
     [Fact]
+    public async Task A_target_that_answers_keep_alive_but_never_an_io_makes_the_io_end_after_io_timeout_resets_and_the_path_loss_budget()
+    {
+        var settings = IoRig.FastSettings() with { IoTimeout = TimeSpan.FromSeconds(1), IoTimeoutAction = Actors.Settings.IoTimeoutAction.Reset, IoPathLossRetries = 1 };
+        await using var rig = await IoRig.StartAsync(settings);
+        var device = rig.Device;
+        var data = RandomBlocks(6, BlocksPerWrite);
+        await device.WriteAsync(0, data).AsTask().WaitAsync(IoRig.Deadline);
+
+        // Reads are taken in and never answered; Keep Alive is answered all along.
+        rig.Faults.DelayIoExecution(rig.Listeners[0], TimeSpan.FromHours(1));
+        await Task.Yield();
+        var failure = await Assert.ThrowsAsync<BlockDeviceException>(() => ReadAsync(device, 0).WaitAsync(IoRig.Deadline));
+        Assert.Equal(BlockDeviceErrorKind.PathLost, failure.Kind);
+        Assert.Contains("lost under it 2 times", failure.Message, StringComparison.Ordinal);
+        Assert.True(rig.Faults.DelayedReadsPending >= 2, "each attempt reached the target");
+
+        rig.Faults.DelayIoExecution(rig.Listeners[0], TimeSpan.Zero);
+        await IoRig.WaitUntilAsync(() => device.HasUsablePath, "the path back");
+        IntegrityTests.AssertSame(data, await ReadAsync(device, 0).WaitAsync(IoRig.Deadline), "after the stalled reads");
+    }
+
+    [Fact]
     public async Task An_ANA_inaccessible_answer_on_the_only_path_waits_for_ANATT_instead_of_spending_the_retries_at_once()
     {
         var targetOptions = new TargetOptions { AnaTransitionTime = TimeSpan.FromSeconds(5) };
@@ -151,6 +174,7 @@ public sealed class PathLossResubmissionTests
         rig.Faults.SetAnaState(IoRig.Nqn, 1, AnaState.Inaccessible, rig.Listeners[0]);
         for (int round = 0; round < 3; round++)
         {
+            await Task.Yield(); // off the receive thread, so that the I/O is spread over both paths
             var reads = Enumerable.Range(0, 32).Select(i => ReadAsync(device, Lba(i))).ToArray();
             var back = await Task.WhenAll(reads).WaitAsync(IoRig.Deadline);
             for (int i = 0; i < back.Length; i++)
@@ -170,6 +194,10 @@ public sealed class PathLossResubmissionTests
         int staleBefore = rig.Faults.StaleWritesExecuted;
         var older = RandomBlocks(seed, 8 * BlocksPerWrite);
         var newer = RandomBlocks(seed + 1000, 8 * BlocksPerWrite);
+
+        // Off any queue's receive thread (where an awaited I/O's continuation runs): submitted from there,
+        // I/O stays on that thread's path and none would reach A.
+        await Task.Yield();
 
         // The older writes: some are held by port A's slow backend when A's connections are reset.
         rig.Faults.DelayIoExecution(pathA, executionDelay);
