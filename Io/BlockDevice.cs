@@ -16,6 +16,32 @@ public sealed record BlockDeviceOptions(int Retries = BlockDeviceOptions.Default
     public static BlockDeviceOptions Default { get; } = new();
 }
 
+/// <summary>SPDK's multipath policies (bdev_nvme_set_multipath_policy).</summary>
+public enum MultipathMode
+{
+    /// <summary>All I/O on one path; the next usable one only when it is unusable.</summary>
+    ActivePassive,
+
+    /// <summary>I/O spread over every usable path by <see cref="MultipathSelector"/>.</summary>
+    ActiveActive,
+}
+
+/// <summary>How active_active spreads I/O.</summary>
+public enum MultipathSelector
+{
+    /// <summary>Each path in turn, <see cref="MultipathPolicy.RoundRobinMinIo"/> I/Os at a time.</summary>
+    RoundRobin,
+
+    /// <summary>The path with the fewest commands in flight.</summary>
+    QueueDepth,
+}
+
+/// <summary>A block device's path policy, as SPDK's bdev_nvme_set_multipath_policy takes it.</summary>
+public sealed record MultipathPolicy(MultipathMode Mode, MultipathSelector Selector = MultipathSelector.RoundRobin, int RoundRobinMinIo = 1)
+{
+    public int RoundRobinMinIo { get; init; } = RoundRobinMinIo >= 1 ? RoundRobinMinIo : throw new ArgumentOutOfRangeException(nameof(RoundRobinMinIo), RoundRobinMinIo, "rr_min_io is at least 1");
+}
+
 /// <summary>
 /// A namespace as a block device (nvme0n1): reads and writes of whole blocks from any thread, each
 /// a <see cref="ValueTask"/> that allocates nothing in the steady state and completes on the thread
@@ -51,6 +77,7 @@ public sealed class BlockDevice
     private ITimer? _fenceTimer;
     private long _fenceTimerDue = long.MaxValue;
     private int _fencedCount;
+    private MultipathPolicy? _policy;
 
     /// <summary>Only <see cref="BlockDeviceOwner"/> creates devices, so every device has exactly one owner.</summary>
     internal BlockDevice(string name, string subsystemNqn, uint namespaceId, int blockSize, ulong blockCount, BlockDeviceOptions? options)
@@ -186,6 +213,11 @@ public sealed class BlockDevice
         ArgumentException.ThrowIfNullOrEmpty(pathKey);
         UpdatePaths(paths => paths.Any(p => p.Key == pathKey) ? [.. paths.Where(p => p.Key != pathKey)] : paths);
     }
+
+    /// <summary>The multipath policy (null: round robin that keeps follow-up I/O on the completing path).</summary>
+    public MultipathPolicy? Policy => Volatile.Read(ref _policy);
+
+    internal void SetPolicy(MultipathPolicy? policy) => Volatile.Write(ref _policy, policy);
 
     /// <summary>While true and no path is usable, held and new I/O fails at once (fast-io-fail-timeout passed).</summary>
     internal void SetFailFast(bool failFast)
@@ -496,7 +528,14 @@ public sealed class BlockDevice
             return null;
         }
 
-        // Stay on the path whose completion this thread is delivering, when it is still ours.
+        var policy = Volatile.Read(ref _policy);
+        if (policy is not null)
+        {
+            return ChooseByPolicy(paths, policy, operation);
+        }
+
+        // No policy set: round robin, but follow-up I/O stays on the path whose completion this thread
+        // is delivering, when it is still ours (its send is batched with that queue's read loop).
         var completing = IoQueueSet.CompletingSet;
         if (completing is not null && completing != operation.Avoid && completing.IsUsable && !completing.IsAnaUnavailable)
         {
@@ -510,6 +549,55 @@ public sealed class BlockDevice
         }
 
         int start = (int)((uint)Interlocked.Increment(ref _nextPath) % (uint)paths.Length);
+        return FirstFrom(paths, start, operation);
+    }
+
+    /// <summary>
+    /// SPDK's policies: active_passive uses the first usable path in attach order (the others only when
+    /// it is unusable); active_active spreads I/O, round robin (a path takes rr_min_io I/Os in a row) or to
+    /// the path with the fewest commands in flight (queue_depth). Paths refused by an ANA status, or the
+    /// operation's last path-related refusal, come last.
+    /// </summary>
+    private IoQueueSet? ChooseByPolicy(PathEntry[] paths, MultipathPolicy policy, IoOperation operation)
+    {
+        if (policy.Mode == MultipathMode.ActivePassive)
+        {
+            return FirstFrom(paths, 0, operation);
+        }
+
+        if (policy.Selector == MultipathSelector.QueueDepth)
+        {
+            IoQueueSet? best = null;
+            IoQueueSet? avoided = null;
+            foreach (var path in paths)
+            {
+                var set = path.Set;
+                if (!set.IsUsable)
+                {
+                    continue;
+                }
+
+                if (set == operation.Avoid || set.IsAnaUnavailable)
+                {
+                    avoided ??= set;
+                    continue;
+                }
+
+                if (best is null || set.InFlight < best.InFlight)
+                {
+                    best = set;
+                }
+            }
+
+            return best ?? avoided;
+        }
+
+        uint turn = (uint)Interlocked.Increment(ref _nextPath) / (uint)policy.RoundRobinMinIo;
+        return FirstFrom(paths, (int)(turn % (uint)paths.Length), operation);
+    }
+
+    private static IoQueueSet? FirstFrom(PathEntry[] paths, int start, IoOperation operation)
+    {
         IoQueueSet? avoided = null;
         for (int i = 0; i < paths.Length; i++)
         {
@@ -529,6 +617,26 @@ public sealed class BlockDevice
         }
 
         return avoided;
+    }
+
+    /// <summary>The path new I/O goes to first under the policy (active_passive), or null when I/O is spread.</summary>
+    internal IoQueueSet? PreferredPath()
+    {
+        var policy = Volatile.Read(ref _policy);
+        if (policy is null || policy.Mode != MultipathMode.ActivePassive)
+        {
+            return null;
+        }
+
+        foreach (var path in Volatile.Read(ref _paths))
+        {
+            if (path.Set.IsUsable && !path.Set.IsAnaUnavailable)
+            {
+                return path.Set;
+            }
+        }
+
+        return null;
     }
 
     private static IoQueueSet? FirstUsable(PathEntry[] paths)

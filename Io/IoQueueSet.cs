@@ -130,7 +130,7 @@ public sealed class IoQueueSet
     internal long AnaUnavailableUntil => Volatile.Read(ref _anaUnavailableUntil);
 
     /// <summary>Whether an ANA status (inaccessible, transition, persistent loss) keeps this path out of the choice now.</summary>
-    internal bool IsAnaUnavailable
+    public bool IsAnaUnavailable
     {
         get
         {

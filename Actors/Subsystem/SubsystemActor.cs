@@ -30,6 +30,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
     private readonly Dictionary<uint, BlockDeviceInfo> _devices = [];
     private readonly Dictionary<uint, BlockDeviceOwner> _blockDevices = [];
     private bool _failingFast;
+    private MultipathPolicy? _policy;
     private RemovalReason _removal = RemovalReason.LossTimeout;
     private string _stopReason = "last path stopped";
 
@@ -52,6 +53,8 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         Receive<Subsystem.Detach>(OnDetach);
         Receive<Subsystem.ResetPaths>(_ => OnResetPaths());
         Receive<Subsystem.GetBlockDevice>(OnGetBlockDevice);
+        Receive<Subsystem.SetMultipathPolicy>(OnSetMultipathPolicy);
+        Receive<Subsystem.GetIoPaths>(OnGetIoPaths);
         Receive<Subsystem.GetStatus>(_ => Sender.Tell(new Subsystem.Status(
             _options.Name,
             _options.SubsystemNqn,
@@ -125,6 +128,8 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 
         path.Live = true;
         path.LostAt = null;
+        path.ControllerId = message.Info.ControllerId;
+        path.IoQueues = message.IoQueues;
         Timers.Cancel(DeadlineKey(path));
         Timers.Cancel(ReconnectKey(path));
         Timers.Cancel(FastIoFailKey);
@@ -154,6 +159,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
                 ns.Nguid,
                 ns.Eui64,
                 ns.Uuid);
+            blockDevice.SetPolicy(_policy);
             if (message.IoQueues is { } queues)
             {
                 blockDevice.AttachPath(path.Name, queues);
@@ -401,6 +407,42 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             : new Subsystem.BlockDeviceResult(request.Name, null, $"{_options.Name} has no block device named {request.Name} (it has: {(_blockDevices.Count == 0 ? "none yet" : string.Join(", ", _blockDevices.Values.Select(d => d.Device.Name)))})"));
     }
 
+    private void OnSetMultipathPolicy(Subsystem.SetMultipathPolicy message)
+    {
+        _policy = message.Policy;
+        foreach (var device in _blockDevices.Values)
+        {
+            device.SetPolicy(message.Policy);
+        }
+
+        _log.Info("{0}: multipath policy {1}", _options.Name, message.Policy);
+        Sender.Tell(new Subsystem.MultipathPolicySet(_options.Name, message.Policy));
+    }
+
+    private void OnGetIoPaths(Subsystem.GetIoPaths request)
+    {
+        var result = new List<Subsystem.IoPathInfo>();
+        foreach (var owner in _blockDevices.Values.Where(d => request.BlockDevice is null || d.Device.Name == request.BlockDevice))
+        {
+            var attached = owner.Paths.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+            foreach (var path in _paths.Values)
+            {
+                attached.TryGetValue(path.Name, out var queues);
+                bool connected = path.Live && queues is not null && !queues.IsClosed;
+                result.Add(new Subsystem.IoPathInfo(
+                    owner.Device.Name,
+                    path.ControllerId,
+                    connected && owner.IsCurrentPath(queues!),
+                    connected,
+                    queues is not null && !queues.IsAnaUnavailable,
+                    path.Address,
+                    _options.SubsystemNqn));
+            }
+        }
+
+        Sender.Tell(new Subsystem.IoPaths(_options.Name, result));
+    }
+
     /// <summary>New I/O stops going to this path; what its loss failed moves to another path or is held.</summary>
     private void DetachPath(PathEntry path)
     {
@@ -450,6 +492,12 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         public bool Removing { get; set; }
 
         public DateTimeOffset? LostAt { get; set; }
+
+        /// <summary>CNTLID of the last association that became Live.</summary>
+        public ushort ControllerId { get; set; }
+
+        /// <summary>The I/O queues of the last association that became Live (closed once it ended).</summary>
+        public IoQueueSet? IoQueues { get; set; }
     }
 
     private sealed record ReconnectPath(string Path);

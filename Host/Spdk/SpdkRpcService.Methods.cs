@@ -114,19 +114,37 @@ public sealed partial class SpdkRpcService
             connectTimeout = TimeSpan.FromMilliseconds(connectMs);
         }
 
-        if (p.OptionalString("action_on_timeout", 16) is { } action && action is not ("none" or "reset" or "abort"))
+        var ioTimeout = current.IoTimeout;
+        if (p.OptionalInt64("timeout_us", 0, long.MaxValue / 10) is { } timeoutUs)
         {
-            throw JsonRpcException.InvalidParams($"bdev_nvme_set_options: parameter 'action_on_timeout' must be none, reset or abort, not '{action}'");
+            if (timeoutUs is > 0 and < 100_000)
+            {
+                throw JsonRpcException.InvalidParams($"bdev_nvme_set_options: timeout_us {timeoutUs} is not supported: ActorNvme checks I/O progress, so it needs 0 (off) or at least 100000");
+            }
+
+            ioTimeout = TimeSpan.FromMicroseconds(timeoutUs);
+        }
+
+        var ioTimeoutAction = current.IoTimeoutAction;
+        if (p.OptionalString("action_on_timeout", 16) is { } action)
+        {
+            // abort (Abort the command, reset if that fails) is carried out as reset: the stalled path is dropped.
+            ioTimeoutAction = action switch
+            {
+                "none" => IoTimeoutAction.None,
+                "reset" or "abort" => IoTimeoutAction.Reset,
+                _ => throw JsonRpcException.InvalidParams($"bdev_nvme_set_options: parameter 'action_on_timeout' must be none, reset or abort, not '{action}'"),
+            };
         }
 
         var ignored = new List<string>();
-        foreach (string name in p.Names.Where(n => !ResiliencyParameters.Contains(n) && n is not ("keep_alive_timeout_ms" or "tcp_connect_timeout_ms")))
+        foreach (string name in p.Names.Where(n => !ResiliencyParameters.Contains(n) && n is not ("keep_alive_timeout_ms" or "tcp_connect_timeout_ms" or "timeout_us" or "action_on_timeout")))
         {
             p.AcceptAny(name);
             ignored.Add(name);
         }
 
-        var updated = (current with { Resiliency = resiliency, KeepAliveTimeout = keepAlive, ConnectTimeout = connectTimeout }).Validated();
+        var updated = (current with { Resiliency = resiliency, KeepAliveTimeout = keepAlive, ConnectTimeout = connectTimeout, IoTimeout = ioTimeout, IoTimeoutAction = ioTimeoutAction }).Validated();
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

@@ -177,6 +177,12 @@ public sealed class SpdkRpcTests : IAsyncLifetime
         await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"ctrlr_loss_timeout_sec":-1}"""), CancellationToken.None);
         Assert.Equal(before, service.Host);
         Assert.True(service.Settings.Resiliency.ReconnectsForever);
+        Assert.Equal(ActorNvme.Actors.Settings.IoTimeoutAction.None, service.Settings.IoTimeoutAction);
+
+        // timeout_us / action_on_timeout become io-timeout / io-timeout-action (abort is carried out as reset).
+        await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"timeout_us":2000000,"action_on_timeout":"abort"}"""), CancellationToken.None);
+        Assert.Equal(TimeSpan.FromSeconds(2), service.Settings.IoTimeout);
+        Assert.Equal(ActorNvme.Actors.Settings.IoTimeoutAction.Reset, service.Settings.IoTimeoutAction);
         await system.Terminate();
     }
 
