@@ -17,7 +17,7 @@ public sealed record BlockDeviceOptions(int Retries = BlockDeviceOptions.Default
 }
 
 /// <summary>SPDK's multipath policies (bdev_nvme_set_multipath_policy).</summary>
-public enum MultipathMode
+public enum MultipathPolicyMode
 {
     /// <summary>All I/O on one path; the next usable one only when it is unusable.</summary>
     ActivePassive,
@@ -37,7 +37,7 @@ public enum MultipathSelector
 }
 
 /// <summary>A block device's path policy, as SPDK's bdev_nvme_set_multipath_policy takes it.</summary>
-public sealed record MultipathPolicy(MultipathMode Mode, MultipathSelector Selector = MultipathSelector.RoundRobin, int RoundRobinMinIo = 1)
+public sealed record MultipathPolicy(MultipathPolicyMode Mode, MultipathSelector Selector = MultipathSelector.RoundRobin, int RoundRobinMinIo = 1)
 {
     public int RoundRobinMinIo { get; init; } = RoundRobinMinIo >= 1 ? RoundRobinMinIo : throw new ArgumentOutOfRangeException(nameof(RoundRobinMinIo), RoundRobinMinIo, "rr_min_io is at least 1");
 }
@@ -560,7 +560,7 @@ public sealed class BlockDevice
     /// </summary>
     private IoQueueSet? ChooseByPolicy(PathEntry[] paths, MultipathPolicy policy, IoOperation operation)
     {
-        if (policy.Mode == MultipathMode.ActivePassive)
+        if (policy.Mode == MultipathPolicyMode.ActivePassive)
         {
             return FirstFrom(paths, 0, operation);
         }
@@ -623,7 +623,7 @@ public sealed class BlockDevice
     internal IoQueueSet? PreferredPath()
     {
         var policy = Volatile.Read(ref _policy);
-        if (policy is null || policy.Mode != MultipathMode.ActivePassive)
+        if (policy is null || policy.Mode != MultipathPolicyMode.ActivePassive)
         {
             return null;
         }

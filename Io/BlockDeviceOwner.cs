@@ -63,7 +63,7 @@ public sealed class BlockDeviceOwner
 
     /// <summary>Whether new I/O goes to <paramref name="queues"/> now: the preferred path under active_passive, any usable path otherwise.</summary>
     public bool IsCurrentPath(IoQueueSet queues) =>
-        queues.IsUsable && !queues.IsAnaUnavailable && (Device.PreferredPath() is not { } preferred ? Device.Policy?.Mode != MultipathMode.ActivePassive : preferred == queues);
+        queues.IsUsable && !queues.IsAnaUnavailable && (Device.PreferredPath() is not { } preferred ? Device.Policy?.Mode != MultipathPolicyMode.ActivePassive : preferred == queues);
 
     /// <summary>While true and no path is usable, held and new I/O fails at once (fast-io-fail-timeout passed).</summary>
     public void SetFailFast(bool failFast) => Device.SetFailFast(failFast);

@@ -15,7 +15,7 @@ public sealed class MultipathPolicyTests
     public async Task Active_active_round_robin_with_rr_min_io_1_alternates_the_paths()
     {
         await using var rig = await IoRig.StartAsync(paths: 2);
-        await SetPolicyAsync(rig, new MultipathPolicy(MultipathMode.ActiveActive, MultipathSelector.RoundRobin, 1));
+        await SetPolicyAsync(rig, new MultipathPolicy(MultipathPolicyMode.ActiveActive, MultipathSelector.RoundRobin, 1));
 
         rig.Faults.DelayIoExecution(rig.Listeners[0], TimeSpan.FromHours(1));
         await Task.Yield();
@@ -33,7 +33,7 @@ public sealed class MultipathPolicyTests
     public async Task Active_passive_sends_everything_to_one_path_and_reports_only_it_as_current()
     {
         await using var rig = await IoRig.StartAsync(paths: 2);
-        await SetPolicyAsync(rig, new MultipathPolicy(MultipathMode.ActivePassive));
+        await SetPolicyAsync(rig, new MultipathPolicy(MultipathPolicyMode.ActivePassive));
 
         rig.Faults.DelayIoExecution(rig.Listeners[0], TimeSpan.FromHours(1));
         await Task.Yield();
@@ -52,7 +52,7 @@ public sealed class MultipathPolicyTests
     public async Task Active_active_queue_depth_avoids_the_path_with_commands_stuck_in_flight()
     {
         await using var rig = await IoRig.StartAsync(paths: 2);
-        await SetPolicyAsync(rig, new MultipathPolicy(MultipathMode.ActiveActive, MultipathSelector.QueueDepth));
+        await SetPolicyAsync(rig, new MultipathPolicy(MultipathPolicyMode.ActiveActive, MultipathSelector.QueueDepth));
 
         rig.Faults.DelayIoExecution(rig.Listeners[0], TimeSpan.FromHours(1));
         var stuck = new List<Task<byte[]>>();
