@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Numerics;
+using ActorNvme.Protocol.Data;
 
 namespace ActorNvme.Io;
 
@@ -208,6 +209,24 @@ public sealed class BlockDevice
     /// Stops routing new I/O through <paramref name="pathKey"/>. Commands in flight there finish
     /// there; those the path's loss fails (its owner aborts the queues) are retried on another path or held.
     /// </summary>
+    /// <summary>
+    /// Records the path's ANA state for this namespace (from the ANA log page). I/O never goes to a path
+    /// that is inaccessible, in persistent loss or in change; non-optimized paths serve only when no
+    /// optimized one can. A path becoming accessible releases held I/O.
+    /// </summary>
+    internal void SetPathAnaState(string pathKey, AnaState state)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pathKey);
+        UpdatePaths(paths => paths.Any(p => p.Key == pathKey && p.Ana != state) ? [.. paths.Select(p => p.Key == pathKey ? p with { Ana = state } : p)] : paths);
+        if (state is AnaState.Optimized or AnaState.NonOptimized)
+        {
+            ReleaseHeldElsewhere();
+        }
+    }
+
+    /// <summary>The ANA state recorded for <paramref name="pathKey"/>, or null when no such path is attached.</summary>
+    internal AnaState? PathAnaState(string pathKey) => Volatile.Read(ref _paths).FirstOrDefault(p => p.Key == pathKey)?.Ana;
+
     internal void DetachPath(string pathKey)
     {
         ArgumentException.ThrowIfNullOrEmpty(pathKey);
@@ -372,7 +391,7 @@ public sealed class BlockDevice
         set.MarkAnaUnavailable(until);
         foreach (var path in Volatile.Read(ref _paths))
         {
-            if (path.Set != set && path.Set.IsUsable && !path.Set.IsAnaUnavailable)
+            if (path.Set != set && path.Serves && !path.Set.IsAnaUnavailable)
             {
                 Dispatch(operation);
                 return;
@@ -519,8 +538,8 @@ public sealed class BlockDevice
         var paths = Volatile.Read(ref _paths);
         if (paths.Length == 1)
         {
-            var only = paths[0].Set;
-            return only.IsUsable ? only : null;
+            var only = paths[0];
+            return only.Serves ? only.Set : null;
         }
 
         if (paths.Length == 0)
@@ -543,7 +562,12 @@ public sealed class BlockDevice
             {
                 if (path.Set == completing)
                 {
-                    return completing;
+                    if (path.Ana == AnaState.Optimized)
+                    {
+                        return completing;
+                    }
+
+                    break;
                 }
             }
         }
@@ -572,12 +596,12 @@ public sealed class BlockDevice
             foreach (var path in paths)
             {
                 var set = path.Set;
-                if (!set.IsUsable)
+                if (!path.Serves)
                 {
                     continue;
                 }
 
-                if (set == operation.Avoid || set.IsAnaUnavailable)
+                if (set == operation.Avoid || set.IsAnaUnavailable || path.Ana != AnaState.Optimized)
                 {
                     avoided ??= set;
                     continue;
@@ -601,13 +625,14 @@ public sealed class BlockDevice
         IoQueueSet? avoided = null;
         for (int i = 0; i < paths.Length; i++)
         {
-            var set = paths[(start + i) % paths.Length].Set;
-            if (!set.IsUsable)
+            var path = paths[(start + i) % paths.Length];
+            var set = path.Set;
+            if (!path.Serves)
             {
                 continue;
             }
 
-            if (set == operation.Avoid || set.IsAnaUnavailable)
+            if (set == operation.Avoid || set.IsAnaUnavailable || path.Ana != AnaState.Optimized)
             {
                 avoided ??= set;
                 continue;
@@ -628,22 +653,28 @@ public sealed class BlockDevice
             return null;
         }
 
+        IoQueueSet? fallback = null;
         foreach (var path in Volatile.Read(ref _paths))
         {
-            if (path.Set.IsUsable && !path.Set.IsAnaUnavailable)
+            if (path.Serves && !path.Set.IsAnaUnavailable)
             {
-                return path.Set;
+                if (path.Ana == AnaState.Optimized)
+                {
+                    return path.Set;
+                }
+
+                fallback ??= path.Set;
             }
         }
 
-        return null;
+        return fallback;
     }
 
     private static IoQueueSet? FirstUsable(PathEntry[] paths)
     {
         foreach (var path in paths)
         {
-            if (path.Set.IsUsable)
+            if (path.Serves)
             {
                 return path.Set;
             }
@@ -722,5 +753,13 @@ public sealed class BlockDevice
         return new BlockDeviceException(BlockDeviceErrorKind.DeviceError, Name, $"{operation.Describe()} failed: {why}, {attempts}", status);
     }
 
-    private sealed record PathEntry(string Key, IoQueueSet Set);
+    /// <param name="Ana">The path's ANA state for this namespace, from the controller's ANA log page (optimized until one says otherwise).</param>
+    private sealed record PathEntry(string Key, IoQueueSet Set, AnaState Ana = AnaState.Optimized)
+    {
+        /// <summary>The ANA state lets I/O through (optimized or non-optimized).</summary>
+        public bool Accessible => Ana is AnaState.Optimized or AnaState.NonOptimized;
+
+        /// <summary>Usable and accessible: I/O may be sent here.</summary>
+        public bool Serves => Accessible && Set.IsUsable;
+    }
 }

@@ -4,6 +4,7 @@ using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
 using ActorNvme.Io;
 using ActorNvme.Actors.Supervision;
+using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
 using ControllerMessages = ActorNvme.Actors.Controller.Controller;
 
@@ -43,7 +44,9 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         Receive<ControllerMessages.BecameLive>(OnPathLive);
         Receive<ControllerMessages.Lost>(OnPathLost);
         Receive<ControllerMessages.StateChanged>(OnPathStateChanged);
-        Receive<ControllerMessages.AsyncEvent>(e => _log.Info("{0}: asynchronous event {1} from {2}", _options.Name, e.Event, e.Name));
+        Receive<ControllerMessages.AsyncEvent>(OnAsyncEvent);
+        Receive<ControllerMessages.AdminResult>(m => m.Tag is AnaLogRead read, m => OnAnaLog((AnaLogRead)m.Tag!, m));
+        Receive<ControllerMessages.AdminFailed>(m => m.Tag is AnaLogRead, m => _log.Warning("{0}: reading the ANA log page of {1} failed: {2}", _options.Name, ((AnaLogRead)m.Tag!).Path, m.Reason));
         Receive<ReconnectPath>(OnReconnectPath);
         Receive<LossDeadline>(OnLossDeadline);
         Receive<FastIoFailDeadline>(_ => SetFailingFast(true));
@@ -129,6 +132,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         path.Live = true;
         path.LostAt = null;
         path.ControllerId = message.Info.ControllerId;
+        path.Info = message.Info;
         path.IoQueues = message.IoQueues;
         Timers.Cancel(DeadlineKey(path));
         Timers.Cancel(ReconnectKey(path));
@@ -171,8 +175,71 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             Context.System.EventStream.Publish(new BlockDeviceAdded(device, blockDevice.Device));
         }
 
+        if ((message.Info.Identify.MultiPathCapabilities & AnaReporting) != 0)
+        {
+            ReadAnaLog(path, message.Info);
+        }
+
         Report();
         Context.Parent.Tell(new Subsystem.Attached(Self, _options.Name, _options.SubsystemNqn, _devices.Values.ToArray()));
+    }
+
+    private void OnAsyncEvent(ControllerMessages.AsyncEvent message)
+    {
+        _log.Info("{0}: asynchronous event {1} from {2}", _options.Name, message.Event, message.Name);
+        if (message.Event.LogPageId == (byte)Protocol.Data.LogPageId.AsymmetricNamespaceAccess
+            && _byController.TryGetValue(message.Controller, out var path) && path.Live && path.Info is { } info)
+        {
+            ReadAnaLog(path, info);
+        }
+    }
+
+    /// <summary>Asks the path's controller for its ANA log page (at attach and on every ANA change notice); the answer sets the path's ANA state per block device.</summary>
+    private void ReadAnaLog(PathEntry path, ControllerInfo info)
+    {
+        if (path.Controller is not { } controller)
+        {
+            return;
+        }
+
+        // Header, one descriptor per group and every NSID once, within what one command may carry.
+        long groups = Math.Clamp(info.Identify.NumberOfAnaGroupIds, 1u, 1024u);
+        long namespaces = Math.Clamp(info.Identify.NumberOfNamespaces, (uint)info.Namespaces.Count, 16384u);
+        int length = (int)Math.Min(16 + (groups * 32) + (namespaces * 4), 256 * 1024);
+        length = (length + 3) & ~3;
+        controller.Tell(new ControllerMessages.SubmitAdmin(AdminCommands.GetLogPage((byte)Protocol.Data.LogPageId.AsymmetricNamespaceAccess, (uint)length), DataInLength: length, Tag: new AnaLogRead(path.Name, controller)));
+    }
+
+    private void OnAnaLog(AnaLogRead read, ControllerMessages.AdminResult result)
+    {
+        if (!_paths.TryGetValue(read.Path, out var path) || path.Controller != read.Controller || !path.Live)
+        {
+            return; // an answer from an association that has ended since
+        }
+
+        if (!result.IsSuccess)
+        {
+            _log.Warning("{0}: ANA log page of {1} refused: {2}", _options.Name, path.Address, result.Completion.Status);
+            return;
+        }
+
+        if (!Protocol.Data.AnaLogPage.TryRead(result.Data.Span, out var log, out var error))
+        {
+            _log.Warning("{0}: ANA log page of {1} unusable: {2}", _options.Name, path.Address, error);
+            return;
+        }
+
+        foreach (var group in log.Groups)
+        {
+            foreach (uint nsid in group.NamespaceIds)
+            {
+                if (_blockDevices.TryGetValue(nsid, out var device) && device.PathAnaState(path.Name) != group.State)
+                {
+                    device.SetPathAnaState(path.Name, group.State);
+                    _log.Info("{0}: {1} on path {2} is ANA {3} (group {4})", _options.Name, device.Device.Name, path.Address, group.State, group.GroupId);
+                }
+            }
+        }
     }
 
     private void OnPathLost(ControllerMessages.Lost message)
@@ -429,12 +496,13 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             {
                 attached.TryGetValue(path.Name, out var queues);
                 bool connected = path.Live && queues is not null && !queues.IsClosed;
+                bool accessible = queues is not null && !queues.IsAnaUnavailable && owner.PathAnaState(path.Name) is Protocol.Data.AnaState.Optimized or Protocol.Data.AnaState.NonOptimized;
                 result.Add(new Subsystem.IoPathInfo(
                     owner.Device.Name,
                     path.ControllerId,
-                    connected && owner.IsCurrentPath(queues!),
+                    connected && accessible && owner.IsCurrentPath(queues!),
                     connected,
-                    queues is not null && !queues.IsAnaUnavailable,
+                    accessible,
                     path.Address,
                     _options.SubsystemNqn));
             }
@@ -493,12 +561,21 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 
         public DateTimeOffset? LostAt { get; set; }
 
+        /// <summary>What the last association that became Live identified.</summary>
+        public ControllerInfo? Info { get; set; }
+
         /// <summary>CNTLID of the last association that became Live.</summary>
         public ushort ControllerId { get; set; }
 
         /// <summary>The I/O queues of the last association that became Live (closed once it ended).</summary>
         public IoQueueSet? IoQueues { get; set; }
     }
+
+    /// <summary>CMIC bit 3: the controller reports ANA.</summary>
+    private const byte AnaReporting = 0x08;
+
+    /// <summary>Tag of an ANA log page read: which path, asked of which controller incarnation.</summary>
+    private sealed record AnaLogRead(string Path, IActorRef Controller);
 
     private sealed record ReconnectPath(string Path);
 

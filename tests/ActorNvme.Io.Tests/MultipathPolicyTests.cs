@@ -72,6 +72,49 @@ public sealed class MultipathPolicyTests
         await ReleaseAsync(rig, stuck.ToArray());
     }
 
+    [Fact]
+    public async Task An_ANA_change_notice_makes_the_host_read_the_ANA_log_and_send_nothing_to_the_inaccessible_path_until_it_is_optimized_again()
+    {
+        var targetOptions = new ActorNvme.Target.TargetOptions { AnaTransitionTime = TimeSpan.FromSeconds(60) };
+        await using var rig = await IoRig.StartAsync(targetOptions: targetOptions, paths: 2);
+        var pathA = rig.Listeners[0];
+        await SetPolicyAsync(rig, new MultipathPolicy(MultipathPolicyMode.ActiveActive, MultipathSelector.RoundRobin, 1));
+
+        rig.Faults.SetAnaState(IoRig.Nqn, 1, Protocol.Data.AnaState.Inaccessible, pathA);
+        await WaitForAccessibleAsync(rig, pathA, accessible: false);
+
+        // Reads to A would be held there: none is.
+        rig.Faults.DelayIoExecution(pathA, TimeSpan.FromHours(1));
+        await Task.Yield();
+        var reads = Enumerable.Range(0, 50).Select(i => ReadAsync(rig.Device, (ulong)i)).ToArray();
+        await Task.WhenAll(reads).WaitAsync(IoRig.Deadline);
+        Assert.Equal(0, rig.Faults.DelayedReadsPending);
+
+        rig.Faults.SetAnaState(IoRig.Nqn, 1, Protocol.Data.AnaState.Optimized, pathA);
+        await WaitForAccessibleAsync(rig, pathA, accessible: true);
+        await Task.Yield();
+        var spread = Enumerable.Range(0, 10).Select(i => ReadAsync(rig.Device, (ulong)i)).ToArray();
+        await IoRig.WaitUntilAsync(() => rig.Faults.DelayedReadsPending == 5, "half of the reads on A again");
+        await ReleaseAsync(rig, spread);
+    }
+
+    private static async Task WaitForAccessibleAsync(IoRig rig, ActorNvme.Target.TargetListener listener, bool accessible)
+    {
+        var until = DateTime.UtcNow + IoRig.Deadline;
+        while (true)
+        {
+            var paths = await GetIoPathsAsync(rig);
+            var path = paths.SingleOrDefault(p => p.Address.Port == listener.Address.Port);
+            if (path is not null && path.Connected && path.Accessible == accessible)
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < until, $"path {listener} never became {(accessible ? "accessible" : "inaccessible")}");
+            await Task.Delay(20);
+        }
+    }
+
     private static async Task SetPolicyAsync(IoRig rig, MultipathPolicy policy)
     {
         var set = await rig.Subsystem.Ask<SubsystemMessages.MultipathPolicySet>(new SubsystemMessages.SetMultipathPolicy(policy), IoRig.Deadline);
