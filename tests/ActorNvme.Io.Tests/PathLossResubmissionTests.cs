@@ -145,7 +145,7 @@ public sealed class PathLossResubmissionTests
     }
 
     [Fact]
-    public async Task An_ANA_inaccessible_answer_on_the_only_path_waits_for_ANATT_instead_of_spending_the_retries_at_once()
+    public async Task An_ANA_inaccessible_only_path_makes_io_wait_instead_of_spending_the_retries_at_once()
     {
         var targetOptions = new TargetOptions { AnaTransitionTime = TimeSpan.FromSeconds(5) };
         await using var rig = await IoRig.StartAsync(IoRig.FastSettings() with { IoRetries = 2 }, targetOptions);
@@ -155,7 +155,8 @@ public sealed class PathLossResubmissionTests
 
         rig.Faults.SetAnaState(IoRig.Nqn, 1, AnaState.Inaccessible);
         var read = ReadAsync(device, 0);
-        await IoRig.WaitUntilAsync(() => device.FencedCount == 1, "the read waiting for ANATT");
+        // It waits: for ANATT after the ANA status, or held once the ANA log (read on the change notice) says inaccessible.
+        await IoRig.WaitUntilAsync(() => device.FencedCount + device.HeldCount == 1, "the read waiting for ANATT or the ANA state to change");
         Assert.False(read.IsCompleted);
 
         rig.Faults.SetAnaState(IoRig.Nqn, 1, AnaState.Optimized);
@@ -183,7 +184,9 @@ public sealed class PathLossResubmissionTests
             }
         }
 
-        Assert.True(SetOf(device, rig.Listeners[0]).IsAnaUnavailable);
+        // Left alone by the ANA status it answered, or by the ANA log the change notice made the host read.
+        var pathA = device.Paths.Single(p => p.Value.Address.Port == rig.Listeners[0].Address.Port);
+        Assert.True(pathA.Value.IsAnaUnavailable || device.PathAnaState(pathA.Key) == AnaState.Inaccessible);
         Assert.Equal(0, device.FencedCount);
     }
 
