@@ -175,13 +175,12 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             Context.System.EventStream.Publish(new BlockDeviceAdded(device, blockDevice.Device));
         }
 
+        Report();
+        Context.Parent.Tell(new Subsystem.Attached(Self, _options.Name, _options.SubsystemNqn, _devices.Values.ToArray()));
         if ((message.Info.Identify.MultiPathCapabilities & AnaReporting) != 0)
         {
             ReadAnaLog(path, message.Info);
         }
-
-        Report();
-        Context.Parent.Tell(new Subsystem.Attached(Self, _options.Name, _options.SubsystemNqn, _devices.Values.ToArray()));
     }
 
     private void OnAsyncEvent(ControllerMessages.AsyncEvent message)
