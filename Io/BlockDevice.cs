@@ -1,17 +1,47 @@
+using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using ActorNvme.Protocol.Data;
 
 namespace ActorNvme.Io;
 
-/// <summary>Limits of one block device's resilience (from io-retries and io-hold-limit).</summary>
+/// <summary>Limits of one block device's resilience (from io-retries, io-hold-limit and io-path-loss-retries).</summary>
 /// <param name="Retries">Retries of a command that failed with a status without DNR (path losses do not count).</param>
 /// <param name="HoldLimit">I/Os held at once while no path is usable; beyond this, I/O fails with PathUnavailable. 0 fails at once.</param>
-public sealed record BlockDeviceOptions(int Retries = BlockDeviceOptions.DefaultRetries, int HoldLimit = BlockDeviceOptions.DefaultHoldLimit)
+/// <param name="PathLossRetries">Resubmissions of one I/O after the path it was in flight on was lost, across reconnects; one more loss fails it with PathLost.</param>
+public sealed record BlockDeviceOptions(int Retries = BlockDeviceOptions.DefaultRetries, int HoldLimit = BlockDeviceOptions.DefaultHoldLimit, int PathLossRetries = BlockDeviceOptions.DefaultPathLossRetries)
 {
     public const int DefaultRetries = 5;
     public const int DefaultHoldLimit = 4096;
+    public const int DefaultPathLossRetries = 8;
 
     public static BlockDeviceOptions Default { get; } = new();
+}
+
+/// <summary>SPDK's multipath policies (bdev_nvme_set_multipath_policy).</summary>
+public enum MultipathPolicyMode
+{
+    /// <summary>All I/O on one path; the next usable one only when it is unusable.</summary>
+    ActivePassive,
+
+    /// <summary>I/O spread over every usable path by <see cref="MultipathSelector"/>.</summary>
+    ActiveActive,
+}
+
+/// <summary>How active_active spreads I/O.</summary>
+public enum MultipathSelector
+{
+    /// <summary>Each path in turn, <see cref="MultipathPolicy.RoundRobinMinIo"/> I/Os at a time.</summary>
+    RoundRobin,
+
+    /// <summary>The path with the fewest commands in flight.</summary>
+    QueueDepth,
+}
+
+/// <summary>A block device's path policy, as SPDK's bdev_nvme_set_multipath_policy takes it.</summary>
+public sealed record MultipathPolicy(MultipathPolicyMode Mode, MultipathSelector Selector = MultipathSelector.RoundRobin, int RoundRobinMinIo = 1)
+{
+    public int RoundRobinMinIo { get; init; } = RoundRobinMinIo >= 1 ? RoundRobinMinIo : throw new ArgumentOutOfRangeException(nameof(RoundRobinMinIo), RoundRobinMinIo, "rr_min_io is at least 1");
 }
 
 /// <summary>
@@ -44,6 +74,12 @@ public sealed class BlockDevice
     private int _nextPath;
     private int _failFast;
     private string? _deletedReason;
+    private readonly Lock _fenceSync = new();
+    private List<IoOperation>? _fenced;
+    private ITimer? _fenceTimer;
+    private long _fenceTimerDue = long.MaxValue;
+    private int _fencedCount;
+    private MultipathPolicy? _policy;
 
     /// <summary>Only <see cref="BlockDeviceOwner"/> creates devices, so every device has exactly one owner.</summary>
     internal BlockDevice(string name, string subsystemNqn, uint namespaceId, int blockSize, ulong blockCount, BlockDeviceOptions? options)
@@ -58,6 +94,7 @@ public sealed class BlockDevice
         _options = options ?? BlockDeviceOptions.Default;
         ArgumentOutOfRangeException.ThrowIfNegative(_options.Retries, "options.Retries");
         ArgumentOutOfRangeException.ThrowIfNegative(_options.HoldLimit, "options.HoldLimit");
+        ArgumentOutOfRangeException.ThrowIfNegative(_options.PathLossRetries, "options.PathLossRetries");
         Name = name;
         SubsystemNqn = subsystemNqn ?? string.Empty;
         NamespaceId = namespaceId;
@@ -105,6 +142,12 @@ public sealed class BlockDevice
 
     /// <summary>I/Os held for want of a path.</summary>
     public int HeldCount => Volatile.Read(ref _heldCount);
+
+    /// <summary>
+    /// I/Os waiting out a fence: writes whose path was lost while they were in flight (until the old
+    /// association can no longer execute them), and I/O waiting for a path's ANA transition time.
+    /// </summary>
+    public int FencedCount => Volatile.Read(ref _fencedCount);
 
     public bool IsFailingFast => Volatile.Read(ref _failFast) != 0;
 
@@ -169,11 +212,34 @@ public sealed class BlockDevice
     /// Stops routing new I/O through <paramref name="pathKey"/>. Commands in flight there finish
     /// there; those the path's loss fails (its owner aborts the queues) are retried on another path or held.
     /// </summary>
+    /// <summary>
+    /// Records the path's ANA state for this namespace (from the ANA log page). I/O never goes to a path
+    /// that is inaccessible, in persistent loss or in change; non-optimized paths serve only when no
+    /// optimized one can. A path becoming accessible releases held I/O.
+    /// </summary>
+    internal void SetPathAnaState(string pathKey, AnaState state)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pathKey);
+        UpdatePaths(paths => paths.Any(p => p.Key == pathKey && p.Ana != state) ? [.. paths.Select(p => p.Key == pathKey ? p with { Ana = state } : p)] : paths);
+        if (state is AnaState.Optimized or AnaState.NonOptimized)
+        {
+            ReleaseHeldElsewhere();
+        }
+    }
+
+    /// <summary>The ANA state recorded for <paramref name="pathKey"/>, or null when no such path is attached.</summary>
+    internal AnaState? PathAnaState(string pathKey) => Volatile.Read(ref _paths).FirstOrDefault(p => p.Key == pathKey)?.Ana;
+
     internal void DetachPath(string pathKey)
     {
         ArgumentException.ThrowIfNullOrEmpty(pathKey);
         UpdatePaths(paths => paths.Any(p => p.Key == pathKey) ? [.. paths.Where(p => p.Key != pathKey)] : paths);
     }
+
+    /// <summary>The multipath policy (null: round robin that keeps follow-up I/O on the completing path).</summary>
+    public MultipathPolicy? Policy => Volatile.Read(ref _policy);
+
+    internal void SetPolicy(MultipathPolicy? policy) => Volatile.Write(ref _policy, policy);
 
     /// <summary>While true and no path is usable, held and new I/O fails at once (fast-io-fail-timeout passed).</summary>
     internal void SetFailFast(bool failFast)
@@ -196,6 +262,7 @@ public sealed class BlockDevice
 
         UpdatePaths(_ => NoPaths);
         ReleaseHeldElsewhere();
+        ReleaseFencedElsewhere(all: true);
     }
 
     public override string ToString() => $"{Name} ({BlockCount} blocks of {BlockSize} bytes, {PathCount} path(s){(IsDeleted ? ", deleted" : string.Empty)})";
@@ -254,9 +321,7 @@ public sealed class BlockDevice
 
         if (result.Outcome == Transport.CommandOutcome.ConnectionClosed)
         {
-            // The path went away under the command: another path, or held. Not a retry.
-            set.MarkUnusable();
-            Dispatch(operation);
+            OnPathLost(operation, set);
             return;
         }
 
@@ -272,9 +337,164 @@ public sealed class BlockDevice
         if (status.Type == Protocol.Nvme.StatusCodeType.PathRelated)
         {
             operation.Avoid = set;
+            if (IsAnaWait(status))
+            {
+                OnAnaUnavailable(operation, set);
+                return;
+            }
         }
 
         Dispatch(operation);
+    }
+
+    /// <summary>
+    /// The path went away while a command of <paramref name="operation"/> was in flight on it (not a
+    /// retry; io-path-loss-retries bounds it). A read moves at once. A command that modifies data waits
+    /// until the old association can no longer execute its copy — <see cref="IoQueueSet.WriteResubmitDelay"/>
+    /// from the loss — so that a stale copy cannot land on top of a newer write acknowledged meanwhile.
+    /// </summary>
+    private void OnPathLost(IoOperation operation, IoQueueSet set)
+    {
+        set.MarkUnusable();
+        if (operation.PathLosses >= _options.PathLossRetries)
+        {
+            operation.Fail(new BlockDeviceException(
+                BlockDeviceErrorKind.PathLost,
+                Name,
+                $"{operation.Describe()} failed: its path was lost under it {operation.PathLosses + 1} times (io-path-loss-retries is {_options.PathLossRetries}){(operation.ModifiesData ? "; the target may or may not have executed it" : string.Empty)}"));
+            return;
+        }
+
+        operation.PathLosses++;
+        var delay = set.WriteResubmitDelay;
+        if (operation.ModifiesData && delay > TimeSpan.Zero)
+        {
+            long lostAt = set.LostAt;
+            Fence(operation, (lostAt == 0 ? Stopwatch.GetTimestamp() : lostAt) + (long)(delay.TotalSeconds * Stopwatch.Frequency));
+            return;
+        }
+
+        Dispatch(operation);
+    }
+
+    /// <summary>ANA inaccessible or transition: the path may serve again within ANATT; persistent loss: it will not.</summary>
+    private static bool IsAnaWait(Protocol.Nvme.NvmeStatus status) =>
+        status.Code is (byte)Protocol.Nvme.PathStatus.AsymmetricAccessInaccessible
+            or (byte)Protocol.Nvme.PathStatus.AsymmetricAccessTransition
+            or (byte)Protocol.Nvme.PathStatus.AsymmetricAccessPersistentLoss;
+
+    /// <summary>
+    /// The path refused the command with an ANA state: it is left out of path choice for ANATT, and the
+    /// operation goes to another usable path at once, or, when there is none, waits for that ANATT
+    /// (counted as one retry) instead of spending its retries on the same refusal.
+    /// </summary>
+    private void OnAnaUnavailable(IoOperation operation, IoQueueSet set)
+    {
+        long until = Stopwatch.GetTimestamp() + (long)(set.AnaTransitionTime.TotalSeconds * Stopwatch.Frequency);
+        set.MarkAnaUnavailable(until);
+        foreach (var path in Volatile.Read(ref _paths))
+        {
+            if (path.Set != set && path.Serves && !path.Set.IsAnaUnavailable)
+            {
+                Dispatch(operation);
+                return;
+            }
+        }
+
+        Fence(operation, set.AnaUnavailableUntil);
+    }
+
+    /// <summary>Keeps <paramref name="operation"/> out of every path until <paramref name="notBefore"/> (a <see cref="Stopwatch"/> timestamp), then dispatches it.</summary>
+    private void Fence(IoOperation operation, long notBefore)
+    {
+        operation.NotBefore = notBefore;
+        bool deleted;
+        lock (_fenceSync)
+        {
+            deleted = Volatile.Read(ref _deletedReason) is not null;
+            if (!deleted)
+            {
+                (_fenced ??= []).Add(operation);
+                Volatile.Write(ref _fencedCount, _fenced.Count);
+                if (notBefore < _fenceTimerDue)
+                {
+                    _fenceTimerDue = notBefore;
+                    _fenceTimer ??= TimeProvider.System.CreateTimer(static device => ((BlockDevice)device!).ReleaseFenced(all: false), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                    _fenceTimer.Change(Until(notBefore), Timeout.InfiniteTimeSpan);
+                }
+            }
+        }
+
+        if (deleted)
+        {
+            Dispatch(operation); // fails it naming the deletion
+        }
+    }
+
+    /// <summary>Dispatches fenced operations that are due (or all of them, when the device is deleted) and re-arms the timer for the rest.</summary>
+    private void ReleaseFenced(bool all)
+    {
+        List<IoOperation>? due = null;
+        lock (_fenceSync)
+        {
+            if (_fenced is null || _fenced.Count == 0)
+            {
+                _fenceTimerDue = long.MaxValue;
+                return;
+            }
+
+            long now = Stopwatch.GetTimestamp();
+            long next = long.MaxValue;
+            for (int i = 0; i < _fenced.Count; i++)
+            {
+                var operation = _fenced[i];
+                if (all || operation.NotBefore <= now)
+                {
+                    (due ??= []).Add(operation);
+                }
+                else
+                {
+                    next = Math.Min(next, operation.NotBefore);
+                }
+            }
+
+            if (due is not null)
+            {
+                _fenced.RemoveAll(o => all || o.NotBefore <= now);
+            }
+
+            Volatile.Write(ref _fencedCount, _fenced.Count);
+            _fenceTimerDue = next;
+            if (next != long.MaxValue)
+            {
+                _fenceTimer!.Change(Until(next), Timeout.InfiniteTimeSpan);
+            }
+        }
+
+        if (due is null)
+        {
+            return;
+        }
+
+        foreach (var operation in due)
+        {
+            operation.NotBefore = 0;
+            Dispatch(operation);
+        }
+    }
+
+    private void ReleaseFencedElsewhere(bool all)
+    {
+        if (Volatile.Read(ref _fencedCount) != 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Device.ReleaseFenced(state.All), (Device: this, All: all), preferLocal: false);
+        }
+    }
+
+    private static TimeSpan Until(long timestamp)
+    {
+        long now = Stopwatch.GetTimestamp();
+        return timestamp <= now ? TimeSpan.Zero : Stopwatch.GetElapsedTime(now, timestamp) + TimeSpan.FromMilliseconds(1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -322,8 +542,8 @@ public sealed class BlockDevice
         var paths = Volatile.Read(ref _paths);
         if (paths.Length == 1)
         {
-            var only = paths[0].Set;
-            return only.IsUsable ? only : null;
+            var only = paths[0];
+            return only.Serves ? only.Set : null;
         }
 
         if (paths.Length == 0)
@@ -331,32 +551,94 @@ public sealed class BlockDevice
             return null;
         }
 
-        // Stay on the path whose completion this thread is delivering, when it is still ours.
+        var policy = Volatile.Read(ref _policy);
+        if (policy is not null)
+        {
+            return ChooseByPolicy(paths, policy, operation);
+        }
+
+        // No policy set: round robin, but follow-up I/O stays on the path whose completion this thread
+        // is delivering, when it is still ours (its send is batched with that queue's read loop).
         var completing = IoQueueSet.CompletingSet;
-        if (completing is not null && completing != operation.Avoid && completing.IsUsable)
+        if (completing is not null && completing != operation.Avoid && completing.IsUsable && !completing.IsAnaUnavailable)
         {
             foreach (var path in paths)
             {
                 if (path.Set == completing)
                 {
-                    return completing;
+                    if (path.Ana == AnaState.Optimized)
+                    {
+                        return completing;
+                    }
+
+                    break;
                 }
             }
         }
 
         int start = (int)((uint)Interlocked.Increment(ref _nextPath) % (uint)paths.Length);
+        return FirstFrom(paths, start, operation);
+    }
+
+    /// <summary>
+    /// SPDK's policies: active_passive uses the first usable path in attach order (the others only when
+    /// it is unusable); active_active spreads I/O, round robin (a path takes rr_min_io I/Os in a row) or to
+    /// the path with the fewest commands in flight (queue_depth). Paths refused by an ANA status, or the
+    /// operation's last path-related refusal, come last.
+    /// </summary>
+    private IoQueueSet? ChooseByPolicy(PathEntry[] paths, MultipathPolicy policy, IoOperation operation)
+    {
+        if (policy.Mode == MultipathPolicyMode.ActivePassive)
+        {
+            return FirstFrom(paths, 0, operation);
+        }
+
+        if (policy.Selector == MultipathSelector.QueueDepth)
+        {
+            IoQueueSet? best = null;
+            IoQueueSet? avoided = null;
+            foreach (var path in paths)
+            {
+                var set = path.Set;
+                if (!path.Serves)
+                {
+                    continue;
+                }
+
+                if (set == operation.Avoid || set.IsAnaUnavailable || path.Ana != AnaState.Optimized)
+                {
+                    avoided ??= set;
+                    continue;
+                }
+
+                if (best is null || set.InFlight < best.InFlight)
+                {
+                    best = set;
+                }
+            }
+
+            return best ?? avoided;
+        }
+
+        uint turn = (uint)Interlocked.Increment(ref _nextPath) / (uint)policy.RoundRobinMinIo;
+        return FirstFrom(paths, (int)(turn % (uint)paths.Length), operation);
+    }
+
+    private static IoQueueSet? FirstFrom(PathEntry[] paths, int start, IoOperation operation)
+    {
         IoQueueSet? avoided = null;
         for (int i = 0; i < paths.Length; i++)
         {
-            var set = paths[(start + i) % paths.Length].Set;
-            if (!set.IsUsable)
+            var path = paths[(start + i) % paths.Length];
+            var set = path.Set;
+            if (!path.Serves)
             {
                 continue;
             }
 
-            if (set == operation.Avoid)
+            if (set == operation.Avoid || set.IsAnaUnavailable || path.Ana != AnaState.Optimized)
             {
-                avoided = set;
+                avoided ??= set;
                 continue;
             }
 
@@ -366,11 +648,37 @@ public sealed class BlockDevice
         return avoided;
     }
 
+    /// <summary>The path new I/O goes to first under the policy (active_passive), or null when I/O is spread.</summary>
+    internal IoQueueSet? PreferredPath()
+    {
+        var policy = Volatile.Read(ref _policy);
+        if (policy is null || policy.Mode != MultipathPolicyMode.ActivePassive)
+        {
+            return null;
+        }
+
+        IoQueueSet? fallback = null;
+        foreach (var path in Volatile.Read(ref _paths))
+        {
+            if (path.Serves && !path.Set.IsAnaUnavailable)
+            {
+                if (path.Ana == AnaState.Optimized)
+                {
+                    return path.Set;
+                }
+
+                fallback ??= path.Set;
+            }
+        }
+
+        return fallback;
+    }
+
     private static IoQueueSet? FirstUsable(PathEntry[] paths)
     {
         foreach (var path in paths)
         {
-            if (path.Set.IsUsable)
+            if (path.Serves)
             {
                 return path.Set;
             }
@@ -449,5 +757,13 @@ public sealed class BlockDevice
         return new BlockDeviceException(BlockDeviceErrorKind.DeviceError, Name, $"{operation.Describe()} failed: {why}, {attempts}", status);
     }
 
-    private sealed record PathEntry(string Key, IoQueueSet Set);
+    /// <param name="Ana">The path's ANA state for this namespace, from the controller's ANA log page (optimized until one says otherwise).</param>
+    private sealed record PathEntry(string Key, IoQueueSet Set, AnaState Ana = AnaState.Optimized)
+    {
+        /// <summary>The ANA state lets I/O through (optimized or non-optimized).</summary>
+        public bool Accessible => Ana is AnaState.Optimized or AnaState.NonOptimized;
+
+        /// <summary>Usable and accessible: I/O may be sent here.</summary>
+        public bool Serves => Accessible && Set.IsUsable;
+    }
 }

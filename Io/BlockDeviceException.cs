@@ -19,6 +19,13 @@ public enum BlockDeviceErrorKind
 
     /// <summary>More I/O is waiting for a free queue entry than the waiting line holds (io-hold-limit).</summary>
     Overloaded = 5,
+
+    /// <summary>
+    /// The I/O was in flight on a path that was lost, more often than io-path-loss-retries allows (a
+    /// target that drops the connection on this I/O every time). For a write, the target may or may not
+    /// have executed it.
+    /// </summary>
+    PathLost = 6,
 }
 
 /// <summary>A block-device operation that failed; <see cref="Kind"/> says why, the message says what in words.</summary>

@@ -58,6 +58,19 @@ public sealed class BlockDeviceOwner
     /// </summary>
     public void DetachPath(string pathKey) => Device.DetachPath(pathKey);
 
+    /// <summary>Records a path's ANA state for this namespace (from the ANA log page); see <see cref="BlockDevice"/> for its effect on path choice.</summary>
+    public void SetPathAnaState(string pathKey, Protocol.Data.AnaState state) => Device.SetPathAnaState(pathKey, state);
+
+    /// <summary>The ANA state recorded for a path, or null when no such path is attached.</summary>
+    public Protocol.Data.AnaState? PathAnaState(string pathKey) => Device.PathAnaState(pathKey);
+
+    /// <summary>Sets the multipath policy (null: the default round robin); applies to the next I/O.</summary>
+    public void SetPolicy(MultipathPolicy? policy) => Device.SetPolicy(policy);
+
+    /// <summary>Whether new I/O goes to <paramref name="queues"/> now: the preferred path under active_passive, any usable path otherwise.</summary>
+    public bool IsCurrentPath(IoQueueSet queues) =>
+        queues.IsUsable && !queues.IsAnaUnavailable && (Device.PreferredPath() is not { } preferred ? Device.Policy?.Mode != MultipathPolicyMode.ActivePassive : preferred == queues);
+
     /// <summary>While true and no path is usable, held and new I/O fails at once (fast-io-fail-timeout passed).</summary>
     public void SetFailFast(bool failFast) => Device.SetFailFast(failFast);
 

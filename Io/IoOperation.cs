@@ -71,6 +71,15 @@ internal sealed class IoOperation : IValueTaskSource
     /// <summary>Retries spent on error statuses (path losses do not count).</summary>
     public int Retries { get; set; }
 
+    /// <summary>Times a command of this operation was in flight on a path that was lost (io-path-loss-retries bounds them, across reconnects).</summary>
+    public int PathLosses { get; set; }
+
+    /// <summary>While fenced: the <see cref="System.Diagnostics.Stopwatch"/> timestamp before which it must not be sent again.</summary>
+    public long NotBefore { get; set; }
+
+    /// <summary>Whether a stale copy of this operation's command, executed late by an old association, could overwrite newer data.</summary>
+    public bool ModifiesData => Kind is IoKind.Write or IoKind.WriteZeroes or IoKind.Deallocate;
+
     /// <summary>A path that answered with a path-related status: tried last next time.</summary>
     public IoQueueSet? Avoid { get; set; }
 
@@ -273,6 +282,8 @@ internal sealed class IoOperation : IValueTaskSource
         BlocksDone = 0;
         ChunkBlocks = 0;
         Retries = 0;
+        PathLosses = 0;
+        NotBefore = 0;
         _source.Reset();
         Pool.TryEnqueue(this);
     }

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Diagnostics;
 using ActorNvme.Transport;
 
 namespace ActorNvme.Io;
@@ -36,6 +37,11 @@ public sealed class IoQueueSet
     private int _inFlight;
     private int _waitingCount;
     private int _nextQueue;
+    private long _lostAt;
+    private long _lastProgress = Environment.TickCount64;
+    private long _anaUnavailableUntil;
+    private long _writeResubmitDelayTicks;
+    private long _anaTransitionTimeTicks = TimeSpan.FromSeconds(10).Ticks;
 
     /// <summary>Wraps queue pairs that are connected already (a connector builds sets; tests may build one with no queues).</summary>
     /// <param name="address">The controller's address.</param>
@@ -84,6 +90,69 @@ public sealed class IoQueueSet
     /// <summary>I/O waiting for a free queue entry.</summary>
     public int Waiting => Volatile.Read(ref _waitingCount);
 
+    /// <summary>
+    /// How long after this association's loss a command that modifies data (write, write zeroes,
+    /// deallocate) and was in flight on it may be sent again, on any path: until then the old association
+    /// may still execute its copy (KATO until the target drops it, plus its command quiesce time). Set by
+    /// the owner from KATO and CQT; zero resubmits at once (only for tests and targets known to fence).
+    /// </summary>
+    public TimeSpan WriteResubmitDelay
+    {
+        get => TimeSpan.FromTicks(Volatile.Read(ref _writeResubmitDelayTicks));
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero);
+            Volatile.Write(ref _writeResubmitDelayTicks, value.Ticks);
+        }
+    }
+
+    /// <summary>ANATT of the controller: how long a path that answered "ANA transition" or "ANA inaccessible" is left alone.</summary>
+    public TimeSpan AnaTransitionTime
+    {
+        get => TimeSpan.FromTicks(Volatile.Read(ref _anaTransitionTimeTicks));
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero);
+            Volatile.Write(ref _anaTransitionTimeTicks, value.Ticks);
+        }
+    }
+
+    /// <summary>
+    /// Whether commands are in flight and none has finished for <paramref name="timeout"/>: a controller
+    /// that answers Keep Alive but no I/O. The owner checks this periodically (io-timeout).
+    /// </summary>
+    public bool IsStalled(TimeSpan timeout) =>
+        Volatile.Read(ref _inFlight) > 0 && Environment.TickCount64 - Volatile.Read(ref _lastProgress) >= (long)timeout.TotalMilliseconds;
+
+    /// <summary>When the path was first seen lost (<see cref="Stopwatch.GetTimestamp"/>), 0 while it is not.</summary>
+    internal long LostAt => Volatile.Read(ref _lostAt);
+
+    /// <summary>Until when (<see cref="Stopwatch"/> timestamp) the path is not to be chosen after an ANA status; 0: no such status.</summary>
+    internal long AnaUnavailableUntil => Volatile.Read(ref _anaUnavailableUntil);
+
+    /// <summary>Whether an ANA status (inaccessible, transition, persistent loss) keeps this path out of the choice now.</summary>
+    public bool IsAnaUnavailable
+    {
+        get
+        {
+            long until = Volatile.Read(ref _anaUnavailableUntil);
+            return until != 0 && Stopwatch.GetTimestamp() < until;
+        }
+    }
+
+    /// <summary>The path answered with an ANA status: leave it alone until <paramref name="until"/> (a <see cref="Stopwatch"/> timestamp).</summary>
+    internal void MarkAnaUnavailable(long until)
+    {
+        while (true)
+        {
+            long current = Volatile.Read(ref _anaUnavailableUntil);
+            if (current >= until || Interlocked.CompareExchange(ref _anaUnavailableUntil, until, current) == current)
+            {
+                return;
+            }
+        }
+    }
+
     /// <summary>The bound on I/O waiting for a free queue entry.</summary>
     internal int WaitLimit => _waitLimit;
 
@@ -102,6 +171,7 @@ public sealed class IoQueueSet
             return;
         }
 
+        NoteLoss();
         Volatile.Write(ref _unusable, 1);
         foreach (var queue in _queues)
         {
@@ -136,9 +206,18 @@ public sealed class IoQueueSet
     /// <summary>A queue answered "closed" before the set heard of it: stop routing here; the queue's own close reason arrives through <see cref="Closed"/>.</summary>
     internal void MarkUnusable()
     {
+        NoteLoss();
         if (Interlocked.Exchange(ref _unusable, 1) == 0 && Volatile.Read(ref _waitingCount) != 0)
         {
             Pump();
+        }
+    }
+
+    private void NoteLoss()
+    {
+        if (Volatile.Read(ref _lostAt) == 0)
+        {
+            Interlocked.CompareExchange(ref _lostAt, Stopwatch.GetTimestamp(), 0);
         }
     }
 
@@ -161,7 +240,12 @@ public sealed class IoQueueSet
             return SubmitOutcome.Closed;
         }
 
-        Interlocked.Increment(ref _inFlight);
+        if (Interlocked.Increment(ref _inFlight) == 1)
+        {
+            // Idle until now: io-timeout counts from here, not from the last completion long ago.
+            Volatile.Write(ref _lastProgress, Environment.TickCount64);
+        }
+
         var attempt = TryQueues(operation);
         if (attempt == Attempt.Submitted)
         {
@@ -194,6 +278,7 @@ public sealed class IoQueueSet
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void CommandFinished()
     {
+        Volatile.Write(ref _lastProgress, Environment.TickCount64);
         Interlocked.Decrement(ref _inFlight);
         if (Volatile.Read(ref _waitingCount) != 0)
         {

@@ -161,7 +161,8 @@ internal sealed partial class Association
             AsyncEventRequestLimit = (byte)(_options.AsyncEventRequestLimit - 1),
             LogPageAttributes = 0x04, // extended data for Get Log Page (NUMDU, LPO)
             KeepAliveSupport = discovery ? (ushort)0 : (ushort)10, // ×100 ms, as nvmet
-            AnaTransitionTime = discovery ? (byte)0 : (byte)10,
+            AnaTransitionTime = discovery ? (byte)0 : (byte)Math.Ceiling(_options.AnaTransitionTime.TotalSeconds),
+            CommandQuiesceTime = discovery ? (ushort)0 : (ushort)_options.CommandQuiesceTime.TotalMilliseconds,
             AnaCapabilities = discovery ? (byte)0 : (byte)0x1F,
             AnaGroupIdMax = discovery ? 0 : NvmSubsystem.MaxAnaGroups,
             NumberOfAnaGroupIds = discovery ? 0 : NvmSubsystem.MaxAnaGroups,

@@ -92,6 +92,13 @@ internal sealed partial class Association
                 return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.DataSglLengthInvalid, true));
             }
 
+            var readDelay = _target.Faults.ExecutionDelay(Listener);
+            if (readDelay > TimeSpan.Zero)
+            {
+                ExecuteReadLater(controller, readDelay, sqe.CommandId, ns, offset, (int)length);
+                return ValueTask.CompletedTask;
+            }
+
             return SendReadAsync(sqe.CommandId, ns, offset, (int)length);
         }
 
@@ -111,6 +118,13 @@ internal sealed partial class Association
             if (length > _options.InCapsuleDataSize || data.Length != length)
             {
                 return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.DataSglLengthInvalid, true));
+            }
+
+            var writeDelay = _target.Faults.ExecutionDelay(Listener);
+            if (writeDelay > TimeSpan.Zero)
+            {
+                ExecuteWriteLater(controller, writeDelay, sqe.CommandId, ns, offset, data.ToArray());
+                return ValueTask.CompletedTask;
             }
 
             WriteFromSequence(ns, offset, data);
@@ -193,6 +207,63 @@ internal sealed partial class Association
         AnaState.Change => NvmeStatus.Create(StatusCodeType.PathRelated, (byte)Protocol.Nvme.PathStatus.AsymmetricAccessTransition),
         _ => NvmeStatus.Success,
     };
+
+    /// <summary>A slow backend (fault injection): the read runs later, unless the controller is gone by then.</summary>
+    private void ExecuteReadLater(Controller controller, TimeSpan delay, ushort commandId, TargetNamespace ns, long offset, int length)
+    {
+        var faults = _target.Faults;
+        faults.DelayedExecutionStarted(write: false);
+        _ = Task.Run(async () =>
+        {
+            await Task.Delay(delay).ConfigureAwait(false);
+            bool executed = !controller.IsTornDown;
+            faults.DelayedExecutionEnded(write: false, executed, stale: false);
+            if (executed)
+            {
+                var copy = ArrayPool<byte>.Shared.Rent(length);
+                ns.Read(offset, copy.AsSpan(0, length));
+                await SendLaterAsync(() => WriteDataAsync(commandId, copy, length, flush: true)).ConfigureAwait(false);
+            }
+        });
+    }
+
+    /// <summary>
+    /// A slow backend (fault injection): the write lands later — even after its controller was torn down,
+    /// as long as that was no longer than the quiesce time (CQT) ago: the stale copy hosts must wait out.
+    /// </summary>
+    private void ExecuteWriteLater(Controller controller, TimeSpan delay, ushort commandId, TargetNamespace ns, long offset, byte[] data)
+    {
+        var faults = _target.Faults;
+        long quiesceMs = (long)_options.CommandQuiesceTime.TotalMilliseconds;
+        faults.DelayedExecutionStarted(write: true);
+        _ = Task.Run(async () =>
+        {
+            await Task.Delay(delay).ConfigureAwait(false);
+            long tornDownAt = controller.TornDownAt;
+            bool executed = tornDownAt == 0 || Environment.TickCount64 - tornDownAt <= quiesceMs;
+            if (executed)
+            {
+                ns.Write(offset, data);
+            }
+
+            faults.DelayedExecutionEnded(write: true, executed, stale: executed && tornDownAt != 0);
+            if (executed && tornDownAt == 0)
+            {
+                await SendLaterAsync(() => WriteResponseAsync(commandId, NvmeStatus.Success, 0, 0, false, flush: true)).ConfigureAwait(false);
+            }
+        });
+    }
+
+    private static async Task SendLaterAsync(Func<ValueTask> send)
+    {
+        try
+        {
+            await send().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or InvalidOperationException or IOException or ObjectDisposedException)
+        {
+        }
+    }
 
     private static void WriteFromSequence(TargetNamespace ns, long offset, ReadOnlySequence<byte> data)
     {

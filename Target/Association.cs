@@ -298,6 +298,13 @@ internal sealed partial class Association
         var kind = controller is null
             ? (FabricsCommands.ConnectQueueId(sqe) == 0 ? CommandQueueKind.Admin : CommandQueueKind.Io)
             : (IsAdminQueue ? CommandQueueKind.Admin : CommandQueueKind.Io);
+        if (kind == CommandQueueKind.Io && controller is not null && !sqe.IsFabrics && _target.Faults.TakeResetOnIo(sqe.Opcode))
+        {
+            _target.Log.FaultApplied("reset on I/O command", sqe.ToString());
+            Close("fault injection: connection reset on an I/O command", reset: true);
+            return false;
+        }
+
         if (_target.Faults.TryTakeFailure(kind, sqe.Opcode, controller?.Subsystem.Nqn, out var injected))
         {
             _target.Log.InjectedFailure(sqe.ToString(), injected.ToString());

@@ -27,6 +27,7 @@ internal sealed class Controller
     private uint _maskedEvents;
     private bool _changedOverflow;
     private bool _tornDown;
+    private long _tornDownAt;
 
     public Controller(ushort id, SubsystemBase subsystem, string hostNqn, Guid hostId, Association adminQueue, uint keepAliveMs)
     {
@@ -375,6 +376,7 @@ internal sealed class Controller
             }
 
             _tornDown = true;
+            TornDownAt = Environment.TickCount64;
             _aers.Clear();
             _events.Clear();
         }
@@ -388,6 +390,13 @@ internal sealed class Controller
         }
 
         AdminQueue.Close(reason, reset);
+    }
+
+    /// <summary>When the controller was torn down (<see cref="Environment.TickCount64"/>), 0 while it lives.</summary>
+    public long TornDownAt
+    {
+        get => Volatile.Read(ref _tornDownAt);
+        private set => Volatile.Write(ref _tornDownAt, value);
     }
 
     public bool IsTornDown

@@ -21,8 +21,16 @@ public sealed class TargetFaults
     private readonly object _sync = new();
     private readonly List<FailureRule> _failures = [];
     private readonly Dictionary<string, TimeSpan> _delays = new(StringComparer.Ordinal);
+    private readonly Dictionary<TargetListener, TimeSpan> _executionDelays = [];
+    private readonly Dictionary<byte, int> _resetsOnIo = [];
     private TimeSpan _globalDelay;
     private int _digestCorruptions;
+    private int _executionDelayCount;
+    private int _resetOnIoRules;
+    private int _delayedReadsPending;
+    private int _delayedWritesPending;
+    private int _staleWritesExecuted;
+    private int _delayedCommandsDropped;
 
     internal TargetFaults(NvmeTarget target)
     {
@@ -91,6 +99,61 @@ public sealed class TargetFaults
         }
     }
 
+    /// <summary>
+    /// A slow backend behind one port: Read commands and Write commands that carry their data in the capsule,
+    /// arriving on connections through <paramref name="listener"/>, execute <paramref name="delay"/> after
+    /// they arrive (<see cref="TimeSpan.Zero"/> clears it). A delayed write whose controller was torn down
+    /// meanwhile still lands when it is due within <see cref="TargetOptions.CommandQuiesceTime"/> of the
+    /// teardown (the stale copy an old association may execute), and is dropped after that; a delayed read of
+    /// a torn-down controller is dropped.
+    /// </summary>
+    public void DelayIoExecution(TargetListener listener, TimeSpan delay)
+    {
+        ArgumentNullException.ThrowIfNull(listener);
+        ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
+        lock (_sync)
+        {
+            if (delay == TimeSpan.Zero)
+            {
+                _executionDelays.Remove(listener);
+            }
+            else
+            {
+                _executionDelays[listener] = delay;
+            }
+
+            Volatile.Write(ref _executionDelayCount, _executionDelays.Count);
+        }
+
+        _target.Log.FaultApplied("delay I/O execution", $"{listener} by {delay.TotalMilliseconds:0} ms");
+    }
+
+    /// <summary>Reads held by <see cref="DelayIoExecution"/> and not yet executed or dropped.</summary>
+    public int DelayedReadsPending => Volatile.Read(ref _delayedReadsPending);
+
+    /// <summary>Writes held by <see cref="DelayIoExecution"/> and not yet executed or dropped.</summary>
+    public int DelayedWritesPending => Volatile.Read(ref _delayedWritesPending);
+
+    /// <summary>Delayed writes that landed after their controller had been torn down (within the quiesce time).</summary>
+    public int StaleWritesExecuted => Volatile.Read(ref _staleWritesExecuted);
+
+    /// <summary>Delayed commands dropped because their controller was torn down (longer ago than the quiesce time, for writes).</summary>
+    public int DelayedCommandsDropped => Volatile.Read(ref _delayedCommandsDropped);
+
+    /// <summary>
+    /// A target that breaks the protocol on a command: the next <paramref name="count"/> I/O commands with
+    /// <paramref name="opcode"/> reset their connection (RST) when they arrive, unexecuted.
+    /// </summary>
+    public void ResetOnNextIo(NvmOpcode opcode, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        lock (_sync)
+        {
+            _resetsOnIo[(byte)opcode] = count;
+            Volatile.Write(ref _resetOnIoRules, _resetsOnIo.Count);
+        }
+    }
+
     /// <summary>Fails the next <paramref name="count"/> commands with <paramref name="opcode"/> on <paramref name="queue"/> queues with <paramref name="status"/>, without executing them.</summary>
     public void FailNext(CommandQueueKind queue, byte opcode, int count, NvmeStatus status, string? subsystemNqn = null)
     {
@@ -144,6 +207,10 @@ public sealed class TargetFaults
         {
             _failures.Clear();
             _delays.Clear();
+            _executionDelays.Clear();
+            _resetsOnIo.Clear();
+            Volatile.Write(ref _resetOnIoRules, 0);
+            Volatile.Write(ref _executionDelayCount, 0);
             _globalDelay = TimeSpan.Zero;
         }
 
@@ -183,6 +250,64 @@ public sealed class TargetFaults
         }
 
         return false;
+    }
+
+    internal bool TakeResetOnIo(byte opcode)
+    {
+        if (Volatile.Read(ref _resetOnIoRules) == 0)
+        {
+            return false;
+        }
+
+        lock (_sync)
+        {
+            if (_resetsOnIo.Count == 0 || !_resetsOnIo.TryGetValue(opcode, out int remaining))
+            {
+                return false;
+            }
+
+            if (remaining <= 1)
+            {
+                _resetsOnIo.Remove(opcode);
+                Volatile.Write(ref _resetOnIoRules, _resetsOnIo.Count);
+            }
+            else
+            {
+                _resetsOnIo[opcode] = remaining - 1;
+            }
+
+            return true;
+        }
+    }
+
+    internal TimeSpan ExecutionDelay(TargetListener listener)
+    {
+        if (Volatile.Read(ref _executionDelayCount) == 0)
+        {
+            return TimeSpan.Zero;
+        }
+
+        lock (_sync)
+        {
+            return _executionDelays.TryGetValue(listener, out var delay) ? delay : TimeSpan.Zero;
+        }
+    }
+
+    internal void DelayedExecutionStarted(bool write) => Interlocked.Increment(ref write ? ref _delayedWritesPending : ref _delayedReadsPending);
+
+    /// <summary>A delayed command's turn came: <paramref name="executed"/> or dropped; <paramref name="stale"/> when it landed after its controller's teardown.</summary>
+    internal void DelayedExecutionEnded(bool write, bool executed, bool stale)
+    {
+        if (!executed)
+        {
+            Interlocked.Increment(ref _delayedCommandsDropped);
+        }
+        else if (stale)
+        {
+            Interlocked.Increment(ref _staleWritesExecuted);
+        }
+
+        Interlocked.Decrement(ref write ? ref _delayedWritesPending : ref _delayedReadsPending);
     }
 
     internal TimeSpan CompletionDelay(string? subsystemNqn)

@@ -52,6 +52,17 @@ public sealed record TargetOptions
     /// </summary>
     public TimeSpan DiscoveryDefaultKeepAlive { get; init; } = TimeSpan.FromSeconds(120);
 
+    /// <summary>
+    /// CQT reported in Identify Controller (TP 4129), whole milliseconds up to 65535; zero reports none.
+    /// It is also what the target honours: an I/O command whose execution is delayed (see
+    /// <see cref="TargetFaults.DelayIoExecution"/>) still executes up to this long after its controller was
+    /// torn down, and is dropped after that.
+    /// </summary>
+    public TimeSpan CommandQuiesceTime { get; init; }
+
+    /// <summary>ANATT reported in Identify Controller: how long an ANA transition may take, whole seconds 1..255.</summary>
+    public TimeSpan AnaTransitionTime { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Which digests the target agrees to when a host asks; a host asking for more gets only these.</summary>
     public DigestOptions SupportedDigests { get; init; } = DigestOptions.Both;
 
@@ -89,6 +100,16 @@ public sealed record TargetOptions
         if (MaxIoQueueSize is < 2 or > 65536 || MaxAdminQueueSize is < 2 or > 4096)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxIoQueueSize), "queue sizes are 2..65536 (admin 2..4096)");
+        }
+
+        if (AnaTransitionTime < TimeSpan.FromSeconds(1) || AnaTransitionTime > TimeSpan.FromSeconds(255))
+        {
+            throw new ArgumentOutOfRangeException(nameof(AnaTransitionTime), AnaTransitionTime, "ANATT is 1..255 s");
+        }
+
+        if (CommandQuiesceTime < TimeSpan.Zero || CommandQuiesceTime.TotalMilliseconds > ushort.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(CommandQuiesceTime), CommandQuiesceTime, "CQT is 0..65535 ms");
         }
 
         if (AdminInCapsuleDataSize < 1024)

@@ -57,6 +57,12 @@ public sealed partial class ControllerActor
     private void OnIoQueuesConnected(Association association, LiveData live, IoQueueSet set)
     {
         association.IoQueues = set;
+        set.WriteResubmitDelay = WriteResubmitDelay(_options.Settings.KeepAliveTimeout, live.Info.Identify);
+        if (live.Info.Identify.AnaTransitionTime != 0)
+        {
+            set.AnaTransitionTime = TimeSpan.FromSeconds(live.Info.Identify.AnaTransitionTime);
+        }
+
         long generation = association.Generation;
         set.Closed.PipeTo(Self, success: r => new IoQueuesEnded(generation, set, r), failure: e => new IoQueuesEnded(generation, set, new ConnectionClosed(CloseReason.InternalError, e.Message, e)));
         _log.Info(
@@ -73,6 +79,21 @@ public sealed partial class ControllerActor
         var set = association.IoQueues;
         association.IoQueues = null;
         set?.Abort(reason);
+    }
+
+    /// <summary>
+    /// How long after the loss of this association a write that was in flight on it may be sent again
+    /// (see README, "Writes after a path loss"): the target drops the association at most KATO after the
+    /// last command it received, which was before the host saw the loss — KATO rounded up to whole seconds
+    /// (Linux nvmet keeps seconds) and to the controller's keep-alive granularity (KAS), plus a quarter for
+    /// the target's timer — and may then still execute its commands for its command quiesce time (CQT).
+    /// </summary>
+    internal static TimeSpan WriteResubmitDelay(TimeSpan keepAliveTimeout, IdentifyController identify)
+    {
+        long katoMs = (long)Math.Ceiling(keepAliveTimeout.TotalMilliseconds);
+        long granularityMs = Math.Max(1000, identify.KeepAliveSupport * 100L);
+        long roundedMs = (katoMs + granularityMs - 1) / granularityMs * granularityMs;
+        return TimeSpan.FromMilliseconds(roundedMs + (katoMs / 4) + identify.CommandQuiesceTime);
     }
 
     /// <summary>Largest transfer of one command: MDTS (in units of CAP.MPSMIN pages; 0 = no limit), at most the queue pairs' default.</summary>

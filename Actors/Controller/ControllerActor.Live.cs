@@ -39,6 +39,9 @@ public sealed partial class ControllerActor
 
         public TimeSpan KeepAliveTickPeriod { get; set; }
 
+        /// <summary>A stall under io-timeout-action none was logged; again only after the path moved.</summary>
+        public bool IoStallReported { get; set; }
+
         public int OutstandingAsyncEvents { get; set; }
 
         public DateTimeOffset AsyncEventWindowStart { get; set; }
@@ -51,6 +54,13 @@ public sealed partial class ControllerActor
     private sealed record RepostAsyncEvents
     {
         public static RepostAsyncEvents Instance { get; } = new();
+    }
+
+    private const string IoTimeoutTimerKey = "io-timeout";
+
+    private sealed record IoTimeoutTick
+    {
+        public static IoTimeoutTick Instance { get; } = new();
     }
 
     private sealed record KeepAliveTick
@@ -82,6 +92,12 @@ public sealed partial class ControllerActor
             Timers.StartPeriodicTimer(KeepAliveTimerKey, KeepAliveTick.Instance, live.KeepAliveTickPeriod);
         }
 
+        var ioTimeout = _options.Settings.IoTimeout;
+        if (ioTimeout > TimeSpan.Zero && association.IoQueues is not null)
+        {
+            Timers.StartPeriodicTimer(IoTimeoutTimerKey, IoTimeoutTick.Instance, TimeSpan.FromTicks(Math.Max(ioTimeout.Ticks / 4, TimeSpan.FromMilliseconds(50).Ticks)));
+        }
+
         Become(() => Live(association, live));
         Context.Parent.Tell(new Controller.BecameLive(Self, _options.Name, info, association.IoQueues));
     }
@@ -90,6 +106,7 @@ public sealed partial class ControllerActor
     {
         Receive<Controller.SubmitAdmin>(OnSubmitAdmin);
         Receive<KeepAliveTick>(_ => OnKeepAliveTick(live));
+        Receive<IoTimeoutTick>(_ => OnIoTimeoutTick(association, live));
         Receive<RepostAsyncEvents>(_ => OnRepostAsyncEvents(live));
         Receive<Controller.Delete>(_ => StartDeleting(association, live));
         Receive<Controller.GetStatus>(_ => ReplyStatus(live.Info));
@@ -124,6 +141,34 @@ public sealed partial class ControllerActor
                 Lose(new ConnectionClosed(CloseReason.KeepAliveTimeout, $"Keep Alive refused: {c.Entry.Status}"));
             }
         });
+    }
+
+    /// <summary>
+    /// io-timeout: I/O in flight on this association and none finished for that long (a controller that
+    /// answers Keep Alive but no I/O). Reset drops the association, so its I/O ends: reads move at once,
+    /// writes after the fence, each counting one path loss against io-path-loss-retries.
+    /// </summary>
+    private void OnIoTimeoutTick(Association association, LiveData live)
+    {
+        var timeout = _options.Settings.IoTimeout;
+        if (association.IoQueues is not { } set || !set.IsStalled(timeout))
+        {
+            live.IoStallReported = false;
+            return;
+        }
+
+        string detail = $"{set.InFlight} I/O command(s) in flight and none finished within io-timeout {timeout.TotalSeconds:0.###}s";
+        if (_options.Settings.IoTimeoutAction == Settings.IoTimeoutAction.Reset)
+        {
+            Lose(new ConnectionClosed(CloseReason.CommandTimeout, detail));
+            return;
+        }
+
+        if (!live.IoStallReported)
+        {
+            live.IoStallReported = true;
+            _log.Warning("{0}: {1} (io-timeout-action none)", _options.Name, detail);
+        }
     }
 
     private void PostAsyncEventRequest(LiveData live)

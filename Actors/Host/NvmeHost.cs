@@ -107,6 +107,13 @@ public static class NvmeHost
 
     public sealed record ControllerList(IReadOnlyList<ControllerSummary> Controllers);
 
+    /// <summary>
+    /// Forwards <paramref name="Message"/> (a <see cref="Subsystem.Subsystem"/> request) to the subsystem
+    /// named <paramref name="Name"/>, which answers the original sender; <see cref="Failed"/> NotFound when
+    /// there is none of that name.
+    /// </summary>
+    public sealed record ToSubsystem(string Name, object Message);
+
     public sealed record ListBlockDevices
     {
         public static ListBlockDevices Instance { get; } = new();

@@ -52,6 +52,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         Receive<NvmeHost.ResetController>(OnResetController);
         Receive<NvmeHost.ListControllers>(_ => Sender.Tell(ListControllers()));
         Receive<NvmeHost.ListBlockDevices>(_ => Sender.Tell(new NvmeHost.BlockDeviceList(_registry.Values.SelectMany(r => r.Devices).OrderBy(d => d.Name, StringComparer.Ordinal).ToArray())));
+        Receive<NvmeHost.ToSubsystem>(OnToSubsystem);
         Receive<NvmeHost.Shutdown>(m => OnShutdown(m.Timeout, Sender, settings: null));
         Receive<NvmeHost.Reset>(m => OnShutdown(m.Timeout, Sender, m.Settings));
         Receive<SubsystemMessages.Report>(OnReport);
@@ -424,6 +425,17 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
 
         report.Subsystem.Tell(SubsystemMessages.ResetPaths.Instance);
         Sender.Tell(new NvmeHost.ControllerResetStarted(request.Name));
+    }
+
+    private void OnToSubsystem(NvmeHost.ToSubsystem request)
+    {
+        if (_registry.TryGetValue(request.Name, out var report) && report.Removed is null)
+        {
+            report.Subsystem.Forward(request.Message);
+            return;
+        }
+
+        Sender.Tell(new NvmeHost.Failed(HostErrorKind.NotFound, $"No such device: no controller named {request.Name}"));
     }
 
     private void OnReport(SubsystemMessages.Report report)

@@ -165,6 +165,15 @@ public sealed record NvmeHostSettings
     /// <summary>I/Os held without a usable path, and I/Os waiting for a free queue entry, at most.</summary>
     public int IoHoldLimit { get; init; }
 
+    /// <summary>Resubmissions of one I/O after its path was lost under it, across reconnects (io-path-loss-retries).</summary>
+    public int IoPathLossRetries { get; init; }
+
+    /// <summary>A path with I/O in flight and none finished for this long is stalled (SPDK's timeout_us); zero: off.</summary>
+    public TimeSpan IoTimeout { get; init; }
+
+    /// <summary>What a stalled path gets (SPDK's action_on_timeout).</summary>
+    public IoTimeoutAction IoTimeoutAction { get; init; } = IoTimeoutAction.Reset;
+
     /// <summary>Ask for SQ flow control to be disabled on I/O queues.</summary>
     public bool DisableSqFlowControl { get; init; }
 
@@ -222,6 +231,9 @@ public sealed record NvmeHostSettings
             IoQueueSize = section.GetInt("io-queue-size"),
             IoRetries = section.GetInt("io-retries"),
             IoHoldLimit = section.GetInt("io-hold-limit"),
+            IoPathLossRetries = section.GetInt("io-path-loss-retries"),
+            IoTimeout = section.GetTimeSpan("io-timeout"),
+            IoTimeoutAction = ParseIoTimeoutAction(section.GetString("io-timeout-action")),
             DisableSqFlowControl = section.GetBoolean("disable-sq-flow-control"),
             IoReceiveSpin = section.GetTimeSpan("io-receive-spin"),
         };
@@ -282,9 +294,14 @@ public sealed record NvmeHostSettings
             throw new InvalidNvmeSettingsException("io-receive-spin-range", $"io-receive-spin {IoReceiveSpin.TotalMicroseconds:0}us must be 0..10ms");
         }
 
-        if (IoRetries < 0 || IoHoldLimit < 0)
+        if (IoTimeout < TimeSpan.Zero || (IoTimeout > TimeSpan.Zero && IoTimeout < TimeSpan.FromMilliseconds(100)))
         {
-            throw new InvalidNvmeSettingsException("io-bounds", $"io-retries {IoRetries} and io-hold-limit {IoHoldLimit} must not be negative");
+            throw new InvalidNvmeSettingsException("io-timeout-range", $"io-timeout {IoTimeout} must be 0 (off) or at least 100ms");
+        }
+
+        if (IoRetries < 0 || IoHoldLimit < 0 || IoPathLossRetries < 0)
+        {
+            throw new InvalidNvmeSettingsException("io-bounds", $"io-retries {IoRetries}, io-hold-limit {IoHoldLimit} and io-path-loss-retries {IoPathLossRetries} must not be negative");
         }
 
         return this;
@@ -305,6 +322,13 @@ public sealed record NvmeHostSettings
         _ => throw new InvalidNvmeSettingsException("digests-value", $"actornvme.digests '{value}' must be none, header, data or both"),
     };
 
+    public static IoTimeoutAction ParseIoTimeoutAction(string value) => value.Trim().ToLowerInvariant() switch
+    {
+        "none" => IoTimeoutAction.None,
+        "reset" => IoTimeoutAction.Reset,
+        _ => throw new InvalidNvmeSettingsException("io-timeout-action-value", $"actornvme.io-timeout-action '{value}' must be none or reset (abort is not supported yet)"),
+    };
+
     private static Config LoadReference()
     {
         using var stream = typeof(NvmeHostSettings).Assembly.GetManifestResourceStream("ActorNvme.Actors.reference.conf")
@@ -312,4 +336,14 @@ public sealed record NvmeHostSettings
         using var reader = new StreamReader(stream);
         return ConfigurationFactory.ParseString(reader.ReadToEnd());
     }
+}
+
+/// <summary>What a path whose I/O stalled for io-timeout gets (SPDK's action_on_timeout).</summary>
+public enum IoTimeoutAction
+{
+    /// <summary>A warning in the log; the I/O keeps waiting (it still ends with the path's loss, if any).</summary>
+    None,
+
+    /// <summary>The association is dropped and reconnected: its reads move at once, its writes after the fence.</summary>
+    Reset,
 }

@@ -47,6 +47,25 @@ public static class Subsystem
     /// <summary>Delete every path gracefully, then stop.</summary>
     public sealed record Detach(string Reason, RemovalReason Kind = RemovalReason.Detached);
 
+    /// <summary>
+    /// Sets the multipath policy of every block device of this subsystem, now and for those added later
+    /// (SPDK's bdev_nvme_set_multipath_policy applies per controller name too). Reply: <see cref="MultipathPolicySet"/>.
+    /// </summary>
+    public sealed record SetMultipathPolicy(MultipathPolicy Policy);
+
+    public sealed record MultipathPolicySet(string Name, MultipathPolicy Policy);
+
+    /// <summary>Asks for the I/O paths of this subsystem's block devices (all, or the one named). Reply: <see cref="IoPaths"/>.</summary>
+    public sealed record GetIoPaths(string? BlockDevice = null);
+
+    /// <summary>One I/O path as SPDK's bdev_nvme_get_io_paths prints it.</summary>
+    /// <param name="Current">New I/O goes here now (under active_passive only the preferred path is).</param>
+    /// <param name="Connected">The path's controller is Live with I/O queues.</param>
+    /// <param name="Accessible">Not refused by an ANA status within the last ANATT.</param>
+    public sealed record IoPathInfo(string BlockDevice, ushort ControllerId, bool Current, bool Connected, bool Accessible, TransportAddress Address, string SubsystemNqn);
+
+    public sealed record IoPaths(string Name, IReadOnlyList<IoPathInfo> Paths);
+
     public sealed record ResetPaths
     {
         public static ResetPaths Instance { get; } = new();

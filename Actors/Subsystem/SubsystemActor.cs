@@ -4,6 +4,7 @@ using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
 using ActorNvme.Io;
 using ActorNvme.Actors.Supervision;
+using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
 using ControllerMessages = ActorNvme.Actors.Controller.Controller;
 
@@ -30,6 +31,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
     private readonly Dictionary<uint, BlockDeviceInfo> _devices = [];
     private readonly Dictionary<uint, BlockDeviceOwner> _blockDevices = [];
     private bool _failingFast;
+    private MultipathPolicy? _policy;
     private RemovalReason _removal = RemovalReason.LossTimeout;
     private string _stopReason = "last path stopped";
 
@@ -42,7 +44,9 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         Receive<ControllerMessages.BecameLive>(OnPathLive);
         Receive<ControllerMessages.Lost>(OnPathLost);
         Receive<ControllerMessages.StateChanged>(OnPathStateChanged);
-        Receive<ControllerMessages.AsyncEvent>(e => _log.Info("{0}: asynchronous event {1} from {2}", _options.Name, e.Event, e.Name));
+        Receive<ControllerMessages.AsyncEvent>(OnAsyncEvent);
+        Receive<ControllerMessages.AdminResult>(m => m.Tag is AnaLogRead read, m => OnAnaLog((AnaLogRead)m.Tag!, m));
+        Receive<ControllerMessages.AdminFailed>(m => m.Tag is AnaLogRead, m => _log.Warning("{0}: reading the ANA log page of {1} failed: {2}", _options.Name, ((AnaLogRead)m.Tag!).Path, m.Reason));
         Receive<ReconnectPath>(OnReconnectPath);
         Receive<LossDeadline>(OnLossDeadline);
         Receive<FastIoFailDeadline>(_ => SetFailingFast(true));
@@ -52,6 +56,8 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         Receive<Subsystem.Detach>(OnDetach);
         Receive<Subsystem.ResetPaths>(_ => OnResetPaths());
         Receive<Subsystem.GetBlockDevice>(OnGetBlockDevice);
+        Receive<Subsystem.SetMultipathPolicy>(OnSetMultipathPolicy);
+        Receive<Subsystem.GetIoPaths>(OnGetIoPaths);
         Receive<Subsystem.GetStatus>(_ => Sender.Tell(new Subsystem.Status(
             _options.Name,
             _options.SubsystemNqn,
@@ -125,6 +131,9 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 
         path.Live = true;
         path.LostAt = null;
+        path.ControllerId = message.Info.ControllerId;
+        path.Info = message.Info;
+        path.IoQueues = message.IoQueues;
         Timers.Cancel(DeadlineKey(path));
         Timers.Cancel(ReconnectKey(path));
         Timers.Cancel(FastIoFailKey);
@@ -150,10 +159,11 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
                 ns.NamespaceId,
                 ns.BlockSize,
                 ns.BlockCount,
-                new BlockDeviceOptions(_options.Settings.IoRetries, _options.Settings.IoHoldLimit),
+                new BlockDeviceOptions(_options.Settings.IoRetries, _options.Settings.IoHoldLimit, _options.Settings.IoPathLossRetries),
                 ns.Nguid,
                 ns.Eui64,
                 ns.Uuid);
+            blockDevice.SetPolicy(_policy);
             if (message.IoQueues is { } queues)
             {
                 blockDevice.AttachPath(path.Name, queues);
@@ -167,6 +177,68 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 
         Report();
         Context.Parent.Tell(new Subsystem.Attached(Self, _options.Name, _options.SubsystemNqn, _devices.Values.ToArray()));
+        if ((message.Info.Identify.MultiPathCapabilities & AnaReporting) != 0)
+        {
+            ReadAnaLog(path, message.Info);
+        }
+    }
+
+    private void OnAsyncEvent(ControllerMessages.AsyncEvent message)
+    {
+        _log.Info("{0}: asynchronous event {1} from {2}", _options.Name, message.Event, message.Name);
+        if (message.Event.LogPageId == (byte)Protocol.Data.LogPageId.AsymmetricNamespaceAccess
+            && _byController.TryGetValue(message.Controller, out var path) && path.Live && path.Info is { } info)
+        {
+            ReadAnaLog(path, info);
+        }
+    }
+
+    /// <summary>Asks the path's controller for its ANA log page (at attach and on every ANA change notice); the answer sets the path's ANA state per block device.</summary>
+    private void ReadAnaLog(PathEntry path, ControllerInfo info)
+    {
+        if (path.Controller is not { } controller)
+        {
+            return;
+        }
+
+        // Header, one descriptor per group and every NSID once, within what one command may carry.
+        long groups = Math.Clamp(info.Identify.NumberOfAnaGroupIds, 1u, 1024u);
+        long namespaces = Math.Clamp(info.Identify.NumberOfNamespaces, (uint)info.Namespaces.Count, 16384u);
+        int length = (int)Math.Min(16 + (groups * 32) + (namespaces * 4), 256 * 1024);
+        length = (length + 3) & ~3;
+        controller.Tell(new ControllerMessages.SubmitAdmin(AdminCommands.GetLogPage((byte)Protocol.Data.LogPageId.AsymmetricNamespaceAccess, (uint)length), DataInLength: length, Tag: new AnaLogRead(path.Name, controller)));
+    }
+
+    private void OnAnaLog(AnaLogRead read, ControllerMessages.AdminResult result)
+    {
+        if (!_paths.TryGetValue(read.Path, out var path) || path.Controller != read.Controller || !path.Live)
+        {
+            return; // an answer from an association that has ended since
+        }
+
+        if (!result.IsSuccess)
+        {
+            _log.Warning("{0}: ANA log page of {1} refused: {2}", _options.Name, path.Address, result.Completion.Status);
+            return;
+        }
+
+        if (!Protocol.Data.AnaLogPage.TryRead(result.Data.Span, out var log, out var error))
+        {
+            _log.Warning("{0}: ANA log page of {1} unusable: {2}", _options.Name, path.Address, error);
+            return;
+        }
+
+        foreach (var group in log.Groups)
+        {
+            foreach (uint nsid in group.NamespaceIds)
+            {
+                if (_blockDevices.TryGetValue(nsid, out var device) && device.PathAnaState(path.Name) != group.State)
+                {
+                    device.SetPathAnaState(path.Name, group.State);
+                    _log.Info("{0}: {1} on path {2} is ANA {3} (group {4})", _options.Name, device.Device.Name, path.Address, group.State, group.GroupId);
+                }
+            }
+        }
     }
 
     private void OnPathLost(ControllerMessages.Lost message)
@@ -401,6 +473,43 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             : new Subsystem.BlockDeviceResult(request.Name, null, $"{_options.Name} has no block device named {request.Name} (it has: {(_blockDevices.Count == 0 ? "none yet" : string.Join(", ", _blockDevices.Values.Select(d => d.Device.Name)))})"));
     }
 
+    private void OnSetMultipathPolicy(Subsystem.SetMultipathPolicy message)
+    {
+        _policy = message.Policy;
+        foreach (var device in _blockDevices.Values)
+        {
+            device.SetPolicy(message.Policy);
+        }
+
+        _log.Info("{0}: multipath policy {1}", _options.Name, message.Policy);
+        Sender.Tell(new Subsystem.MultipathPolicySet(_options.Name, message.Policy));
+    }
+
+    private void OnGetIoPaths(Subsystem.GetIoPaths request)
+    {
+        var result = new List<Subsystem.IoPathInfo>();
+        foreach (var owner in _blockDevices.Values.Where(d => request.BlockDevice is null || d.Device.Name == request.BlockDevice))
+        {
+            var attached = owner.Paths.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+            foreach (var path in _paths.Values)
+            {
+                attached.TryGetValue(path.Name, out var queues);
+                bool connected = path.Live && queues is not null && !queues.IsClosed;
+                bool accessible = queues is not null && !queues.IsAnaUnavailable && owner.PathAnaState(path.Name) is Protocol.Data.AnaState.Optimized or Protocol.Data.AnaState.NonOptimized;
+                result.Add(new Subsystem.IoPathInfo(
+                    owner.Device.Name,
+                    path.ControllerId,
+                    connected && accessible && owner.IsCurrentPath(queues!),
+                    connected,
+                    accessible,
+                    path.Address,
+                    _options.SubsystemNqn));
+            }
+        }
+
+        Sender.Tell(new Subsystem.IoPaths(_options.Name, result));
+    }
+
     /// <summary>New I/O stops going to this path; what its loss failed moves to another path or is held.</summary>
     private void DetachPath(PathEntry path)
     {
@@ -450,7 +559,22 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         public bool Removing { get; set; }
 
         public DateTimeOffset? LostAt { get; set; }
+
+        /// <summary>What the last association that became Live identified.</summary>
+        public ControllerInfo? Info { get; set; }
+
+        /// <summary>CNTLID of the last association that became Live.</summary>
+        public ushort ControllerId { get; set; }
+
+        /// <summary>The I/O queues of the last association that became Live (closed once it ended).</summary>
+        public IoQueueSet? IoQueues { get; set; }
     }
+
+    /// <summary>CMIC bit 3: the controller reports ANA.</summary>
+    private const byte AnaReporting = 0x08;
+
+    /// <summary>Tag of an ANA log page read: which path, asked of which controller incarnation.</summary>
+    private sealed record AnaLogRead(string Path, IActorRef Controller);
 
     private sealed record ReconnectPath(string Path);
 

@@ -4,6 +4,7 @@ using ActorNvme.Actors.Host;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
 using ActorNvme.Host.JsonRpc;
+using ActorNvme.Io;
 using ActorNvme.Transport;
 using Microsoft.Extensions.Logging;
 
@@ -78,6 +79,8 @@ public sealed partial class SpdkRpcService
             return true;
         }),
         ["bdev_nvme_get_controllers"] = new(["name"], GetControllers),
+        ["bdev_nvme_set_multipath_policy"] = new(["name", "policy", "selector", "rr_min_io"], SetMultipathPolicy),
+        ["bdev_nvme_get_io_paths"] = new(["name"], GetIoPaths),
         ["bdev_get_bdevs"] = new(["name", "timeout"], GetBdevs),
     };
 
@@ -114,19 +117,37 @@ public sealed partial class SpdkRpcService
             connectTimeout = TimeSpan.FromMilliseconds(connectMs);
         }
 
-        if (p.OptionalString("action_on_timeout", 16) is { } action && action is not ("none" or "reset" or "abort"))
+        var ioTimeout = current.IoTimeout;
+        if (p.OptionalInt64("timeout_us", 0, long.MaxValue / 10) is { } timeoutUs)
         {
-            throw JsonRpcException.InvalidParams($"bdev_nvme_set_options: parameter 'action_on_timeout' must be none, reset or abort, not '{action}'");
+            if (timeoutUs is > 0 and < 100_000)
+            {
+                throw JsonRpcException.InvalidParams($"bdev_nvme_set_options: timeout_us {timeoutUs} is not supported: ActorNvme checks I/O progress, so it needs 0 (off) or at least 100000");
+            }
+
+            ioTimeout = TimeSpan.FromMicroseconds(timeoutUs);
+        }
+
+        var ioTimeoutAction = current.IoTimeoutAction;
+        if (p.OptionalString("action_on_timeout", 16) is { } action)
+        {
+            // abort (Abort the command, reset if that fails) is carried out as reset: the stalled path is dropped.
+            ioTimeoutAction = action switch
+            {
+                "none" => IoTimeoutAction.None,
+                "reset" or "abort" => IoTimeoutAction.Reset,
+                _ => throw JsonRpcException.InvalidParams($"bdev_nvme_set_options: parameter 'action_on_timeout' must be none, reset or abort, not '{action}'"),
+            };
         }
 
         var ignored = new List<string>();
-        foreach (string name in p.Names.Where(n => !ResiliencyParameters.Contains(n) && n is not ("keep_alive_timeout_ms" or "tcp_connect_timeout_ms")))
+        foreach (string name in p.Names.Where(n => !ResiliencyParameters.Contains(n) && n is not ("keep_alive_timeout_ms" or "tcp_connect_timeout_ms" or "timeout_us" or "action_on_timeout")))
         {
             p.AcceptAny(name);
             ignored.Add(name);
         }
 
-        var updated = (current with { Resiliency = resiliency, KeepAliveTimeout = keepAlive, ConnectTimeout = connectTimeout }).Validated();
+        var updated = (current with { Resiliency = resiliency, KeepAliveTimeout = keepAlive, ConnectTimeout = connectTimeout, IoTimeout = ioTimeout, IoTimeoutAction = ioTimeoutAction }).Validated();
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -273,6 +294,67 @@ public sealed partial class SpdkRpcService
         }
 
         return result;
+    }
+
+    /// <summary>SPDK's bdev_nvme_set_multipath_policy: name is a block device; the policy applies to every block device of its controller.</summary>
+    private async Task<JsonNode?> SetMultipathPolicy(RpcParams p, CancellationToken cancellationToken)
+    {
+        string name = p.RequiredNonEmptyString("name", 64);
+        var mode = p.RequiredNonEmptyString("policy", 32) switch
+        {
+            "active_passive" => MultipathPolicyMode.ActivePassive,
+            "active_active" => MultipathPolicyMode.ActiveActive,
+            var other => throw JsonRpcException.InvalidParams($"bdev_nvme_set_multipath_policy: parameter 'policy' must be active_passive or active_active, not '{other}'"),
+        };
+        var selector = p.OptionalString("selector", 32) switch
+        {
+            null or "round_robin" => MultipathSelector.RoundRobin,
+            "queue_depth" => MultipathSelector.QueueDepth,
+            var other => throw JsonRpcException.InvalidParams($"bdev_nvme_set_multipath_policy: parameter 'selector' must be round_robin or queue_depth, not '{other}'"),
+        };
+        if (mode == MultipathPolicyMode.ActivePassive && p.Names.Contains("selector"))
+        {
+            throw JsonRpcException.InvalidParams("bdev_nvme_set_multipath_policy: parameter 'selector' applies only to policy active_active");
+        }
+
+        long rrMinIo = p.OptionalInt64("rr_min_io", 1, int.MaxValue) ?? 1;
+        if (p.Names.Contains("rr_min_io") && (mode != MultipathPolicyMode.ActiveActive || selector != MultipathSelector.RoundRobin))
+        {
+            throw JsonRpcException.InvalidParams("bdev_nvme_set_multipath_policy: parameter 'rr_min_io' applies only to policy active_active with selector round_robin");
+        }
+
+        var devices = await AskAsync<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        var device = devices.Devices.FirstOrDefault(d => d.Name == name)
+            ?? throw new JsonRpcException(JsonRpcErrorCodes.NoDevice, $"No such device: no block device named {name}");
+        var policy = new MultipathPolicy(mode, selector, (int)rrMinIo);
+        await AskAsync<Subsystem.MultipathPolicySet>(new NvmeHost.ToSubsystem(device.Controller, new Subsystem.SetMultipathPolicy(policy)), ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>SPDK's bdev_nvme_get_io_paths: {"poll_groups": [{"io_paths": [...]}]}, one poll group here (I/O is not bound to threads).</summary>
+    private async Task<JsonNode?> GetIoPaths(RpcParams p, CancellationToken cancellationToken)
+    {
+        string? only = p.OptionalNonEmptyString("name", 64);
+        var devices = await AskAsync<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        var ioPaths = new JsonArray();
+        foreach (string controller in devices.Devices.Where(d => only is null || d.Name == only).Select(d => d.Controller).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+        {
+            var answer = await AskAsync<Subsystem.IoPaths>(new NvmeHost.ToSubsystem(controller, new Subsystem.GetIoPaths(only)), ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+            foreach (var path in answer.Paths.OrderBy(x => x.BlockDevice, StringComparer.Ordinal))
+            {
+                ioPaths.Add(new JsonObject
+                {
+                    ["bdev_name"] = path.BlockDevice,
+                    ["cntlid"] = path.ControllerId,
+                    ["current"] = path.Current,
+                    ["connected"] = path.Connected,
+                    ["accessible"] = path.Accessible,
+                    ["transport"] = SpdkJson.Trid(path.Address, path.SubsystemNqn),
+                });
+            }
+        }
+
+        return new JsonObject { ["poll_groups"] = new JsonArray(new JsonObject { ["io_paths"] = ioPaths }) };
     }
 
     private async Task<JsonNode?> GetControllers(RpcParams p, CancellationToken cancellationToken)

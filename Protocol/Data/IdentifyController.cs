@@ -90,6 +90,22 @@ public readonly record struct IdentifyController
     /// <summary>KAS (320): keep alive support, granularity in 100 ms units; 0 is not supported.</summary>
     public ushort KeepAliveSupport { get; init; }
 
+    /// <summary>CRDT1..3 (128, 130, 132): command retry delay times, in 100 ms units, chosen by a completion's CRD field (1..3).</summary>
+    public ushort CommandRetryDelayTime1 { get; init; }
+
+    /// <summary>CRDT2 (130), 100 ms units.</summary>
+    public ushort CommandRetryDelayTime2 { get; init; }
+
+    /// <summary>CRDT3 (132), 100 ms units.</summary>
+    public ushort CommandRetryDelayTime3 { get; init; }
+
+    /// <summary>
+    /// CQT (386, TP 4129): command quiesce time in milliseconds: the longest the controller may still
+    /// execute commands of an association after it has ended (keep-alive expiry or a lost connection).
+    /// 0: not reported.
+    /// </summary>
+    public ushort CommandQuiesceTime { get; init; }
+
     /// <summary>ANATT (342): ANA transition time, seconds.</summary>
     public byte AnaTransitionTime { get; init; }
 
@@ -196,11 +212,15 @@ public readonly record struct IdentifyController
             LogPageAttributes = s[261],
             ErrorLogPageEntries = s[262],
             NumberOfPowerStates = s[263],
+            CommandRetryDelayTime1 = U16(s, 128),
+            CommandRetryDelayTime2 = U16(s, 130),
+            CommandRetryDelayTime3 = U16(s, 132),
             KeepAliveSupport = U16(s, 320),
             AnaTransitionTime = s[342],
             AnaCapabilities = s[343],
             AnaGroupIdMax = U32(s, 344),
             NumberOfAnaGroupIds = U32(s, 348),
+            CommandQuiesceTime = U16(s, 386),
             SubmissionQueueEntrySize = s[512],
             CompletionQueueEntrySize = s[513],
             MaxOutstandingCommands = U16(s, 514),
@@ -269,11 +289,15 @@ public readonly record struct IdentifyController
         d[261] = LogPageAttributes;
         d[262] = ErrorLogPageEntries;
         d[263] = NumberOfPowerStates;
+        BinaryPrimitives.WriteUInt16LittleEndian(d[128..], CommandRetryDelayTime1);
+        BinaryPrimitives.WriteUInt16LittleEndian(d[130..], CommandRetryDelayTime2);
+        BinaryPrimitives.WriteUInt16LittleEndian(d[132..], CommandRetryDelayTime3);
         BinaryPrimitives.WriteUInt16LittleEndian(d[320..], KeepAliveSupport);
         d[342] = AnaTransitionTime;
         d[343] = AnaCapabilities;
         BinaryPrimitives.WriteUInt32LittleEndian(d[344..], AnaGroupIdMax);
         BinaryPrimitives.WriteUInt32LittleEndian(d[348..], NumberOfAnaGroupIds);
+        BinaryPrimitives.WriteUInt16LittleEndian(d[386..], CommandQuiesceTime);
         d[512] = SubmissionQueueEntrySize;
         d[513] = CompletionQueueEntrySize;
         BinaryPrimitives.WriteUInt16LittleEndian(d[514..], MaxOutstandingCommands);

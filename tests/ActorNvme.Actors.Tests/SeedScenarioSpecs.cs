@@ -93,8 +93,14 @@ public sealed class SeedScenarioSpecs : TestKit, IAsyncLifetime
 
             var added = events.ExpectMsg<BlockDeviceAdded>(TimeSpan.FromSeconds(30));
             Assert.Equal(next, added.Device.Name);
-            var devices = await host.Ask<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, TimeSpan.FromSeconds(5));
-            Assert.Equal(next, Assert.Single(devices.Devices).Name);
+            // The registry is made of the subsystems' reports, which travel beside the event: it may lag by a message.
+            await AwaitAssertAsync(
+                async () =>
+                {
+                    var devices = await host.Ask<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, TimeSpan.FromSeconds(5));
+                    Assert.Equal(next, Assert.Single(devices.Devices).Name);
+                },
+                TimeSpan.FromSeconds(10));
             _output.WriteLine($"run {run + 1}/{Runs}: {current} removed by the loss timeout, {next} attached after restore");
         }
 

@@ -67,6 +67,13 @@ public sealed class SpdkRpcTests : IAsyncLifetime
         { "bdev_nvme_set_options", """{"action_on_timeout":"explode"}""", "parameter 'action_on_timeout'" },
         { "bdev_nvme_set_options", """{"not_an_spdk_option":1}""", "unknown parameter 'not_an_spdk_option'" },
         { "bdev_nvme_set_options", """{"reconnect_delay_sec":20}""", "rule reconnect-delay-within-loss-timeout" },
+        { "bdev_nvme_set_multipath_policy", """{"policy":"active_passive"}""", "missing required parameter 'name'" },
+        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"both"}""", "parameter 'policy' must be active_passive or active_active" },
+        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"active_active","selector":"random"}""", "parameter 'selector' must be round_robin or queue_depth" },
+        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"active_passive","selector":"round_robin"}""", "parameter 'selector' applies only to policy active_active" },
+        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"active_active","selector":"queue_depth","rr_min_io":4}""", "parameter 'rr_min_io' applies only" },
+        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"active_active","rr_min_io":0}""", "parameter 'rr_min_io' is 0" },
+        { "bdev_nvme_get_io_paths", """{"name":3}""", "parameter 'name' must be a string" },
         { "spdk_get_version", """{"x":1}""", "requires no parameters" },
         { "rpc_get_methods", """{"current":"yes"}""", "parameter 'current' must be a boolean" },
     };
@@ -127,6 +134,52 @@ public sealed class SpdkRpcTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Two_paths_by_attach_controller_multipath_show_in_get_io_paths_and_follow_the_policy()
+    {
+        await using var target = new ActorNvme.Target.NvmeTarget();
+        const string nqn = "nqn.2016-06.io.actornvme:multipath-rpc";
+        target.AddSubsystem(nqn).AddNamespace(ActorNvme.Target.NamespaceOptions.Ram(1024 * 1024, 512));
+        var ports = new[] { target.ListenTcp("127.0.0.1", 0), target.ListenTcp("127.0.0.1", 0) };
+        foreach (var port in ports)
+        {
+            await _service.DispatchAsync("bdev_nvme_attach_controller", Parse($$"""{"name":"mp","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port.Address.Port}}","subnqn":"{{nqn}}","multipath":"multipath"}"""), CancellationToken.None);
+        }
+
+        JsonArray paths = [];
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (DateTime.UtcNow < until)
+        {
+            var answer = (await _service.DispatchAsync("bdev_nvme_get_io_paths", Parse("""{"name":"mpn1"}"""), CancellationToken.None))!;
+            paths = answer["poll_groups"]![0]!["io_paths"]!.AsArray();
+            if (paths.Count == 2 && paths.All(p => p!["connected"]!.GetValue<bool>()))
+            {
+                break;
+            }
+
+            await Task.Delay(50);
+        }
+
+        Assert.Equal(2, paths.Count);
+        Assert.All(paths, p =>
+        {
+            Assert.Equal("mpn1", p!["bdev_name"]!.GetValue<string>());
+            Assert.True(p["connected"]!.GetValue<bool>());
+            Assert.True(p["accessible"]!.GetValue<bool>());
+            Assert.True(p["current"]!.GetValue<bool>()); // no policy set: I/O is spread over both
+            Assert.Equal(nqn, p["transport"]!["subnqn"]!.GetValue<string>());
+        });
+        Assert.Equal(ports.Select(p => p.Address.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)).Order(), paths.Select(p => p!["transport"]!["trsvcid"]!.GetValue<string>()).Order());
+
+        Assert.True((await _service.DispatchAsync("bdev_nvme_set_multipath_policy", Parse("""{"name":"mpn1","policy":"active_passive"}"""), CancellationToken.None))!.GetValue<bool>());
+        var passive = (await _service.DispatchAsync("bdev_nvme_get_io_paths", null, CancellationToken.None))!["poll_groups"]![0]!["io_paths"]!.AsArray();
+        Assert.Single(passive, p => p!["current"]!.GetValue<bool>());
+
+        var missing = await Assert.ThrowsAsync<JsonRpcException>(() => _service.DispatchAsync("bdev_nvme_set_multipath_policy", Parse("""{"name":"nothere","policy":"active_active"}"""), CancellationToken.None));
+        Assert.Equal(JsonRpcErrorCodes.NoDevice, missing.Code);
+        await _service.DispatchAsync("bdev_nvme_detach_controller", Parse("""{"name":"mp"}"""), CancellationToken.None);
+    }
+
+    [Fact]
     public async Task Version_and_method_list_have_spdks_shapes()
     {
         var version = (await CallAsync("spdk_get_version", null))!;
@@ -177,6 +230,12 @@ public sealed class SpdkRpcTests : IAsyncLifetime
         await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"ctrlr_loss_timeout_sec":-1}"""), CancellationToken.None);
         Assert.Equal(before, service.Host);
         Assert.True(service.Settings.Resiliency.ReconnectsForever);
+        Assert.Equal(ActorNvme.Actors.Settings.IoTimeoutAction.None, service.Settings.IoTimeoutAction);
+
+        // timeout_us / action_on_timeout become io-timeout / io-timeout-action (abort is carried out as reset).
+        await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"timeout_us":2000000,"action_on_timeout":"abort"}"""), CancellationToken.None);
+        Assert.Equal(TimeSpan.FromSeconds(2), service.Settings.IoTimeout);
+        Assert.Equal(ActorNvme.Actors.Settings.IoTimeoutAction.Reset, service.Settings.IoTimeoutAction);
         await system.Terminate();
     }
 

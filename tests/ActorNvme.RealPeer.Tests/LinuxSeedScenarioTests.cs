@@ -82,8 +82,14 @@ public sealed class LinuxSeedScenarioTests : TestKit
             current = added;
         }
 
-        var list = await host.Ask<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, TimeSpan.FromSeconds(5));
-        Assert.Equal(current, list.Devices.Select(d => d.Name).ToHashSet());
+        // The registry is made of the subsystems' reports, which travel beside the events: it may lag by a message.
+        await AwaitAssertAsync(
+            async () =>
+            {
+                var list = await host.Ask<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, TimeSpan.FromSeconds(5));
+                Assert.Equal(current, list.Devices.Select(d => d.Name).ToHashSet());
+            },
+            TimeSpan.FromSeconds(10));
         host.Tell(new NvmeHost.StopDiscovery("nvme"));
         ExpectMsg<NvmeHost.DiscoveryStopped>();
         AwaitAssert(() => Assert.True(OwnershipLedger.Get(Sys).Total.IsEmpty, $"after stop: {OwnershipLedger.Get(Sys).Total}"), TimeSpan.FromSeconds(15));

@@ -46,6 +46,27 @@ public sealed class RegisterAndEventVectorTests
     }
 
     [Fact]
+    public void Identify_controller_CQT_and_CRDT_sit_at_their_offsets()
+    {
+        var page = new byte[IdentifyController.Size];
+        page[128] = 0x05; // CRDT1 = 5 (500 ms)
+        page[131] = 0x01; // CRDT2 = 0x100
+        page[132] = 0x02; // CRDT3 = 2
+        page[386] = 0xE8; // CQT = 0x03E8 = 1000 ms
+        page[387] = 0x03;
+        var identify = IdentifyController.Read(page);
+        Assert.Equal(5, identify.CommandRetryDelayTime1);
+        Assert.Equal(0x100, identify.CommandRetryDelayTime2);
+        Assert.Equal(2, identify.CommandRetryDelayTime3);
+        Assert.Equal(1000, identify.CommandQuiesceTime);
+
+        var written = new byte[IdentifyController.Size];
+        identify.WriteTo(written);
+        Assert.Equal(page.AsSpan(128, 6).ToArray(), written.AsSpan(128, 6).ToArray());
+        Assert.Equal(page.AsSpan(384, 4).ToArray(), written.AsSpan(384, 4).ToArray());
+    }
+
+    [Fact]
     public void Capabilities_vector_decodes_and_encodes()
     {
         var cap = new ControllerCapabilities(0x000008200f0003ffUL);
