@@ -118,7 +118,8 @@ public class SupervisionSpecs : TestKit
             Assert.IsNotType<BlockDeviceAdded>(_events.ReceiveOne(TimeSpan.Zero)); // no device before a controller was Live
         }
 
-        Clock.Advance(TimeSpan.FromSeconds(1));
+        // The subsystem arms its reconnect timer when it has handled the Terminated: step the clock until it fired.
+        AdvanceUntil(() => _fabric.ConnectAttempts >= 2, TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(5));
         var added = _events.FishForMessage<BlockDeviceAdded>(m => m is BlockDeviceAdded, TimeSpan.FromSeconds(10));
         Assert.Equal("nvme0n1", added.Device.Name);
         Assert.Equal(2, _fabric.ConnectAttempts);
