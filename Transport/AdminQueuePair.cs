@@ -20,8 +20,8 @@ public sealed class AdminQueuePair : QueuePair
 
     /// <summary>
     /// Opens a connection through <paramref name="transport"/> and initializes it (ICReq/ICResp).
-    /// The Fabrics Connect command is the owner's to send (<see cref="TrySubmitConnect"/>), so the
-    /// owner sees its answer like any other completion. Throws <see cref="ConnectionClosedException"/>.
+    /// The Fabrics Connect command is the owner's to send (the bring-up script, <see cref="BringUp.ControllerBringUp"/>),
+    /// so the owner sees its answer like any other completion. Throws <see cref="ConnectionClosedException"/>.
     /// </summary>
     public static async Task<AdminQueuePair> ConnectAsync(
         INvmeTransport transport,
@@ -72,15 +72,6 @@ public sealed class AdminQueuePair : QueuePair
     /// <summary>Submits a command that sends <paramref name="source"/> (in-capsule up to 8 KiB, beyond that on R2T).</summary>
     public SubmitStatus TrySubmitWrite(in SubmissionQueueEntry command, ReadOnlyMemory<byte> source, object? state, out ushort commandId) =>
         Submit(command, DataDirection.HostToController, source, default, state, out commandId);
-
-    /// <summary>Submits Fabrics Connect for the admin queue (QID 0, this pair's queue size, KATO from <paramref name="parameters"/>).</summary>
-    public SubmitStatus TrySubmitConnect(FabricsConnectParameters parameters, object? state, out ushort commandId)
-    {
-        ArgumentNullException.ThrowIfNull(parameters);
-        var data = new byte[FabricsConnectData.Size];
-        FabricsConnectData.Write(data, parameters);
-        return TrySubmitWrite(FabricsConnectData.Command(QueueId, Options.QueueSize, parameters), data, state, out commandId);
-    }
 
     private SubmitStatus Submit(in SubmissionQueueEntry command, DataDirection direction, ReadOnlyMemory<byte> outgoing, Memory<byte> incoming, object? state, out ushort commandId)
     {

@@ -292,7 +292,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
                 refused.Add(new DiscoveryService.RefusedPath(address, $"also listed by discovery service '{holder.ServiceName}', which attached it (one subsystem path per host)", true));
                 WaitForRelease(key, claim.Service);
             }
-            else if (holder is null && _attached.Values.FirstOrDefault(c => c.Subsystem is { } s && s.SubsystemNqn == claim.SubsystemNqn && s.Settings.HostNqn == claim.HostNqn && s.Paths.Contains(address)) is { } byHand)
+            else if (holder is null && AttachedByHand(address, claim.SubsystemNqn, claim.HostNqn) is { } byHand)
             {
                 refused.Add(new DiscoveryService.RefusedPath(address, $"attached by hand as controller '{byHand.Name}'", false));
                 WaitForRelease(key, claim.Service);
@@ -364,7 +364,11 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
     /// <summary>The controller that has a path to (address, subsystem, host), if any.</summary>
     private string? FindPath(TransportAddress address, string subsystemNqn, string hostNqn) =>
         _registry.Values.FirstOrDefault(r => r.SubsystemNqn == subsystemNqn && r.HostNqn == hostNqn && r.Paths.Any(p => p.Address == address))?.Name
-        ?? _attached.Values.FirstOrDefault(c => c.Subsystem is { } s && s.SubsystemNqn == subsystemNqn && s.Settings.HostNqn == hostNqn && s.Paths.Contains(address))?.Name;
+        ?? AttachedByHand(address, subsystemNqn, hostNqn)?.Name;
+
+    /// <summary>The controller attached by hand whose paths include (address, subsystem, host), if any.</summary>
+    private Child? AttachedByHand(TransportAddress address, string subsystemNqn, string hostNqn) =>
+        _attached.Values.FirstOrDefault(c => c.Subsystem is { } s && s.SubsystemNqn == subsystemNqn && s.Settings.HostNqn == hostNqn && s.Paths.Contains(address));
 
     private void OnAttached(SubsystemMessages.Attached message)
     {

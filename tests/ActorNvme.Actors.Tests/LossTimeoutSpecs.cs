@@ -82,26 +82,10 @@ public class LossTimeoutSpecs : TestKit
     /// Advances virtual time in steps, letting the actors react between steps (a timer armed by a
     /// reaction is then fired by a later step), until <paramref name="condition"/> holds.
     /// </summary>
-    private TimeSpan AdvanceUntil(Func<bool> condition, TimeSpan step, TimeSpan limit)
-    {
-        var elapsed = TimeSpan.Zero;
-        while (!condition())
-        {
-            Assert.True(elapsed < limit, $"condition not reached within {limit} of virtual time");
-            Clock.Advance(step);
-            elapsed += step;
-
-            // Real time for the actors to react before virtual time moves again, generous enough for
-            // a loaded CI machine: a whole handshake must fit, or its own step timer would fire.
-            var settle = System.Diagnostics.Stopwatch.StartNew();
-            while (!condition() && settle.Elapsed < TimeSpan.FromMilliseconds(500))
-            {
-                Thread.Sleep(10);
-            }
-        }
-
-        return elapsed;
-    }
+    // Real time for the actors to react between steps, generous enough for a loaded CI machine: a whole
+    // handshake must fit, or its own step timer would fire.
+    private TimeSpan AdvanceUntil(Func<bool> condition, TimeSpan step, TimeSpan limit) =>
+        VirtualClock.AdvanceUntil(Clock, condition, step, limit, settle: TimeSpan.FromMilliseconds(500));
 
     private Subsystem.Subsystem.Status Status(IActorRef subsystem) =>
         subsystem.Ask<Subsystem.Subsystem.Status>(Subsystem.Subsystem.GetStatus.Instance, TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();

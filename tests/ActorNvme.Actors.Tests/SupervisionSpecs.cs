@@ -53,21 +53,8 @@ public class SupervisionSpecs : TestKit
         Watch(Sys.ActorOf(Subsystem.Subsystem.Props(new SubsystemOptions(name, SubsystemNqn, [PathAddress], Settings), _fabric), name));
 
     /// <summary>Advances virtual time a step at a time, letting the actors react in between, until <paramref name="condition"/> holds.</summary>
-    private void AdvanceUntil(Func<bool> condition, TimeSpan step, TimeSpan limit)
-    {
-        var elapsed = TimeSpan.Zero;
-        while (!condition())
-        {
-            Assert.True(elapsed < limit, $"condition not reached within {limit} of virtual time");
-            Clock.Advance(step);
-            elapsed += step;
-            var settle = System.Diagnostics.Stopwatch.StartNew();
-            while (!condition() && settle.Elapsed < TimeSpan.FromMilliseconds(300))
-            {
-                Thread.Sleep(10);
-            }
-        }
-    }
+    private void AdvanceUntil(Func<bool> condition, TimeSpan step, TimeSpan limit) =>
+        VirtualClock.AdvanceUntil(Clock, condition, step, limit, settle: TimeSpan.FromMilliseconds(300));
 
     private void AssertLedgerEmpty() =>
         AwaitAssert(() => Assert.True(OwnershipLedger.Get(Sys).Total.IsEmpty, $"ledger not empty: {string.Join("; ", OwnershipLedger.Get(Sys).Snapshot().Select(p => $"{p.Key}: {p.Value}"))}"), TimeSpan.FromSeconds(10));
