@@ -28,7 +28,4 @@ internal static class SpdkJson
         ControllerState.Deleting => "deleting",
         _ => "resetting",
     };
-
-    /// <summary>True for the path of a discovery controller (<c>name/discovery</c>).</summary>
-    public static bool IsDiscoveryPath(string path) => path.EndsWith("/discovery", StringComparison.Ordinal);
 }

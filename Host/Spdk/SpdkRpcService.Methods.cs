@@ -364,7 +364,7 @@ public sealed partial class SpdkRpcService
         var result = new JsonArray();
         foreach (var controller in list.Controllers)
         {
-            var paths = controller.Paths.Where(path => !SpdkJson.IsDiscoveryPath(path.Path)).ToArray();
+            var paths = controller.Paths.ToArray(); // the registry holds NVM paths only: discovery controllers are the services'
             if (paths.Length == 0 || (only is not null && controller.Name != only))
             {
                 continue;
@@ -420,7 +420,7 @@ public sealed partial class SpdkRpcService
 
     private static JsonObject Bdev(BlockDeviceInfo device, NvmeHost.ControllerList controllers)
     {
-        var paths = controllers.Controllers.Where(c => c.Name == device.Controller).SelectMany(c => c.Paths).Where(p => !SpdkJson.IsDiscoveryPath(p.Path)).ToArray();
+        var paths = controllers.Controllers.Where(c => c.Name == device.Controller).SelectMany(c => c.Paths).ToArray();
         return new JsonObject
         {
             ["name"] = device.Name,
