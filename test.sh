@@ -36,7 +36,9 @@ shell_skipped=0
 for shell_test in tests/shell/*.sh; do
   [ -f "$shell_test" ] || continue
   rc=0
-  timeout 300 "$shell_test" || rc=$?
+  # A script may declare a longer limit in a '# test-timeout: SECONDS' line (the seed scenarios run 20 cycles).
+  limit=$(sed -n 's/^# test-timeout: \([0-9][0-9]*\)$/\1/p' "$shell_test" | head -n 1)
+  timeout "${limit:-300}" "$shell_test" || rc=$?
   if [ "$rc" -eq 0 ]; then
     shell_passed=$((shell_passed + 1))
   elif [ "$rc" -eq 77 ] && [ "${CI:-}" != "true" ] && [ "$(id -u)" -ne 0 ]; then
@@ -56,7 +58,7 @@ t_shell=$((SECONDS - t))
 # run: a skipped or empty real-peer run fails the whole test run.
 realpeer_trx=realpeer.trx
 realpeer_args=(tests/ActorNvme.RealPeer.Tests -c Release --no-build --nologo
-  --blame-hang-timeout 5m --blame-hang-dump-type none
+  --blame-hang-timeout 10m --blame-hang-dump-type none
   --logger "trx;LogFileName=$realpeer_trx" --results-directory "$results"
   --logger "console;verbosity=normal")
 realpeer_required=false

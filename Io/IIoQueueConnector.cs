@@ -46,4 +46,8 @@ public sealed record IoQueueConnectRequest(
     bool DisableSqFlowControl,
     int WaitLimit,
     TimeSpan ConnectTimeout,
-    string Owner);
+    string Owner)
+{
+    /// <summary>TCP_USER_TIMEOUT for each I/O queue's socket (zero: the kernel's default).</summary>
+    public TimeSpan TcpUserTimeout { get; init; }
+}

@@ -89,7 +89,8 @@ public sealed class TransportIoQueueConnector(INvmeTransport transport) : IIoQue
         CancellationToken lifetime)
     {
         // ICReq/ICResp only; Connect is sent here so its answer (SQHD) can be read.
-        var queue = await IoQueuePair.ConnectAsync(transport, request.Address, queueId, options, connect: null, lifetime).ConfigureAwait(false);
+        var opened = request.TcpUserTimeout > TimeSpan.Zero ? new TcpUserTimeoutTransport(transport, request.TcpUserTimeout) : transport;
+        var queue = await IoQueuePair.ConnectAsync(opened, request.Address, queueId, options, connect: null, lifetime).ConfigureAwait(false);
         try
         {
             IoResult result;

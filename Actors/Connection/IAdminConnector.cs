@@ -26,7 +26,11 @@ public interface IAdminConnector
 }
 
 /// <summary>Where and how to connect an admin queue.</summary>
-public sealed record AdminConnectRequest(TransportAddress Address, DigestOptions Digests, int QueueSize, string Owner);
+public sealed record AdminConnectRequest(TransportAddress Address, DigestOptions Digests, int QueueSize, string Owner)
+{
+    /// <summary>TCP_USER_TIMEOUT for the admin queue's socket (zero: the kernel's default).</summary>
+    public TimeSpan TcpUserTimeout { get; init; }
+}
 
 /// <summary>Callbacks from the queue pair's read loop. The actor turns each into a message to itself.</summary>
 public interface IAdminEvents

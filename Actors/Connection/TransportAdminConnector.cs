@@ -34,7 +34,9 @@ public sealed class TransportAdminConnector(INvmeTransport transport, Func<NvmeH
 
     public async Task<IAdminConnection> ConnectAsync(AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime)
     {
-        var connection = await transport.ConnectAsync(request.Address, lifetime).ConfigureAwait(false);
+        var opened = request.TcpUserTimeout > TimeSpan.Zero ? new TcpUserTimeoutTransport(transport, request.TcpUserTimeout) : transport;
+        var connection = await opened.ConnectAsync(request.Address, lifetime).ConfigureAwait(false);
+
         var adminConnection = new TransportAdminConnection(connection, request, events);
         lifetime.Register(() => adminConnection.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "the owner ended this association")));
         return adminConnection;

@@ -39,7 +39,10 @@ public sealed partial class ControllerActor
             settings.DisableSqFlowControl,
             settings.IoHoldLimit,
             settings.ConnectTimeout,
-            Owner);
+            Owner)
+        {
+            TcpUserTimeout = settings.EffectiveTcpUserTimeout,
+        };
         long generation = association.Generation;
         ArmStepTimer(association, $"connecting {count} I/O queue(s)");
         ConnectIoAndCount(_ioConnector, request, association.Lifetime.Token, _ledger, Owner)

@@ -85,7 +85,10 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         _association = association;
         long generation = association.Generation;
         var events = new ActorAdminEvents(Self, generation);
-        var request = new AdminConnectRequest(_options.Address, _options.Settings.Digests, _options.Settings.AdminQueueSize, Owner);
+        var request = new AdminConnectRequest(_options.Address, _options.Settings.Digests, _options.Settings.AdminQueueSize, Owner)
+        {
+            TcpUserTimeout = _options.Settings.EffectiveTcpUserTimeout,
+        };
 
         SetState(ControllerState.Connecting, $"connecting to {_options.Address}");
         ArmStepTimer(association, "TCP connect");

@@ -54,6 +54,13 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
     private bool _readAgain;
     private int _logReads;
     private int _nextName;
+
+    /// <summary>
+    /// Names of subsystems that ended without ever having a Live path (a re-attach to a port that is still
+    /// down), kept for the next attach of the same NQN: retries while a port is down do not use up names,
+    /// so a subsystem that comes back gets the next name after the one it lost, as in a whole-interface outage.
+    /// </summary>
+    private readonly Dictionary<string, string> _unusedNames = new(StringComparer.Ordinal);
     private int _nextReferral;
     private DiscoveryLog? _lastLog;
 
@@ -96,7 +103,15 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
             }
         });
         Receive<DiscoveryService.PathsClaimed>(OnPathsClaimed);
-        Receive<SubsystemMessages.Report>(report => Context.Parent.Tell(report));
+        Receive<SubsystemMessages.Report>(report =>
+        {
+            if (report.Paths.Any(p => p.State == ControllerState.Live) && _subsystems.TryGetValue(report.SubsystemNqn, out var child) && child.Actor.Equals(report.Subsystem))
+            {
+                child.EverLive = true;
+            }
+
+            Context.Parent.Tell(report);
+        });
         Receive<ControllerMessages.AdminResult>(OnLogData);
         Receive<ControllerMessages.AdminFailed>(OnLogReadFailed);
         Receive<SubsystemMessages.Attached>(OnSubsystemAttached);
@@ -630,7 +645,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
 
     private void Spawn(string nqn, IReadOnlyCollection<TransportAddress> addresses)
     {
-        string name = $"{_options.Name}{_nextName++}";
+        string name = _unusedNames.Remove(nqn, out string? unused) ? unused : $"{_options.Name}{_nextName++}";
         var options = new SubsystemOptions(name, nqn, addresses.ToArray(), _options.Settings, _options.RootName);
         var actor = Context.ActorOf(SubsystemMessages.Props(options, _connector), name);
         Context.Watch(actor);
@@ -733,6 +748,11 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
             }
 
             _subsystems.Remove(nqn);
+            if (!child.EverLive && failure is null)
+            {
+                _unusedNames[nqn] = child.Name;
+            }
+
             Release(nqn, _held.GetValueOrDefault(nqn)?.ToArray() ?? []);
             Timers.StartSingleTimer(RereadTimerKey, RereadLog.Instance, ReconnectDelay);
         }
@@ -895,5 +915,8 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         public HashSet<TransportAddress> Addresses { get; } = addresses;
 
         public IReadOnlyList<BlockDeviceInfo>? Devices { get; set; }
+
+        /// <summary>Whether any of its paths was ever Live (reported so): a name never seen Live can be used again.</summary>
+        public bool EverLive { get; set; }
     }
 }

@@ -180,6 +180,15 @@ public sealed record NvmeHostSettings
     /// <summary>How long an I/O queue's receive thread polls before it blocks (0: block at once).</summary>
     public TimeSpan IoReceiveSpin { get; init; }
 
+    /// <summary>
+    /// TCP_USER_TIMEOUT of every queue's socket: sent bytes unacknowledged this long fail the connection
+    /// (a loss). Null: the keep-alive timeout; <see cref="TimeSpan.Zero"/>: the kernel's default (off).
+    /// </summary>
+    public TimeSpan? TcpUserTimeout { get; init; }
+
+    /// <summary>The TCP user timeout sockets get: <see cref="TcpUserTimeout"/>, else the keep-alive timeout.</summary>
+    public TimeSpan EffectiveTcpUserTimeout => TcpUserTimeout ?? KeepAliveTimeout;
+
     /// <summary>I/O queues to ask for: <see cref="IoQueues"/>, or the processor count when that is 0.</summary>
     public int EffectiveIoQueues => IoQueues > 0 ? IoQueues : Environment.ProcessorCount;
 
@@ -236,6 +245,7 @@ public sealed record NvmeHostSettings
             IoTimeoutAction = ParseIoTimeoutAction(section.GetString("io-timeout-action")),
             DisableSqFlowControl = section.GetBoolean("disable-sq-flow-control"),
             IoReceiveSpin = section.GetTimeSpan("io-receive-spin"),
+            TcpUserTimeout = ReadTcpUserTimeout(section),
         };
         return settings.Validated();
     }
@@ -289,6 +299,11 @@ public sealed record NvmeHostSettings
             throw new InvalidNvmeSettingsException("io-queue-size-range", $"io-queue-size {IoQueueSize} must be 2..4096");
         }
 
+        if (TcpUserTimeout is { } userTimeout && userTimeout != TimeSpan.Zero && (userTimeout < TimeSpan.FromMilliseconds(100) || userTimeout > TimeSpan.FromHours(1)))
+        {
+            throw new InvalidNvmeSettingsException("tcp-user-timeout-range", $"tcp-user-timeout {userTimeout} must be keep-alive-timeout, off (0s), or 100ms..1h");
+        }
+
         if (IoReceiveSpin < TimeSpan.Zero || IoReceiveSpin > TimeSpan.FromMilliseconds(10))
         {
             throw new InvalidNvmeSettingsException("io-receive-spin-range", $"io-receive-spin {IoReceiveSpin.TotalMicroseconds:0}us must be 0..10ms");
@@ -312,6 +327,18 @@ public sealed record NvmeHostSettings
         section.GetString("ctrlr-loss-timeout", string.Empty).Trim() is "-1" or "-1s"
             ? ResiliencySettings.Forever
             : section.GetTimeSpan("ctrlr-loss-timeout", allowInfinite: false);
+
+    /// <summary><c>tcp-user-timeout</c>: "keep-alive-timeout" (null: follow it), "off" (zero), or a duration.</summary>
+    private static TimeSpan? ReadTcpUserTimeout(Config section)
+    {
+        string text = section.GetString("tcp-user-timeout", "keep-alive-timeout").Trim();
+        return text switch
+        {
+            "keep-alive-timeout" or "" => null,
+            "off" => TimeSpan.Zero,
+            _ => section.GetTimeSpan("tcp-user-timeout"),
+        };
+    }
 
     public static DigestOptions ParseDigests(string value) => value.Trim().ToLowerInvariant() switch
     {

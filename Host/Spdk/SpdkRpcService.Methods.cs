@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Akka.Actor;
+using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Host;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
@@ -82,7 +83,31 @@ public sealed partial class SpdkRpcService
         ["bdev_nvme_set_multipath_policy"] = new(["name", "policy", "selector", "rr_min_io"], SetMultipathPolicy),
         ["bdev_nvme_get_io_paths"] = new(["name"], GetIoPaths),
         ["bdev_get_bdevs"] = new(["name", "timeout"], GetBdevs),
+        ["actornvme_get_ledger"] = new([], GetLedger, AtStartup: true),
     };
+
+    /// <summary>
+    /// The ownership ledger (ActorNvme's own method): what every controller holds now (connections counted
+    /// by the sockets themselves, pending commands, timers). A stopped controller has no entry, so scripts
+    /// can check after each loss or detach that nothing was left behind.
+    /// </summary>
+    private Task<JsonNode?> GetLedger(RpcParams p, CancellationToken cancellationToken)
+    {
+        var ledger = OwnershipLedger.Get(_system);
+        var owners = ledger.Snapshot().OrderBy(pair => pair.Key, StringComparer.Ordinal).Select(pair => (JsonNode?)new JsonObject
+        {
+            ["owner"] = pair.Key,
+            ["connections"] = pair.Value.Connections,
+            ["pending_commands"] = pair.Value.PendingCommands,
+            ["timers"] = pair.Value.Timers,
+        });
+        var total = ledger.Total;
+        return Task.FromResult<JsonNode?>(new JsonObject
+        {
+            ["total"] = new JsonObject { ["connections"] = total.Connections, ["pending_commands"] = total.PendingCommands, ["timers"] = total.Timers },
+            ["owners"] = new JsonArray([.. owners]),
+        });
+    }
 
     private Task<JsonNode?> GetMethods(RpcParams p, CancellationToken cancellationToken)
     {

@@ -86,7 +86,7 @@ public sealed class RawSocketTransport(RawSocketTransportOptions? options = null
 }
 
 /// <summary>One raw-socket connection: a blocking reader for a dedicated thread, a writer that sends on flush.</summary>
-internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe
+internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe, ITcpUserTimeoutConnection
 {
     private readonly Socket _socket;
     private readonly SocketReader _reader;
@@ -106,6 +106,10 @@ internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe
     }
 
     public IDuplexPipe Pipe => this;
+
+    public bool TrySetUserTimeout(TimeSpan timeout) => TcpUserTimeout.TrySet(_socket, timeout);
+
+    public TimeSpan? TryGetUserTimeout() => TcpUserTimeout.TryGet(_socket);
 
     public PipeReader Input => _reader;
 

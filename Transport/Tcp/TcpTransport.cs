@@ -94,7 +94,7 @@ public sealed class TcpTransport : INvmeTransport
 }
 
 /// <summary>One TCP connection. Abort cancels pending reads and flushes, then closes the socket.</summary>
-internal sealed class TcpConnection : INvmeConnection
+internal sealed class TcpConnection : INvmeConnection, ITcpUserTimeoutConnection
 {
     private readonly SocketConnection _connection;
     private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -106,6 +106,10 @@ internal sealed class TcpConnection : INvmeConnection
     }
 
     public IDuplexPipe Pipe => _connection;
+
+    public bool TrySetUserTimeout(TimeSpan timeout) => TcpUserTimeout.TrySet(_connection.Socket, timeout);
+
+    public TimeSpan? TryGetUserTimeout() => TcpUserTimeout.TryGet(_connection.Socket);
 
     public TransportAddress RemoteAddress { get; }
 

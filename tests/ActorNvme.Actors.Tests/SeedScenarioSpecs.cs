@@ -216,3 +216,87 @@ public sealed class ReferralSpecs : TestKit, IAsyncLifetime
         events.ExpectNoMsg(TimeSpan.FromSeconds(1)); // nothing attached twice through the cycle
     }
 }
+
+/// <summary>
+/// Only the NVM port fails while the discovery controller stays Live: the service re-reads the log every
+/// reconnect-delay and tries the subsystem again, and attempts that never get a Live path do not use up
+/// names, so the subsystem returns as the next name after the one it lost when its port comes back.
+/// </summary>
+public sealed class NvmPortOutageSpecs : TestKit, IAsyncLifetime
+{
+    private const string SubsystemNqn = "nqn.2016-06.io.actornvme:port-outage";
+    private readonly NvmeTarget _target = new();
+
+    public NvmPortOutageSpecs(ITestOutputHelper output)
+        : base(ConfigurationFactory.ParseString("akka.loglevel = WARNING"), output: output)
+    {
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync() => await _target.DisposeAsync();
+
+    [Fact]
+    public async Task Retries_while_the_port_is_down_keep_one_name_and_the_subsystem_returns_as_the_next_name()
+    {
+        var discoveryPort = _target.ListenTcp("127.0.0.1", 0);
+        var nvmPort = _target.ListenTcp("127.0.0.1", 0);
+        var subsystem = _target.AddSubsystem(SubsystemNqn);
+        subsystem.AddNamespace(NamespaceOptions.Ram(1024 * 1024));
+        subsystem.Unlink(discoveryPort); // listed at the NVM port only
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events.Ref, typeof(BlockDeviceAdded));
+        Sys.EventStream.Subscribe(events.Ref, typeof(BlockDeviceRemoved));
+        var settings = NvmeHostSettings.Default with
+        {
+            KeepAliveTimeout = TimeSpan.FromSeconds(1),
+            ConnectTimeout = TimeSpan.FromSeconds(0.5),
+            AdminCommandTimeout = TimeSpan.FromSeconds(2),
+            Resiliency = new ResiliencySettings(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(0.25), TimeSpan.Zero).Validated(),
+        };
+        var host = Sys.ActorOf(NvmeHost.Props(settings, TransportAdminConnector.Tcp()), NvmeHost.ActorName);
+
+        host.Tell(new NvmeHost.StartDiscovery("nvme", discoveryPort.Address, WaitForAttach: true, AttachTimeout: TimeSpan.FromSeconds(20)));
+        ExpectMsg<NvmeHost.DiscoveryStarted>(TimeSpan.FromSeconds(30));
+        Assert.Equal("nvme0n1", events.ExpectMsg<BlockDeviceAdded>(TimeSpan.FromSeconds(10)).Device.Name);
+
+        _target.Faults.Blackhole(nvmPort);
+        Assert.Equal("nvme0n1", events.ExpectMsg<BlockDeviceRemoved>(TimeSpan.FromSeconds(20)).Device.Name);
+
+        // Several loss timeouts of retries while the port stays down, the discovery controller Live all along.
+        var retried = await AwaitRetriesAsync(host, TimeSpan.FromSeconds(30));
+        Assert.True(retried >= 2, $"the service tried the subsystem again {retried} time(s) while its port was down");
+        _target.Faults.Restore(nvmPort);
+
+        Assert.Equal("nvme1n1", events.ExpectMsg<BlockDeviceAdded>(TimeSpan.FromSeconds(30)).Device.Name);
+        var info = await host.Ask<NvmeHost.DiscoveryInfoList>(NvmeHost.GetDiscoveryInfo.Instance, TimeSpan.FromSeconds(5));
+        var service = Assert.Single(info.Services);
+        Assert.True(service.DiscoveryControllerLive, "the discovery controller stayed Live");
+        Assert.Equal(["nvme1"], service.Subsystems);
+
+        host.Tell(new NvmeHost.StopDiscovery("nvme"));
+        ExpectMsg<NvmeHost.DiscoveryStopped>(TimeSpan.FromSeconds(20));
+    }
+
+    /// <summary>Counts retry attempts (subsystems that came and went without a device) by watching the service's list.</summary>
+    private static async Task<int> AwaitRetriesAsync(IActorRef host, TimeSpan duration)
+    {
+        int attempts = 0;
+        bool present = false;
+        var until = DateTime.UtcNow + duration;
+        while (DateTime.UtcNow < until && attempts < 3)
+        {
+            var info = await host.Ask<NvmeHost.DiscoveryInfoList>(NvmeHost.GetDiscoveryInfo.Instance, TimeSpan.FromSeconds(5));
+            bool now = info.Services.Single().Subsystems.Count > 0;
+            if (present && !now)
+            {
+                attempts++;
+            }
+
+            present = now;
+            await Task.Delay(20);
+        }
+
+        return attempts;
+    }
+}

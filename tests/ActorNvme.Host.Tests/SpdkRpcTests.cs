@@ -180,6 +180,38 @@ public sealed class SpdkRpcTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_ledger_lists_an_attached_controller_and_nothing_once_it_is_detached()
+    {
+        await using var target = new ActorNvme.Target.NvmeTarget();
+        const string nqn = "nqn.2016-06.io.actornvme:ledger-rpc";
+        target.AddSubsystem(nqn).AddNamespace(ActorNvme.Target.NamespaceOptions.Ram(1024 * 1024, 512));
+        var port = target.ListenTcp("127.0.0.1", 0);
+        await _service.DispatchAsync("bdev_nvme_attach_controller", Parse($$"""{"name":"led","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port.Address.Port}}","subnqn":"{{nqn}}"}"""), CancellationToken.None);
+
+        var held = (await _service.DispatchAsync("actornvme_get_ledger", null, CancellationToken.None))!;
+        var owners = held["owners"]!.AsArray();
+        var owner = Assert.Single(owners, o => o!["owner"]!.GetValue<string>().Contains("led", StringComparison.Ordinal));
+        Assert.True(owner!["connections"]!.GetValue<int>() >= 2, $"admin and I/O queue of the attached controller: {held.ToJsonString()}");
+        Assert.True(held["total"]!["connections"]!.GetValue<int>() >= owner["connections"]!.GetValue<int>());
+
+        await _service.DispatchAsync("bdev_nvme_detach_controller", Parse("""{"name":"led"}"""), CancellationToken.None);
+        JsonNode after = held;
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (DateTime.UtcNow < until)
+        {
+            after = (await _service.DispatchAsync("actornvme_get_ledger", null, CancellationToken.None))!;
+            if (after["owners"]!.AsArray().All(o => !o!["owner"]!.GetValue<string>().Contains("led", StringComparison.Ordinal)))
+            {
+                break;
+            }
+
+            await Task.Delay(50);
+        }
+
+        Assert.DoesNotContain(after["owners"]!.AsArray(), o => o!["owner"]!.GetValue<string>().Contains("led", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Version_and_method_list_have_spdks_shapes()
     {
         var version = (await CallAsync("spdk_get_version", null))!;
