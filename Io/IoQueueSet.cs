@@ -39,6 +39,7 @@ public sealed class IoQueueSet
     private int _nextQueue;
     private long _lostAt;
     private long _lastProgress = Environment.TickCount64;
+    private int _completionSeen;
     private long _anaUnavailableUntil;
     private long _writeResubmitDelayTicks;
     private long _anaTransitionTimeTicks = TimeSpan.FromSeconds(10).Ticks;
@@ -123,6 +124,12 @@ public sealed class IoQueueSet
     /// </summary>
     public bool IsStalled(TimeSpan timeout) =>
         Volatile.Read(ref _inFlight) > 0 && Environment.TickCount64 - Volatile.Read(ref _lastProgress) >= (long)timeout.TotalMilliseconds;
+
+    /// <summary>
+    /// Whether a command finished since the last call (which clears it): for traffic-based keep alive, where
+    /// I/O that completed in a keep-alive interval stands in for that interval's Keep Alive.
+    /// </summary>
+    public bool TakeCompletionSeen() => Interlocked.Exchange(ref _completionSeen, 0) != 0;
 
     /// <summary>When the path was first seen lost (<see cref="Stopwatch.GetTimestamp"/>), 0 while it is not.</summary>
     internal long LostAt => Volatile.Read(ref _lostAt);
@@ -279,6 +286,7 @@ public sealed class IoQueueSet
     internal void CommandFinished()
     {
         Volatile.Write(ref _lastProgress, Environment.TickCount64);
+        Volatile.Write(ref _completionSeen, 1);
         Interlocked.Decrement(ref _inFlight);
         if (Volatile.Read(ref _waitingCount) != 0)
         {

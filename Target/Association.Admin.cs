@@ -23,7 +23,7 @@ internal sealed partial class Association
             AdminOpcode.SetFeatures => SetFeaturesAsync(controller, sqe),
             AdminOpcode.GetFeatures => GetFeaturesAsync(controller, sqe),
             AdminOpcode.AsynchronousEventRequest => AsyncEventRequestAsync(controller, sqe),
-            AdminOpcode.KeepAlive => CompleteAsync(sqe.CommandId, NvmeStatus.Success),
+            AdminOpcode.KeepAlive => KeepAliveAsync(controller, sqe),
             AdminOpcode.Abort when !controller.IsDiscovery => CompleteAsync(sqe.CommandId, NvmeStatus.Success, 1), // bit 0: not aborted
             _ => CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidOpcode, true)),
         };
@@ -138,6 +138,12 @@ internal sealed partial class Association
         };
     }
 
+    private ValueTask KeepAliveAsync(Controller controller, SubmissionQueueEntry sqe)
+    {
+        controller.Subsystem.CountKeepAlive();
+        return CompleteAsync(sqe.CommandId, NvmeStatus.Success);
+    }
+
     private IdentifyController IdentityOf(Controller controller)
     {
         var nvm = controller.Nvm;
@@ -157,6 +163,7 @@ internal sealed partial class Association
             Version = controller.Version,
             OptionalAsyncEvents = (uint)(discovery ? AsyncEventConfiguration.DiscoveryLogChangeNotices : AsyncEventConfiguration.NamespaceAttributeNotices | AsyncEventConfiguration.AnaChangeNotices),
             ControllerType = discovery ? ControllerType.Discovery : ControllerType.Io,
+            ControllerAttributes = !discovery && _options.TrafficBasedKeepAlive ? 1u << 6 : 0, // TBKAS
             AbortCommandLimit = 3,
             AsyncEventRequestLimit = (byte)(_options.AsyncEventRequestLimit - 1),
             LogPageAttributes = 0x04, // extended data for Get Log Page (NUMDU, LPO)

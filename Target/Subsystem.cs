@@ -74,6 +74,13 @@ public abstract class SubsystemBase
 
     internal void CountShutdownRequest() => Interlocked.Increment(ref _shutdownsRequested);
 
+    /// <summary>How many Keep Alive commands this subsystem's controllers received.</summary>
+    public long KeepAlivesReceived => Interlocked.Read(ref _keepAlivesReceived);
+
+    private long _keepAlivesReceived;
+
+    internal void CountKeepAlive() => Interlocked.Increment(ref _keepAlivesReceived);
+
     internal NvmeTarget Target { get; }
 
     internal abstract bool IsDiscovery { get; }

@@ -60,6 +60,13 @@ public sealed record TargetOptions
     /// </summary>
     public TimeSpan CommandQuiesceTime { get; init; }
 
+    /// <summary>
+    /// Whether NVM controllers report TBKAS (CTRATT bit 6, traffic-based keep alive). The target restarts a
+    /// controller's keep-alive timer on every command it receives, I/O included, either way; this says so to
+    /// hosts, which may then skip Keep Alives while I/O flows.
+    /// </summary>
+    public bool TrafficBasedKeepAlive { get; init; } = true;
+
     /// <summary>ANATT reported in Identify Controller: how long an ANA transition may take, whole seconds 1..255.</summary>
     public TimeSpan AnaTransitionTime { get; init; } = TimeSpan.FromSeconds(10);
 

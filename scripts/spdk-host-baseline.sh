@@ -4,7 +4,8 @@
 # namespace, SPDK's host in another, a veth pair between them; discovery with wait_for_attach; then per cycle
 # the target's address deleted and link taken down, and restored. Prints attach time, address deleted -> loss
 # detected (a controller not "enabled"), -> block devices removed, interface back -> two devices again, and
-# the slowest RPC during the outage (each call a new rpc.py process). Not a test: it asserts nothing.
+# the slowest RPC during the outage: each call a new rpc.py process, and on one connection (`actornvme rpc
+# --every 20 bdev_get_bdevs`, as the seed-scenario tests watch our host). Not a test: it asserts nothing.
 # Settings: ACTORNVME_SPDK_CYCLES (default 3), ACTORNVME_SPDK_KATO_MS (default 2000). Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ tgt_ip=10.0.0.2
 work=$(mktemp -d /tmp/anvme-spdkb.XXXXXX)
 pids=()
 cleanup() {
+  [ -z "${probe_pid:-}" ] || { kill -TERM "$probe_pid" 2>/dev/null; wait "$probe_pid" 2>/dev/null; } || true
   for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; rm -rf "/var/run/dpdk/spdk_pid$pid"; done
   ip netns del "$ns_tgt" 2>/dev/null || true
@@ -76,6 +78,13 @@ rpc_h bdev_nvme_start_discovery -b nvme -t tcp -a "$tgt_ip" -s 8009 -f ipv4 -q n
   --ctrlr-loss-timeout-sec 2 --reconnect-delay-sec 1 --fast-io-fail-timeout-sec 1 --wait-for-attach >/dev/null
 attach=$(( $(now_ms) - t0 ))
 echo "$me: SPDK host attached '$(bdevs)' in $(secs $attach) s (keep-alive-timeout $kato_ms ms, ctrlr-loss-timeout 2 s, reconnect-delay 1 s)"
+dll=${ACTORNVME_DLL:-Host/bin/Release/net10.0/actornvme.dll}
+probe_pid=
+if [ -f "$dll" ]; then
+  dotnet "$dll" rpc -s "$work/host.sock" -t 60 --every 20 bdev_get_bdevs >"$work/probe.log" 2>&1 &
+  probe_pid=$!
+fi
+probe_slowest() { [ -n "$probe_pid" ] && awk -v from="$1" -v to="$2" '$1 >= from && $1 <= to { if ($2 > m) m = $2 } END { printf "%d\n", m + 0.999 }' "$work/probe.log" || echo "-"; }
 
 for ((c = 0; c < cycles; c++)); do
   : >"$work/rpc.ms"
@@ -96,5 +105,5 @@ for ((c = 0; c < cycles; c++)); do
     [ $(( $(now_ms) - restore )) -lt 60000 ] || { echo "$me: not back 60 s after the restore"; break; }
   done
   back=$(( $(now_ms) - restore ))
-  echo "$me: cycle $((c + 1)): loss detected $(secs "$loss") s, devices removed $(secs "$gone") s, re-attached $(secs "$back") s ('$(bdevs)'), slowest RPC in the outage $slow ms"
+  echo "$me: cycle $((c + 1)): loss detected $(secs "$loss") s, devices removed $(secs "$gone") s, re-attached $(secs "$back") s ('$(bdevs)'), slowest RPC in the outage $slow ms (rpc.py), $(probe_slowest "$outage" "$(now_ms)") ms (one connection, whole cycle)"
 done

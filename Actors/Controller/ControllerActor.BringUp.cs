@@ -27,6 +27,9 @@ public sealed partial class ControllerActor
         public BringUpStep? TimedStep { get; set; }
     }
 
+    /// <summary>CTRATT bit 6, TBKAS: the controller restarts its keep-alive timer on I/O commands too.</summary>
+    private const uint TrafficBasedKeepAliveAttribute = 1u << 6;
+
     private void StartBringUp(Association association)
     {
         var run = new BringUpRun(new ControllerBringUp(BringUpOptionsFor()));
@@ -149,7 +152,10 @@ public sealed partial class ControllerActor
         var identify = result.Identify!.Value;
         var namespaces = result.Namespaces.Select(n => new NamespaceInfo(n.NamespaceId, n.BlockSize, n.BlockCount, n.Nguid, n.Eui64, n.Uuid)).ToArray();
         var info = new ControllerInfo(result.ControllerId, result.Capabilities, result.Version, identify, namespaces);
-        var live = new LiveData(info, result.Configuration, result.KeepAliveInterval);
+        var live = new LiveData(info, result.Configuration, result.KeepAliveInterval)
+        {
+            TrafficBasedKeepAlive = (identify.ControllerAttributes & TrafficBasedKeepAliveAttribute) != 0,
+        };
         if (_options.Role == ControllerRole.Nvm && result.GrantedIoQueues > 0)
         {
             ConnectIoQueues(association, live, result.GrantedIoQueues);
@@ -175,7 +181,7 @@ public sealed partial class ControllerActor
     {
         Receive<PollStatus>(m => m.Generation == association.Generation, _ => ContinueShutdown(association, shutdown, shutdown.PollAgain()));
         Receive<Controller.SubmitAdmin>(OnSubmitAdmin);
-        Receive<KeepAliveTick>(_ => OnKeepAliveTick(live));
+        Receive<KeepAliveTick>(_ => OnKeepAliveTick(association, live));
         Receive<Controller.GetStatus>(_ => ReplyStatus(live.Info));
         Common();
     }

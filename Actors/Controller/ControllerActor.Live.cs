@@ -39,6 +39,12 @@ public sealed partial class ControllerActor
 
         public TimeSpan KeepAliveTickPeriod { get; set; }
 
+        /// <summary>CTRATT.TBKAS: the controller counts I/O commands as keep-alive traffic.</summary>
+        public bool TrafficBasedKeepAlive { get; init; }
+
+        /// <summary>Keep Alives not sent because I/O completed in their interval (traffic-based keep alive).</summary>
+        public long KeepAlivesSkipped { get; set; }
+
         /// <summary>A stall under io-timeout-action none was logged; again only after the path moved.</summary>
         public bool IoStallReported { get; set; }
 
@@ -105,7 +111,7 @@ public sealed partial class ControllerActor
     private void Live(Association association, LiveData live)
     {
         Receive<Controller.SubmitAdmin>(OnSubmitAdmin);
-        Receive<KeepAliveTick>(_ => OnKeepAliveTick(live));
+        Receive<KeepAliveTick>(_ => OnKeepAliveTick(association, live));
         Receive<IoTimeoutTick>(_ => OnIoTimeoutTick(association, live));
         Receive<RepostAsyncEvents>(_ => OnRepostAsyncEvents(live));
         Receive<Controller.Delete>(_ => StartDeleting(association, live));
@@ -115,9 +121,11 @@ public sealed partial class ControllerActor
 
     /// <summary>
     /// A Keep Alive unanswered within its own deadline (one tick) means the controller, or the path to it, is
-    /// gone; TCP would take minutes to say so. Otherwise every n-th tick sends the next one.
+    /// gone; TCP would take minutes to say so. Otherwise every n-th tick sends the next one, unless the
+    /// controller does traffic-based keep alive (CTRATT.TBKAS) and I/O completed since the last one: the I/O
+    /// itself kept the association alive at the controller and proved the path to us, as the Linux host does.
     /// </summary>
-    private void OnKeepAliveTick(LiveData live)
+    private void OnKeepAliveTick(Association association, LiveData live)
     {
         if (live.KeepAliveOutstanding)
         {
@@ -131,6 +139,11 @@ public sealed partial class ControllerActor
         }
 
         live.KeepAliveTicks = 0;
+        if (live.TrafficBasedKeepAlive && association.IoQueues is { } queues && queues.TakeCompletionSeen())
+        {
+            live.KeepAlivesSkipped++;
+            return;
+        }
 
         live.KeepAliveOutstanding = true;
         SubmitInternal(AdminCommands.KeepAlive(), c =>
