@@ -31,6 +31,7 @@ public static class Program
             ServeCommand.Create(),
             RpcCommand.Create(),
             TargetCommand.Create(),
+            Soak.SoakCommand.Create(),
             perf,
         };
         return root;

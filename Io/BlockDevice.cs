@@ -223,6 +223,16 @@ public sealed class BlockDevice
         UpdatePaths(paths => paths.Any(p => p.Key == pathKey && p.Ana != state) ? [.. paths.Select(p => p.Key == pathKey ? p with { Ana = state } : p)] : paths);
         if (state is AnaState.Optimized or AnaState.NonOptimized)
         {
+            // The log page read after the change notice is newer than any ANA status an I/O got before it:
+            // the path serves again now, not when that status's ANATT has run out.
+            foreach (var path in Volatile.Read(ref _paths))
+            {
+                if (path.Key == pathKey)
+                {
+                    path.Set.ClearAnaUnavailable();
+                }
+            }
+
             ReleaseHeldElsewhere();
         }
     }

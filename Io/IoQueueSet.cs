@@ -160,6 +160,9 @@ public sealed class IoQueueSet
         }
     }
 
+    /// <summary>The path's ANA log entry says it is accessible again: an earlier ANA status no longer keeps it out.</summary>
+    internal void ClearAnaUnavailable() => Volatile.Write(ref _anaUnavailableUntil, 0);
+
     /// <summary>The bound on I/O waiting for a free queue entry.</summary>
     internal int WaitLimit => _waitLimit;
 

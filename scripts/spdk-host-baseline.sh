@@ -48,9 +48,12 @@ rpc_h() { # timed; prints the answer
 }
 bdevs() { rpc_h bdev_get_bdevs | jq -r '[.[].name] | sort | join(" ")'; }
 app() { # NAMESPACE CORE-MASK SOCKET LOG [--wait-for-rpc]
-  ip netns exec "$1" "$bundle/build/bin/nvmf_tgt" -m "$2" --no-huge -s 1024 --disable-cpumask-locks -r "$3" "${@:5}" >"$4" 2>&1 &
+  # Zero-copy sends off, as in tests/shell/lib/seed-cycles.sh: across a veth pair they delay answers by ~45 ms.
+  ip netns exec "$1" "$bundle/build/bin/nvmf_tgt" -m "$2" --no-huge -s 1024 --disable-cpumask-locks --wait-for-rpc -r "$3" >"$4" 2>&1 &
   pids+=($!)
   until [ -S "$3" ]; do sleep 0.1; kill -0 "${pids[-1]}" || { cat "$4"; exit 1; }; done
+  python3 "$bundle/scripts/rpc.py" -s "$3" sock_impl_set_options -i posix --no-zerocopy-send-server >/dev/null
+  [ "${5:-}" = --wait-for-rpc ] || python3 "$bundle/scripts/rpc.py" -s "$3" framework_start_init >/dev/null
 }
 
 ip netns add "$ns_tgt"; ip netns add "$ns_host"

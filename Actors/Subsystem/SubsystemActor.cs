@@ -232,9 +232,16 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         {
             foreach (uint nsid in group.NamespaceIds)
             {
-                if (_blockDevices.TryGetValue(nsid, out var device) && device.PathAnaState(path.Name) != group.State)
+                if (!_blockDevices.TryGetValue(nsid, out var device))
                 {
-                    device.SetPathAnaState(path.Name, group.State);
+                    continue;
+                }
+
+                // Set even when unchanged: the log read clears a hold an I/O's ANA status put on the path.
+                bool changed = device.PathAnaState(path.Name) != group.State;
+                device.SetPathAnaState(path.Name, group.State);
+                if (changed)
+                {
                     _log.Info("{0}: {1} on path {2} is ANA {3} (group {4})", _options.Name, device.Device.Name, path.Address, group.State, group.GroupId);
                 }
             }

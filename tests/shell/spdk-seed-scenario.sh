@@ -73,12 +73,7 @@ outage_end() { netns_outage_end; }
 
 setup_netns_pair
 
-# SPDK's target, without hugepages, on core 0; without the core lock, so another SPDK process on this
-# machine (another test) does not keep it from starting.
-ip netns exec "$ns_tgt" "$bundle/build/bin/nvmf_tgt" -m 0x1 --no-huge -s 1024 --disable-cpumask-locks -r "$tgt_sock" >"$peer_log" 2>&1 &
-tgt_pid=$!
-wait_for_line "$peer_log" "Reactor started on core 0" 60 "$tgt_pid"
-until [ -S "$tgt_sock" ]; do sleep 0.1; done
+start_spdk_target "$tgt_sock" "$peer_log"
 spdk_rpc nvmf_create_transport -t TCP
 for i in 0 1; do
   spdk_rpc bdev_malloc_create 32 512 -b "Malloc$i"
