@@ -70,6 +70,7 @@ public sealed class BlockDevice
     private readonly BoundedRing<IoOperation> _held;
     private readonly int _blockShift;
     private PathEntry[] _paths = NoPaths;
+    private ulong _blockCount;
     private int _heldCount;
     private int _nextPath;
     private int _failFast;
@@ -99,7 +100,7 @@ public sealed class BlockDevice
         SubsystemNqn = subsystemNqn ?? string.Empty;
         NamespaceId = namespaceId;
         BlockSize = blockSize;
-        BlockCount = blockCount;
+        _blockCount = blockCount;
         _blockShift = BitOperations.Log2((uint)blockSize);
         _held = new BoundedRing<IoOperation>(Math.Max(1, _options.HoldLimit));
     }
@@ -114,8 +115,8 @@ public sealed class BlockDevice
     /// <summary>Bytes per logical block.</summary>
     public int BlockSize { get; }
 
-    /// <summary>Logical blocks in the namespace (NSZE).</summary>
-    public ulong BlockCount { get; }
+    /// <summary>Logical blocks in the namespace (NSZE); changes when the namespace is resized.</summary>
+    public ulong BlockCount => Volatile.Read(ref _blockCount);
 
     public ulong SizeBytes => BlockCount << _blockShift;
 
@@ -265,6 +266,17 @@ public sealed class BlockDevice
         ReleaseFencedElsewhere(all: true);
     }
 
+    /// <summary>
+    /// The namespace was resized (its Identify Namespace NSZE changed): I/O is checked against the new
+    /// size from now on. I/O already started keeps its range; the controller refuses what lies beyond
+    /// a shrunk end.
+    /// </summary>
+    internal void Resize(ulong blockCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(blockCount);
+        Volatile.Write(ref _blockCount, blockCount);
+    }
+
     public override string ToString() => $"{Name} ({BlockCount} blocks of {BlockSize} bytes, {PathCount} path(s){(IsDeleted ? ", deleted" : string.Empty)})";
 
     internal int BytesOf(ulong blocks) => (int)(blocks << _blockShift);
@@ -316,6 +328,14 @@ public sealed class BlockDevice
                 Dispatch(operation);
             }
 
+            return;
+        }
+
+        if (Volatile.Read(ref _deletedReason) is { } deletedReason)
+        {
+            // Its namespace is gone (removed at the target, or the device deleted): whatever the
+            // controller answered (Invalid Namespace, a path loss), the cause is the deletion.
+            operation.Fail(Deleted(operation, deletedReason));
             return;
         }
 
@@ -528,12 +548,13 @@ public sealed class BlockDevice
 
     private void CheckRange(ulong lba, ulong blocks, string lengthParameter)
     {
-        if (lba >= BlockCount || blocks > BlockCount - lba)
+        ulong blockCount = BlockCount;
+        if (lba >= blockCount || blocks > blockCount - lba)
         {
             throw new ArgumentOutOfRangeException(
-                lba >= BlockCount ? nameof(lba) : lengthParameter,
+                lba >= blockCount ? nameof(lba) : lengthParameter,
                 lba,
-                $"LBA {lba} + {blocks} block(s) is beyond the end of {Name} ({BlockCount} blocks of {BlockSize} bytes)");
+                $"LBA {lba} + {blocks} block(s) is beyond the end of {Name} ({blockCount} blocks of {BlockSize} bytes)");
         }
     }
 

@@ -196,6 +196,8 @@ public sealed class TargetFaults
 
     public bool RemoveNamespace(string subsystemNqn, uint namespaceId) => Subsystem(subsystemNqn).RemoveNamespace(namespaceId);
 
+    public bool ResizeNamespace(string subsystemNqn, uint namespaceId, long sizeBytes) => Subsystem(subsystemNqn).ResizeNamespace(namespaceId, sizeBytes);
+
     /// <summary>Changes an ANA group's state (ANA change AEN to controllers on the affected listeners).</summary>
     public void SetAnaState(string subsystemNqn, uint groupId, AnaState state, TargetListener? listener = null) =>
         Subsystem(subsystemNqn).SetAnaState(groupId, state, listener);

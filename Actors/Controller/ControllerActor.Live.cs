@@ -22,7 +22,14 @@ public sealed partial class ControllerActor
     /// <summary>What a Live (and then Deleting) controller knows and counts; owned by those behaviours.</summary>
     private sealed class LiveData(ControllerInfo info, ControllerConfiguration configuration, TimeSpan keepAliveInterval)
     {
-        public ControllerInfo Info { get; } = info;
+        /// <summary>What the bring-up identified; its namespaces are replaced by every namespace scan.</summary>
+        public ControllerInfo Info { get; set; } = info;
+
+        /// <summary>The namespace scan in progress (one at a time), if any.</summary>
+        public NamespaceScan? NamespaceScan { get; set; }
+
+        /// <summary>A namespace change was reported while a scan ran: scan again when it ends.</summary>
+        public bool NamespaceRescanWanted { get; set; }
 
         /// <summary>KATO/2, as the bring-up worked it out from the KATO sent in Connect; zero: no Keep Alive.</summary>
         public TimeSpan KeepAliveInterval { get; } = keepAliveInterval;
@@ -193,6 +200,10 @@ public sealed partial class ControllerActor
         if (_state == ControllerState.Live)
         {
             RepostAsyncEventRequest(live);
+            if (_options.Role == ControllerRole.Nvm && IsNamespaceChange(asyncEvent))
+            {
+                StartNamespaceScan(live);
+            }
         }
     }
 

@@ -19,6 +19,12 @@ public sealed record BlockDeviceAdded(BlockDeviceInfo Device, BlockDevice? Block
 /// <summary>Published on the event stream when a block device goes away, with why.</summary>
 public sealed record BlockDeviceRemoved(BlockDeviceInfo Device, string Reason);
 
+/// <summary>
+/// Published on the event stream when a block device's namespace was resized at the target (its NSZE
+/// changed): <paramref name="Device"/> carries the new block count. The device object stays the same.
+/// </summary>
+public sealed record BlockDeviceResized(BlockDeviceInfo Device, ulong PreviousBlockCount);
+
 /// <summary>Published when I/O on a subsystem starts or stops failing fast (fast-io-fail-timeout).</summary>
 public sealed record FastIoFailChanged(string Controller, bool FailingFast);
 
