@@ -316,6 +316,14 @@ public sealed class BlockDevice
     /// <summary>A command of <paramref name="operation"/> ended on <paramref name="set"/>: next chunk, done, retry, or fail.</summary>
     internal void OnResult(IoOperation operation, IoQueueSet set, in Transport.IoResult result)
     {
+        if (Volatile.Read(ref _deletedReason) is { } deletedReason)
+        {
+            // The device went away while this was in flight (its namespace was removed, or the device
+            // deleted): whatever the controller answered, the I/O ends with the deletion, as held I/O does.
+            operation.Fail(Deleted(operation, deletedReason));
+            return;
+        }
+
         if (result.IsSuccess)
         {
             operation.ChunkSucceeded();
@@ -328,14 +336,6 @@ public sealed class BlockDevice
                 Dispatch(operation);
             }
 
-            return;
-        }
-
-        if (Volatile.Read(ref _deletedReason) is { } deletedReason)
-        {
-            // Its namespace is gone (removed at the target, or the device deleted): whatever the
-            // controller answered (Invalid Namespace, a path loss), the cause is the deletion.
-            operation.Fail(Deleted(operation, deletedReason));
             return;
         }
 

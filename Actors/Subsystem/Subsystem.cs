@@ -68,7 +68,8 @@ public static class Subsystem
     /// <param name="Current">New I/O goes here now (under active_passive only the preferred path is).</param>
     /// <param name="Connected">The path's controller is Live with I/O queues.</param>
     /// <param name="Accessible">Not refused by an ANA status within the last ANATT.</param>
-    public sealed record IoPathInfo(string BlockDevice, ushort ControllerId, bool Current, bool Connected, bool Accessible, TransportAddress Address, string SubsystemNqn);
+    /// <param name="AnaState">The namespace's ANA state through this path, from the path's last ANA log page (optimized when it reports none).</param>
+    public sealed record IoPathInfo(string BlockDevice, ushort ControllerId, bool Current, bool Connected, bool Accessible, TransportAddress Address, string SubsystemNqn, Protocol.Data.AnaState AnaState = Protocol.Data.AnaState.Optimized);
 
     public sealed record IoPaths(string Name, IReadOnlyList<IoPathInfo> Paths);
 

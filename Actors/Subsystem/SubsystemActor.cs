@@ -30,6 +30,9 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
     private readonly Dictionary<IActorRef, Exception> _failures = [];
     private readonly Dictionary<uint, BlockDeviceInfo> _devices = [];
     private readonly Dictionary<uint, BlockDeviceOwner> _blockDevices = [];
+
+    // The last ANA state each path's log page gave each namespace: it outlives the path's detach, as get_io_paths shows it.
+    private readonly Dictionary<(string Path, uint NamespaceId), Protocol.Data.AnaState> _anaStates = [];
     private bool _failingFast;
     private MultipathPolicy? _policy;
     private RemovalReason _removal = RemovalReason.LossTimeout;
@@ -258,6 +261,11 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         }
 
         blockDevice.Delete(reason);
+        foreach (var key in _anaStates.Keys.Where(k => k.NamespaceId == namespaceId).ToArray())
+        {
+            _anaStates.Remove(key);
+        }
+
         _log.Info("{0}: block device {1} removed: {2}", _options.Name, device.Name, reason);
         Context.System.EventStream.Publish(new BlockDeviceRemoved(device, reason));
     }
@@ -322,6 +330,11 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         {
             foreach (uint nsid in group.NamespaceIds)
             {
+                if (_blockDevices.ContainsKey(nsid))
+                {
+                    _anaStates[(path.Name, nsid)] = group.State;
+                }
+
                 if (_blockDevices.TryGetValue(nsid, out var device) && device.PathAnaState(path.Name) != group.State)
                 {
                     device.SetPathAnaState(path.Name, group.State);
@@ -593,7 +606,8 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
                     connected,
                     accessible,
                     path.Address,
-                    _options.SubsystemNqn));
+                    _options.SubsystemNqn,
+                    owner.PathAnaState(path.Name) ?? _anaStates.GetValueOrDefault((path.Name, owner.Device.NamespaceId), Protocol.Data.AnaState.Optimized)));
             }
         }
 

@@ -331,6 +331,17 @@ public sealed partial class SpdkRpcService
         return true;
     }
 
+    /// <summary>An ANA state as SPDK's bdev_nvme_get_io_paths prints it.</summary>
+    internal static string AnaStateName(Protocol.Data.AnaState state) => state switch
+    {
+        Protocol.Data.AnaState.Optimized => "optimized",
+        Protocol.Data.AnaState.NonOptimized => "non_optimized",
+        Protocol.Data.AnaState.Inaccessible => "inaccessible",
+        Protocol.Data.AnaState.PersistentLoss => "persistent_loss",
+        Protocol.Data.AnaState.Change => "change",
+        _ => "unknown",
+    };
+
     /// <summary>SPDK's bdev_nvme_get_io_paths: {"poll_groups": [{"io_paths": [...]}]}, one poll group here (I/O is not bound to threads).</summary>
     private async Task<JsonNode?> GetIoPaths(RpcParams p, CancellationToken cancellationToken)
     {
@@ -349,6 +360,7 @@ public sealed partial class SpdkRpcService
                     ["current"] = path.Current,
                     ["connected"] = path.Connected,
                     ["accessible"] = path.Accessible,
+                    ["ana_state"] = AnaStateName(path.AnaState),
                     ["transport"] = SpdkJson.Trid(path.Address, path.SubsystemNqn),
                 });
             }

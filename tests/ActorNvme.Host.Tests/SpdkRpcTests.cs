@@ -180,6 +180,61 @@ public sealed class SpdkRpcTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Get_io_paths_prints_each_paths_ana_state_as_spdk_names_it()
+    {
+        await using var target = new ActorNvme.Target.NvmeTarget();
+        const string nqn = "nqn.2016-06.io.actornvme:ana-state-rpc";
+        target.AddSubsystem(nqn).AddNamespace(ActorNvme.Target.NamespaceOptions.Ram(1024 * 1024, 512));
+        var ports = new[] { target.ListenTcp("127.0.0.1", 0), target.ListenTcp("127.0.0.1", 0) };
+        foreach (var port in ports)
+        {
+            await _service.DispatchAsync("bdev_nvme_attach_controller", Parse($$"""{"name":"ana","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port.Address.Port}}","subnqn":"{{nqn}}","multipath":"multipath"}"""), CancellationToken.None);
+        }
+
+        string second = ports[1].Address.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        async Task<Dictionary<string, string>> StatesAsync()
+        {
+            var answer = (await _service.DispatchAsync("bdev_nvme_get_io_paths", Parse("""{"name":"anan1"}"""), CancellationToken.None))!;
+            return answer["poll_groups"]![0]!["io_paths"]!.AsArray()
+                .ToDictionary(p => p!["transport"]!["trsvcid"]!.GetValue<string>(), p => p!["ana_state"]!.GetValue<string>());
+        }
+
+        async Task<Dictionary<string, string>> WaitForAsync(Func<Dictionary<string, string>, bool> condition)
+        {
+            var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            var states = await StatesAsync();
+            while (!condition(states) && DateTime.UtcNow < until)
+            {
+                await Task.Delay(50);
+                states = await StatesAsync();
+            }
+
+            return states;
+        }
+
+        var initial = await WaitForAsync(s => s.Count == 2);
+        Assert.All(initial.Values, state => Assert.Equal("optimized", state));
+
+        target.Faults.SetAnaState(nqn, 1, ActorNvme.Protocol.Data.AnaState.Inaccessible, ports[1]);
+        var changed = await WaitForAsync(s => s.GetValueOrDefault(second) == "inaccessible");
+        Assert.Equal("inaccessible", changed[second]);
+        Assert.Equal("optimized", changed.Single(kv => kv.Key != second).Value);
+
+        target.Faults.SetAnaState(nqn, 1, ActorNvme.Protocol.Data.AnaState.NonOptimized, ports[1]);
+        Assert.Equal("non_optimized", (await WaitForAsync(s => s.GetValueOrDefault(second) == "non_optimized"))[second]);
+        await _service.DispatchAsync("bdev_nvme_detach_controller", Parse("""{"name":"ana"}"""), CancellationToken.None);
+    }
+
+    [Theory]
+    [InlineData(ActorNvme.Protocol.Data.AnaState.Optimized, "optimized")]
+    [InlineData(ActorNvme.Protocol.Data.AnaState.NonOptimized, "non_optimized")]
+    [InlineData(ActorNvme.Protocol.Data.AnaState.Inaccessible, "inaccessible")]
+    [InlineData(ActorNvme.Protocol.Data.AnaState.PersistentLoss, "persistent_loss")]
+    [InlineData(ActorNvme.Protocol.Data.AnaState.Change, "change")]
+    public void Ana_states_have_spdks_names(ActorNvme.Protocol.Data.AnaState state, string name) =>
+        Assert.Equal(name, ActorNvme.Host.Spdk.SpdkRpcService.AnaStateName(state));
+
+    [Fact]
     public async Task Version_and_method_list_have_spdks_shapes()
     {
         var version = (await CallAsync("spdk_get_version", null))!;
