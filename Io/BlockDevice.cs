@@ -6,7 +6,7 @@ using ActorNvme.Protocol.Data;
 namespace ActorNvme.Io;
 
 /// <summary>Limits of one block device's resilience (from io-retries, io-hold-limit and io-path-loss-retries).</summary>
-/// <param name="Retries">Retries of a command that failed with a status without DNR (path losses do not count).</param>
+/// <param name="Retries">Retries of a command that failed with a status without DNR (path losses do not count), over the I/O's whole life, across reconnects; -1: no limit (SPDK's bdev_retry_count -1).</param>
 /// <param name="HoldLimit">I/Os held at once while no path is usable; beyond this, I/O fails with PathUnavailable. 0 fails at once.</param>
 /// <param name="PathLossRetries">Resubmissions of one I/O after the path it was in flight on was lost, across reconnects; one more loss fails it with PathLost.</param>
 public sealed record BlockDeviceOptions(int Retries = BlockDeviceOptions.DefaultRetries, int HoldLimit = BlockDeviceOptions.DefaultHoldLimit, int PathLossRetries = BlockDeviceOptions.DefaultPathLossRetries)
@@ -93,7 +93,7 @@ public sealed class BlockDevice
 
         ArgumentOutOfRangeException.ThrowIfZero(blockCount);
         _options = options ?? BlockDeviceOptions.Default;
-        ArgumentOutOfRangeException.ThrowIfNegative(_options.Retries, "options.Retries");
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.Retries, -1, "options.Retries");
         ArgumentOutOfRangeException.ThrowIfNegative(_options.HoldLimit, "options.HoldLimit");
         ArgumentOutOfRangeException.ThrowIfNegative(_options.PathLossRetries, "options.PathLossRetries");
         Name = name;
@@ -347,13 +347,33 @@ public sealed class BlockDevice
 
         var status = result.Status;
         bool digestError = result.Outcome == Transport.CommandOutcome.DataDigestError;
-        if ((!digestError && status.DoNotRetry) || operation.Retries >= _options.Retries)
+        if (!digestError && status.Type == Protocol.Nvme.StatusCodeType.Generic && status.Code == (byte)Protocol.Nvme.GenericStatus.AbortRequested)
+        {
+            // Aborted on purpose (its command timeout passed, action abort): that is how this I/O ends.
+            operation.Fail(new BlockDeviceException(BlockDeviceErrorKind.DeviceError, Name, $"{operation.Describe()} failed: aborted after its command timeout ({status.ToString(Protocol.Nvme.CommandSet.Nvm)})", status));
+            return;
+        }
+
+        if ((!digestError && status.DoNotRetry) || (_options.Retries >= 0 && operation.Retries >= _options.Retries))
         {
             operation.Fail(DeviceError(operation, status, digestError));
             return;
         }
 
         operation.Retries++;
+        var retryDelay = digestError ? TimeSpan.Zero : set.CommandRetryDelay(status.RetryDelay);
+        if (retryDelay > TimeSpan.Zero)
+        {
+            // The controller asked for this pause (CRD, with the CRDT it reported) before the command comes again.
+            if (status.Type == Protocol.Nvme.StatusCodeType.PathRelated)
+            {
+                operation.Avoid = set;
+            }
+
+            Fence(operation, Stopwatch.GetTimestamp() + (long)(retryDelay.TotalSeconds * Stopwatch.Frequency));
+            return;
+        }
+
         if (status.Type == Protocol.Nvme.StatusCodeType.PathRelated)
         {
             operation.Avoid = set;

@@ -128,6 +128,19 @@ public sealed class TargetFaults
         _target.Log.FaultApplied("delay I/O execution", $"{listener} by {delay.TotalMilliseconds:0} ms");
     }
 
+    /// <summary>Abort commands received (any controller).</summary>
+    public int AbortRequests => Volatile.Read(ref _abortRequests);
+
+    /// <summary>Commands an Abort stopped before they executed (they completed with Command Abort Requested).</summary>
+    public int AbortedCommands => Volatile.Read(ref _abortedCommands);
+
+    private int _abortRequests;
+    private int _abortedCommands;
+
+    internal void CountAbortRequest() => Interlocked.Increment(ref _abortRequests);
+
+    internal void CountAbortedCommand() => Interlocked.Increment(ref _abortedCommands);
+
     /// <summary>Reads held by <see cref="DelayIoExecution"/> and not yet executed or dropped.</summary>
     public int DelayedReadsPending => Volatile.Read(ref _delayedReadsPending);
 

@@ -131,23 +131,36 @@ public sealed partial class SpdkRpcService
         var ioTimeoutAction = current.IoTimeoutAction;
         if (p.OptionalString("action_on_timeout", 16) is { } action)
         {
-            // abort (Abort the command, reset if that fails) is carried out as reset: the stalled path is dropped.
             ioTimeoutAction = action switch
             {
                 "none" => IoTimeoutAction.None,
-                "reset" or "abort" => IoTimeoutAction.Reset,
+                "reset" => IoTimeoutAction.Reset,
+                "abort" => IoTimeoutAction.Abort,
                 _ => throw JsonRpcException.InvalidParams($"bdev_nvme_set_options: parameter 'action_on_timeout' must be none, reset or abort, not '{action}'"),
             };
         }
 
+        var adminTimeout = current.AdminCommandTimeout;
+        if (p.OptionalInt64("timeout_admin_us", 0, long.MaxValue / 10) is { } adminUs and > 0)
+        {
+            // 0 is SPDK's "off"; an admin command is never left unanswered here, so 0 keeps admin-command-timeout.
+            adminTimeout = TimeSpan.FromMicroseconds(adminUs);
+        }
+
+        var ioRetries = current.IoRetries;
+        if (p.OptionalInt64("bdev_retry_count", -1, int.MaxValue) is { } retryCount)
+        {
+            ioRetries = (int)retryCount; // -1: no limit
+        }
+
         var ignored = new List<string>();
-        foreach (string name in p.Names.Where(n => !ResiliencyParameters.Contains(n) && n is not ("keep_alive_timeout_ms" or "tcp_connect_timeout_ms" or "timeout_us" or "action_on_timeout")))
+        foreach (string name in p.Names.Where(n => !ResiliencyParameters.Contains(n) && n is not ("keep_alive_timeout_ms" or "tcp_connect_timeout_ms" or "timeout_us" or "action_on_timeout" or "timeout_admin_us" or "bdev_retry_count")))
         {
             p.AcceptAny(name);
             ignored.Add(name);
         }
 
-        var updated = (current with { Resiliency = resiliency, KeepAliveTimeout = keepAlive, ConnectTimeout = connectTimeout, IoTimeout = ioTimeout, IoTimeoutAction = ioTimeoutAction }).Validated();
+        var updated = (current with { Resiliency = resiliency, KeepAliveTimeout = keepAlive, ConnectTimeout = connectTimeout, IoTimeout = ioTimeout, IoTimeoutAction = ioTimeoutAction, AdminCommandTimeout = adminTimeout, IoRetries = ioRetries }).Validated();
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

@@ -287,9 +287,15 @@ public sealed class SpdkRpcTests : IAsyncLifetime
         Assert.True(service.Settings.Resiliency.ReconnectsForever);
         Assert.Equal(ActorNvme.Actors.Settings.IoTimeoutAction.None, service.Settings.IoTimeoutAction);
 
-        // timeout_us / action_on_timeout become io-timeout / io-timeout-action (abort is carried out as reset).
-        await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"timeout_us":2000000,"action_on_timeout":"abort"}"""), CancellationToken.None);
+        // timeout_us / timeout_admin_us / action_on_timeout / bdev_retry_count become io-timeout /
+        // admin-command-timeout / io-timeout-action / io-retries.
+        Assert.Equal(-1, service.Settings.IoRetries); // bdev_retry_count -1 above: no limit
+        await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"timeout_us":2000000,"timeout_admin_us":7000000,"action_on_timeout":"abort","bdev_retry_count":3}"""), CancellationToken.None);
         Assert.Equal(TimeSpan.FromSeconds(2), service.Settings.IoTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(7), service.Settings.AdminCommandTimeout);
+        Assert.Equal(ActorNvme.Actors.Settings.IoTimeoutAction.Abort, service.Settings.IoTimeoutAction);
+        Assert.Equal(3, service.Settings.IoRetries);
+        await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"action_on_timeout":"reset"}"""), CancellationToken.None);
         Assert.Equal(ActorNvme.Actors.Settings.IoTimeoutAction.Reset, service.Settings.IoTimeoutAction);
         await system.Terminate();
     }
