@@ -222,7 +222,8 @@ internal sealed partial class Association
 
         _target.Faults.DelayedExecutionEnded(write: waiting.Write, executed: false, stale: false);
         _target.Faults.CountAbortedCommand();
-        _ = SendLaterAsync(() => CompleteAsync(commandId, NvmeStatus.Generic(GenericStatus.AbortRequested)));
+        // Sent from the admin queue's loop, not this queue's: it flushes itself.
+        _ = SendLaterAsync(() => WriteResponseAsync(commandId, NvmeStatus.Generic(GenericStatus.AbortRequested), 0, 0, false, flush: true));
         return true;
     }
 

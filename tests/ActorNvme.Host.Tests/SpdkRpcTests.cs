@@ -188,7 +188,7 @@ public sealed class SpdkRpcTests : IAsyncLifetime
         var ports = new[] { target.ListenTcp("127.0.0.1", 0), target.ListenTcp("127.0.0.1", 0) };
         foreach (var port in ports)
         {
-            await _service.DispatchAsync("bdev_nvme_attach_controller", Parse($$"""{"name":"ana","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port.Address.Port}}","subnqn":"{{nqn}}","multipath":"multipath"}"""), CancellationToken.None);
+            await _service.DispatchAsync("bdev_nvme_attach_controller", Parse($$"""{"name":"ana","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port.Address.Port}}","subnqn":"{{nqn}}","multipath":"multipath","fabrics_connect_timeout_us":30000000}"""), CancellationToken.None);
         }
 
         string second = ports[1].Address.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
