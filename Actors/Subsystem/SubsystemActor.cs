@@ -197,16 +197,16 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
                     existing.AttachPath(path.Name, pathQueues);
                 }
 
-                if (existing.Device.BlockSize == ns.BlockSize && existing.Device.BlockCount != ns.BlockCount && ns.BlockCount > 0)
+                if (IsAnotherNamespace(existing.Device, ns) is { } why)
                 {
-                    ResizeDevice(existing, ns.BlockCount);
-                }
-                else if (existing.Device.BlockSize != ns.BlockSize)
-                {
-                    // Reformatted under the same NSID: a different device, not a resize.
-                    RemoveDevice(ns.NamespaceId, $"namespace {ns.NamespaceId} of {_options.SubsystemNqn} was reformatted ({existing.Device.BlockSize}-byte blocks, now {ns.BlockSize})");
+                    // Reformatted, or deleted and created again under the same NSID: a different device, not a resize.
+                    RemoveDevice(ns.NamespaceId, $"namespace {ns.NamespaceId} of {_options.SubsystemNqn} was replaced ({why})");
                     AddDevice(ns);
                     added++;
+                }
+                else if (existing.Device.BlockCount != ns.BlockCount && ns.BlockCount > 0)
+                {
+                    ResizeDevice(existing, ns.BlockCount);
                 }
 
                 continue;
@@ -223,6 +223,14 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 
         return added;
     }
+
+    /// <summary>Why <paramref name="ns"/> is not the namespace <paramref name="device"/> was made for (null when it is).</summary>
+    private static string? IsAnotherNamespace(BlockDevice device, NamespaceInfo ns) =>
+        device.BlockSize != ns.BlockSize ? $"{device.BlockSize}-byte blocks, now {ns.BlockSize}"
+        : device.Nguid != ns.Nguid ? "its NGUID changed"
+        : device.Eui64 != ns.Eui64 ? "its EUI-64 changed"
+        : device.Uuid != Guid.Empty && ns.Uuid != Guid.Empty && device.Uuid != ns.Uuid ? "its UUID changed"
+        : null;
 
     private void AddDevice(NamespaceInfo ns)
     {

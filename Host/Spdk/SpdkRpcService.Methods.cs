@@ -269,7 +269,8 @@ public sealed partial class SpdkRpcService
             throw new JsonRpcException(JsonRpcErrorCodes.Exists, $"{e.Message}; to add a path to it, pass multipath (failover or multipath) with the same subnqn");
         }
 
-        return new JsonArray([.. attached.Devices.Select(d => (JsonNode?)d.Name).Order()]);
+        // Names in namespace order, as SPDK lists them (JsonNodes do not compare: order before converting).
+        return new JsonArray([.. attached.Devices.OrderBy(d => d.NamespaceId).Select(d => (JsonNode?)d.Name)]);
     }
 
     private async Task<JsonNode?> GetDiscoveryInfo(RpcParams p, CancellationToken cancellationToken)

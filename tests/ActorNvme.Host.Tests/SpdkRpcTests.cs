@@ -188,7 +188,7 @@ public sealed class SpdkRpcTests : IAsyncLifetime
         var ports = new[] { target.ListenTcp("127.0.0.1", 0), target.ListenTcp("127.0.0.1", 0) };
         foreach (var port in ports)
         {
-            await _service.DispatchAsync("bdev_nvme_attach_controller", Parse($$"""{"name":"ana","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port.Address.Port}}","subnqn":"{{nqn}}","multipath":"multipath","fabrics_connect_timeout_us":30000000}"""), CancellationToken.None);
+            await _service.DispatchAsync("bdev_nvme_attach_controller", Parse($$"""{"name":"ana","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port.Address.Port}}","subnqn":"{{nqn}}","multipath":"multipath","fabrics_connect_timeout_us":30000000,"ctrlr_loss_timeout_sec":60,"reconnect_delay_sec":1}"""), CancellationToken.None);
         }
 
         string second = ports[1].Address.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -223,6 +223,49 @@ public sealed class SpdkRpcTests : IAsyncLifetime
         target.Faults.SetAnaState(nqn, 1, ActorNvme.Protocol.Data.AnaState.NonOptimized, ports[1]);
         Assert.Equal("non_optimized", (await WaitForAsync(s => s.GetValueOrDefault(second) == "non_optimized"))[second]);
         await _service.DispatchAsync("bdev_nvme_detach_controller", Parse("""{"name":"ana"}"""), CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task Attach_and_get_bdevs_list_subsystems_of_1_2_and_1024_namespaces_and_follow_a_namespace_added_and_removed()
+    {
+        await using var target = new ActorNvme.Target.NvmeTarget();
+        var port = target.ListenTcp("127.0.0.1", 0);
+        var counts = new Dictionary<string, int> { ["one"] = 1, ["two"] = 2, ["many"] = 1024 };
+        foreach (var (name, count) in counts)
+        {
+            var subsystem = target.AddSubsystem($"nqn.2016-06.io.actornvme:ns-{name}");
+            for (int i = 0; i < count; i++)
+            {
+                subsystem.AddNamespace(ActorNvme.Target.NamespaceOptions.Null(1024 * 1024, 512));
+            }
+        }
+
+        foreach (var (name, count) in counts)
+        {
+            var attached = (JsonArray)(await _service.DispatchAsync("bdev_nvme_attach_controller", Parse($$"""{"name":"{{name}}","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port.Address.Port}}","subnqn":"nqn.2016-06.io.actornvme:ns-{{name}}","fabrics_connect_timeout_us":60000000,"ctrlr_loss_timeout_sec":60,"reconnect_delay_sec":1}"""), CancellationToken.None))!;
+            Assert.Equal(Enumerable.Range(1, count).Select(i => $"{name}n{i}"), attached.Select(n => n!.GetValue<string>())); // namespace order, as SPDK
+
+        }
+
+        var bdevs = (JsonArray)(await CallAsync("bdev_get_bdevs", null))!;
+        Assert.Equal(1 + 2 + 1024, bdevs.Count);
+
+        // Namespace 3 of "two" comes and goes at the target; the host follows its notice.
+        target.Faults.AddNamespace("nqn.2016-06.io.actornvme:ns-two", ActorNvme.Target.NamespaceOptions.Null(2 * 1024 * 1024, 512) with { NamespaceId = 3 });
+        var third = (JsonArray)(await CallAsync("bdev_get_bdevs", """{"name":"twon3","timeout":60000}"""))!;
+        Assert.Equal("twon3", Assert.Single(third)!["name"]!.GetValue<string>());
+        Assert.True(target.Faults.RemoveNamespace("nqn.2016-06.io.actornvme:ns-two", 3));
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (((JsonArray)(await CallAsync("bdev_get_bdevs", null))!).Any(b => b!["name"]!.GetValue<string>() == "twon3") && DateTime.UtcNow < until)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.DoesNotContain((JsonArray)(await CallAsync("bdev_get_bdevs", null))!, b => b!["name"]!.GetValue<string>() == "twon3");
+        foreach (string name in counts.Keys)
+        {
+            await _service.DispatchAsync("bdev_nvme_detach_controller", Parse($$"""{"name":"{{name}}"}"""), CancellationToken.None);
+        }
     }
 
     [Theory]

@@ -107,6 +107,28 @@ public sealed class CommandTimeoutTests
         Assert.Contains("after 2 retries", failure.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task The_retry_budget_of_an_io_survives_a_reconnect_between_its_attempts()
+    {
+        // CRDT1 holds the first retry long enough to drop the connection under it.
+        var targetOptions = new TargetOptions { CommandRetryDelayTime1 = TimeSpan.FromSeconds(2) };
+        await using var rig = await IoRig.StartAsync(IoRig.FastSettings() with { IoRetries = 2 }, targetOptions);
+        var device = rig.Device;
+        var controllerBefore = Assert.Single(rig.TargetSubsystem.GetControllers()).ControllerId;
+
+        // Three failures: within a budget of 2 that a reconnect refilled, the fourth attempt would succeed.
+        rig.Faults.FailNextIo(NvmOpcode.Read, 3, NvmeStatus.Create(StatusCodeType.Generic, (byte)GenericStatus.InternalError, retryDelay: 1));
+        var read = device.ReadAsync(0, new byte[512]).AsTask();
+        await IoRig.WaitUntilAsync(() => device.FencedCount == 1, "the first retry waiting out CRDT1");
+        rig.Faults.ResetConnections();
+        await IoRig.WaitUntilAsync(() => rig.TargetSubsystem.GetControllers().Any(c => c.ControllerId != controllerBefore), "a new association");
+
+        var failure = await Assert.ThrowsAsync<BlockDeviceException>(() => read.WaitAsync(IoRig.Deadline));
+        Assert.Equal(BlockDeviceErrorKind.DeviceError, failure.Kind);
+        Assert.Equal((byte)GenericStatus.InternalError, failure.Status!.Value.Code);
+        Assert.Contains("after 2 retries", failure.Message, StringComparison.Ordinal);
+    }
+
     private static byte[] RandomBlocks(int seed, int blocks)
     {
         var data = new byte[blocks * 512];
