@@ -38,7 +38,6 @@ public sealed class IoQueueSet
     private int _waitingCount;
     private int _nextQueue;
     private long _lostAt;
-    private long _lastProgress = Environment.TickCount64;
     private long _anaUnavailableUntil;
     private long _writeResubmitDelayTicks;
     private long _anaTransitionTimeTicks = TimeSpan.FromSeconds(10).Ticks;
@@ -216,13 +215,6 @@ public sealed class IoQueueSet
         }
     }
 
-    /// <summary>
-    /// Whether commands are in flight and none has finished for <paramref name="timeout"/>: a controller
-    /// that answers Keep Alive but no I/O. The owner checks this periodically (io-timeout).
-    /// </summary>
-    public bool IsStalled(TimeSpan timeout) =>
-        Volatile.Read(ref _inFlight) > 0 && Environment.TickCount64 - Volatile.Read(ref _lastProgress) >= (long)timeout.TotalMilliseconds;
-
     /// <summary>When the path was first seen lost (<see cref="Stopwatch.GetTimestamp"/>), 0 while it is not.</summary>
     internal long LostAt => Volatile.Read(ref _lostAt);
 
@@ -339,11 +331,7 @@ public sealed class IoQueueSet
             return SubmitOutcome.Closed;
         }
 
-        if (Interlocked.Increment(ref _inFlight) == 1)
-        {
-            // Idle until now: io-timeout counts from here, not from the last completion long ago.
-            Volatile.Write(ref _lastProgress, Environment.TickCount64);
-        }
+        Interlocked.Increment(ref _inFlight);
 
         var attempt = TryQueues(operation);
         if (attempt == Attempt.Submitted)
@@ -377,7 +365,6 @@ public sealed class IoQueueSet
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void CommandFinished()
     {
-        Volatile.Write(ref _lastProgress, Environment.TickCount64);
         Interlocked.Decrement(ref _inFlight);
         if (Volatile.Read(ref _waitingCount) != 0)
         {
