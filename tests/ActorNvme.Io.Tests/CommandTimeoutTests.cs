@@ -67,6 +67,7 @@ public sealed class CommandTimeoutTests
         var device = rig.Device;
         var data = RandomBlocks(33, 8);
         await device.WriteAsync(0, data).AsTask().WaitAsync(IoRig.Deadline);
+        var controllerBefore = Assert.Single(rig.TargetSubsystem.GetControllers()).ControllerId;
 
         rig.Faults.FailNextIo(NvmOpcode.Read, 1, NvmeStatus.Create(StatusCodeType.Generic, (byte)GenericStatus.InternalError, retryDelay: 1));
         var back = new byte[data.Length];
@@ -78,6 +79,10 @@ public sealed class CommandTimeoutTests
         await read.WaitAsync(IoRig.Deadline);
         IntegrityTests.AssertSame(data, back, "after the delayed retry");
         Assert.Equal(0, device.FencedCount);
+
+        // The Host Behavior Support (ACRE) the host sent on seeing CRDT1 was answered: no reset on the way.
+        await Task.Delay(TimeSpan.FromSeconds(6)); // past admin-command-timeout (5 s): an unanswered command would have reset
+        Assert.Equal(controllerBefore, Assert.Single(rig.TargetSubsystem.GetControllers()).ControllerId);
     }
 
     [Fact]
