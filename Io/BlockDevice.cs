@@ -6,7 +6,7 @@ using ActorNvme.Protocol.Data;
 namespace ActorNvme.Io;
 
 /// <summary>Limits of one block device's resilience (from io-retries, io-hold-limit and io-path-loss-retries).</summary>
-/// <param name="Retries">Retries of a command that failed with a status without DNR (path losses do not count).</param>
+/// <param name="Retries">Retries of a command that failed with a status without DNR (path losses do not count), over the I/O's whole life, across reconnects; -1: no limit (SPDK's bdev_retry_count -1).</param>
 /// <param name="HoldLimit">I/Os held at once while no path is usable; beyond this, I/O fails with PathUnavailable. 0 fails at once.</param>
 /// <param name="PathLossRetries">Resubmissions of one I/O after the path it was in flight on was lost, across reconnects; one more loss fails it with PathLost.</param>
 public sealed record BlockDeviceOptions(int Retries = BlockDeviceOptions.DefaultRetries, int HoldLimit = BlockDeviceOptions.DefaultHoldLimit, int PathLossRetries = BlockDeviceOptions.DefaultPathLossRetries)
@@ -70,6 +70,7 @@ public sealed class BlockDevice
     private readonly BoundedRing<IoOperation> _held;
     private readonly int _blockShift;
     private PathEntry[] _paths = NoPaths;
+    private ulong _blockCount;
     private int _heldCount;
     private int _nextPath;
     private int _failFast;
@@ -92,14 +93,14 @@ public sealed class BlockDevice
 
         ArgumentOutOfRangeException.ThrowIfZero(blockCount);
         _options = options ?? BlockDeviceOptions.Default;
-        ArgumentOutOfRangeException.ThrowIfNegative(_options.Retries, "options.Retries");
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.Retries, -1, "options.Retries");
         ArgumentOutOfRangeException.ThrowIfNegative(_options.HoldLimit, "options.HoldLimit");
         ArgumentOutOfRangeException.ThrowIfNegative(_options.PathLossRetries, "options.PathLossRetries");
         Name = name;
         SubsystemNqn = subsystemNqn ?? string.Empty;
         NamespaceId = namespaceId;
         BlockSize = blockSize;
-        BlockCount = blockCount;
+        _blockCount = blockCount;
         _blockShift = BitOperations.Log2((uint)blockSize);
         _held = new BoundedRing<IoOperation>(Math.Max(1, _options.HoldLimit));
     }
@@ -114,8 +115,8 @@ public sealed class BlockDevice
     /// <summary>Bytes per logical block.</summary>
     public int BlockSize { get; }
 
-    /// <summary>Logical blocks in the namespace (NSZE).</summary>
-    public ulong BlockCount { get; }
+    /// <summary>Logical blocks in the namespace (NSZE); changes when the namespace is resized.</summary>
+    public ulong BlockCount => Volatile.Read(ref _blockCount);
 
     public ulong SizeBytes => BlockCount << _blockShift;
 
@@ -275,6 +276,17 @@ public sealed class BlockDevice
         ReleaseFencedElsewhere(all: true);
     }
 
+    /// <summary>
+    /// The namespace was resized (its Identify Namespace NSZE changed): I/O is checked against the new
+    /// size from now on. I/O already started keeps its range; the controller refuses what lies beyond
+    /// a shrunk end.
+    /// </summary>
+    internal void Resize(ulong blockCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(blockCount);
+        Volatile.Write(ref _blockCount, blockCount);
+    }
+
     public override string ToString() => $"{Name} ({BlockCount} blocks of {BlockSize} bytes, {PathCount} path(s){(IsDeleted ? ", deleted" : string.Empty)})";
 
     internal int BytesOf(ulong blocks) => (int)(blocks << _blockShift);
@@ -314,6 +326,14 @@ public sealed class BlockDevice
     /// <summary>A command of <paramref name="operation"/> ended on <paramref name="set"/>: next chunk, done, retry, or fail.</summary>
     internal void OnResult(IoOperation operation, IoQueueSet set, in Transport.IoResult result)
     {
+        if (Volatile.Read(ref _deletedReason) is { } deletedReason)
+        {
+            // The device went away while this was in flight (its namespace was removed, or the device
+            // deleted): whatever the controller answered, the I/O ends with the deletion, as held I/O does.
+            operation.Fail(Deleted(operation, deletedReason));
+            return;
+        }
+
         if (result.IsSuccess)
         {
             operation.ChunkSucceeded();
@@ -337,13 +357,33 @@ public sealed class BlockDevice
 
         var status = result.Status;
         bool digestError = result.Outcome == Transport.CommandOutcome.DataDigestError;
-        if ((!digestError && status.DoNotRetry) || operation.Retries >= _options.Retries)
+        if (!digestError && status.Type == Protocol.Nvme.StatusCodeType.Generic && status.Code == (byte)Protocol.Nvme.GenericStatus.AbortRequested)
+        {
+            // Aborted on purpose (its command timeout passed, action abort): that is how this I/O ends.
+            operation.Fail(new BlockDeviceException(BlockDeviceErrorKind.DeviceError, Name, $"{operation.Describe()} failed: aborted after its command timeout ({status.ToString(Protocol.Nvme.CommandSet.Nvm)})", status));
+            return;
+        }
+
+        if ((!digestError && status.DoNotRetry) || (_options.Retries >= 0 && operation.Retries >= _options.Retries))
         {
             operation.Fail(DeviceError(operation, status, digestError));
             return;
         }
 
         operation.Retries++;
+        var retryDelay = digestError ? TimeSpan.Zero : set.CommandRetryDelay(status.RetryDelay);
+        if (retryDelay > TimeSpan.Zero)
+        {
+            // The controller asked for this pause (CRD, with the CRDT it reported) before the command comes again.
+            if (status.Type == Protocol.Nvme.StatusCodeType.PathRelated)
+            {
+                operation.Avoid = set;
+            }
+
+            Fence(operation, Stopwatch.GetTimestamp() + (long)(retryDelay.TotalSeconds * Stopwatch.Frequency));
+            return;
+        }
+
         if (status.Type == Protocol.Nvme.StatusCodeType.PathRelated)
         {
             operation.Avoid = set;
@@ -538,12 +578,13 @@ public sealed class BlockDevice
 
     private void CheckRange(ulong lba, ulong blocks, string lengthParameter)
     {
-        if (lba >= BlockCount || blocks > BlockCount - lba)
+        ulong blockCount = BlockCount;
+        if (lba >= blockCount || blocks > blockCount - lba)
         {
             throw new ArgumentOutOfRangeException(
-                lba >= BlockCount ? nameof(lba) : lengthParameter,
+                lba >= blockCount ? nameof(lba) : lengthParameter,
                 lba,
-                $"LBA {lba} + {blocks} block(s) is beyond the end of {Name} ({BlockCount} blocks of {BlockSize} bytes)");
+                $"LBA {lba} + {blocks} block(s) is beyond the end of {Name} ({blockCount} blocks of {BlockSize} bytes)");
         }
     }
 

@@ -11,7 +11,7 @@ public enum BlockDeviceErrorKind
     /// <summary>No path has been Live for fast-io-fail-timeout: I/O fails at once instead of waiting.</summary>
     FailFast = 2,
 
-    /// <summary>The block device was deleted (its last path was removed, or ctrlr-loss-timeout expired).</summary>
+    /// <summary>The block device was deleted (its namespace was removed from the subsystem, its last path was removed, or ctrlr-loss-timeout expired); I/O in flight then ends with this too.</summary>
     Deleted = 3,
 
     /// <summary>The controller answered with an error status (see <see cref="BlockDeviceException.Status"/>), with DNR set or after io-retries retries.</summary>

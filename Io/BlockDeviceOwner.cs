@@ -74,6 +74,9 @@ public sealed class BlockDeviceOwner
     /// <summary>While true and no path is usable, held and new I/O fails at once (fast-io-fail-timeout passed).</summary>
     public void SetFailFast(bool failFast) => Device.SetFailFast(failFast);
 
+    /// <summary>The namespace now holds <paramref name="blockCount"/> blocks (it was resized at the target).</summary>
+    public void Resize(ulong blockCount) => Device.Resize(blockCount);
+
     /// <summary>The device is gone: held and new I/O fails with <see cref="BlockDeviceErrorKind.Deleted"/>, naming <paramref name="reason"/>. Only the first reason counts.</summary>
     public void Delete(string reason) => Device.Delete(reason);
 

@@ -43,6 +43,7 @@ internal sealed class IoOperation : IValueTaskSource
     private ConfiguredValueTaskAwaitable<IoResult>.ConfiguredValueTaskAwaiter _awaiter;
     private IoQueueSet? _set;
     private int _queueIndex;
+    private ushort _commandId;
     private byte[]? _ranges;
 
     private IoOperation()
@@ -128,7 +129,7 @@ internal sealed class IoOperation : IValueTaskSource
                 int blocks = DataBlocks(remaining, maxTransferSize);
                 ChunkBlocks = (ulong)blocks;
                 var buffer = Destination.Slice(device.BytesOf(BlocksDone), device.BytesOf((ulong)blocks));
-                return queue.SubmitReadAsync(NvmCommands.Read(nsid, lba, blocks), buffer);
+                return queue.SubmitAsync(NvmCommands.Read(nsid, lba, blocks), DataDirection.ControllerToHost, default, buffer, out _commandId);
             }
 
             case IoKind.Write:
@@ -136,18 +137,18 @@ internal sealed class IoOperation : IValueTaskSource
                 int blocks = DataBlocks(remaining, maxTransferSize);
                 ChunkBlocks = (ulong)blocks;
                 var buffer = Source.Slice(device.BytesOf(BlocksDone), device.BytesOf((ulong)blocks));
-                return queue.SubmitWriteAsync(NvmCommands.Write(nsid, lba, blocks), buffer);
+                return queue.SubmitAsync(NvmCommands.Write(nsid, lba, blocks), DataDirection.HostToController, buffer, default, out _commandId);
             }
 
             case IoKind.Flush:
                 ChunkBlocks = remaining;
-                return queue.SubmitAsync(NvmCommands.Flush(nsid));
+                return queue.SubmitAsync(NvmCommands.Flush(nsid), DataDirection.None, default, default, out _commandId);
 
             case IoKind.WriteZeroes:
             {
                 int blocks = (int)Math.Min(remaining, NvmCommands.MaxBlocksPerCommand);
                 ChunkBlocks = (ulong)blocks;
-                return queue.SubmitAsync(NvmCommands.WriteZeroes(nsid, lba, blocks));
+                return queue.SubmitAsync(NvmCommands.WriteZeroes(nsid, lba, blocks), DataDirection.None, default, default, out _commandId);
             }
 
             default:
@@ -164,7 +165,7 @@ internal sealed class IoOperation : IValueTaskSource
                 }
 
                 ChunkBlocks = covered;
-                return queue.SubmitWriteAsync(NvmCommands.DatasetManagement(nsid, count, deallocate: true), ranges.AsMemory(0, count * RangeSize));
+                return queue.SubmitAsync(NvmCommands.DatasetManagement(nsid, count, deallocate: true), DataDirection.HostToController, ranges.AsMemory(0, count * RangeSize), default, out _commandId);
             }
         }
 
@@ -181,6 +182,9 @@ internal sealed class IoOperation : IValueTaskSource
     {
         _set = set;
         _queueIndex = index;
+
+        // Noted before the continuation is hooked, so the completion (which clears it) always comes after.
+        set.CommandIssued(index, _commandId);
         _awaiter = pending.ConfigureAwait(false).GetAwaiter();
         _awaiter.UnsafeOnCompleted(_onCommandCompleted);
     }
@@ -238,6 +242,9 @@ internal sealed class IoOperation : IValueTaskSource
         var set = _set!;
         int index = _queueIndex;
         _set = null;
+
+        // Before GetResult hands the command id back for reuse, so a new command's age is never cleared.
+        set.CommandEnded(index, _commandId);
         IoResult result;
         try
         {

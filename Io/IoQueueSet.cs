@@ -38,11 +38,12 @@ public sealed class IoQueueSet
     private int _waitingCount;
     private int _nextQueue;
     private long _lostAt;
-    private long _lastProgress = Environment.TickCount64;
     private int _completionSeen;
     private long _anaUnavailableUntil;
     private long _writeResubmitDelayTicks;
     private long _anaTransitionTimeTicks = TimeSpan.FromSeconds(10).Ticks;
+    private long[][]? _issuedAt;
+    private TimeSpan[] _commandRetryDelays = [TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero];
 
     /// <summary>Wraps queue pairs that are connected already (a connector builds sets; tests may build one with no queues).</summary>
     /// <param name="address">The controller's address.</param>
@@ -119,11 +120,101 @@ public sealed class IoQueueSet
     }
 
     /// <summary>
-    /// Whether commands are in flight and none has finished for <paramref name="timeout"/>: a controller
-    /// that answers Keep Alive but no I/O. The owner checks this periodically (io-timeout).
+    /// CRDT1..CRDT3 of the controller (Identify Controller, units of 100 ms): how long a command whose status
+    /// carries Command Retry Delay 1..3 waits before it is retried. Set by the owner; zeros: retry at once.
     /// </summary>
-    public bool IsStalled(TimeSpan timeout) =>
-        Volatile.Read(ref _inFlight) > 0 && Environment.TickCount64 - Volatile.Read(ref _lastProgress) >= (long)timeout.TotalMilliseconds;
+    public IReadOnlyList<TimeSpan> CommandRetryDelays
+    {
+        get => Volatile.Read(ref _commandRetryDelays);
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            if (value.Count != 3 || value.Any(d => d < TimeSpan.Zero))
+            {
+                throw new ArgumentException("three non-negative delays (CRDT1..CRDT3)", nameof(value));
+            }
+
+            Volatile.Write(ref _commandRetryDelays, [.. value]);
+        }
+    }
+
+    /// <summary>The delay a status's CRD field (1..3) asks for; zero for CRD 0 or a CRDT of zero.</summary>
+    internal TimeSpan CommandRetryDelay(byte crd) => crd is >= 1 and <= 3 ? Volatile.Read(ref _commandRetryDelays)[crd - 1] : TimeSpan.Zero;
+
+    /// <summary>
+    /// Records when each command was submitted, by queue and command id, so the owner can find the ones
+    /// older than the command timeout (<see cref="TakeTimedOut"/>). Off until the owner calls this.
+    /// </summary>
+    public void TrackCommandAges()
+    {
+        if (Volatile.Read(ref _issuedAt) is null)
+        {
+            Interlocked.CompareExchange(ref _issuedAt, [.. _queues.Select(q => new long[q.Capacity])], null);
+        }
+    }
+
+    /// <summary>A command older than the command timeout: where it is (SQID, CID) and how long it has been out.</summary>
+    public readonly record struct TimedOutCommand(ushort QueueId, ushort CommandId, TimeSpan Age);
+
+    /// <summary>
+    /// Commands in flight longer than <paramref name="timeout"/> that no earlier call reported (each is
+    /// reported once), and in <paramref name="stillOutstanding"/> those reported before that are still in flight
+    /// <paramref name="timeout"/> after they were reported (an Abort did not end them). Needs <see cref="TrackCommandAges"/>.
+    /// </summary>
+    public IReadOnlyList<TimedOutCommand> TakeTimedOut(TimeSpan timeout, out IReadOnlyList<TimedOutCommand> stillOutstanding)
+    {
+        List<TimedOutCommand>? timedOut = null;
+        List<TimedOutCommand>? stuck = null;
+        var table = Volatile.Read(ref _issuedAt);
+        if (table is not null)
+        {
+            long now = Stopwatch.GetTimestamp();
+            long limit = (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+            for (int q = 0; q < table.Length; q++)
+            {
+                var row = table[q];
+                for (int cid = 0; cid < row.Length; cid++)
+                {
+                    long stamp = Volatile.Read(ref row[cid]);
+                    if (stamp > 0 && now - stamp >= limit)
+                    {
+                        // Reported: from now on the stamp (negated) says when, so a second timeout finds it stuck.
+                        if (Interlocked.CompareExchange(ref row[cid], -now, stamp) == stamp)
+                        {
+                            (timedOut ??= []).Add(new TimedOutCommand(_queues[q].QueueId, (ushort)cid, Stopwatch.GetElapsedTime(stamp, now)));
+                        }
+                    }
+                    else if (stamp < 0 && now + stamp >= limit)
+                    {
+                        (stuck ??= []).Add(new TimedOutCommand(_queues[q].QueueId, (ushort)cid, Stopwatch.GetElapsedTime(-stamp, now) + timeout));
+                    }
+                }
+            }
+        }
+
+        stillOutstanding = (IReadOnlyList<TimedOutCommand>?)stuck ?? [];
+        return (IReadOnlyList<TimedOutCommand>?)timedOut ?? [];
+    }
+
+    /// <summary>Notes that command <paramref name="commandId"/> went out on queue <paramref name="index"/> (before its completion can be delivered).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void CommandIssued(int index, ushort commandId)
+    {
+        if (Volatile.Read(ref _issuedAt) is { } table && commandId < table[index].Length)
+        {
+            Volatile.Write(ref table[index][commandId], Stopwatch.GetTimestamp());
+        }
+    }
+
+    /// <summary>Notes that command <paramref name="commandId"/> of queue <paramref name="index"/> ended.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void CommandEnded(int index, ushort commandId)
+    {
+        if (Volatile.Read(ref _issuedAt) is { } table && commandId < table[index].Length)
+        {
+            Volatile.Write(ref table[index][commandId], 0);
+        }
+    }
 
     /// <summary>
     /// Whether a command finished since the last call (which clears it): for traffic-based keep alive, where
@@ -250,11 +341,7 @@ public sealed class IoQueueSet
             return SubmitOutcome.Closed;
         }
 
-        if (Interlocked.Increment(ref _inFlight) == 1)
-        {
-            // Idle until now: io-timeout counts from here, not from the last completion long ago.
-            Volatile.Write(ref _lastProgress, Environment.TickCount64);
-        }
+        Interlocked.Increment(ref _inFlight);
 
         var attempt = TryQueues(operation);
         if (attempt == Attempt.Submitted)
@@ -288,7 +375,6 @@ public sealed class IoQueueSet
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void CommandFinished()
     {
-        Volatile.Write(ref _lastProgress, Environment.TickCount64);
         Volatile.Write(ref _completionSeen, 1);
         Interlocked.Decrement(ref _inFlight);
         if (Volatile.Read(ref _waitingCount) != 0)

@@ -24,7 +24,7 @@ internal sealed partial class Association
             AdminOpcode.GetFeatures => GetFeaturesAsync(controller, sqe),
             AdminOpcode.AsynchronousEventRequest => AsyncEventRequestAsync(controller, sqe),
             AdminOpcode.KeepAlive => KeepAliveAsync(controller, sqe),
-            AdminOpcode.Abort when !controller.IsDiscovery => CompleteAsync(sqe.CommandId, NvmeStatus.Success, 1), // bit 0: not aborted
+            AdminOpcode.Abort when !controller.IsDiscovery => AbortAsync(controller, sqe),
             _ => CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidOpcode, true)),
         };
     }
@@ -165,6 +165,7 @@ internal sealed partial class Association
             ControllerType = discovery ? ControllerType.Discovery : ControllerType.Io,
             ControllerAttributes = !discovery && _options.TrafficBasedKeepAlive ? 1u << 6 : 0, // TBKAS
             AbortCommandLimit = 3,
+            CommandRetryDelayTime1 = discovery ? (ushort)0 : (ushort)(_options.CommandRetryDelayTime1.TotalMilliseconds / 100),
             AsyncEventRequestLimit = (byte)(_options.AsyncEventRequestLimit - 1),
             LogPageAttributes = 0x04, // extended data for Get Log Page (NUMDU, LPO)
             KeepAliveSupport = discovery ? (ushort)0 : (ushort)10, // ×100 ms, as nvmet
@@ -295,6 +296,9 @@ internal sealed partial class Association
             case FeatureId.KeepAliveTimer:
                 controller.SetKeepAlive(sqe.Cdw11);
                 return CompleteAsync(sqe.CommandId, NvmeStatus.Success);
+            case FeatureId.HostBehaviorSupport when !controller.IsDiscovery:
+                // ACRE and the rest are accepted; the target sets CRD only where a fault asks for it.
+                return CompleteAsync(sqe.CommandId, NvmeStatus.Success);
             case FeatureId.AsynchronousEventConfiguration:
                 uint supported = (uint)(controller.IsDiscovery
                     ? AsyncEventConfiguration.DiscoveryLogChangeNotices
@@ -334,6 +338,16 @@ internal sealed partial class Association
 
     // Granted queues, 0's based, submission and completion alike: always the maximum (as nvmet).
     private uint NumberOfQueuesValue() => (uint)(_options.MaxIoQueues - 1) | ((uint)(_options.MaxIoQueues - 1) << 16);
+
+    /// <summary>Abort (SQID in CDW10 15:0, CID in 31:16): dword 0 bit 0 clear when the command was aborted, set when not.</summary>
+    private ValueTask AbortAsync(Controller controller, SubmissionQueueEntry sqe)
+    {
+        ushort queueId = (ushort)sqe.Cdw10;
+        ushort commandId = (ushort)(sqe.Cdw10 >> 16);
+        _target.Faults.CountAbortRequest();
+        bool aborted = queueId != 0 && controller.IoQueues().FirstOrDefault(q => q.QueueId == queueId) is { } queue && queue.TryAbortWaitingCommand(commandId);
+        return CompleteAsync(sqe.CommandId, NvmeStatus.Success, aborted ? 0u : 1u);
+    }
 
     private ValueTask AsyncEventRequestAsync(Controller controller, SubmissionQueueEntry sqe)
     {

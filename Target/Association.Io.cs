@@ -208,14 +208,40 @@ internal sealed partial class Association
         _ => NvmeStatus.Success,
     };
 
+    /// <summary>
+    /// The Abort command for <paramref name="commandId"/> of this queue: a command still waiting to execute
+    /// (a slow backend) never executes and completes with Command Abort Requested. False when it is not
+    /// waiting (done already, or never seen): the Abort then reports "not aborted".
+    /// </summary>
+    internal bool TryAbortWaitingCommand(ushort commandId)
+    {
+        if (!_delayedCommands.TryRemove(commandId, out var waiting))
+        {
+            return false;
+        }
+
+        _target.Faults.DelayedExecutionEnded(write: waiting.Write, executed: false, stale: false);
+        _target.Faults.CountAbortedCommand();
+        // Sent from the admin queue's loop, not this queue's: it flushes itself.
+        _ = SendLaterAsync(() => WriteResponseAsync(commandId, NvmeStatus.Generic(GenericStatus.AbortRequested), 0, 0, false, flush: true));
+        return true;
+    }
+
     /// <summary>A slow backend (fault injection): the read runs later, unless the controller is gone by then.</summary>
     private void ExecuteReadLater(Controller controller, TimeSpan delay, ushort commandId, TargetNamespace ns, long offset, int length)
     {
         var faults = _target.Faults;
         faults.DelayedExecutionStarted(write: false);
+        var waiting = new WaitingCommand(Interlocked.Increment(ref _waitingCommandSequence), Write: false);
+        _delayedCommands[commandId] = waiting;
         _ = Task.Run(async () =>
         {
             await Task.Delay(delay).ConfigureAwait(false);
+            if (!_delayedCommands.TryRemove(KeyValuePair.Create(commandId, waiting)))
+            {
+                return; // aborted meanwhile (the abort counted it)
+            }
+
             bool executed = !controller.IsTornDown;
             faults.DelayedExecutionEnded(write: false, executed, stale: false);
             if (executed)
@@ -236,9 +262,16 @@ internal sealed partial class Association
         var faults = _target.Faults;
         long quiesceMs = (long)_options.CommandQuiesceTime.TotalMilliseconds;
         faults.DelayedExecutionStarted(write: true);
+        var waiting = new WaitingCommand(Interlocked.Increment(ref _waitingCommandSequence), Write: true);
+        _delayedCommands[commandId] = waiting;
         _ = Task.Run(async () =>
         {
             await Task.Delay(delay).ConfigureAwait(false);
+            if (!_delayedCommands.TryRemove(KeyValuePair.Create(commandId, waiting)))
+            {
+                return; // aborted meanwhile (the abort counted it)
+            }
+
             long tornDownAt = controller.TornDownAt;
             bool executed = tornDownAt == 0 || Environment.TickCount64 - tornDownAt <= quiesceMs;
             if (executed)

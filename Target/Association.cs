@@ -26,6 +26,13 @@ internal sealed partial class Association
     private readonly PipeWriter _output;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly CancellationTokenSource _stop = new();
+
+    // Commands a slow backend holds before executing them, by command id: what an Abort may still stop.
+    // The sequence number tells a command from a later one that reuses its id.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ushort, WaitingCommand> _delayedCommands = new();
+    private long _waitingCommandSequence;
+
+    private readonly record struct WaitingCommand(long Sequence, bool Write);
     private readonly byte[] _header = new byte[PduSizes.ICReq];
     private PduFramerOptions _framer;
     private DigestOptions _digests;

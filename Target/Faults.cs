@@ -128,6 +128,19 @@ public sealed class TargetFaults
         _target.Log.FaultApplied("delay I/O execution", $"{listener} by {delay.TotalMilliseconds:0} ms");
     }
 
+    /// <summary>Abort commands received (any controller).</summary>
+    public int AbortRequests => Volatile.Read(ref _abortRequests);
+
+    /// <summary>Commands an Abort stopped before they executed (they completed with Command Abort Requested).</summary>
+    public int AbortedCommands => Volatile.Read(ref _abortedCommands);
+
+    private int _abortRequests;
+    private int _abortedCommands;
+
+    internal void CountAbortRequest() => Interlocked.Increment(ref _abortRequests);
+
+    internal void CountAbortedCommand() => Interlocked.Increment(ref _abortedCommands);
+
     /// <summary>Reads held by <see cref="DelayIoExecution"/> and not yet executed or dropped.</summary>
     public int DelayedReadsPending => Volatile.Read(ref _delayedReadsPending);
 
@@ -195,6 +208,8 @@ public sealed class TargetFaults
     public TargetNamespace AddNamespace(string subsystemNqn, NamespaceOptions options) => Subsystem(subsystemNqn).AddNamespace(options);
 
     public bool RemoveNamespace(string subsystemNqn, uint namespaceId) => Subsystem(subsystemNqn).RemoveNamespace(namespaceId);
+
+    public bool ResizeNamespace(string subsystemNqn, uint namespaceId, long sizeBytes) => Subsystem(subsystemNqn).ResizeNamespace(namespaceId, sizeBytes);
 
     /// <summary>Changes an ANA group's state (ANA change AEN to controllers on the affected listeners).</summary>
     public void SetAnaState(string subsystemNqn, uint groupId, AnaState state, TargetListener? listener = null) =>

@@ -42,7 +42,7 @@ public abstract class TargetNamespace
     {
         NamespaceId = namespaceId;
         BlockSize = blockSize;
-        BlockCount = blockCount;
+        _blockCount = blockCount;
         AnaGroupId = anaGroupId;
         Uuid = uuid;
         BlockSizeShift = System.Numerics.BitOperations.Log2((uint)blockSize);
@@ -52,7 +52,10 @@ public abstract class TargetNamespace
 
     public int BlockSize { get; }
 
-    public long BlockCount { get; }
+    private long _blockCount;
+
+    /// <summary>Blocks in the namespace (NSZE); changes when it is resized.</summary>
+    public long BlockCount => Volatile.Read(ref _blockCount);
 
     public long SizeBytes => BlockCount * BlockSize;
 
@@ -74,6 +77,22 @@ public abstract class TargetNamespace
 
     /// <summary>Zeroes (and, for RAM, releases where whole chunks are covered) <paramref name="length"/> bytes.</summary>
     public abstract void Zero(long offset, long length);
+
+    /// <summary>
+    /// Sets the size to <paramref name="blockCount"/> blocks (grown: the new blocks read as zeros; shrunk:
+    /// I/O beyond the new end is refused). I/O racing the change may see either size.
+    /// </summary>
+    internal void Resize(long blockCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockCount, 1);
+        Grow(blockCount * BlockSize);
+        Volatile.Write(ref _blockCount, blockCount);
+    }
+
+    /// <summary>Makes room for <paramref name="sizeBytes"/> bytes before the size is published.</summary>
+    private protected virtual void Grow(long sizeBytes)
+    {
+    }
 
     internal static TargetNamespace Create(NamespaceOptions options, uint namespaceId, Guid uuid)
     {
@@ -104,15 +123,34 @@ internal sealed class RamNamespace : TargetNamespace
 {
     private const int ChunkShift = 20;
     private const int ChunkSize = 1 << ChunkShift;
-    private readonly byte[]?[] _chunks;
+    private readonly Lock _growing = new();
+    private byte[]?[] _chunks;
 
     public RamNamespace(uint namespaceId, int blockSize, long blockCount, uint anaGroupId, Guid uuid)
         : base(namespaceId, blockSize, blockCount, anaGroupId, uuid)
     {
-        _chunks = new byte[]?[(int)((SizeBytes + ChunkSize - 1) >> ChunkShift)];
+        _chunks = new byte[]?[ChunksFor(SizeBytes)];
     }
 
     public override NamespaceBackend Backend => NamespaceBackend.Ram;
+
+    private protected override void Grow(long sizeBytes)
+    {
+        lock (_growing)
+        {
+            var current = Volatile.Read(ref _chunks);
+            int needed = ChunksFor(sizeBytes);
+            if (needed > current.Length)
+            {
+                // Shrinking keeps the chunks: growing back shows what was there, as a resized file would not; a test target may.
+                var larger = new byte[]?[needed];
+                Array.Copy(current, larger, current.Length);
+                Volatile.Write(ref _chunks, larger);
+            }
+        }
+    }
+
+    private static int ChunksFor(long sizeBytes) => (int)((sizeBytes + ChunkSize - 1) >> ChunkShift);
 
     public override void Read(long offset, Span<byte> destination)
     {
@@ -121,7 +159,7 @@ internal sealed class RamNamespace : TargetNamespace
             int index = (int)(offset >> ChunkShift);
             int within = (int)(offset & (ChunkSize - 1));
             int count = Math.Min(destination.Length, ChunkSize - within);
-            var chunk = Volatile.Read(ref _chunks[index]);
+            var chunk = Volatile.Read(ref Volatile.Read(ref _chunks)[index]);
             if (chunk is null)
             {
                 destination[..count].Clear();
@@ -158,11 +196,11 @@ internal sealed class RamNamespace : TargetNamespace
             int count = (int)Math.Min(length, ChunkSize - within);
             if (count == ChunkSize)
             {
-                Volatile.Write(ref _chunks[index], null);
+                Volatile.Write(ref Volatile.Read(ref _chunks)[index], null);
             }
             else
             {
-                Volatile.Read(ref _chunks[index])?.AsSpan(within, count).Clear();
+                Volatile.Read(ref Volatile.Read(ref _chunks)[index])?.AsSpan(within, count).Clear();
             }
 
             length -= count;
@@ -172,14 +210,19 @@ internal sealed class RamNamespace : TargetNamespace
 
     private byte[] Chunk(int index)
     {
-        var chunk = Volatile.Read(ref _chunks[index]);
+        var chunks = Volatile.Read(ref _chunks);
+        var chunk = Volatile.Read(ref chunks[index]);
         if (chunk is not null)
         {
             return chunk;
         }
 
-        var fresh = new byte[ChunkSize];
-        return Interlocked.CompareExchange(ref _chunks[index], fresh, null) ?? fresh;
+        // Allocated under the grow lock, so a chunk cannot land in a table that a resize has just copied.
+        lock (_growing)
+        {
+            chunks = Volatile.Read(ref _chunks);
+            return chunks[index] ??= new byte[ChunkSize];
+        }
     }
 }
 

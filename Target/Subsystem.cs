@@ -252,6 +252,30 @@ public sealed class NvmSubsystem : SubsystemBase
         return true;
     }
 
+    /// <summary>
+    /// Resizes a namespace to <paramref name="sizeBytes"/> (rounded down to whole blocks); every controller
+    /// gets it in its changed-namespace log and the namespace-attribute-changed AEN. False when there is no such namespace.
+    /// </summary>
+    public bool ResizeNamespace(uint namespaceId, long sizeBytes)
+    {
+        var ns = FindNamespace(namespaceId);
+        if (ns is null)
+        {
+            return false;
+        }
+
+        long blocks = sizeBytes / ns.BlockSize;
+        if (blocks < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(sizeBytes), sizeBytes, "a namespace holds at least one block");
+        }
+
+        ns.Resize(blocks);
+        Target.Log.NamespaceResized(Nqn, namespaceId, ns.SizeBytes);
+        NotifyNamespaceChanged(namespaceId);
+        return true;
+    }
+
     /// <summary>Lets <paramref name="hostNqn"/> connect (and see this subsystem in the discovery log).</summary>
     public void AllowHost(string hostNqn)
     {

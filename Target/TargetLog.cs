@@ -56,6 +56,9 @@ internal static partial class TargetLog
     [LoggerMessage(EventId = 17, Level = LogLevel.Information, Message = "Namespace {NamespaceId} removed from {SubsystemNqn}")]
     public static partial void NamespaceRemoved(this ILogger logger, string subsystemNqn, uint namespaceId);
 
+    [LoggerMessage(EventId = 23, Level = LogLevel.Information, Message = "Namespace {NamespaceId} of {SubsystemNqn} resized to {SizeBytes} bytes")]
+    public static partial void NamespaceResized(this ILogger logger, string subsystemNqn, uint namespaceId, long sizeBytes);
+
     [LoggerMessage(EventId = 18, Level = LogLevel.Information, Message = "ANA group {GroupId} of {SubsystemNqn} is now {State} through {Listener}")]
     public static partial void AnaStateChanged(this ILogger logger, string subsystemNqn, uint groupId, string state, string listener);
 

@@ -67,6 +67,12 @@ public sealed record TargetOptions
     /// </summary>
     public bool TrafficBasedKeepAlive { get; init; } = true;
 
+    /// <summary>
+    /// CRDT1 reported in Identify Controller (units of 100 ms, up to 6553.5 s): the delay a host waits before
+    /// retrying a command whose status carries Command Retry Delay 1 (see <see cref="TargetFaults.FailNextIo"/>).
+    /// </summary>
+    public TimeSpan CommandRetryDelayTime1 { get; init; }
+
     /// <summary>ANATT reported in Identify Controller: how long an ANA transition may take, whole seconds 1..255.</summary>
     public TimeSpan AnaTransitionTime { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -112,6 +118,11 @@ public sealed record TargetOptions
         if (AnaTransitionTime < TimeSpan.FromSeconds(1) || AnaTransitionTime > TimeSpan.FromSeconds(255))
         {
             throw new ArgumentOutOfRangeException(nameof(AnaTransitionTime), AnaTransitionTime, "ANATT is 1..255 s");
+        }
+
+        if (CommandRetryDelayTime1 < TimeSpan.Zero || CommandRetryDelayTime1.TotalMilliseconds / 100 > ushort.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(CommandRetryDelayTime1), CommandRetryDelayTime1, "CRDT1 is 0..6553.5 s");
         }
 
         if (CommandQuiesceTime < TimeSpan.Zero || CommandQuiesceTime.TotalMilliseconds > ushort.MaxValue)

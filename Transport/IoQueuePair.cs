@@ -125,6 +125,24 @@ public sealed class IoQueuePair : QueuePair
         }
     }
 
+    /// <summary>
+    /// As <see cref="SubmitAsync(in SubmissionQueueEntry)"/>, <see cref="SubmitReadAsync(in SubmissionQueueEntry, Memory{byte})"/> and
+    /// <see cref="SubmitWriteAsync(in SubmissionQueueEntry, ReadOnlyMemory{byte})"/> (by <paramref name="direction"/>), telling the
+    /// command id the command got (0 when it was not submitted): what an Abort command names, with <see cref="QueuePair.QueueId"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public ValueTask<IoResult> SubmitAsync(in SubmissionQueueEntry command, DataDirection direction, ReadOnlyMemory<byte> outgoing, Memory<byte> incoming, out ushort commandId)
+    {
+        var status = TrySubmitCore(command, direction, outgoing, incoming, null, out var slot);
+        commandId = status == SubmitStatus.Submitted ? slot!.CommandId : (ushort)0;
+        return status switch
+        {
+            SubmitStatus.Submitted => new ValueTask<IoResult>(slot!, slot!.Version),
+            SubmitStatus.QueueFull => ValueTask.FromResult(new IoResult(CommandOutcome.QueueFull, default, 0)),
+            _ => ValueTask.FromResult(new IoResult(CommandOutcome.ConnectionClosed, ClosedCompletion(0), 0)),
+        };
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private ValueTask<IoResult> Submit(in SubmissionQueueEntry command, DataDirection direction, ReadOnlyMemory<byte> outgoing, Memory<byte> incoming)
     {

@@ -108,6 +108,12 @@ public static class Controller
     /// <summary>Notification to the parent: the association was lost (or a connect attempt failed).</summary>
     public sealed record Lost(IActorRef Controller, string Name, ConnectionClosed Reason);
 
+    /// <summary>
+    /// Notification to the parent: after a Namespace Attribute Changed notice the controller re-read its
+    /// namespaces; <paramref name="Info"/> lists them as they are now (added, removed and resized ones included).
+    /// </summary>
+    public sealed record NamespacesChanged(IActorRef Controller, string Name, ControllerInfo Info);
+
     /// <summary>Notification to the parent: an asynchronous event arrived.</summary>
     public sealed record AsyncEvent(IActorRef Controller, string Name, AsyncEventCompletion Event);
 }

@@ -66,6 +66,13 @@ public sealed partial class ControllerActor
             set.AnaTransitionTime = TimeSpan.FromSeconds(live.Info.Identify.AnaTransitionTime);
         }
 
+        var identify = live.Info.Identify;
+        set.CommandRetryDelays = [.. new[] { identify.CommandRetryDelayTime1, identify.CommandRetryDelayTime2, identify.CommandRetryDelayTime3 }.Select(t => TimeSpan.FromMilliseconds(t * 100.0))];
+        if (_options.Settings.IoTimeout > TimeSpan.Zero)
+        {
+            set.TrackCommandAges();
+        }
+
         long generation = association.Generation;
         set.Closed.PipeTo(Self, success: r => new IoQueuesEnded(generation, set, r), failure: e => new IoQueuesEnded(generation, set, new ConnectionClosed(CloseReason.InternalError, e.Message, e)));
         _log.Info(

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using ActorNvme.Actors.Connection;
+using ActorNvme.Io;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
@@ -22,7 +23,14 @@ public sealed partial class ControllerActor
     /// <summary>What a Live (and then Deleting) controller knows and counts; owned by those behaviours.</summary>
     private sealed class LiveData(ControllerInfo info, ControllerConfiguration configuration, TimeSpan keepAliveInterval)
     {
-        public ControllerInfo Info { get; } = info;
+        /// <summary>What the bring-up identified; its namespaces are replaced by every namespace scan.</summary>
+        public ControllerInfo Info { get; set; } = info;
+
+        /// <summary>The namespace scan in progress (one at a time), if any.</summary>
+        public NamespaceScan? NamespaceScan { get; set; }
+
+        /// <summary>A namespace change was reported while a scan ran: scan again when it ends.</summary>
+        public bool NamespaceRescanWanted { get; set; }
 
         /// <summary>KATO/2, as the bring-up worked it out from the KATO sent in Connect; zero: no Keep Alive.</summary>
         public TimeSpan KeepAliveInterval { get; } = keepAliveInterval;
@@ -45,8 +53,8 @@ public sealed partial class ControllerActor
         /// <summary>Keep Alives not sent because I/O completed in their interval (traffic-based keep alive).</summary>
         public long KeepAlivesSkipped { get; set; }
 
-        /// <summary>A stall under io-timeout-action none was logged; again only after the path moved.</summary>
-        public bool IoStallReported { get; set; }
+        /// <summary>Abort commands sent for timed-out I/O and not yet answered.</summary>
+        public int AbortsOutstanding { get; set; }
 
         public int OutstandingAsyncEvents { get; set; }
 
@@ -99,6 +107,11 @@ public sealed partial class ControllerActor
         }
 
         var ioTimeout = _options.Settings.IoTimeout;
+        if (association.IoQueues is not null && live.Info.Identify.CommandRetryDelayTime1 + live.Info.Identify.CommandRetryDelayTime2 + live.Info.Identify.CommandRetryDelayTime3 > 0)
+        {
+            EnableAdvancedCommandRetry();
+        }
+
         if (ioTimeout > TimeSpan.Zero && association.IoQueues is not null)
         {
             Timers.StartPeriodicTimer(IoTimeoutTimerKey, IoTimeoutTick.Instance, TimeSpan.FromTicks(Math.Max(ioTimeout.Ticks / 4, TimeSpan.FromMilliseconds(50).Ticks)));
@@ -157,31 +170,84 @@ public sealed partial class ControllerActor
     }
 
     /// <summary>
-    /// io-timeout: I/O in flight on this association and none finished for that long (a controller that
-    /// answers Keep Alive but no I/O). Reset drops the association, so its I/O ends: reads move at once,
-    /// writes after the fence, each counting one path loss against io-path-loss-retries.
+    /// io-timeout (SPDK's timeout_us): an I/O command unanswered that long (a controller that answers Keep
+    /// Alive but not that I/O). Reset drops the association, so its I/O ends: reads move at once, writes
+    /// after the fence, each counting one path loss against io-path-loss-retries. Abort sends the Abort
+    /// command for it (SQID, CID); the controller's answer ends the I/O, and one still unanswered a further
+    /// io-timeout later resets the association. None only logs.
     /// </summary>
     private void OnIoTimeoutTick(Association association, LiveData live)
     {
         var timeout = _options.Settings.IoTimeout;
-        if (association.IoQueues is not { } set || !set.IsStalled(timeout))
+        if (association.IoQueues is not { } set)
         {
-            live.IoStallReported = false;
             return;
         }
 
-        string detail = $"{set.InFlight} I/O command(s) in flight and none finished within io-timeout {timeout.TotalSeconds:0.###}s";
-        if (_options.Settings.IoTimeoutAction == Settings.IoTimeoutAction.Reset)
+        var timedOut = set.TakeTimedOut(timeout, out var stillOutstanding);
+        var action = _options.Settings.IoTimeoutAction;
+        if (timedOut.Count == 0 && (stillOutstanding.Count == 0 || action == Settings.IoTimeoutAction.None))
         {
-            Lose(new ConnectionClosed(CloseReason.CommandTimeout, detail));
             return;
         }
 
-        if (!live.IoStallReported)
+        if (action == Settings.IoTimeoutAction.Reset || (action == Settings.IoTimeoutAction.Abort && stillOutstanding.Count > 0))
         {
-            live.IoStallReported = true;
-            _log.Warning("{0}: {1} (io-timeout-action none)", _options.Name, detail);
+            var first = stillOutstanding.Count > 0 ? stillOutstanding[0] : timedOut[0];
+            string why = stillOutstanding.Count > 0 ? "unanswered after its Abort" : "unanswered";
+            Lose(new ConnectionClosed(CloseReason.CommandTimeout, $"{timedOut.Count + stillOutstanding.Count} I/O command(s) {why} within io-timeout {timeout.TotalSeconds:0.###}s (first: sqid {first.QueueId} cid {first.CommandId}, {first.Age.TotalSeconds:0.###}s)"));
+            return;
         }
+
+        foreach (var command in timedOut)
+        {
+            if (action == Settings.IoTimeoutAction.None)
+            {
+                _log.Warning("{0}: I/O command sqid {1} cid {2} unanswered for {3:0.###}s (io-timeout {4:0.###}s, action none)", _options.Name, command.QueueId, command.CommandId, command.Age.TotalSeconds, timeout.TotalSeconds);
+                continue;
+            }
+
+            SendAbort(live, command);
+        }
+    }
+
+    /// <summary>The Abort command for one timed-out I/O command; beyond the controller's limit (ACL + 1 at once) the association is reset instead.</summary>
+    private void SendAbort(LiveData live, IoQueueSet.TimedOutCommand command)
+    {
+        if (live.AbortsOutstanding > live.Info.Identify.AbortCommandLimit)
+        {
+            Lose(new ConnectionClosed(CloseReason.CommandTimeout, $"I/O command sqid {command.QueueId} cid {command.CommandId} unanswered within io-timeout and {live.AbortsOutstanding} Abort commands already outstanding (ACL {live.Info.Identify.AbortCommandLimit + 1})"));
+            return;
+        }
+
+        _log.Warning("{0}: I/O command sqid {1} cid {2} unanswered for {3:0.###}s: sending Abort", _options.Name, command.QueueId, command.CommandId, command.Age.TotalSeconds);
+        live.AbortsOutstanding++;
+        SubmitInternal(AdminCommands.Abort(command.QueueId, command.CommandId), c =>
+        {
+            live.AbortsOutstanding--;
+
+            // Dword 0 bit 0 set: not aborted (answered meanwhile, or the controller would not). The command
+            // then either completes, or is found still outstanding on a later tick and the association reset.
+            bool aborted = c.Entry.Status.IsSuccess && (c.Entry.Dw0 & 1) == 0;
+            _log.Info("{0}: Abort of sqid {1} cid {2}: {3}", _options.Name, command.QueueId, command.CommandId, aborted ? "aborted" : c.Entry.Status.IsSuccess ? "not aborted" : $"refused ({c.Entry.Status})");
+        });
+    }
+
+    /// <summary>
+    /// Host Behavior Support with ACRE: the controller may then ask for a delay before a retry (CRD in the
+    /// status, CRDT1..3 in Identify), which the block devices honour. A refusal leaves retries undelayed.
+    /// </summary>
+    private void EnableAdvancedCommandRetry()
+    {
+        var data = new byte[512];
+        data[0] = 1; // ACRE
+        SubmitInternal(AdminCommands.SetFeatures(FeatureId.HostBehaviorSupport, 0), c =>
+        {
+            if (!c.Entry.Status.IsSuccess)
+            {
+                _log.Info("{0}: Host Behavior Support (ACRE) refused: {1}", _options.Name, c.Entry.Status);
+            }
+        }, data);
     }
 
     private void PostAsyncEventRequest(LiveData live)
@@ -206,6 +272,10 @@ public sealed partial class ControllerActor
         if (_state == ControllerState.Live)
         {
             RepostAsyncEventRequest(live);
+            if (_options.Role == ControllerRole.Nvm && IsNamespaceChange(asyncEvent))
+            {
+                StartNamespaceScan(live);
+            }
         }
     }
 

@@ -159,7 +159,7 @@ public sealed record NvmeHostSettings
     /// <summary>Entries per I/O queue requested in Connect (capped at CAP.MQES + 1).</summary>
     public int IoQueueSize { get; init; }
 
-    /// <summary>Retries of an I/O command failed with a status without DNR.</summary>
+    /// <summary>Retries of an I/O command failed with a status without DNR, over the I/O's life (across reconnects); -1: no limit.</summary>
     public int IoRetries { get; init; }
 
     /// <summary>I/Os held without a usable path, and I/Os waiting for a free queue entry, at most.</summary>
@@ -168,10 +168,10 @@ public sealed record NvmeHostSettings
     /// <summary>Resubmissions of one I/O after its path was lost under it, across reconnects (io-path-loss-retries).</summary>
     public int IoPathLossRetries { get; init; }
 
-    /// <summary>A path with I/O in flight and none finished for this long is stalled (SPDK's timeout_us); zero: off.</summary>
+    /// <summary>An I/O command unanswered for this long has timed out (SPDK's timeout_us); zero: off.</summary>
     public TimeSpan IoTimeout { get; init; }
 
-    /// <summary>What a stalled path gets (SPDK's action_on_timeout).</summary>
+    /// <summary>What a timed-out command gets (SPDK's action_on_timeout).</summary>
     public IoTimeoutAction IoTimeoutAction { get; init; } = IoTimeoutAction.Reset;
 
     /// <summary>Ask for SQ flow control to be disabled on I/O queues.</summary>
@@ -314,9 +314,9 @@ public sealed record NvmeHostSettings
             throw new InvalidNvmeSettingsException("io-timeout-range", $"io-timeout {IoTimeout} must be 0 (off) or at least 100ms");
         }
 
-        if (IoRetries < 0 || IoHoldLimit < 0 || IoPathLossRetries < 0)
+        if (IoRetries < -1 || IoHoldLimit < 0 || IoPathLossRetries < 0)
         {
-            throw new InvalidNvmeSettingsException("io-bounds", $"io-retries {IoRetries}, io-hold-limit {IoHoldLimit} and io-path-loss-retries {IoPathLossRetries} must not be negative");
+            throw new InvalidNvmeSettingsException("io-bounds", $"io-retries {IoRetries} must be -1 (no limit) or more; io-hold-limit {IoHoldLimit} and io-path-loss-retries {IoPathLossRetries} must not be negative");
         }
 
         return this;
@@ -353,7 +353,8 @@ public sealed record NvmeHostSettings
     {
         "none" => IoTimeoutAction.None,
         "reset" => IoTimeoutAction.Reset,
-        _ => throw new InvalidNvmeSettingsException("io-timeout-action-value", $"actornvme.io-timeout-action '{value}' must be none or reset (abort is not supported yet)"),
+        "abort" => IoTimeoutAction.Abort,
+        _ => throw new InvalidNvmeSettingsException("io-timeout-action-value", $"actornvme.io-timeout-action '{value}' must be none, reset or abort"),
     };
 
     private static Config LoadReference()
@@ -365,7 +366,7 @@ public sealed record NvmeHostSettings
     }
 }
 
-/// <summary>What a path whose I/O stalled for io-timeout gets (SPDK's action_on_timeout).</summary>
+/// <summary>What an I/O command unanswered for io-timeout gets (SPDK's action_on_timeout).</summary>
 public enum IoTimeoutAction
 {
     /// <summary>A warning in the log; the I/O keeps waiting (it still ends with the path's loss, if any).</summary>
@@ -373,4 +374,10 @@ public enum IoTimeoutAction
 
     /// <summary>The association is dropped and reconnected: its reads move at once, its writes after the fence.</summary>
     Reset,
+
+    /// <summary>
+    /// The Abort admin command is sent for each timed-out command (its SQID and CID); the I/O ends with the
+    /// controller's answer. A command still unanswered io-timeout after its Abort resets the association.
+    /// </summary>
+    Abort,
 }

@@ -19,6 +19,12 @@ public sealed record BlockDeviceAdded(BlockDeviceInfo Device, BlockDevice? Block
 /// <summary>Published on the event stream when a block device goes away, with why.</summary>
 public sealed record BlockDeviceRemoved(BlockDeviceInfo Device, string Reason);
 
+/// <summary>
+/// Published on the event stream when a block device's namespace was resized at the target (its NSZE
+/// changed): <paramref name="Device"/> carries the new block count. The device object stays the same.
+/// </summary>
+public sealed record BlockDeviceResized(BlockDeviceInfo Device, ulong PreviousBlockCount);
+
 /// <summary>Published when I/O on a subsystem starts or stops failing fast (fast-io-fail-timeout).</summary>
 public sealed record FastIoFailChanged(string Controller, bool FailingFast);
 
@@ -62,7 +68,8 @@ public static class Subsystem
     /// <param name="Current">New I/O goes here now (under active_passive only the preferred path is).</param>
     /// <param name="Connected">The path's controller is Live with I/O queues.</param>
     /// <param name="Accessible">Not refused by an ANA status within the last ANATT.</param>
-    public sealed record IoPathInfo(string BlockDevice, ushort ControllerId, bool Current, bool Connected, bool Accessible, TransportAddress Address, string SubsystemNqn);
+    /// <param name="AnaState">The namespace's ANA state through this path, from the path's last ANA log page (optimized when it reports none).</param>
+    public sealed record IoPathInfo(string BlockDevice, ushort ControllerId, bool Current, bool Connected, bool Accessible, TransportAddress Address, string SubsystemNqn, Protocol.Data.AnaState AnaState = Protocol.Data.AnaState.Optimized);
 
     public sealed record IoPaths(string Name, IReadOnlyList<IoPathInfo> Paths);
 

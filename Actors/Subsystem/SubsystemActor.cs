@@ -30,6 +30,9 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
     private readonly Dictionary<IActorRef, Exception> _failures = [];
     private readonly Dictionary<uint, BlockDeviceInfo> _devices = [];
     private readonly Dictionary<uint, BlockDeviceOwner> _blockDevices = [];
+
+    // The last ANA state each path's log page gave each namespace: it outlives the path's detach, as get_io_paths shows it.
+    private readonly Dictionary<(string Path, uint NamespaceId), Protocol.Data.AnaState> _anaStates = [];
     private bool _failingFast;
     private MultipathPolicy? _policy;
     private RemovalReason _removal = RemovalReason.LossTimeout;
@@ -45,6 +48,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         Receive<ControllerMessages.Lost>(OnPathLost);
         Receive<ControllerMessages.StateChanged>(OnPathStateChanged);
         Receive<ControllerMessages.AsyncEvent>(OnAsyncEvent);
+        Receive<ControllerMessages.NamespacesChanged>(OnNamespacesChanged);
         Receive<ControllerMessages.AdminResult>(m => m.Tag is AnaLogRead read, m => OnAnaLog((AnaLogRead)m.Tag!, m));
         Receive<ControllerMessages.AdminFailed>(m => m.Tag is AnaLogRead, m => _log.Warning("{0}: reading the ANA log page of {1} failed: {2}", _options.Name, ((AnaLogRead)m.Tag!).Path, m.Reason));
         Receive<ReconnectPath>(OnReconnectPath);
@@ -139,48 +143,150 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         Timers.Cancel(FastIoFailKey);
         SetFailingFast(false);
 
-        foreach (var ns in message.Info.Namespaces)
-        {
-            if (_blockDevices.TryGetValue(ns.NamespaceId, out var existing))
-            {
-                // A flap shorter than the loss timeout keeps the device and its name; held I/O resumes here.
-                if (message.IoQueues is { } pathQueues)
-                {
-                    existing.AttachPath(path.Name, pathQueues);
-                }
-
-                continue;
-            }
-
-            var device = new BlockDeviceInfo($"{_options.Name}n{ns.NamespaceId}", _options.Name, _options.SubsystemNqn, ns.NamespaceId, ns.BlockSize, ns.BlockCount);
-            var blockDevice = new BlockDeviceOwner(
-                device.Name,
-                _options.SubsystemNqn,
-                ns.NamespaceId,
-                ns.BlockSize,
-                ns.BlockCount,
-                new BlockDeviceOptions(_options.Settings.IoRetries, _options.Settings.IoHoldLimit, _options.Settings.IoPathLossRetries),
-                ns.Nguid,
-                ns.Eui64,
-                ns.Uuid);
-            blockDevice.SetPolicy(_policy);
-            if (message.IoQueues is { } queues)
-            {
-                blockDevice.AttachPath(path.Name, queues);
-            }
-
-            _devices[ns.NamespaceId] = device;
-            _blockDevices[ns.NamespaceId] = blockDevice;
-            _log.Info("{0}: block device {1} added ({2} blocks of {3} bytes)", _options.Name, device.Name, device.BlockCount, device.BlockSize);
-            Context.System.EventStream.Publish(new BlockDeviceAdded(device, blockDevice.Device));
-        }
-
+        ReconcileNamespaces(path, message.Info.Namespaces);
         Report();
         Context.Parent.Tell(new Subsystem.Attached(Self, _options.Name, _options.SubsystemNqn, _devices.Values.ToArray()));
         if ((message.Info.Identify.MultiPathCapabilities & AnaReporting) != 0)
         {
             ReadAnaLog(path, message.Info);
         }
+    }
+
+    /// <summary>A path's controller re-read its namespaces after a Namespace Attribute Changed notice.</summary>
+    private void OnNamespacesChanged(ControllerMessages.NamespacesChanged message)
+    {
+        if (!_byController.TryGetValue(message.Controller, out var path) || !path.Live)
+        {
+            return; // an association that has ended since: the next one identifies them afresh
+        }
+
+        path.Info = message.Info;
+        var added = ReconcileNamespaces(path, message.Info.Namespaces);
+        Report();
+        if (added > 0)
+        {
+            Context.Parent.Tell(new Subsystem.Attached(Self, _options.Name, _options.SubsystemNqn, _devices.Values.ToArray()));
+            foreach (var live in _paths.Values.Where(p => p.Live && p.Info is not null))
+            {
+                if ((live.Info!.Identify.MultiPathCapabilities & AnaReporting) != 0)
+                {
+                    ReadAnaLog(live, live.Info);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Makes the block devices match the namespaces a Live path lists now: a new namespace becomes a
+    /// device (on every Live path, as they are paths to the same namespaces), one that is gone is
+    /// removed (its held and in-flight I/O fails naming the removal), one whose size changed is resized.
+    /// Returns how many devices were added.
+    /// </summary>
+    private int ReconcileNamespaces(PathEntry path, IReadOnlyList<NamespaceInfo> namespaces)
+    {
+        int added = 0;
+        var listed = new HashSet<uint>();
+        foreach (var ns in namespaces)
+        {
+            listed.Add(ns.NamespaceId);
+            if (_blockDevices.TryGetValue(ns.NamespaceId, out var existing))
+            {
+                // A flap shorter than the loss timeout keeps the device and its name; held I/O resumes here.
+                if (path.IoQueues is { } pathQueues && !pathQueues.IsClosed)
+                {
+                    existing.AttachPath(path.Name, pathQueues);
+                }
+
+                if (IsAnotherNamespace(existing.Device, ns) is { } why)
+                {
+                    // Reformatted, or deleted and created again under the same NSID: a different device, not a resize.
+                    RemoveDevice(ns.NamespaceId, $"namespace {ns.NamespaceId} of {_options.SubsystemNqn} was replaced ({why})");
+                    AddDevice(ns);
+                    added++;
+                }
+                else if (existing.Device.BlockCount != ns.BlockCount && ns.BlockCount > 0)
+                {
+                    ResizeDevice(existing, ns.BlockCount);
+                }
+
+                continue;
+            }
+
+            AddDevice(ns);
+            added++;
+        }
+
+        foreach (uint nsid in _blockDevices.Keys.Where(id => !listed.Contains(id)).ToArray())
+        {
+            RemoveDevice(nsid, $"namespace {nsid} was removed from {_options.SubsystemNqn}");
+        }
+
+        return added;
+    }
+
+    /// <summary>Why <paramref name="ns"/> is not the namespace <paramref name="device"/> was made for (null when it is).</summary>
+    private static string? IsAnotherNamespace(BlockDevice device, NamespaceInfo ns) =>
+        device.BlockSize != ns.BlockSize ? $"{device.BlockSize}-byte blocks, now {ns.BlockSize}"
+        : device.Nguid != ns.Nguid ? "its NGUID changed"
+        : device.Eui64 != ns.Eui64 ? "its EUI-64 changed"
+        : device.Uuid != Guid.Empty && ns.Uuid != Guid.Empty && device.Uuid != ns.Uuid ? "its UUID changed"
+        : null;
+
+    private void AddDevice(NamespaceInfo ns)
+    {
+        var device = new BlockDeviceInfo($"{_options.Name}n{ns.NamespaceId}", _options.Name, _options.SubsystemNqn, ns.NamespaceId, ns.BlockSize, ns.BlockCount);
+        var blockDevice = new BlockDeviceOwner(
+            device.Name,
+            _options.SubsystemNqn,
+            ns.NamespaceId,
+            ns.BlockSize,
+            ns.BlockCount,
+            new BlockDeviceOptions(_options.Settings.IoRetries, _options.Settings.IoHoldLimit, _options.Settings.IoPathLossRetries),
+            ns.Nguid,
+            ns.Eui64,
+            ns.Uuid);
+        blockDevice.SetPolicy(_policy);
+        blockDevice.SetFailFast(_failingFast);
+        foreach (var live in _paths.Values.Where(p => p.Live))
+        {
+            if (live.IoQueues is { } queues && !queues.IsClosed)
+            {
+                blockDevice.AttachPath(live.Name, queues);
+            }
+        }
+
+        _devices[ns.NamespaceId] = device;
+        _blockDevices[ns.NamespaceId] = blockDevice;
+        _log.Info("{0}: block device {1} added ({2} blocks of {3} bytes)", _options.Name, device.Name, device.BlockCount, device.BlockSize);
+        Context.System.EventStream.Publish(new BlockDeviceAdded(device, blockDevice.Device));
+    }
+
+    private void RemoveDevice(uint namespaceId, string reason)
+    {
+        if (!_blockDevices.Remove(namespaceId, out var blockDevice) || !_devices.Remove(namespaceId, out var device))
+        {
+            return;
+        }
+
+        blockDevice.Delete(reason);
+        foreach (var key in _anaStates.Keys.Where(k => k.NamespaceId == namespaceId).ToArray())
+        {
+            _anaStates.Remove(key);
+        }
+
+        _log.Info("{0}: block device {1} removed: {2}", _options.Name, device.Name, reason);
+        Context.System.EventStream.Publish(new BlockDeviceRemoved(device, reason));
+    }
+
+    private void ResizeDevice(BlockDeviceOwner blockDevice, ulong blockCount)
+    {
+        uint nsid = blockDevice.Device.NamespaceId;
+        var before = _devices[nsid];
+        blockDevice.Resize(blockCount);
+        var after = before with { BlockCount = blockCount };
+        _devices[nsid] = after;
+        _log.Info("{0}: block device {1} resized from {2} to {3} blocks of {4} bytes", _options.Name, after.Name, before.BlockCount, blockCount, after.BlockSize);
+        Context.System.EventStream.Publish(new BlockDeviceResized(after, before.BlockCount));
     }
 
     private void OnAsyncEvent(ControllerMessages.AsyncEvent message)
@@ -236,6 +342,8 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
                 {
                     continue;
                 }
+
+                _anaStates[(path.Name, nsid)] = group.State;
 
                 // Set even when unchanged: the log read clears a hold an I/O's ANA status put on the path.
                 bool changed = device.PathAnaState(path.Name) != group.State;
@@ -510,7 +618,8 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
                     connected,
                     accessible,
                     path.Address,
-                    _options.SubsystemNqn));
+                    _options.SubsystemNqn,
+                    owner.PathAnaState(path.Name) ?? _anaStates.GetValueOrDefault((path.Name, owner.Device.NamespaceId), Protocol.Data.AnaState.Optimized)));
             }
         }
 

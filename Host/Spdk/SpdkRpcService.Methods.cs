@@ -156,23 +156,36 @@ public sealed partial class SpdkRpcService
         var ioTimeoutAction = current.IoTimeoutAction;
         if (p.OptionalString("action_on_timeout", 16) is { } action)
         {
-            // abort (Abort the command, reset if that fails) is carried out as reset: the stalled path is dropped.
             ioTimeoutAction = action switch
             {
                 "none" => IoTimeoutAction.None,
-                "reset" or "abort" => IoTimeoutAction.Reset,
+                "reset" => IoTimeoutAction.Reset,
+                "abort" => IoTimeoutAction.Abort,
                 _ => throw JsonRpcException.InvalidParams($"bdev_nvme_set_options: parameter 'action_on_timeout' must be none, reset or abort, not '{action}'"),
             };
         }
 
+        var adminTimeout = current.AdminCommandTimeout;
+        if (p.OptionalInt64("timeout_admin_us", 0, long.MaxValue / 10) is { } adminUs and > 0)
+        {
+            // 0 is SPDK's "off"; an admin command is never left unanswered here, so 0 keeps admin-command-timeout.
+            adminTimeout = TimeSpan.FromMicroseconds(adminUs);
+        }
+
+        var ioRetries = current.IoRetries;
+        if (p.OptionalInt64("bdev_retry_count", -1, int.MaxValue) is { } retryCount)
+        {
+            ioRetries = (int)retryCount; // -1: no limit
+        }
+
         var ignored = new List<string>();
-        foreach (string name in p.Names.Where(n => !ResiliencyParameters.Contains(n) && n is not ("keep_alive_timeout_ms" or "tcp_connect_timeout_ms" or "timeout_us" or "action_on_timeout")))
+        foreach (string name in p.Names.Where(n => !ResiliencyParameters.Contains(n) && n is not ("keep_alive_timeout_ms" or "tcp_connect_timeout_ms" or "timeout_us" or "action_on_timeout" or "timeout_admin_us" or "bdev_retry_count")))
         {
             p.AcceptAny(name);
             ignored.Add(name);
         }
 
-        var updated = (current with { Resiliency = resiliency, KeepAliveTimeout = keepAlive, ConnectTimeout = connectTimeout, IoTimeout = ioTimeout, IoTimeoutAction = ioTimeoutAction }).Validated();
+        var updated = (current with { Resiliency = resiliency, KeepAliveTimeout = keepAlive, ConnectTimeout = connectTimeout, IoTimeout = ioTimeout, IoTimeoutAction = ioTimeoutAction, AdminCommandTimeout = adminTimeout, IoRetries = ioRetries }).Validated();
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -281,7 +294,8 @@ public sealed partial class SpdkRpcService
             throw new JsonRpcException(JsonRpcErrorCodes.Exists, $"{e.Message}; to add a path to it, pass multipath (failover or multipath) with the same subnqn");
         }
 
-        return new JsonArray([.. attached.Devices.Select(d => (JsonNode?)d.Name).Order()]);
+        // Names in namespace order, as SPDK lists them (JsonNodes do not compare: order before converting).
+        return new JsonArray([.. attached.Devices.OrderBy(d => d.NamespaceId).Select(d => (JsonNode?)d.Name)]);
     }
 
     private async Task<JsonNode?> GetDiscoveryInfo(RpcParams p, CancellationToken cancellationToken)
@@ -356,6 +370,17 @@ public sealed partial class SpdkRpcService
         return true;
     }
 
+    /// <summary>An ANA state as SPDK's bdev_nvme_get_io_paths prints it.</summary>
+    internal static string AnaStateName(Protocol.Data.AnaState state) => state switch
+    {
+        Protocol.Data.AnaState.Optimized => "optimized",
+        Protocol.Data.AnaState.NonOptimized => "non_optimized",
+        Protocol.Data.AnaState.Inaccessible => "inaccessible",
+        Protocol.Data.AnaState.PersistentLoss => "persistent_loss",
+        Protocol.Data.AnaState.Change => "change",
+        _ => "unknown",
+    };
+
     /// <summary>SPDK's bdev_nvme_get_io_paths: {"poll_groups": [{"io_paths": [...]}]}, one poll group here (I/O is not bound to threads).</summary>
     private async Task<JsonNode?> GetIoPaths(RpcParams p, CancellationToken cancellationToken)
     {
@@ -374,6 +399,7 @@ public sealed partial class SpdkRpcService
                     ["current"] = path.Current,
                     ["connected"] = path.Connected,
                     ["accessible"] = path.Accessible,
+                    ["ana_state"] = AnaStateName(path.AnaState),
                     ["transport"] = SpdkJson.Trid(path.Address, path.SubsystemNqn),
                 });
             }

@@ -66,6 +66,15 @@ public sealed class TargetRpcService : IJsonRpcDispatcher
                     ? Task.FromResult<JsonNode?>(true)
                     : throw new JsonRpcException(JsonRpcErrorCodes.NoDevice, $"{subsystem.Nqn} has no namespace {nsid}");
             }),
+            ["target_resize_namespace"] = new(["nqn", "nsid", "size_mib"], p =>
+            {
+                var subsystem = FindSubsystem(p);
+                uint nsid = (uint)p.RequiredInt64("nsid", 1, uint.MaxValue - 1);
+                long sizeMib = p.RequiredInt64("size_mib", 1, 1024 * 1024);
+                return subsystem.ResizeNamespace(nsid, sizeMib * 1024 * 1024)
+                    ? Task.FromResult<JsonNode?>(true)
+                    : throw new JsonRpcException(JsonRpcErrorCodes.NoDevice, $"{subsystem.Nqn} has no namespace {nsid}");
+            }),
             ["target_reset_connections"] = new(["nqn", "traddr", "trsvcid"], p =>
             {
                 var listener = p.Has("trsvcid") ? FindListener(p) : null;

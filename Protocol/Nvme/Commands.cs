@@ -46,6 +46,9 @@ public enum FeatureId : byte
     NumberOfQueues = 0x07,
     AsynchronousEventConfiguration = 0x0B,
     KeepAliveTimer = 0x0F,
+
+    /// <summary>Host Behavior Support (512-byte data; byte 0 bit 0: ACRE, the host honours Command Retry Delay).</summary>
+    HostBehaviorSupport = 0x16,
 }
 
 /// <summary>Builders for admin commands. Command ids and data pointers are filled by the queue pair.</summary>

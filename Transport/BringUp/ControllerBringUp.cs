@@ -29,6 +29,11 @@ public sealed class ControllerBringUp : IAdminScript
     private NvmeVersion _version;
     private IdentifyController? _identify;
     private uint[] _namespaceIds = [];
+    private readonly List<uint> _activeNamespaceIds = [];
+    private int _activeNamespacePages;
+
+    // 65536 NSIDs: past any real subsystem, short of a hostile list that never ends.
+    private const int MaxActiveNamespacePages = 64;
     private int _namespaceIndex;
     private IdentifiedNamespace? _namespaceWithoutUuid;
     private AsyncEventConfiguration _enabledAsyncEvents;
@@ -236,16 +241,26 @@ public sealed class ControllerBringUp : IAdminScript
             return Fail(BringUpFailureKind.UnusableData, $"data unusable: {error.Describe()}", null);
         }
 
+        uint previous = _activeNamespaceIds.Count == 0 ? 0 : _activeNamespaceIds[^1];
         for (int i = 0; i < count; i++)
         {
-            // The list is in increasing order; anything else (or the broadcast NSID) is garbage, not namespaces.
-            if (ids[i] == uint.MaxValue || (i > 0 && ids[i] <= ids[i - 1]))
+            // The list is in increasing order, across pages too; anything else (or the broadcast NSID) is garbage, not namespaces.
+            if (ids[i] == uint.MaxValue || ids[i] <= previous)
             {
                 return Fail(BringUpFailureKind.UnusableData, $"data unusable: entry {i} (NSID 0x{ids[i]:x8}) breaks the increasing order of valid NSIDs", null);
             }
+
+            _activeNamespaceIds.Add(ids[i]);
+            previous = ids[i];
         }
 
-        _namespaceIds = ids[..count];
+        // A full page of 1024 may have more after it: the next page starts after its last NSID.
+        if (count == ActiveNamespaceList.MaxEntries && ++_activeNamespacePages < MaxActiveNamespacePages)
+        {
+            return Submit(BringUpStep.ActiveNamespaceList, $"Identify active namespace list after NSID {previous}", AdminCommands.Identify((byte)IdentifyCns.ActiveNamespaceList, previous), dataInLength: ActiveNamespaceList.Size);
+        }
+
+        _namespaceIds = [.. _activeNamespaceIds];
         _namespaceIndex = 0;
         return NextNamespace();
     }

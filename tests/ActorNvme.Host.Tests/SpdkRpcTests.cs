@@ -212,6 +212,104 @@ public sealed class SpdkRpcTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Get_io_paths_prints_each_paths_ana_state_as_spdk_names_it()
+    {
+        await using var target = new ActorNvme.Target.NvmeTarget();
+        const string nqn = "nqn.2016-06.io.actornvme:ana-state-rpc";
+        target.AddSubsystem(nqn).AddNamespace(ActorNvme.Target.NamespaceOptions.Ram(1024 * 1024, 512));
+        var ports = new[] { target.ListenTcp("127.0.0.1", 0), target.ListenTcp("127.0.0.1", 0) };
+        foreach (var port in ports)
+        {
+            await _service.DispatchAsync("bdev_nvme_attach_controller", Parse($$"""{"name":"ana","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port.Address.Port}}","subnqn":"{{nqn}}","multipath":"multipath","fabrics_connect_timeout_us":30000000,"ctrlr_loss_timeout_sec":60,"reconnect_delay_sec":1}"""), CancellationToken.None);
+        }
+
+        string second = ports[1].Address.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        async Task<Dictionary<string, string>> StatesAsync()
+        {
+            var answer = (await _service.DispatchAsync("bdev_nvme_get_io_paths", Parse("""{"name":"anan1"}"""), CancellationToken.None))!;
+            return answer["poll_groups"]![0]!["io_paths"]!.AsArray()
+                .ToDictionary(p => p!["transport"]!["trsvcid"]!.GetValue<string>(), p => p!["ana_state"]!.GetValue<string>());
+        }
+
+        async Task<Dictionary<string, string>> WaitForAsync(Func<Dictionary<string, string>, bool> condition)
+        {
+            var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            var states = await StatesAsync();
+            while (!condition(states) && DateTime.UtcNow < until)
+            {
+                await Task.Delay(50);
+                states = await StatesAsync();
+            }
+
+            return states;
+        }
+
+        var initial = await WaitForAsync(s => s.Count == 2);
+        Assert.All(initial.Values, state => Assert.Equal("optimized", state));
+
+        target.Faults.SetAnaState(nqn, 1, ActorNvme.Protocol.Data.AnaState.Inaccessible, ports[1]);
+        var changed = await WaitForAsync(s => s.GetValueOrDefault(second) == "inaccessible");
+        Assert.Equal("inaccessible", changed[second]);
+        Assert.Equal("optimized", changed.Single(kv => kv.Key != second).Value);
+
+        target.Faults.SetAnaState(nqn, 1, ActorNvme.Protocol.Data.AnaState.NonOptimized, ports[1]);
+        Assert.Equal("non_optimized", (await WaitForAsync(s => s.GetValueOrDefault(second) == "non_optimized"))[second]);
+        await _service.DispatchAsync("bdev_nvme_detach_controller", Parse("""{"name":"ana"}"""), CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task Attach_and_get_bdevs_list_subsystems_of_1_2_and_1024_namespaces_and_follow_a_namespace_added_and_removed()
+    {
+        await using var target = new ActorNvme.Target.NvmeTarget();
+        var port = target.ListenTcp("127.0.0.1", 0);
+        var counts = new Dictionary<string, int> { ["one"] = 1, ["two"] = 2, ["many"] = 1024 };
+        foreach (var (name, count) in counts)
+        {
+            var subsystem = target.AddSubsystem($"nqn.2016-06.io.actornvme:ns-{name}");
+            for (int i = 0; i < count; i++)
+            {
+                subsystem.AddNamespace(ActorNvme.Target.NamespaceOptions.Null(1024 * 1024, 512));
+            }
+        }
+
+        foreach (var (name, count) in counts)
+        {
+            var attached = (JsonArray)(await _service.DispatchAsync("bdev_nvme_attach_controller", Parse($$"""{"name":"{{name}}","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port.Address.Port}}","subnqn":"nqn.2016-06.io.actornvme:ns-{{name}}","fabrics_connect_timeout_us":60000000,"ctrlr_loss_timeout_sec":60,"reconnect_delay_sec":1}"""), CancellationToken.None))!;
+            Assert.Equal(Enumerable.Range(1, count).Select(i => $"{name}n{i}"), attached.Select(n => n!.GetValue<string>())); // namespace order, as SPDK
+
+        }
+
+        var bdevs = (JsonArray)(await CallAsync("bdev_get_bdevs", null))!;
+        Assert.Equal(1 + 2 + 1024, bdevs.Count);
+
+        // Namespace 3 of "two" comes and goes at the target; the host follows its notice.
+        target.Faults.AddNamespace("nqn.2016-06.io.actornvme:ns-two", ActorNvme.Target.NamespaceOptions.Null(2 * 1024 * 1024, 512) with { NamespaceId = 3 });
+        var third = (JsonArray)(await CallAsync("bdev_get_bdevs", """{"name":"twon3","timeout":60000}"""))!;
+        Assert.Equal("twon3", Assert.Single(third)!["name"]!.GetValue<string>());
+        Assert.True(target.Faults.RemoveNamespace("nqn.2016-06.io.actornvme:ns-two", 3));
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (((JsonArray)(await CallAsync("bdev_get_bdevs", null))!).Any(b => b!["name"]!.GetValue<string>() == "twon3") && DateTime.UtcNow < until)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.DoesNotContain((JsonArray)(await CallAsync("bdev_get_bdevs", null))!, b => b!["name"]!.GetValue<string>() == "twon3");
+        foreach (string name in counts.Keys)
+        {
+            await _service.DispatchAsync("bdev_nvme_detach_controller", Parse($$"""{"name":"{{name}}"}"""), CancellationToken.None);
+        }
+    }
+
+    [Theory]
+    [InlineData(ActorNvme.Protocol.Data.AnaState.Optimized, "optimized")]
+    [InlineData(ActorNvme.Protocol.Data.AnaState.NonOptimized, "non_optimized")]
+    [InlineData(ActorNvme.Protocol.Data.AnaState.Inaccessible, "inaccessible")]
+    [InlineData(ActorNvme.Protocol.Data.AnaState.PersistentLoss, "persistent_loss")]
+    [InlineData(ActorNvme.Protocol.Data.AnaState.Change, "change")]
+    public void Ana_states_have_spdks_names(ActorNvme.Protocol.Data.AnaState state, string name) =>
+        Assert.Equal(name, ActorNvme.Host.Spdk.SpdkRpcService.AnaStateName(state));
+
+    [Fact]
     public async Task Version_and_method_list_have_spdks_shapes()
     {
         var version = (await CallAsync("spdk_get_version", null))!;
@@ -264,9 +362,15 @@ public sealed class SpdkRpcTests : IAsyncLifetime
         Assert.True(service.Settings.Resiliency.ReconnectsForever);
         Assert.Equal(ActorNvme.Actors.Settings.IoTimeoutAction.None, service.Settings.IoTimeoutAction);
 
-        // timeout_us / action_on_timeout become io-timeout / io-timeout-action (abort is carried out as reset).
-        await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"timeout_us":2000000,"action_on_timeout":"abort"}"""), CancellationToken.None);
+        // timeout_us / timeout_admin_us / action_on_timeout / bdev_retry_count become io-timeout /
+        // admin-command-timeout / io-timeout-action / io-retries.
+        Assert.Equal(-1, service.Settings.IoRetries); // bdev_retry_count -1 above: no limit
+        await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"timeout_us":2000000,"timeout_admin_us":7000000,"action_on_timeout":"abort","bdev_retry_count":3}"""), CancellationToken.None);
         Assert.Equal(TimeSpan.FromSeconds(2), service.Settings.IoTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(7), service.Settings.AdminCommandTimeout);
+        Assert.Equal(ActorNvme.Actors.Settings.IoTimeoutAction.Abort, service.Settings.IoTimeoutAction);
+        Assert.Equal(3, service.Settings.IoRetries);
+        await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"action_on_timeout":"reset"}"""), CancellationToken.None);
         Assert.Equal(ActorNvme.Actors.Settings.IoTimeoutAction.Reset, service.Settings.IoTimeoutAction);
         await system.Terminate();
     }

@@ -69,12 +69,17 @@ public sealed class IoRig : IAsyncDisposable
         TargetOptions? targetOptions = null,
         int blockSize = 512,
         long namespaceBytes = 32L * 1024 * 1024,
-        int paths = 1)
+        int paths = 1,
+        int extraNamespaces = 0)
     {
         settings = (settings ?? FastSettings()).Validated();
         var target = new NvmeTarget(targetOptions);
         var subsystem = target.AddSubsystem(Nqn);
         subsystem.AddNamespace(NamespaceOptions.Ram(namespaceBytes, blockSize));
+        for (int i = 0; i < extraNamespaces; i++)
+        {
+            subsystem.AddNamespace(NamespaceOptions.Null(1024 * 1024, blockSize));
+        }
         var listeners = Enumerable.Range(0, paths).Select(_ => target.ListenTcp("127.0.0.1", 0)).ToArray();
         var system = ActorSystem.Create($"io-{Guid.NewGuid():N}", Quiet);
         var rig = new IoRig(target, subsystem, listeners, system, settings);
@@ -99,6 +104,13 @@ public sealed class IoRig : IAsyncDisposable
 
     public bool Saw<T>(Func<T, bool> match) => _events.OfType<T>().Any(match);
 
+    /// <summary>Waits (generously) for the <see cref="BlockDeviceAdded"/> of <paramref name="name"/> and returns its device.</summary>
+    public async Task<BlockDevice> WaitForDeviceAsync(string name)
+    {
+        await WaitUntilAsync(() => Saw<BlockDeviceAdded>(a => a.Device.Name == name), $"block device {name} to be added");
+        return _events.OfType<BlockDeviceAdded>().Last(a => a.Device.Name == name).BlockDevice!;
+    }
+
     public async ValueTask DisposeAsync()
     {
         await System.Terminate().WaitAsync(Deadline);
@@ -111,6 +123,7 @@ public sealed class IoRig : IAsyncDisposable
         var listener = System.ActorOf(Props.Create(() => new EventCollector(_events, added)));
         System.EventStream.Subscribe(listener, typeof(BlockDeviceAdded));
         System.EventStream.Subscribe(listener, typeof(BlockDeviceRemoved));
+        System.EventStream.Subscribe(listener, typeof(BlockDeviceResized));
         System.EventStream.Subscribe(listener, typeof(FastIoFailChanged));
 
         var options = new SubsystemOptions("nvme0", Nqn, [.. Listeners.Select(l => l.Address)], Settings);

@@ -27,6 +27,32 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
 
     public uint NamespaceCount { get; set; } = 1;
 
+    /// <summary>
+    /// When set, the active namespaces by NSID with their block counts (instead of 1..<see cref="NamespaceCount"/>
+    /// of 131072 blocks); the test changes it at run time and fires the notice.
+    /// </summary>
+    public ConcurrentDictionary<uint, ulong>? Namespaces { get; set; }
+
+    /// <summary>NN in Identify Controller (0: <see cref="NamespaceCount"/>).</summary>
+    public uint MaxNamespaceId { get; set; }
+
+    /// <summary>What the next Changed Namespace List (log 04h) read returns (cleared by the read).</summary>
+    public uint[] ChangedNamespaces { get; set; } = [];
+
+    private int _activeListReads;
+    private int _changedListReads;
+
+    /// <summary>Identify CNS 02h commands answered, over all connections.</summary>
+    public int ActiveListReads => Volatile.Read(ref _activeListReads);
+
+    /// <summary>Get Log Page 04h commands answered.</summary>
+    public int ChangedListReads => Volatile.Read(ref _changedListReads);
+
+    internal SortedDictionary<uint, ulong> ActiveNamespaces() =>
+        Namespaces is { } map
+            ? new SortedDictionary<uint, ulong>(map)
+            : new SortedDictionary<uint, ulong>(Enumerable.Range(1, (int)NamespaceCount).ToDictionary(i => (uint)i, _ => 131072UL));
+
     public uint AsyncEventsSupported { get; set; } = (uint)(AsyncEventConfiguration.NamespaceAttributeNotices | AsyncEventConfiguration.DiscoveryLogChangeNotices);
 
     /// <summary>Discovery log returned to each Get Log Page 0x70 (built by the test); called once per read.</summary>
@@ -336,6 +362,12 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
             {
                 case AdminOpcode.Identify:
                     return (0, 0, Identify(command));
+                case AdminOpcode.GetLogPage when (command.Cdw10 & 0xFF) == (uint)LogPageId.ChangedNamespaceList:
+                    Interlocked.Increment(ref fabric._changedListReads);
+                    var changed = new byte[ChangedNamespaceList.Size];
+                    ChangedNamespaceList.WriteTo(fabric.ChangedNamespaces, changed);
+                    fabric.ChangedNamespaces = [];
+                    return (0, 0, changed);
                 case AdminOpcode.GetLogPage:
                     var log = fabric.DiscoveryLogAt is { } logAt ? logAt(address) : fabric.DiscoveryLog();
                     int requested = (int)((((command.Cdw11 & 0xFFFF) << 16) | (command.Cdw10 >> 16)) + 1) * 4;
@@ -382,18 +414,20 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
                         OptionalAsyncEvents = fabric.AsyncEventsSupported,
                         AsyncEventRequestLimit = 3,
                         MaxOutstandingCommands = 128,
-                        NumberOfNamespaces = fabric.NamespaceCount,
+                        NumberOfNamespaces = fabric.MaxNamespaceId != 0 ? fabric.MaxNamespaceId : fabric.NamespaceCount,
                         MaxDataTransferSize = fabric.MaxDataTransferSize,
                         SubsystemNqn = _subsystemNqn,
                     }.WriteTo(data);
                     break;
                 case IdentifyCns.ActiveNamespaceList:
-                    ActiveNamespaceList.WriteTo(Enumerable.Range(1, (int)fabric.NamespaceCount).Select(i => (uint)i).ToArray(), data);
+                    Interlocked.Increment(ref fabric._activeListReads);
+                    uint after = command.NamespaceId;
+                    ActiveNamespaceList.WriteTo(fabric.ActiveNamespaces().Keys.Where(id => id > after).Take(ActiveNamespaceList.MaxEntries).ToArray(), data);
                     break;
-                case IdentifyCns.Namespace:
+                case IdentifyCns.Namespace when fabric.ActiveNamespaces().TryGetValue(command.NamespaceId, out ulong blocks):
                     var formats = new LbaFormatTable();
                     formats[0] = new LbaFormat(0, 9, 0);
-                    new IdentifyNamespace { NamespaceSize = 131072, NamespaceCapacity = 131072, NamespaceUtilization = 131072, LbaFormats = formats }.WriteTo(data);
+                    new IdentifyNamespace { NamespaceSize = blocks, NamespaceCapacity = blocks, NamespaceUtilization = blocks, LbaFormats = formats }.WriteTo(data);
                     break;
             }
 
