@@ -86,7 +86,7 @@ public sealed class RawSocketTransport(RawSocketTransportOptions? options = null
 }
 
 /// <summary>One raw-socket connection: a blocking reader for a dedicated thread, a writer that sends on flush.</summary>
-internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe
+internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe, IDemandPacedConnection
 {
     private readonly Socket _socket;
     private readonly SocketReader _reader;
@@ -114,6 +114,8 @@ internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe
     public TransportAddress RemoteAddress { get; }
 
     public Task<ConnectionClosed> Closed => _closed.Task;
+
+    public void SetReceiveDemand(IReceiveDemand demand) => _reader.Demand = demand;
 
     public Task RunReadLoop(Func<Task> readLoop)
     {
