@@ -96,3 +96,56 @@ public sealed class SpinningReceiveTests
         Assert.Contains(closed.Reason, new[] { CloseReason.PeerClosed, CloseReason.ConnectionReset });
     }
 }
+
+/// <summary>Receive threads pinned to the cores a run names (perf -c).</summary>
+public sealed class ReceiveThreadPinningTests
+{
+    [Fact]
+    public void A_thread_can_be_pinned_to_an_allowed_core_and_not_to_one_that_does_not_exist()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        long allowed = (long)System.Diagnostics.Process.GetCurrentProcess().ProcessorAffinity;
+        int core = System.Numerics.BitOperations.TrailingZeroCount(allowed);
+        bool pinned = false, pinnedToNothing = true;
+        var thread = new Thread(() =>
+        {
+            pinned = RawSocket.ThreadAffinity.TryPinCurrentThread(core);
+            pinnedToNothing = RawSocket.ThreadAffinity.TryPinCurrentThread(5000);
+        });
+        thread.Start();
+        thread.Join();
+
+        Assert.True(pinned);
+        Assert.False(pinnedToNothing);
+    }
+
+    [Fact]
+    public async Task Queue_pairs_on_pinned_receive_threads_complete_their_commands()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        long allowed = (long)System.Diagnostics.Process.GetCurrentProcess().ProcessorAffinity;
+        int core = System.Numerics.BitOperations.TrailingZeroCount(allowed);
+        await using var network = new TcpPeerNetwork(new RawSocket.RawSocketTransport(new RawSocket.RawSocketTransportOptions { ReceiveThreadCores = [core] }));
+        var (io, peer) = await Connections.IoAsync(network);
+        await using var ioScope = io;
+        await using var peerScope = peer;
+
+        var buffer = new byte[4096];
+        var reading = io.ReadAsync(1, 0, 8, buffer);
+        var command = await peer.ReceiveCommandAsync();
+        var data = Connections.Pattern(4096, 5);
+        await peer.SendC2HDataAsync(command.Command.CommandId, 0, data, last: true, success: true);
+
+        var result = await reading.Within();
+        Assert.True(result.IsSuccess, result.ToString());
+        Assert.Equal(data, buffer);
+    }
+}
