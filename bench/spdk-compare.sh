@@ -88,7 +88,10 @@ for line in open(sys.argv[1]):
 def med(qd, host, i):
     values = [r[i] for r in runs.get((qd, host), []) if r[0] > 0]
     return statistics.median(values) if values else 0.0
-hosts = sorted({k[1] for k in runs if k[1] != "spdk"}, key=lambda h: (h.split("-")[0] != "device", h))
+def order(h):
+    kind, spin = h.rsplit("-s", 1)
+    return (kind != "device", kind, int(spin) if spin.isdigit() else -1)
+hosts = sorted({k[1] for k in runs if k[1] != "spdk"}, key=order)
 print()
 print("Medians; ratio = IOPS / spdk_nvme_perf's in the same rounds; per CPU-s = IOPS per host CPU-second / SPDK perf's (it polls: 100%).")
 print()

@@ -36,6 +36,8 @@ public sealed class PerfCommandTests
         var unpinned = PerfOptionParser.Parse(["-r", Trid, "-q", "1", "-o", "4k", "-w", "read", "-t", "1"])!;
         Assert.Empty(unpinned.CoreList);
         Assert.Equal(1, unpinned.Cores);
+        Assert.Equal(PerfOptions.DefaultReceiveSpinMicroseconds, unpinned.ReceiveSpinMicroseconds);
+        Assert.Equal(0, PerfOptionParser.Parse(["-r", Trid, "-q", "1", "-o", "4k", "-w", "read", "-t", "1", "--spin", "0"])!.ReceiveSpinMicroseconds);
         Assert.Equal(128 * 1024, PerfOptionParser.Parse(["-r", Trid, "-q", "1", "-o", "128k", "-w", "read", "-t", "1"])!.IoSize);
         Assert.Equal(3u, PerfOptionParser.ParseTarget(Trid + " ns:3").NamespaceId);
     }
