@@ -31,7 +31,7 @@ public readonly record struct NegotiatedParameters(DigestOptions Digests, int Co
 /// commands) are only queued; the read loop sends them in one flush after the last PDU buffered.</item>
 /// </list>
 /// </remarks>
-public abstract partial class QueuePair : IAsyncDisposable
+public abstract partial class QueuePair : IAsyncDisposable, IReceiveDemand
 {
     private readonly INvmeConnection _connection;
     private readonly PipeReader _input;
@@ -68,6 +68,10 @@ public abstract partial class QueuePair : IAsyncDisposable
 
         _freeIds = new CommandIdPool(_slots.Length);
         _framerOptions = PduFramerOptions.Host(options.MaxReceivePduLength);
+        if (connection is IDemandPacedConnection paced)
+        {
+            paced.SetReceiveDemand(this);
+        }
     }
 
     public QueuePairOptions Options { get; }
@@ -87,6 +91,9 @@ public abstract partial class QueuePair : IAsyncDisposable
     public Task<ConnectionClosed> Closed => _closedSource.Task;
 
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
+
+    /// <summary>Commands submitted and not yet delivered (so answers are due), or a handshake under way.</summary>
+    bool IReceiveDemand.AwaitsData => Volatile.Read(ref _unfinished) > 0 || !_initializedOnReadLoop;
 
     /// <summary>Closes the queue pair with <paramref name="reason"/> (first reason wins); outstanding commands fail with ConnectionClosed.</summary>
     public void Abort(ConnectionClosed reason)

@@ -6,7 +6,11 @@
 # The target runs on core 0, every host on core 1 (taskset), one at a time.
 # SPDK_BUNDLE: an unpacked SPDK bundle (absolute path); without it the tarball from
 #   ../shared/peers/spdk (relative to the repository) is unpacked into a temporary directory.
-# PERF_PORT (default 4460): the target's TCP port on 127.0.0.1. PERF_SPIN=US adds --spin US.
+# PERF_PORT (default 4460): the target's TCP port on 127.0.0.1.
+# PERF_SPINS="US ..." (default: perf's own default): one BlockDevice run per value of --spin in every
+#   round (device-sUS), so polling and blocking receives are compared in the same round; --bare runs
+#   with the first value. PERF_BARE=0 skips the --bare runs.
+# PERF_CORE (default 1) / TARGET_CORE (default 0): where the hosts and the target run.
 # PERF_BASELINE_DLL: another build's actornvme.dll (say, main's), run through BlockDevice in the same
 #   rounds as "baseline", for before/after ratios.
 set -euo pipefail
@@ -18,7 +22,9 @@ shift $(( $# < 3 ? $# : 3 ))
 depths=("$@")
 [ ${#depths[@]} -eq 0 ] && depths=(1 32 128)
 port=${PERF_PORT:-4460}
-spin=${PERF_SPIN:-0}
+read -r -a spins <<<"${PERF_SPINS:-default}"
+host_core=${PERF_CORE:-1}
+target_core=${TARGET_CORE:-0}
 nqn=nqn.2016-06.io.spdk:cnode0
 work=$(mktemp -d)
 
@@ -34,7 +40,7 @@ rpc() { python3 "$SPDK_BUNDLE/scripts/rpc.py" -s "$sock" "$@" >/dev/null; }
 dotnet build Host -c Release -nologo -v quiet >/dev/null
 perf_dll=Host/bin/Release/net10.0/actornvme.dll
 
-taskset -c 0 "$bin/nvmf_tgt" -m 0x1 --no-huge -s 1024 -r "$sock" >"$work/tgt.log" 2>&1 &
+taskset -c "$target_core" "$bin/nvmf_tgt" -m "$(printf '0x%x' $((1 << target_core)))" --no-huge -s 1024 -r "$sock" >"$work/tgt.log" 2>&1 &
 target_pid=$!
 trap 'kill -INT "$target_pid" 2>/dev/null || true; wait "$target_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do grep -q "Reactor started" "$work/tgt.log" && break; sleep 0.1; done
@@ -51,18 +57,22 @@ results=$work/results.txt
 for round in $(seq 1 "$rounds"); do
   for qd in "${depths[@]}"; do
     # spdk_nvme_perf: "Total : IOPS MiB/s average min max"; it polls its core (100%).
-    line=$(taskset -c 1 "$bin/spdk_nvme_perf" --no-huge -s 512 -c 0x2 -q "$qd" -o 4096 -w randread \
+    line=$(taskset -c "$host_core" "$bin/spdk_nvme_perf" --no-huge -s 512 -c "$(printf '0x%x' $((1 << host_core)))" -q "$qd" -o 4096 -w randread \
       -t "$seconds" -a "$warmup" -r "$trid" 2>/dev/null | awk '/^Total/ {print $3, $5}') || line=""
     echo "spdk $round $qd ${line:-0 0} 100" | tee -a "$results"
-    modes=(device bare)
-    [ -n "${PERF_BASELINE_DLL:-}" ] && modes+=(baseline)
+    modes=()
+    for s in "${spins[@]}"; do modes+=("device-s$s"); done
+    [ "${PERF_BARE:-1}" = 1 ] && modes+=("bare-s${spins[0]}")
+    [ -n "${PERF_BASELINE_DLL:-}" ] && modes+=("baseline-s${spins[0]}")
     for mode in "${modes[@]}"; do
       extra=()
       dll=$perf_dll
-      [ "$mode" = bare ] && extra=(--bare)
-      [ "$mode" = baseline ] && dll=$PERF_BASELINE_DLL
-      line=$(taskset -c 1 dotnet "$dll" perf -r "$trid" -q "$qd" -o 4096 -w randread \
-        -t "$seconds" -a "$warmup" --spin "$spin" --json "${extra[@]}" 2>/dev/null |
+      s=${mode##*-s}
+      [ "$s" != default ] && extra+=(--spin "$s")
+      [ "${mode%%-*}" = bare ] && extra+=(--bare)
+      [ "${mode%%-*}" = baseline ] && dll=$PERF_BASELINE_DLL
+      line=$(taskset -c "$host_core" dotnet "$dll" perf -r "$trid" -q "$qd" -o 4096 -w randread \
+        -t "$seconds" -a "$warmup" --json "${extra[@]}" 2>/dev/null |
         python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["iops"], d["latency_us"]["avg"], d["cpu_percent"])') || line="0 0 0"
       echo "$mode $round $qd $line" | tee -a "$results"
     done
@@ -78,20 +88,20 @@ for line in open(sys.argv[1]):
 def med(qd, host, i):
     values = [r[i] for r in runs.get((qd, host), []) if r[0] > 0]
     return statistics.median(values) if values else 0.0
+def order(h):
+    kind, spin = h.rsplit("-s", 1)
+    return (kind != "device", kind, int(spin) if spin.isdigit() else -1)
+hosts = sorted({k[1] for k in runs if k[1] != "spdk"}, key=order)
 print()
-print("| QD | spdk_nvme_perf IOPS (avg µs) | actornvme perf IOPS (avg µs) | ratio | host CPU | --bare IOPS (avg µs) | bare ratio | bare CPU | IOPS per host CPU-second: ours / SPDK's |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("Medians; ratio = IOPS / spdk_nvme_perf's in the same rounds; per CPU-s = IOPS per host CPU-second / SPDK perf's (it polls: 100%).")
+print()
+print("| QD | spdk_nvme_perf IOPS (avg µs) | " + " | ".join(f"{h} IOPS (avg µs) | ratio | CPU | per CPU-s" for h in hosts) + " |")
+print("|---:|---:|" + "---:|---:|---:|---:|" * len(hosts))
 for qd in sorted({k[0] for k in runs}):
-    s, d, b = med(qd, "spdk", 0), med(qd, "device", 0), med(qd, "bare", 0)
-    dcpu = med(qd, "device", 2)
-    per_cpu = (d / (dcpu / 100)) / s if s and dcpu else 0
-    print(f"| {qd} | {s/1000:.1f}k ({med(qd,'spdk',1):.1f}) | {d/1000:.1f}k ({med(qd,'device',1):.1f}) | {d/s if s else 0:.2f} | {dcpu:.0f}% "
-          f"| {b/1000:.1f}k ({med(qd,'bare',1):.1f}) | {b/s if s else 0:.2f} | {med(qd,'bare',2):.0f}% | {per_cpu:.2f} |")
-if any(k[1] == "baseline" for k in runs):
-    print()
-    print("| QD | baseline IOPS (avg µs) | baseline / SPDK | this build / baseline | baseline CPU |")
-    print("|---:|---:|---:|---:|---:|")
-    for qd in sorted({k[0] for k in runs}):
-        s, d, base = med(qd, "spdk", 0), med(qd, "device", 0), med(qd, "baseline", 0)
-        print(f"| {qd} | {base/1000:.1f}k ({med(qd,'baseline',1):.1f}) | {base/s if s else 0:.2f} | {d/base if base else 0:.2f} | {med(qd,'baseline',2):.0f}% |")
+    s = med(qd, "spdk", 0)
+    cells = [f"{s/1000:.1f}k ({med(qd,'spdk',1):.1f})"]
+    for h in hosts:
+        v, cpu = med(qd, h, 0), med(qd, h, 2)
+        cells.append(f"{v/1000:.1f}k ({med(qd,h,1):.1f}) | {v/s if s else 0:.2f} | {cpu:.0f}% | {(v/(cpu/100))/s if s and cpu else 0:.2f}")
+    print(f"| {qd} | " + " | ".join(cells) + " |")
 EOF

@@ -7,6 +7,8 @@ using ActorNvme.Actors.Controller;
 using ActorNvme.Io;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
+using ActorNvme.Transport;
+using ActorNvme.Transport.RawSocket;
 
 namespace ActorNvme.Host.Perf;
 
@@ -67,6 +69,13 @@ internal sealed class PerfAttach : IAsyncDisposable
             system.EventStream.Subscribe(collector, typeof(BlockDeviceAdded));
             system.EventStream.Subscribe(collector, typeof(Controller.StateChanged));
 
+            // -c: the I/O queues' receive threads (where completions and the next submissions run)
+            // are pinned to the mask's cores in turn, as SPDK pins a worker per core.
+            var ioConnector = new TransportIoQueueConnector(NvmeTransports.ForIoQueues(new RawSocketTransportOptions
+            {
+                SpinBeforeBlocking = settings.IoReceiveSpin,
+                ReceiveThreadCores = options.CoreList,
+            }));
             var subsystems = new List<(PerfTarget Target, string Name, IActorRef Actor)>();
             for (int i = 0; i < options.Targets.Count; i++)
             {
@@ -74,7 +83,7 @@ internal sealed class PerfAttach : IAsyncDisposable
                 string name = $"nvme{i}";
                 var subsystemSettings = target.HostNqn is { } hostNqn ? settings with { HostNqn = hostNqn } : settings;
                 var subsystemOptions = new SubsystemOptions(name, target.SubsystemNqn, [target.Address], subsystemSettings);
-                var actor = system.ActorOf(Subsystem.Props(subsystemOptions, TransportAdminConnector.Tcp(), TransportIoQueueConnector.Tcp(settings.IoReceiveSpin)), name);
+                var actor = system.ActorOf(Subsystem.Props(subsystemOptions, TransportAdminConnector.Tcp(), ioConnector), name);
                 subsystems.Add((target, name, actor));
             }
 

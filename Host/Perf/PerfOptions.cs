@@ -48,8 +48,11 @@ internal sealed record PerfOptions
     /// <summary>-P: I/O queue pairs per controller per core.</summary>
     public int QueuePairs { get; init; } = 1;
 
-    /// <summary>-c: cores, as a count (from a number, a mask such as 0x3, or a list such as [0,1]).</summary>
-    public int Cores { get; init; } = 1;
+    /// <summary>-c: the cores named by a mask (0x3, or 3 as SPDK reads it) or a list ([0,1], [0-3]); empty when -c is not given.</summary>
+    public IReadOnlyList<int> CoreList { get; init; } = [];
+
+    /// <summary>Workers, one per core of -c (1 without -c): each gets -P queue pairs per controller and -q I/Os per namespace.</summary>
+    public int Cores => Math.Max(1, CoreList.Count);
 
     /// <summary>-H / -I: header and data digests.</summary>
     public bool HeaderDigest { get; init; }
@@ -59,8 +62,14 @@ internal sealed record PerfOptions
     /// <summary>--json: one JSON object on stdout instead of the table.</summary>
     public bool Json { get; init; }
 
-    /// <summary>--spin: microseconds an I/O queue's receive thread polls before it blocks (io-receive-spin; SPDK always polls).</summary>
-    public int ReceiveSpinMicroseconds { get; init; }
+    /// <summary>
+    /// --spin's default: a benchmark measures like SPDK's perf, which always polls. The receive threads
+    /// poll only while I/O is outstanding, so this spends a core only while the run keeps it busy.
+    /// </summary>
+    public const int DefaultReceiveSpinMicroseconds = 200;
+
+    /// <summary>--spin: microseconds an I/O queue's receive thread polls for the next answer before it blocks (io-receive-spin).</summary>
+    public int ReceiveSpinMicroseconds { get; init; } = DefaultReceiveSpinMicroseconds;
 
     /// <summary>--bare: submit straight on the controller's I/O queue pairs, bypassing BlockDevice (to measure the runtime's cost).</summary>
     public bool Bare { get; init; }
@@ -117,12 +126,16 @@ internal static class PerfOptionParser
           -t, --time SEC            seconds to measure
           -a, --warmup-time SEC     seconds to run before measuring (default 0)
           -P, --num-qpairs N        I/O queue pairs per controller per core (default 1)
-          -c, --core-mask CORES     cores: a count (2), a mask (0x3) or a list ([0,1]) (default 1)
+          -c, --core-mask MASK      cores, as SPDK reads them: a hex mask (0x3 or 3) or a list ([0,1], [0-3]);
+                                    one worker per core, each with -P queue pairs and -q I/Os per namespace,
+                                    its queue pairs' receive threads pinned to that core (default: one
+                                    worker, not pinned)
           -H, --enable-tcp-hdgst    header digests
           -I, --enable-tcp-ddgst    data digests
               --json                print one JSON object (iops, mibps, latency_us) instead of the table
-              --spin US             receive threads poll US microseconds before they block (io-receive-spin;
-                                    SPDK perf always polls; default 0)
+              --spin US             while I/O is outstanding, receive threads poll up to US microseconds for
+                                    the next answer before they block (io-receive-spin); SPDK perf always
+                                    polls (default 200; 0 blocks at once: least CPU, a wake-up per answer)
               --bare                bypass BlockDevice: I/O straight on the queue pairs (compares the runtime's cost)
           -h, --help                this text
         """;
@@ -137,9 +150,9 @@ internal static class PerfOptionParser
         double? seconds = null;
         double warmup = 0;
         int queuePairs = 1;
-        int cores = 1;
+        IReadOnlyList<int> cores = [];
         bool header = false, data = false, json = false, bare = false;
-        int spin = 0;
+        int spin = PerfOptions.DefaultReceiveSpinMicroseconds;
 
         for (int i = 0; i < args.Count; i++)
         {
@@ -196,7 +209,7 @@ internal static class PerfOptionParser
                     queuePairs = Integer(name, Value(), 1, 256);
                     break;
                 case "-c" or "--core-mask":
-                    cores = CoreCount(name, Value());
+                    cores = ParseCores(name, Value());
                     break;
                 case "-H" or "--enable-tcp-hdgst":
                     header = true;
@@ -240,9 +253,9 @@ internal static class PerfOptionParser
             throw new PerfUsageException("option -M (--rwmixread) only applies to -w rw or randrw");
         }
 
-        if ((long)depth!.Value * cores > 65536)
+        if ((long)depth!.Value * Math.Max(1, cores.Count) > 65536)
         {
-            throw new PerfUsageException($"option -q: {depth} per core on {cores} cores is more than 65536 outstanding I/Os per namespace");
+            throw new PerfUsageException($"option -q: {depth} per core on {cores.Count} cores is more than 65536 outstanding I/Os per namespace");
         }
 
         return new PerfOptions
@@ -255,7 +268,7 @@ internal static class PerfOptionParser
             Seconds = seconds!.Value,
             WarmupSeconds = warmup,
             QueuePairs = queuePairs,
-            Cores = cores,
+            CoreList = cores,
             HeaderDigest = header,
             DataDigest = data,
             Json = json,
@@ -360,18 +373,15 @@ internal static class PerfOptionParser
         _ => throw new PerfUsageException($"option {option}: '{text}' is not one of read, write, randread, randwrite, rw, randrw"),
     };
 
-    /// <summary>A count ("2"), a hex mask ("0x3") or a list ("[0,1]" / "[0-3]").</summary>
-    private static int CoreCount(string option, string text)
+    /// <summary>
+    /// SPDK's core mask: hexadecimal with or without 0x ("0x3" and "3" are cores 0 and 1), or a list
+    /// ("[0,1]", "[0-3]"). Sorted, without repeats.
+    /// </summary>
+    private static IReadOnlyList<int> ParseCores(string option, string text)
     {
-        int count;
-        if (text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
-            && ulong.TryParse(text[2..], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong mask) && mask != 0)
+        var cores = new SortedSet<int>();
+        if (text.StartsWith('[') && text.EndsWith(']'))
         {
-            count = System.Numerics.BitOperations.PopCount(mask);
-        }
-        else if (text.StartsWith('[') && text.EndsWith(']'))
-        {
-            var cores = new HashSet<int>();
             foreach (var part in text[1..^1].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
                 var range = part.Split('-');
@@ -389,14 +399,24 @@ internal static class PerfOptionParser
                     throw new PerfUsageException($"option {option}: '{part}' in '{text}' is not a core or a range of cores");
                 }
             }
-
-            count = cores.Count;
         }
-        else if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out count))
+        else
         {
-            throw new PerfUsageException($"option {option}: '{text}' is not a core count (2), a mask (0x3) or a list ([0,1])");
+            string hex = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? text[2..] : text;
+            if (hex.Length is 0 or > 16 || !ulong.TryParse(hex, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong mask))
+            {
+                throw new PerfUsageException($"option {option}: '{text}' is not a core mask (0x3) or a list ([0,1])");
+            }
+
+            for (int c = 0; c < 64; c++)
+            {
+                if ((mask & (1UL << c)) != 0)
+                {
+                    cores.Add(c);
+                }
+            }
         }
 
-        return count is >= 1 and <= 256 ? count : throw new PerfUsageException($"option {option}: '{text}' names {count} cores; 1..256 are possible");
+        return cores.Count is >= 1 and <= 256 ? [.. cores] : throw new PerfUsageException($"option {option}: '{text}' names {cores.Count} cores; 1..256 are possible");
     }
 }

@@ -20,6 +20,13 @@ public sealed record RawSocketTransportOptions
 
     /// <summary>First size of the receive and send buffers; they grow (rarely) to hold the largest PDU seen.</summary>
     public int InitialBufferSize { get; init; } = 256 * 1024;
+
+    /// <summary>
+    /// Cores for the receive threads (Linux): each new connection's thread is pinned to the next core
+    /// of this list in turn, so the queue pairs of a run spread over these cores as SPDK's workers do.
+    /// Null or empty: threads are not pinned.
+    /// </summary>
+    public IReadOnlyList<int>? ReceiveThreadCores { get; init; }
 }
 
 /// <summary>
@@ -31,6 +38,7 @@ public sealed record RawSocketTransportOptions
 public sealed class RawSocketTransport(RawSocketTransportOptions? options = null) : INvmeTransport
 {
     private readonly RawSocketTransportOptions _options = options ?? RawSocketTransportOptions.Default;
+    private int _connections;
 
     public async ValueTask<INvmeConnection> ConnectAsync(TransportAddress address, CancellationToken cancellationToken)
     {
@@ -43,7 +51,9 @@ public sealed class RawSocketTransport(RawSocketTransportOptions? options = null
         // .NET's epoll thread, which then wakes on every readiness change of a socket that this
         // design only ever reads and writes synchronously (measured: a third of a core at QD128).
         var socket = await Task.Run(() => Connect(endpoint, address), cancellationToken).ConfigureAwait(false);
-        return new RawSocketConnection(socket, address, _options);
+        var cores = _options.ReceiveThreadCores;
+        int? core = cores is { Count: > 0 } ? cores[(int)((uint)(Interlocked.Increment(ref _connections) - 1) % (uint)cores.Count)] : null;
+        return new RawSocketConnection(socket, address, _options, core);
     }
 
     private Socket Connect(IPEndPoint endpoint, TransportAddress address)
@@ -86,16 +96,18 @@ public sealed class RawSocketTransport(RawSocketTransportOptions? options = null
 }
 
 /// <summary>One raw-socket connection: a blocking reader for a dedicated thread, a writer that sends on flush.</summary>
-internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe, ITcpUserTimeoutConnection
+internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe, ITcpUserTimeoutConnection, IDemandPacedConnection
 {
     private readonly Socket _socket;
     private readonly SocketReader _reader;
     private readonly SocketWriter _writer;
     private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly int? _core;
 
-    public RawSocketConnection(Socket socket, TransportAddress remote, RawSocketTransportOptions options)
+    public RawSocketConnection(Socket socket, TransportAddress remote, RawSocketTransportOptions options, int? core = null)
     {
         _socket = socket;
+        _core = core;
 
         // Non-blocking: both directions try first and wait in poll() only when the kernel says so,
         // so a receive can spin briefly before it sleeps.
@@ -119,12 +131,20 @@ internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe, ITcpUs
 
     public Task<ConnectionClosed> Closed => _closed.Task;
 
+    public void SetReceiveDemand(IReceiveDemand demand) => _reader.Demand = demand;
+
     public Task RunReadLoop(Func<Task> readLoop)
     {
         ArgumentNullException.ThrowIfNull(readLoop);
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
+            if (_core is { } core)
+            {
+                // Best effort: a core outside the process's allowed set leaves the thread unpinned.
+                ThreadAffinity.TryPinCurrentThread(core);
+            }
+
             // Every read completes synchronously here, so the whole loop runs on this thread.
             readLoop().GetAwaiter().GetResult();
             done.TrySetResult();

@@ -13,6 +13,9 @@ namespace ActorNvme.Transport.RawSocket;
 /// </summary>
 internal sealed class SocketReader(Socket socket, int initialSize, long spinTicks) : PipeReader
 {
+    /// <summary>Pause between two receives that found nothing (about a microsecond): one system call per try, not a storm.</summary>
+    private const int SpinIterationsPerTry = 20;
+
     private byte[] _buffer = new byte[initialSize];
     private int _start;      // first unconsumed byte
     private int _end;        // end of received data
@@ -65,11 +68,19 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
     {
     }
 
+    /// <summary>Set once, before the first read: polling is worth it only while the owner awaits answers.</summary>
+    public IReceiveDemand? Demand { get; set; }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Receive()
     {
         MakeRoom();
-        long spinUntil = spinTicks > 0 ? Stopwatch.GetTimestamp() + spinTicks : 0;
+
+        // Spin-then-block: while answers are due, try the socket for up to spinTicks before sleeping
+        // in poll(). A sleeping thread costs a wake-up per burst (the largest part of a QD1 round trip
+        // on a virtual machine, and at deep queues it lets completions pile up into one convoy);
+        // an idle queue pair (nothing outstanding) sleeps at once and costs nothing.
+        long spinUntil = spinTicks > 0 && AwaitsData() ? Stopwatch.GetTimestamp() + spinTicks : 0;
         if (spinUntil == 0)
         {
             // Not spinning: wait in poll() first. It returns at once when data is there; when it
@@ -102,15 +113,19 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
                 return;
             }
 
-            if (spinUntil != 0 && Stopwatch.GetTimestamp() < spinUntil)
+            if (spinUntil != 0 && Stopwatch.GetTimestamp() < spinUntil && AwaitsData())
             {
-                Thread.SpinWait(20);
+                Thread.SpinWait(SpinIterationsPerTry);
                 continue;
             }
 
+            spinUntil = 0;
             socket.Poll(-1, SelectMode.SelectRead);
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool AwaitsData() => Demand?.AwaitsData ?? true;
 
     /// <summary>
     /// Keeps at least a quarter of the buffer free for the next receive: moves unconsumed bytes to

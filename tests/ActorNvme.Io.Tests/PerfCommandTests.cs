@@ -24,10 +24,20 @@ public sealed class PerfCommandTests
         Assert.Equal(10, options.Seconds);
         Assert.Equal(2, options.QueuePairs);
         Assert.Equal(2, options.Cores);
+        Assert.Equal([0, 1], options.CoreList);
         Assert.True(options.Json);
         Assert.Equal(2, options.WarmupSeconds);
 
         Assert.Equal(4, PerfOptionParser.Parse(["-r", Trid, "-q", "1", "-o", "128k", "-w", "read", "-t", "1", "-c", "[0-3]"])!.Cores);
+
+        // SPDK reads a bare number as a hexadecimal mask too: 6 is cores 1 and 2, not six cores.
+        Assert.Equal([1, 2], PerfOptionParser.Parse(["-r", Trid, "-q", "1", "-o", "4k", "-w", "read", "-t", "1", "-c", "6"])!.CoreList);
+        Assert.Equal([1], PerfOptionParser.Parse(["-r", Trid, "-q", "1", "-o", "4k", "-w", "read", "-t", "1", "-c", "0x2"])!.CoreList);
+        var unpinned = PerfOptionParser.Parse(["-r", Trid, "-q", "1", "-o", "4k", "-w", "read", "-t", "1"])!;
+        Assert.Empty(unpinned.CoreList);
+        Assert.Equal(1, unpinned.Cores);
+        Assert.Equal(PerfOptions.DefaultReceiveSpinMicroseconds, unpinned.ReceiveSpinMicroseconds);
+        Assert.Equal(0, PerfOptionParser.Parse(["-r", Trid, "-q", "1", "-o", "4k", "-w", "read", "-t", "1", "--spin", "0"])!.ReceiveSpinMicroseconds);
         Assert.Equal(128 * 1024, PerfOptionParser.Parse(["-r", Trid, "-q", "1", "-o", "128k", "-w", "read", "-t", "1"])!.IoSize);
         Assert.Equal(3u, PerfOptionParser.ParseTarget(Trid + " ns:3").NamespaceId);
     }
@@ -39,6 +49,8 @@ public sealed class PerfCommandTests
     [InlineData("-M", "-w rw", "-M")]
     [InlineData("-t", "-t 0", "-t")]
     [InlineData("-c", "-c 0x0", "-c")]
+    [InlineData("-c", "-c 0xzz", "-c")]
+    [InlineData("-c", "-c [1-0]", "-c")]
     [InlineData("-x", "-x 1", "'-x'")]
     public void A_bad_option_is_refused_naming_it(string option, string replacement, string named)
     {
