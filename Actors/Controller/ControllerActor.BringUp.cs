@@ -51,6 +51,7 @@ public sealed partial class ControllerActor
             IoQueues = nvm ? Math.Clamp(settings.EffectiveIoQueues, 1, 65534) : 0,
             MinimumReadyTimeout = settings.ConnectTimeout,
             ReadyPollInterval = settings.ReadyPollInterval,
+            Authentication = settings.DhChap,
         };
     }
 
@@ -136,6 +137,7 @@ public sealed partial class ControllerActor
     {
         BringUpFailureKind.Refused => new ConnectionClosed(CloseReason.ConnectRejected, $"{failure.Description} refused by {_options.SubsystemNqn} at {_options.Address}: {failure.Detail}"),
         BringUpFailureKind.StatusTimeout or BringUpFailureKind.NotCompleted => new ConnectionClosed(CloseReason.ConnectTimeout, failure.ToString()),
+        BringUpFailureKind.AuthenticationFailed => new ConnectionClosed(CloseReason.AuthenticationFailed, $"{failure.Description} at {_options.Address}: {failure.Detail}"),
         _ => new ConnectionClosed(CloseReason.ConnectRejected, failure.ToString()),
     };
 

@@ -55,9 +55,9 @@ public static class DhChapHashes
         _ => $"hash 0x{(byte)id:x2}",
     };
 
-    public static bool TryParse(string name, out DhChapHashId id)
+    public static bool TryParse(string? name, out DhChapHashId id)
     {
-        id = name.Trim().ToLowerInvariant() switch
+        id = (name ?? string.Empty).Trim().ToLowerInvariant() switch
         {
             "sha256" or "hmac(sha256)" => DhChapHashId.Sha256,
             "sha384" or "hmac(sha384)" => DhChapHashId.Sha384,
@@ -103,8 +103,9 @@ public static class DhChapGroups
         _ => $"group 0x{(byte)id:x2}",
     };
 
-    public static bool TryParse(string name, out DhChapGroupId id)
+    public static bool TryParse(string? name, out DhChapGroupId id)
     {
+        name ??= string.Empty;
         foreach (var group in All)
         {
             if (string.Equals(Name(group), name.Trim(), StringComparison.OrdinalIgnoreCase))
