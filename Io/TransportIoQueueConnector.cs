@@ -147,9 +147,10 @@ public sealed class TransportIoQueueConnector(INvmeTransport transport) : IIoQue
         async Task<(NvmeStatus, ReadOnlyMemory<byte>)> SubmitAsync(SubmissionQueueEntry command, ReadOnlyMemory<byte> dataOut, int dataInLength)
         {
             byte[] buffer = dataInLength > 0 ? new byte[dataInLength] : [];
-            var result = dataInLength > 0
-                ? await queue.SubmitReadAsync(command, buffer).ConfigureAwait(false)
-                : await queue.SubmitWriteAsync(command, dataOut).ConfigureAwait(false);
+            var submitted = dataInLength > 0 ? queue.SubmitReadAsync(command, buffer) : queue.SubmitWriteAsync(command, dataOut);
+
+            // Each message gets its own deadline: with a large DH group one exchange is several slow steps.
+            var result = await submitted.AsTask().WaitAsync(request.ConnectTimeout, lifetime).ConfigureAwait(false);
 
             // Resumed on the receive thread: the hashing and DH of the next step run elsewhere.
             await Task.Yield();
@@ -165,7 +166,7 @@ public sealed class TransportIoQueueConnector(INvmeTransport transport) : IIoQue
 
         try
         {
-            await ConnectAuthentication.RunAsync(exchange, SubmitAsync).WaitAsync(request.ConnectTimeout, lifetime).ConfigureAwait(false);
+            await ConnectAuthentication.RunAsync(exchange, SubmitAsync).ConfigureAwait(false);
         }
         catch (AuthenticationFailedException e)
         {
@@ -175,7 +176,7 @@ public sealed class TransportIoQueueConnector(INvmeTransport transport) : IIoQue
         {
             throw new ConnectionClosedException(new ConnectionClosed(
                 CloseReason.InitializationTimeout,
-                $"DH-HMAC-CHAP with {request.SubsystemNqn} (I/O queue {queueId}) at {request.Address} did not finish within {request.ConnectTimeout.TotalSeconds:0.###} s (step {exchange.Step})"));
+                $"DH-HMAC-CHAP with {request.SubsystemNqn} (I/O queue {queueId}) at {request.Address}: no answer to {exchange.Step} within {request.ConnectTimeout.TotalSeconds:0.###} s"));
         }
     }
 }

@@ -67,8 +67,9 @@ public sealed partial class ControllerActor
                     ArmStepTimer(association, submit.Command.Description, readyTimeout);
                     run.TimedStep = submit.Command.Step;
                 }
-                else if (run.TimedStep != submit.Command.Step && !SharesDeadline(run.TimedStep, submit.Command.Step))
+                else if ((run.TimedStep != submit.Command.Step && !SharesDeadline(run.TimedStep, submit.Command.Step)) || submit.Command.Step == BringUpStep.Authentication)
                 {
+                    // Each authentication message gets its own deadline: with a large DH group one exchange is several slow steps.
                     ArmStepTimer(association, submit.Command.Description);
                     run.TimedStep = submit.Command.Step;
                 }

@@ -1,3 +1,4 @@
+using ActorNvme.Protocol.Auth;
 using Akka.Actor;
 using Akka.Event;
 using ActorNvme.Actors.Connection;
@@ -69,10 +70,11 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
 
     protected override SupervisorStrategy SupervisorStrategy() => new StopAndReportStrategy((child, cause) => _failures[child] = cause);
 
-    private NvmeHostSettings SettingsFor(string? hostNqn, ResiliencySettings? resiliency) => (_settings with
+    private NvmeHostSettings SettingsFor(string? hostNqn, ResiliencySettings? resiliency, DhChapHostCredentials? dhChap) => (_settings with
     {
         HostNqn = string.IsNullOrWhiteSpace(hostNqn) ? _settings.HostNqn : hostNqn,
         Resiliency = resiliency ?? _settings.Resiliency,
+        DhChap = dhChap ?? _settings.DhChap,
     }).Validated();
 
     private bool Refuse(HostErrorKind kind, string message)
@@ -130,7 +132,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
 
     private void OnStartDiscovery(NvmeHost.StartDiscovery request)
     {
-        if (!AcceptingNewWork() || !TryName(request.Name, "discovery") || !TryValidate(() => SettingsFor(request.HostNqn, request.Resiliency), out var settings))
+        if (!AcceptingNewWork() || !TryName(request.Name, "discovery") || !TryValidate(() => SettingsFor(request.HostNqn, request.Resiliency, request.DhChap), out var settings))
         {
             return;
         }
@@ -197,7 +199,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (!TryValidate(() => SettingsFor(request.HostNqn, request.Resiliency), out var settings))
+        if (!TryValidate(() => SettingsFor(request.HostNqn, request.Resiliency, request.DhChap), out var settings))
         {
             return;
         }

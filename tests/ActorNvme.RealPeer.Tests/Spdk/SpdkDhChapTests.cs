@@ -74,7 +74,7 @@ public sealed class SpdkDhChapTests(SpdkDhChapTests.Peer peer) : IClassFixture<S
     [SpdkPeerFact]
     public async Task A_wrong_host_key_is_refused_with_auth_failure1_naming_the_subsystem()
     {
-        var credentials = new DhChapHostCredentials(DhChapSecret.Parse(SpdkTarget.NewSecret()));
+        var credentials = new DhChapHostCredentials(DhChapSecret.Parse(SpdkTarget.NewSecret())) { Groups = [DhChapGroupId.Null] };
         var error = await Assert.ThrowsAsync<ControllerBringUpException>(() => BringUpAsync(Unidirectional, credentials));
 
         Assert.Equal(BringUpFailureKind.AuthenticationFailed, error.Failure.Kind);
@@ -110,7 +110,7 @@ public sealed class SpdkDhChapTests(SpdkDhChapTests.Peer peer) : IClassFixture<S
         {
             HostNqn = HostNqn,
             HostId = HostId,
-            DhChap = new DhChapHostCredentials(DhChapSecret.Parse(SpdkTarget.NewSecret())),
+            DhChap = new DhChapHostCredentials(DhChapSecret.Parse(SpdkTarget.NewSecret())) { Groups = [DhChapGroupId.Ffdhe2048] },
         };
         using var system = ActorSystem.Create("spdk-dhchap-refused", ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
         try
