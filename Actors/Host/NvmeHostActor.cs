@@ -392,17 +392,44 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         string lastState = _registry.TryGetValue(deadline.Name, out var report)
             ? string.Join("; ", report.Paths.Where(p => deadline.Path is null || p.Address == deadline.Path).Select(p => $"{p.Address}: {p.State}: {p.Reason}"))
             : "no state reported";
-        replyTo.Tell(new NvmeHost.Failed(HostErrorKind.Timeout, $"controller {deadline.Name} not attached within {deadline.Timeout.TotalSeconds:0.###}s ({lastState})"));
-        child.WaitingForAttach = null;
-        if (deadline.Path is { } path)
+        AbandonAttach(child, replyTo, deadline.Path, new NvmeHost.Failed(HostErrorKind.Timeout, $"controller {deadline.Name} not attached within {deadline.Timeout.TotalSeconds:0.###}s ({lastState})"));
+    }
+
+    /// <summary>
+    /// A path whose authentication was refused will not attach by waiting (the keys do not change): the
+    /// attach fails at once with the refusal, as SPDK's DNR rules end the attempt, instead of at its deadline.
+    /// </summary>
+    private void FailAttachOnRefusedAuthentication(SubsystemMessages.Report report)
+    {
+        if (report.Origin is not null || !_attached.TryGetValue(report.Name, out var child) || child.WaitingForAttach is not { } replyTo)
         {
-            // As SPDK does: a path that cannot be attached in time is not left behind.
-            child.Subsystem = child.Subsystem! with { Paths = [.. child.Subsystem.Paths.Where(p => p != path)] };
-            child.Actor.Tell(new SubsystemMessages.RemovePath(path, "attach timed out"));
+            return;
+        }
+
+        var refused = report.Paths.FirstOrDefault(p => p.Reason?.StartsWith(nameof(CloseReason.AuthenticationFailed), StringComparison.Ordinal) == true);
+        if (refused is null)
+        {
+            return;
+        }
+
+        Timers.Cancel(("attach", report.Name));
+        bool furtherPath = child.Subsystem is { } subsystem && subsystem.Paths.Count > 1;
+        AbandonAttach(child, replyTo, furtherPath ? refused.Address : null, new NvmeHost.Failed(HostErrorKind.Failed, $"controller {report.Name} not attached: {refused.Address}: {refused.Reason}"), "authentication refused");
+    }
+
+    private void AbandonAttach(Child child, IActorRef replyTo, TransportAddress? path, NvmeHost.Failed failure, string reason = "attach timed out")
+    {
+        replyTo.Tell(failure);
+        child.WaitingForAttach = null;
+        if (path is { } added)
+        {
+            // As SPDK does: a path that cannot be attached is not left behind.
+            child.Subsystem = child.Subsystem! with { Paths = [.. child.Subsystem.Paths.Where(p => p != added)] };
+            child.Actor.Tell(new SubsystemMessages.RemovePath(added, reason));
         }
         else
         {
-            child.Actor.Tell(new SubsystemMessages.Detach("attach timed out", RemovalReason.AttachTimedOut));
+            child.Actor.Tell(new SubsystemMessages.Detach(reason, RemovalReason.AttachTimedOut));
         }
     }
 
@@ -473,6 +500,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         }
 
         _registry[report.Name] = report;
+        FailAttachOnRefusedAuthentication(report);
     }
 
     /// <summary>A report counts only from a subsystem the host still considers alive under that name.</summary>

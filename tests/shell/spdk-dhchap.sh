@@ -149,12 +149,13 @@ echo "$out" | grep -q nvme7n1 || fail "attach printed no nvme7n1: $out"
 raw_rpc bdev_get_bdevs "{\"name\":\"nvme7n1\"}" >/dev/null || fail "bdev_get_bdevs nvme7n1"
 raw_rpc bdev_nvme_detach_controller "{\"name\":\"nvme7\"}" >/dev/null || fail "detach nvme7"
 
-# A wrong host key: refused, naming the subsystem and AUTH_Failure1, within the attach timeout.
+# A wrong host key: refused as soon as the target refuses it (not at the attach deadline), naming the subsystem and AUTH_Failure1.
 start=$SECONDS
 if out=$(raw_rpc bdev_nvme_attach_controller "{\"name\":\"nvme8\",\"trtype\":\"tcp\",\"adrfam\":\"ipv4\",\"traddr\":\"127.0.0.1\",\"trsvcid\":\"$port\",\"subnqn\":\"$sub_nqn\",\"hostnqn\":\"$host_nqn\",\"dhchap_key\":\"wkey\",\"ctrlr_loss_timeout_sec\":0,\"reconnect_delay_sec\":0}" 2>&1); then
   fail "attach with a wrong key succeeded: $out"
 fi
 echo "$out" | grep -q "AUTH_Failure1" || fail "the refusal does not say AUTH_Failure1: $out"
+if echo "$out" | grep -q "not attached within"; then fail "the refusal came only at the attach deadline, not when authentication was refused: $out"; fi
 echo "$out" | grep -q "$sub_nqn" || fail "the refusal does not name $sub_nqn: $out"
 if grep -q "$(cut -d: -f3 "$work/wrong.key")" "$work/serve.log"; then fail "a secret is in the serve log"; fi
 echo "$me: rpc.py: attach with keyring keys OK, wrong key refused in $((SECONDS - start)) s"
