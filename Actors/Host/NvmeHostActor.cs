@@ -268,6 +268,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
 
         existing.Subsystem = options with { Paths = [.. options.Paths, request.Address] };
         existing.WaitingForAttach = Sender;
+        existing.AttachingPath = request.Address;
         existing.Actor.Tell(new SubsystemMessages.AddPath(request.Address));
         var timeout = request.AttachTimeout ?? _settings.ConnectTimeout * 2;
         Timers.StartSingleTimer(("attach", request.Name), new AttachDeadline(request.Name, timeout, request.Address), timeout);
@@ -378,6 +379,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         {
             replyTo.Tell(new NvmeHost.ControllerAttached(message.Name, message.Devices));
             child.WaitingForAttach = null;
+            child.AttachingPath = null;
             Timers.Cancel(("attach", message.Name));
         }
     }
@@ -406,21 +408,22 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
             return;
         }
 
-        var refused = report.Paths.FirstOrDefault(p => p.Reason?.StartsWith(nameof(CloseReason.AuthenticationFailed), StringComparison.Ordinal) == true);
+        var refused = report.Paths.FirstOrDefault(p => (child.AttachingPath is null || p.Address == child.AttachingPath)
+            && p.Reason?.StartsWith(nameof(CloseReason.AuthenticationFailed), StringComparison.Ordinal) == true);
         if (refused is null)
         {
             return;
         }
 
         Timers.Cancel(("attach", report.Name));
-        bool furtherPath = child.Subsystem is { } subsystem && subsystem.Paths.Count > 1;
-        AbandonAttach(child, replyTo, furtherPath ? refused.Address : null, new NvmeHost.Failed(HostErrorKind.Failed, $"controller {report.Name} not attached: {refused.Address}: {refused.Reason}"), "authentication refused");
+        AbandonAttach(child, replyTo, child.AttachingPath, new NvmeHost.Failed(HostErrorKind.Failed, $"controller {report.Name} not attached: {refused.Address}: {refused.Reason}"), "authentication refused");
     }
 
     private void AbandonAttach(Child child, IActorRef replyTo, TransportAddress? path, NvmeHost.Failed failure, string reason = "attach timed out")
     {
         replyTo.Tell(failure);
         child.WaitingForAttach = null;
+        child.AttachingPath = null;
         if (path is { } added)
         {
             // As SPDK does: a path that cannot be attached is not left behind.
@@ -720,6 +723,9 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         public SubsystemOptions? Subsystem { get; set; }
 
         public IActorRef? WaitingForAttach { get; set; }
+
+        /// <summary>The further path an attach waits for (null: the first attach, all its paths).</summary>
+        public TransportAddress? AttachingPath { get; set; }
 
         public bool Stopping { get; set; }
 
