@@ -1,3 +1,4 @@
+using ActorNvme.Protocol.Auth;
 using ActorNvme.Protocol.Tcp;
 using ActorNvme.Transport;
 
@@ -50,4 +51,7 @@ public sealed record IoQueueConnectRequest(
 {
     /// <summary>TCP_USER_TIMEOUT for each I/O queue's socket (zero: the kernel's default).</summary>
     public TimeSpan TcpUserTimeout { get; init; }
+
+    /// <summary>DH-HMAC-CHAP credentials for queues whose Connect answer asks for authentication (AUTHREQ.ATR); null: none.</summary>
+    public DhChapHostCredentials? Authentication { get; init; }
 }

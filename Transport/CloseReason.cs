@@ -20,6 +20,7 @@ public enum CloseReason
     ConnectionReset = 201,
     PeerTerminated = 202, // C2HTermReq / H2CTermReq received
     ConnectRejected = 203, // Fabrics Connect (or another set-up command) answered with an error status
+    AuthenticationFailed = 204, // DH-HMAC-CHAP refused the host, the controller failed to prove itself, or no key for a controller that requires one
 
     // 3xx: the peer broke the protocol; we sent a TermReq and closed.
     MalformedPdu = 300,

@@ -225,18 +225,22 @@ public abstract partial class QueuePair
     /// Answers a command the controller completed. A read is a success only when every byte of its
     /// transfer arrived (in order, which <see cref="OnData"/> enforces): a success with fewer bytes
     /// fails that command with Data Transfer Error. The controller's other completion fields are kept.
-    /// The connection stays up: the stream itself is still in step.
+    /// The connection stays up: the stream itself is still in step. Authentication Receive is the
+    /// exception: AL is room for the message, and controllers send only the message (its own lengths are checked).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AnswerWithData(CommandSlot slot, CompletionQueueEntry completion)
     {
-        if (slot.Direction == DataDirection.ControllerToHost && slot.BytesReceived != slot.TransferLength && completion.Status.IsSuccess)
+        if (slot.Direction == DataDirection.ControllerToHost && slot.BytesReceived != slot.TransferLength && completion.Status.IsSuccess && !IsAuthenticationReceive(slot.Command))
         {
             completion = completion with { Status = ShortTransferStatus };
         }
 
         Answer(slot, slot.DataDigestFailed ? CommandOutcome.DataDigestError : CommandOutcome.Completed, completion);
     }
+
+    private static bool IsAuthenticationReceive(in SubmissionQueueEntry command) =>
+        command.Opcode == FabricsCommands.Opcode && command.FabricsType == FabricsCommandType.AuthenticationReceive;
 
     /// <summary>
     /// The read whose data broke the rules fails with Data Transfer Error rather than as a lost path:

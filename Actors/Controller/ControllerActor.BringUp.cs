@@ -54,6 +54,7 @@ public sealed partial class ControllerActor
             IoQueues = nvm ? Math.Clamp(settings.EffectiveIoQueues, 1, 65534) : 0,
             MinimumReadyTimeout = settings.ConnectTimeout,
             ReadyPollInterval = settings.ReadyPollInterval,
+            Authentication = settings.DhChap,
         };
     }
 
@@ -69,8 +70,9 @@ public sealed partial class ControllerActor
                     ArmStepTimer(association, submit.Command.Description, readyTimeout);
                     run.TimedStep = submit.Command.Step;
                 }
-                else if (run.TimedStep != submit.Command.Step && !SharesDeadline(run.TimedStep, submit.Command.Step))
+                else if ((run.TimedStep != submit.Command.Step && !SharesDeadline(run.TimedStep, submit.Command.Step)) || submit.Command.Step == BringUpStep.Authentication)
                 {
+                    // Each authentication message gets its own deadline: with a large DH group one exchange is several slow steps.
                     ArmStepTimer(association, submit.Command.Description);
                     run.TimedStep = submit.Command.Step;
                 }
@@ -139,6 +141,7 @@ public sealed partial class ControllerActor
     {
         BringUpFailureKind.Refused => new ConnectionClosed(CloseReason.ConnectRejected, $"{failure.Description} refused by {_options.SubsystemNqn} at {_options.Address}: {failure.Detail}"),
         BringUpFailureKind.StatusTimeout or BringUpFailureKind.NotCompleted => new ConnectionClosed(CloseReason.ConnectTimeout, failure.ToString()),
+        BringUpFailureKind.AuthenticationFailed => new ConnectionClosed(CloseReason.AuthenticationFailed, $"{failure.Description} at {_options.Address}: {failure.Detail}"),
         _ => new ConnectionClosed(CloseReason.ConnectRejected, failure.ToString()),
     };
 

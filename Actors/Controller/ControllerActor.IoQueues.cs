@@ -42,6 +42,7 @@ public sealed partial class ControllerActor
             Owner)
         {
             TcpUserTimeout = settings.EffectiveTcpUserTimeout,
+            Authentication = settings.DhChap,
         };
         long generation = association.Generation;
         ArmStepTimer(association, $"connecting {count} I/O queue(s)");

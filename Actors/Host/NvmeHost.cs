@@ -1,3 +1,4 @@
+using ActorNvme.Protocol.Auth;
 using Akka.Actor;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
@@ -51,7 +52,8 @@ public static class NvmeHost
         string? HostNqn = null,
         ResiliencySettings? Resiliency = null,
         bool WaitForAttach = false,
-        TimeSpan? AttachTimeout = null);
+        TimeSpan? AttachTimeout = null,
+        DhChapHostCredentials? DhChap = null);
 
     /// <summary>Discovery started; when it waited for attach, the block devices attached and the log entries skipped, with why.</summary>
     public sealed record DiscoveryStarted(string Name, IReadOnlyList<BlockDeviceInfo> Devices, IReadOnlyList<Discovery.DiscoveryService.SkippedEntry>? Skipped = null);
@@ -82,7 +84,8 @@ public static class NvmeHost
         string? HostNqn = null,
         ResiliencySettings? Resiliency = null,
         TimeSpan? AttachTimeout = null,
-        MultipathMode Multipath = MultipathMode.Disable);
+        MultipathMode Multipath = MultipathMode.Disable,
+        DhChapHostCredentials? DhChap = null);
 
     public sealed record ControllerAttached(string Name, IReadOnlyList<BlockDeviceInfo> Devices);
 

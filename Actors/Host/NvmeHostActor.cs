@@ -1,3 +1,4 @@
+using ActorNvme.Protocol.Auth;
 using Akka.Actor;
 using Akka.Event;
 using ActorNvme.Actors.Connection;
@@ -69,10 +70,11 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
 
     protected override SupervisorStrategy SupervisorStrategy() => new StopAndReportStrategy((child, cause) => _failures[child] = cause);
 
-    private NvmeHostSettings SettingsFor(string? hostNqn, ResiliencySettings? resiliency) => (_settings with
+    private NvmeHostSettings SettingsFor(string? hostNqn, ResiliencySettings? resiliency, DhChapHostCredentials? dhChap) => (_settings with
     {
         HostNqn = string.IsNullOrWhiteSpace(hostNqn) ? _settings.HostNqn : hostNqn,
         Resiliency = resiliency ?? _settings.Resiliency,
+        DhChap = dhChap ?? _settings.DhChap,
     }).Validated();
 
     private bool Refuse(HostErrorKind kind, string message)
@@ -130,7 +132,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
 
     private void OnStartDiscovery(NvmeHost.StartDiscovery request)
     {
-        if (!AcceptingNewWork() || !TryName(request.Name, "discovery") || !TryValidate(() => SettingsFor(request.HostNqn, request.Resiliency), out var settings))
+        if (!AcceptingNewWork() || !TryName(request.Name, "discovery") || !TryValidate(() => SettingsFor(request.HostNqn, request.Resiliency, request.DhChap), out var settings))
         {
             return;
         }
@@ -197,7 +199,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (!TryValidate(() => SettingsFor(request.HostNqn, request.Resiliency), out var settings))
+        if (!TryValidate(() => SettingsFor(request.HostNqn, request.Resiliency, request.DhChap), out var settings))
         {
             return;
         }
@@ -266,6 +268,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
 
         existing.Subsystem = options with { Paths = [.. options.Paths, request.Address] };
         existing.WaitingForAttach = Sender;
+        existing.AttachingPath = request.Address;
         existing.Actor.Tell(new SubsystemMessages.AddPath(request.Address));
         var timeout = request.AttachTimeout ?? _settings.ConnectTimeout * 2;
         Timers.StartSingleTimer(("attach", request.Name), new AttachDeadline(request.Name, timeout, request.Address), timeout);
@@ -376,6 +379,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         {
             replyTo.Tell(new NvmeHost.ControllerAttached(message.Name, message.Devices));
             child.WaitingForAttach = null;
+            child.AttachingPath = null;
             Timers.Cancel(("attach", message.Name));
         }
     }
@@ -390,17 +394,45 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         string lastState = _registry.TryGetValue(deadline.Name, out var report)
             ? string.Join("; ", report.Paths.Where(p => deadline.Path is null || p.Address == deadline.Path).Select(p => $"{p.Address}: {p.State}: {p.Reason}"))
             : "no state reported";
-        replyTo.Tell(new NvmeHost.Failed(HostErrorKind.Timeout, $"controller {deadline.Name} not attached within {deadline.Timeout.TotalSeconds:0.###}s ({lastState})"));
-        child.WaitingForAttach = null;
-        if (deadline.Path is { } path)
+        AbandonAttach(child, replyTo, deadline.Path, new NvmeHost.Failed(HostErrorKind.Timeout, $"controller {deadline.Name} not attached within {deadline.Timeout.TotalSeconds:0.###}s ({lastState})"));
+    }
+
+    /// <summary>
+    /// A path whose authentication was refused will not attach by waiting (the keys do not change): the
+    /// attach fails at once with the refusal, as SPDK's DNR rules end the attempt, instead of at its deadline.
+    /// </summary>
+    private void FailAttachOnRefusedAuthentication(SubsystemMessages.Report report)
+    {
+        if (report.Origin is not null || !_attached.TryGetValue(report.Name, out var child) || child.WaitingForAttach is not { } replyTo)
         {
-            // As SPDK does: a path that cannot be attached in time is not left behind.
-            child.Subsystem = child.Subsystem! with { Paths = [.. child.Subsystem.Paths.Where(p => p != path)] };
-            child.Actor.Tell(new SubsystemMessages.RemovePath(path, "attach timed out"));
+            return;
+        }
+
+        var refused = report.Paths.FirstOrDefault(p => (child.AttachingPath is null || p.Address == child.AttachingPath)
+            && p.Reason?.StartsWith(nameof(CloseReason.AuthenticationFailed), StringComparison.Ordinal) == true);
+        if (refused is null)
+        {
+            return;
+        }
+
+        Timers.Cancel(("attach", report.Name));
+        AbandonAttach(child, replyTo, child.AttachingPath, new NvmeHost.Failed(HostErrorKind.Failed, $"controller {report.Name} not attached: {refused.Address}: {refused.Reason}"), "authentication refused");
+    }
+
+    private void AbandonAttach(Child child, IActorRef replyTo, TransportAddress? path, NvmeHost.Failed failure, string reason = "attach timed out")
+    {
+        replyTo.Tell(failure);
+        child.WaitingForAttach = null;
+        child.AttachingPath = null;
+        if (path is { } added)
+        {
+            // As SPDK does: a path that cannot be attached is not left behind.
+            child.Subsystem = child.Subsystem! with { Paths = [.. child.Subsystem.Paths.Where(p => p != added)] };
+            child.Actor.Tell(new SubsystemMessages.RemovePath(added, reason));
         }
         else
         {
-            child.Actor.Tell(new SubsystemMessages.Detach("attach timed out", RemovalReason.AttachTimedOut));
+            child.Actor.Tell(new SubsystemMessages.Detach(reason, RemovalReason.AttachTimedOut));
         }
     }
 
@@ -471,6 +503,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         }
 
         _registry[report.Name] = report;
+        FailAttachOnRefusedAuthentication(report);
     }
 
     /// <summary>A report counts only from a subsystem the host still considers alive under that name.</summary>
@@ -690,6 +723,9 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         public SubsystemOptions? Subsystem { get; set; }
 
         public IActorRef? WaitingForAttach { get; set; }
+
+        /// <summary>The further path an attach waits for (null: the first attach, all its paths).</summary>
+        public TransportAddress? AttachingPath { get; set; }
 
         public bool Stopping { get; set; }
 

@@ -1,3 +1,5 @@
+using ActorNvme.Protocol.Auth;
+using ActorNvme.Transport.Authentication;
 using ActorNvme.Protocol.Data;
 using Akka.Actor;
 using Akka.Configuration;
@@ -186,6 +188,9 @@ public sealed record NvmeHostSettings
     /// </summary>
     public TimeSpan? TcpUserTimeout { get; init; }
 
+    /// <summary>DH-HMAC-CHAP credentials (dhchap-key, dhchap-ctrlr-key, dhchap-digests, dhchap-dhgroups); null: no key.</summary>
+    public DhChapHostCredentials? DhChap { get; init; }
+
     /// <summary>The TCP user timeout sockets get: <see cref="TcpUserTimeout"/>, else the keep-alive timeout.</summary>
     public TimeSpan EffectiveTcpUserTimeout => TcpUserTimeout ?? KeepAliveTimeout;
 
@@ -246,6 +251,7 @@ public sealed record NvmeHostSettings
             DisableSqFlowControl = section.GetBoolean("disable-sq-flow-control"),
             IoReceiveSpin = section.GetTimeSpan("io-receive-spin"),
             TcpUserTimeout = ReadTcpUserTimeout(section),
+            DhChap = ReadDhChap(section),
         };
         return settings.Validated();
     }
@@ -338,6 +344,57 @@ public sealed record NvmeHostSettings
             "off" => TimeSpan.Zero,
             _ => section.GetTimeSpan("tcp-user-timeout"),
         };
+    }
+
+    /// <summary>dhchap-key / dhchap-ctrlr-key (inline or key files) with the offered hashes and groups; the errors never contain a secret.</summary>
+    private static DhChapHostCredentials? ReadDhChap(Config section)
+    {
+        var hashes = new List<DhChapHashId>();
+        foreach (string name in section.GetStringList("dhchap-digests") ?? [])
+        {
+            if (!DhChapHashes.TryParse(name, out var hash))
+            {
+                throw new InvalidNvmeSettingsException("dhchap-digests", $"dhchap-digests: '{name}' is not one of sha256, sha384, sha512");
+            }
+
+            if (!hashes.Contains(hash))
+            {
+                hashes.Add(hash);
+            }
+        }
+
+        var groups = new List<DhChapGroupId>();
+        foreach (string? entry in section.GetStringList("dhchap-dhgroups") ?? [])
+        {
+            // An unquoted HOCON null reads as no string: it means the null group.
+            string name = entry ?? "null";
+            if (!DhChapGroups.TryParse(name, out var group))
+            {
+                throw new InvalidNvmeSettingsException("dhchap-dhgroups", $"dhchap-dhgroups: '{name}' is not one of null, ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192");
+            }
+
+            if (!groups.Contains(group))
+            {
+                groups.Add(group);
+            }
+        }
+
+        if (hashes.Count == 0 || groups.Count == 0)
+        {
+            throw new InvalidNvmeSettingsException("dhchap-lists", "dhchap-digests and dhchap-dhgroups must each name at least one entry");
+        }
+
+        DhChapHostCredentials? credentials;
+        try
+        {
+            credentials = DhChapKeys.Credentials(section.GetString("dhchap-key", string.Empty), section.GetString("dhchap-ctrlr-key", string.Empty));
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidNvmeSettingsException("dhchap-key-format", e.Message);
+        }
+
+        return credentials is null ? null : credentials with { Hashes = hashes, Groups = groups };
     }
 
     public static DigestOptions ParseDigests(string value) => value.Trim().ToLowerInvariant() switch

@@ -6,6 +6,7 @@ using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
 using ActorNvme.Host.JsonRpc;
 using ActorNvme.Io;
+using ActorNvme.Protocol.Auth;
 using ActorNvme.Transport;
 using Microsoft.Extensions.Logging;
 
@@ -45,8 +46,19 @@ public sealed partial class SpdkRpcService
         }, AtStartup: true),
         ["bdev_nvme_set_options"] = new(SetOptionsParameters, SetOptions, AtStartup: true),
         ["bdev_nvme_start_discovery"] = new(
-            ["name", "trtype", "traddr", "adrfam", "trsvcid", "hostnqn", "wait_for_attach", "attach_timeout_ms", .. ResiliencyParameters],
+            ["name", "trtype", "traddr", "adrfam", "trsvcid", "hostnqn", "wait_for_attach", "attach_timeout_ms", .. ResiliencyParameters, "dhchap_key", "dhchap_ctrlr_key"],
             StartDiscovery),
+        ["keyring_file_add_key"] = new(["name", "path"], (p, _) =>
+        {
+            _keyring.Add(p.RequiredNonEmptyString("name", 255), p.RequiredNonEmptyString("path", 4096));
+            return Task.FromResult<JsonNode?>(true);
+        }, AtStartup: true),
+        ["keyring_file_remove_key"] = new(["name"], (p, _) =>
+        {
+            _keyring.Remove(p.RequiredNonEmptyString("name", 255));
+            return Task.FromResult<JsonNode?>(true);
+        }, AtStartup: true),
+        ["keyring_get_keys"] = new([], (_, _) => Task.FromResult<JsonNode?>(_keyring.List()), AtStartup: true),
         ["bdev_nvme_stop_discovery"] = new(["name"], async (p, ct) =>
         {
             string name = p.RequiredNonEmptyString("name", 64);
@@ -236,7 +248,7 @@ public sealed partial class SpdkRpcService
         bool wait = (p.OptionalBool("wait_for_attach") ?? false) || attachTimeoutMs > 0;
         var resiliency = Resiliency(p, Settings.Resiliency);
         var timeout = attachTimeoutMs is > 0 ? TimeSpan.FromMilliseconds(attachTimeoutMs.Value) : DefaultAttachTimeout;
-        var request = new NvmeHost.StartDiscovery(name, address, hostNqn, resiliency, wait, timeout);
+        var request = new NvmeHost.StartDiscovery(name, address, hostNqn, resiliency, wait, timeout, DhChapFromKeyring(p, "bdev_nvme_start_discovery"));
         await AskAsync<NvmeHost.DiscoveryStarted>(request, wait ? timeout + TimeSpan.FromSeconds(10) : ListTimeout, JsonRpcErrorCodes.NoEntry, cancellationToken).ConfigureAwait(false);
         return true;
     }
@@ -263,13 +275,12 @@ public sealed partial class SpdkRpcService
             }
         }
 
-        foreach (string secret in new[] { "psk", "dhchap_key", "dhchap_ctrlr_key" })
+        if (p.OptionalString("psk", 4096) is not null)
         {
-            if (p.OptionalString(secret, 4096) is not null)
-            {
-                throw JsonRpcException.InvalidParams($"bdev_nvme_attach_controller: parameter '{secret}' is not supported (no TLS or DH-HMAC-CHAP in ActorNvme)");
-            }
+            throw JsonRpcException.InvalidParams("bdev_nvme_attach_controller: parameter 'psk' is not supported (no TLS in ActorNvme)");
         }
+
+        var dhChap = DhChapFromKeyring(p, "bdev_nvme_attach_controller");
 
         p.OptionalString("hostaddr", 256);
         p.OptionalString("hostsvcid", 32);
@@ -282,7 +293,7 @@ public sealed partial class SpdkRpcService
         TimeSpan? attachTimeout = p.OptionalInt64("fabrics_connect_timeout_us", 1000, long.MaxValue / 10) is { } us ? TimeSpan.FromMicroseconds(us) : null;
         var resiliency = Resiliency(p, Settings.Resiliency);
 
-        var request = new NvmeHost.AttachController(name, address, subnqn, hostNqn, resiliency, attachTimeout, multipath);
+        var request = new NvmeHost.AttachController(name, address, subnqn, hostNqn, resiliency, attachTimeout, multipath, dhChap);
         var wait = (attachTimeout ?? Settings.ConnectTimeout * 2) + TimeSpan.FromSeconds(10);
         NvmeHost.ControllerAttached attached;
         try
@@ -296,6 +307,27 @@ public sealed partial class SpdkRpcService
 
         // Names in namespace order, as SPDK lists them (JsonNodes do not compare: order before converting).
         return new JsonArray([.. attached.Devices.OrderBy(d => d.NamespaceId).Select(d => (JsonNode?)d.Name)]);
+    }
+
+    /// <summary>
+    /// dhchap_key / dhchap_ctrlr_key name keys of the keyring (keyring_file_add_key), as in SPDK; their files are
+    /// read now, so a bad file is refused here. The offered hashes and groups are the settings'.
+    /// </summary>
+    private DhChapHostCredentials? DhChapFromKeyring(RpcParams p, string method)
+    {
+        string? hostKey = p.OptionalNonEmptyString("dhchap_key", 255);
+        string? controllerKey = p.OptionalNonEmptyString("dhchap_ctrlr_key", 255);
+        if (hostKey is null)
+        {
+            return controllerKey is null ? null : throw JsonRpcException.InvalidParams($"{method}: dhchap_ctrlr_key needs dhchap_key (bidirectional authentication needs the host's key too)");
+        }
+
+        var defaults = Settings.DhChap;
+        return new DhChapHostCredentials(_keyring.Load(hostKey, "dhchap_key"), controllerKey is null ? null : _keyring.Load(controllerKey, "dhchap_ctrlr_key"))
+        {
+            Hashes = defaults?.Hashes ?? DhChapHashes.All,
+            Groups = defaults?.Groups ?? DhChapGroups.All,
+        };
     }
 
     private async Task<JsonNode?> GetDiscoveryInfo(RpcParams p, CancellationToken cancellationToken)

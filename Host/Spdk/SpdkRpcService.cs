@@ -31,6 +31,7 @@ public sealed partial class SpdkRpcService : IJsonRpcDispatcher
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly TaskCompletionSource _initialized = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Dictionary<string, Method> _methods;
+    private readonly SpdkKeyring _keyring = new();
     private NvmeHostSettings _settings;
     private IActorRef? _host;
 

@@ -1,3 +1,4 @@
+using ActorNvme.Protocol.Auth;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 
@@ -7,6 +8,9 @@ namespace ActorNvme.Transport.BringUp;
 public enum BringUpStep
 {
     FabricsConnect,
+
+    /// <summary>DH-HMAC-CHAP on the admin queue (Authentication Send/Receive), when Connect's AUTHREQ asks for it.</summary>
+    Authentication,
     PropertyGetCapabilities,
     PropertyGetVersion,
     PropertySetEnable,
@@ -70,6 +74,9 @@ public sealed record BringUpOptions(FabricsConnectParameters Connect, int AdminQ
 
     /// <summary>Pause between two reads of CSTS while waiting for RDY.</summary>
     public TimeSpan ReadyPollInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>DH-HMAC-CHAP credentials, used when the Connect answer sets AUTHREQ.ATR; null: none (a controller that requires authentication is then refused with a clear error).</summary>
+    public DhChapHostCredentials? Authentication { get; init; }
 }
 
 /// <summary>An admin command the driver is to submit; the machine waits for its completion.</summary>
@@ -109,6 +116,9 @@ public enum BringUpFailureKind
 
     /// <summary>The host's own request cannot be encoded (an invalid NQN); nothing was sent.</summary>
     InvalidRequest,
+
+    /// <summary>DH-HMAC-CHAP failed: the controller refused the host, the controller did not prove itself, or it requires authentication and no key is configured. Retrying with the same keys will not help.</summary>
+    AuthenticationFailed,
 }
 
 /// <summary>A failed bring-up: the step, why, and the controller's status when it refused (then <paramref name="Detail"/> is that status in words).</summary>
@@ -140,6 +150,9 @@ public sealed record ControllerBringUpResult(
 
     /// <summary>The CC value the host wrote (EN set); a shutdown writes it again with SHN.</summary>
     public ControllerConfiguration Configuration { get; init; }
+
+    /// <summary>How the admin queue authenticated (null: the controller did not ask).</summary>
+    public DhChapStep.Authenticated? Authentication { get; init; }
 }
 
 /// <summary>

@@ -1,4 +1,6 @@
+using ActorNvme.Protocol.Auth;
 using ActorNvme.Protocol.Data;
+using ActorNvme.Transport.Authentication;
 using ActorNvme.Protocol.Nvme;
 
 namespace ActorNvme.Transport.BringUp;
@@ -38,6 +40,8 @@ public sealed class ControllerBringUp : IAdminScript
     private IdentifiedNamespace? _namespaceWithoutUuid;
     private AsyncEventConfiguration _enabledAsyncEvents;
     private int _grantedIoQueues;
+    private DhChapHostExchange? _authentication;
+    private DhChapStep.Authenticated? _authenticated;
 
     public ControllerBringUp(BringUpOptions options)
     {
@@ -59,7 +63,7 @@ public sealed class ControllerBringUp : IAdminScript
 
     public static BringUpPhase PhaseOf(BringUpStep step) => step switch
     {
-        BringUpStep.FabricsConnect => BringUpPhase.FabricsConnect,
+        BringUpStep.FabricsConnect or BringUpStep.Authentication => BringUpPhase.FabricsConnect,
         BringUpStep.PropertyGetCapabilities or BringUpStep.PropertyGetVersion or BringUpStep.PropertySetEnable or BringUpStep.WaitForReady => BringUpPhase.Enabling,
         BringUpStep.IdentifyController or BringUpStep.ActiveNamespaceList or BringUpStep.IdentifyNamespace or BringUpStep.NamespaceDescriptors => BringUpPhase.Identifying,
         BringUpStep.AsyncEventConfiguration or BringUpStep.NumberOfQueues => BringUpPhase.Configuring,
@@ -95,6 +99,11 @@ public sealed class ControllerBringUp : IAdminScript
     {
         var command = _outstanding ?? throw new InvalidOperationException($"no bring-up command is outstanding (step {Step})");
         _outstanding = null;
+        if (command.Step == BringUpStep.Authentication)
+        {
+            return OnAuthenticationCompletion(command, completion);
+        }
+
         if (command.Step == BringUpStep.NamespaceDescriptors)
         {
             // Optional: a controller that does not answer it leaves the UUID empty.
@@ -161,15 +170,65 @@ public sealed class ControllerBringUp : IAdminScript
 
     private BringUpAction OnConnected(CompletionQueueEntry entry)
     {
-        _controllerId = FabricsCommands.DecodeConnectResponse(entry.Dw0).ControllerId;
+        (_controllerId, ushort authenticationRequirements) = FabricsCommands.DecodeConnectResponse(entry.Dw0);
         if (_controllerId > MaxControllerId)
         {
             // 0xFFF0..0xFFFF are reserved (0xFFFF asks for a dynamic controller): no controller has them.
             return Fail(BringUpFailureKind.UnusableData, $"Connect answered controller id 0x{_controllerId:x4}, a reserved value (valid: 0x0000-0x{MaxControllerId:x4})", null);
         }
 
-        return Submit(BringUpStep.PropertyGetCapabilities, "Property Get CAP", FabricsCommands.PropertyGet(ControllerCapabilities.Offset, eightBytes: true));
+        var connect = _options.Connect;
+        if (!ConnectAuthentication.TryStart(authenticationRequirements, _options.Authentication, connect.HostNqn, connect.SubsystemNqn, 0, out var exchange, out string? error))
+        {
+            return Fail(BringUpFailureKind.AuthenticationFailed, error!, null);
+        }
+
+        if (exchange is not null)
+        {
+            _authentication = exchange;
+            return ContinueAuthentication(exchange.Start());
+        }
+
+        return ReadCapabilities();
     }
+
+    /// <summary>Turns the DH-HMAC-CHAP transaction's next step into an Authentication Send/Receive, or moves on when it has ended.</summary>
+    private BringUpAction ContinueAuthentication(DhChapStep step)
+    {
+        string to = $" ({_options.Connect.SubsystemNqn}, admin queue)";
+        switch (step)
+        {
+            case DhChapStep.Send send:
+                return Submit(BringUpStep.Authentication, send.Description + to, AuthenticationCommands.Send(send.Message.Length), send.Message);
+            case DhChapStep.Receive receive:
+                return Submit(BringUpStep.Authentication, receive.Description + to, AuthenticationCommands.Receive(receive.Length), dataInLength: receive.Length);
+            case DhChapStep.Authenticated done:
+                _authenticated = done;
+                _authentication = null;
+                return ReadCapabilities();
+            case DhChapStep.Failed failed:
+                _authentication = null;
+                return Fail(BringUpFailureKind.AuthenticationFailed, failed.Detail, null);
+            default:
+                throw new InvalidOperationException($"unknown authentication step {step}");
+        }
+    }
+
+    private BringUpAction OnAuthenticationCompletion(BringUpCommand command, BringUpCompletion completion)
+    {
+        var exchange = _authentication ?? throw new InvalidOperationException("no authentication transaction is under way");
+        if (completion.DataDigestError)
+        {
+            return Fail(BringUpFailureKind.DataDigestError, "data digest error in the controller's authentication message", null);
+        }
+
+        return command.Command.FabricsType == FabricsCommandType.AuthenticationSend
+            ? ContinueAuthentication(exchange.OnSent(completion.Entry.Status))
+            : ContinueAuthentication(exchange.OnReceived(completion.Entry.Status, completion.Data.Span));
+    }
+
+    private BringUpAction ReadCapabilities() =>
+        Submit(BringUpStep.PropertyGetCapabilities, "Property Get CAP", FabricsCommands.PropertyGet(ControllerCapabilities.Offset, eightBytes: true));
 
     private BringUpAction OnCapabilities(CompletionQueueEntry entry)
     {
@@ -373,6 +432,7 @@ public sealed class ControllerBringUp : IAdminScript
             GrantedIoQueues = _grantedIoQueues,
             KeepAliveInterval = keepAlive,
             Configuration = _configuration,
+            Authentication = _authenticated,
         });
     }
 

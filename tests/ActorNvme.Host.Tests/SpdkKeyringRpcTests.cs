@@ -1,0 +1,104 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Akka.Actor;
+using Akka.Configuration;
+using ActorNvme.Actors.Settings;
+using ActorNvme.Host.JsonRpc;
+using ActorNvme.Host.Spdk;
+using ActorNvme.Protocol.Auth;
+
+namespace ActorNvme.Host.Tests;
+
+/// <summary>keyring_file_add_key / keyring_file_remove_key / keyring_get_keys with SPDK's rules, and dhchap_key naming keyring keys.</summary>
+public sealed class SpdkKeyringRpcTests : IAsyncLifetime
+{
+    private readonly ActorSystem _system = ActorSystem.Create("spdk-keyring-tests", ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
+    private readonly string _directory = Directory.CreateTempSubdirectory("keyring-").FullName;
+    private SpdkRpcService _service = null!;
+
+    public async Task InitializeAsync()
+    {
+        _service = new SpdkRpcService(_system, NvmeHostSettings.Default with { ConnectTimeout = TimeSpan.FromMilliseconds(500), Resiliency = ResiliencySettings.FromSeconds(2, 1, 1) });
+        await _service.InitializeAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _system.Terminate();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    [Fact]
+    public async Task Keys_are_added_listed_without_secrets_and_removed()
+    {
+        string secret = DhChapSecret.Generate();
+        string path = KeyFile("host.key", secret, ownerOnly: true);
+
+        Assert.True((await CallAsync("keyring_file_add_key", $$"""{"name":"key0","path":"{{path}}"}"""))!.GetValue<bool>());
+        var keys = (JsonArray)(await CallAsync("keyring_get_keys", null))!;
+        var key = Assert.Single(keys)!;
+        Assert.Equal("key0", key["name"]!.GetValue<string>());
+        Assert.Equal(path, key["path"]!.GetValue<string>());
+        Assert.DoesNotContain(secret.Split(':')[2], keys.ToJsonString(), StringComparison.Ordinal);
+
+        var again = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("keyring_file_add_key", $$"""{"name":"key0","path":"{{path}}"}"""));
+        Assert.Equal(JsonRpcErrorCodes.Exists, again.Code);
+
+        await CallAsync("keyring_file_remove_key", """{"name":"key0"}""");
+        Assert.Empty((JsonArray)(await CallAsync("keyring_get_keys", null))!);
+        var gone = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("keyring_file_remove_key", """{"name":"key0"}"""));
+        Assert.Contains("key0", gone.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Relative_paths_and_files_others_can_read_are_refused()
+    {
+        var relative = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("keyring_file_add_key", """{"name":"k","path":"keys/host.key"}"""));
+        Assert.Contains("Non-absolute paths are not allowed", relative.Message, StringComparison.Ordinal);
+
+        string open = KeyFile("open.key", DhChapSecret.Generate(), ownerOnly: false);
+        var error = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("keyring_file_add_key", $$"""{"name":"k","path":"{{open}}"}"""));
+        Assert.Contains("0600", error.Message, StringComparison.Ordinal);
+        Assert.Empty((JsonArray)(await CallAsync("keyring_get_keys", null))!);
+    }
+
+    [Fact]
+    public async Task Attach_with_a_key_not_in_the_keyring_or_a_controller_key_alone_is_refused_naming_it()
+    {
+        var unknown = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.2016-06.io.spdk:cnode1","dhchap_key":"nokey"}"""));
+        Assert.Contains("dhchap_key", unknown.Message, StringComparison.Ordinal);
+        Assert.Contains("nokey", unknown.Message, StringComparison.Ordinal);
+
+        string path = KeyFile("c.key", DhChapSecret.Generate(), ownerOnly: true);
+        await CallAsync("keyring_file_add_key", $$"""{"name":"ckey","path":"{{path}}"}""");
+        var alone = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.2016-06.io.spdk:cnode1","dhchap_ctrlr_key":"ckey"}"""));
+        Assert.Contains("dhchap_ctrlr_key needs dhchap_key", alone.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_key_file_that_went_bad_after_it_was_added_is_refused_at_attach()
+    {
+        string path = KeyFile("bad.key", DhChapSecret.Generate(), ownerOnly: true);
+        await CallAsync("keyring_file_add_key", $$"""{"name":"key1","path":"{{path}}"}""");
+        await File.WriteAllTextAsync(path, "DHHC-1:00:AAAA:");
+
+        var error = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.2016-06.io.spdk:cnode1","dhchap_key":"key1"}"""));
+        Assert.Equal(JsonRpcErrorCodes.InvalidParams, error.Code);
+        Assert.Contains("key1", error.Message, StringComparison.Ordinal);
+    }
+
+    private string KeyFile(string name, string secret, bool ownerOnly)
+    {
+        string path = Path.Combine(_directory, name);
+        File.WriteAllText(path, secret + "\n");
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, ownerOnly ? UnixFileMode.UserRead | UnixFileMode.UserWrite : UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        }
+
+        return path;
+    }
+
+    private Task<JsonNode?> CallAsync(string method, string? parameters) =>
+        _service.DispatchAsync(method, parameters is null ? null : JsonDocument.Parse(parameters).RootElement.Clone(), CancellationToken.None);
+}
