@@ -42,7 +42,7 @@ public sealed class IoSettingsTests
     [InlineData("actornvme.io-queues = -1", "io-queues-range")]
     [InlineData("actornvme.io-queue-size = 1", "io-queue-size-range")]
     [InlineData("actornvme.io-queue-size = 5000", "io-queue-size-range")]
-    [InlineData("actornvme.io-retries = -1", "io-bounds")]
+    [InlineData("actornvme.io-retries = -2", "io-bounds")]
     [InlineData("actornvme.io-hold-limit = -5", "io-bounds")]
     [InlineData("actornvme.io-receive-spin = 20ms", "io-receive-spin-range")]
     public void An_invalid_value_is_refused_naming_the_rule(string hocon, string rule)
