@@ -451,6 +451,7 @@ public sealed class BlockDevice
             }
         }
 
+        operation.WaitsForAna = true;
         Fence(operation, set.AnaUnavailableUntil);
     }
 
@@ -482,7 +483,7 @@ public sealed class BlockDevice
     }
 
     /// <summary>Dispatches fenced operations that are due (or all of them, when the device is deleted) and re-arms the timer for the rest.</summary>
-    private void ReleaseFenced(bool all)
+    private void ReleaseFenced(bool all, bool anaWaits = false)
     {
         List<IoOperation>? due = null;
         lock (_fenceSync)
@@ -498,7 +499,7 @@ public sealed class BlockDevice
             for (int i = 0; i < _fenced.Count; i++)
             {
                 var operation = _fenced[i];
-                if (all || operation.NotBefore <= now)
+                if (all || operation.NotBefore <= now || (anaWaits && operation.WaitsForAna))
                 {
                     (due ??= []).Add(operation);
                 }
@@ -510,7 +511,7 @@ public sealed class BlockDevice
 
             if (due is not null)
             {
-                _fenced.RemoveAll(o => all || o.NotBefore <= now);
+                _fenced.RemoveAll(o => all || o.NotBefore <= now || (anaWaits && o.WaitsForAna));
             }
 
             Volatile.Write(ref _fencedCount, _fenced.Count);
@@ -529,6 +530,7 @@ public sealed class BlockDevice
         foreach (var operation in due)
         {
             operation.NotBefore = 0;
+            operation.WaitsForAna = false;
             Dispatch(operation);
         }
     }
@@ -780,6 +782,13 @@ public sealed class BlockDevice
         if (Volatile.Read(ref _heldCount) != 0)
         {
             ThreadPool.UnsafeQueueUserWorkItem(static device => device.ReleaseHeld(), this, preferLocal: false);
+        }
+
+        // A path that serves again also ends the wait of I/O that every path had refused with an ANA state:
+        // it need not sit out the rest of ANATT (write fences after a loss are not touched).
+        if (Volatile.Read(ref _fencedCount) != 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static device => device.ReleaseFenced(all: false, anaWaits: true), this, preferLocal: false);
         }
     }
 

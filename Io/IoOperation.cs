@@ -78,6 +78,9 @@ internal sealed class IoOperation : IValueTaskSource
     /// <summary>While fenced: the <see cref="System.Diagnostics.Stopwatch"/> timestamp before which it must not be sent again.</summary>
     public long NotBefore { get; set; }
 
+    /// <summary>Fenced only because every path answered with an ANA state: released early when a path serves again.</summary>
+    public bool WaitsForAna { get; set; }
+
     /// <summary>Whether a stale copy of this operation's command, executed late by an old association, could overwrite newer data.</summary>
     public bool ModifiesData => Kind is IoKind.Write or IoKind.WriteZeroes or IoKind.Deallocate;
 
@@ -291,6 +294,7 @@ internal sealed class IoOperation : IValueTaskSource
         Retries = 0;
         PathLosses = 0;
         NotBefore = 0;
+        WaitsForAna = false;
         _source.Reset();
         Pool.TryEnqueue(this);
     }
