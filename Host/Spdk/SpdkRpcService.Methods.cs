@@ -164,6 +164,10 @@ public sealed partial class SpdkRpcService
             }
 
             keepAlive = TimeSpan.FromMilliseconds(kato);
+            if (keepAlive < TimeSpan.FromMilliseconds(100) || keepAlive > NvmeHostSettings.MaxKeepAliveTimeout)
+            {
+                throw JsonRpcException.InvalidValue($"{Method}: parameter 'keep_alive_timeout_ms' is {kato}: keep-alive-timeout must be 100..{NvmeHostSettings.MaxKeepAliveTimeout.TotalMilliseconds:0} ms (rule keep-alive-timeout-range)");
+            }
         }
 
         var connectTimeout = current.ConnectTimeout;
