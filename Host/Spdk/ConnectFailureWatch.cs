@@ -17,10 +17,10 @@ internal sealed class ConnectFailureWatch : IDisposable
     private readonly IActorRef _watcher;
     private readonly TaskCompletionSource<JsonRpcException> _verdict = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private ConnectFailureWatch(ActorSystem system, Func<string, bool> isWatched)
+    private ConnectFailureWatch(ActorSystem system, string subject, Func<string, bool> isWatched)
     {
         _system = system;
-        _watcher = system.ActorOf(Props.Create(() => new Watcher(isWatched, _verdict)));
+        _watcher = system.ActorOf(Props.Create(() => new Watcher(subject, isWatched, _verdict)));
         system.EventStream.Subscribe(_watcher, typeof(Controller.StateChanged));
     }
 
@@ -29,18 +29,18 @@ internal sealed class ConnectFailureWatch : IDisposable
 
     /// <summary>The paths of the controller attached by hand as <paramref name="name"/> (their names are "name/path-...").</summary>
     public static ConnectFailureWatch ForController(ActorSystem system, string name) =>
-        new(system, path => path.StartsWith(name + "/", StringComparison.Ordinal));
+        new(system, $"controller {name}", path => path.StartsWith(name + "/", StringComparison.Ordinal));
 
     /// <summary>The discovery controller of the discovery service <paramref name="name"/>.</summary>
     public static ConnectFailureWatch ForDiscovery(ActorSystem system, string name) =>
-        new(system, path => path == name + "/discovery");
+        new(system, $"discovery {name}", path => path == name + "/discovery");
 
     /// <summary>
     /// The JSON-RPC error for a controller's Failed reason (a <see cref="ConnectionClosed"/> as text), when
     /// that failure is final: -ECONNREFUSED, -EPERM for a host the controller does not allow, -EINVAL for any
     /// other Connect answered with DNR. Null when a retry may succeed.
     /// </summary>
-    public static JsonRpcException? Classify(string? reason)
+    public static JsonRpcException? Classify(string? reason, string? subject = null)
     {
         if (reason is null)
         {
@@ -50,15 +50,15 @@ internal sealed class ConnectFailureWatch : IDisposable
         if (reason.StartsWith(nameof(CloseReason.ConnectFailed) + " ", StringComparison.Ordinal)
             && reason.Contains(nameof(System.Net.Sockets.SocketError.ConnectionRefused), StringComparison.Ordinal))
         {
-            return new JsonRpcException(JsonRpcErrorCodes.ConnectionRefused, $"Connection refused: {Detail(reason)}");
+            return new JsonRpcException(JsonRpcErrorCodes.ConnectionRefused, $"Connection refused: {Detail(reason, subject)}");
         }
 
         if (reason.StartsWith(nameof(CloseReason.ConnectRejected) + " ", StringComparison.Ordinal) && reason.Contains(", DNR", StringComparison.Ordinal))
         {
             // Fabrics command-specific status 0x84: Connect Invalid Host.
             return reason.Contains("SCT 0x1 SC 0x84", StringComparison.Ordinal)
-                ? new JsonRpcException(JsonRpcErrorCodes.NotPermitted, $"Operation not permitted: {Detail(reason)}")
-                : new JsonRpcException(JsonRpcErrorCodes.Invalid, $"Invalid argument: {Detail(reason)}");
+                ? new JsonRpcException(JsonRpcErrorCodes.NotPermitted, $"Operation not permitted: {Detail(reason, subject)}")
+                : new JsonRpcException(JsonRpcErrorCodes.Invalid, $"Invalid argument: {Detail(reason, subject)}");
         }
 
         return null;
@@ -71,19 +71,20 @@ internal sealed class ConnectFailureWatch : IDisposable
     }
 
     // "ConnectFailed (Network): TCP connect to ... failed: ConnectionRefused" -> the part after the cause.
-    private static string Detail(string reason)
+    private static string Detail(string reason, string? subject)
     {
         int colon = reason.IndexOf("): ", StringComparison.Ordinal);
-        return colon < 0 ? reason : reason[(colon + 3)..];
+        string detail = colon < 0 ? reason : reason[(colon + 3)..];
+        return subject is null ? detail : $"{subject}: {detail}";
     }
 
     private sealed class Watcher : ReceiveActor
     {
-        public Watcher(Func<string, bool> isWatched, TaskCompletionSource<JsonRpcException> verdict)
+        public Watcher(string subject, Func<string, bool> isWatched, TaskCompletionSource<JsonRpcException> verdict)
         {
             Receive<Controller.StateChanged>(changed =>
             {
-                if (changed.State == ControllerState.Failed && isWatched(changed.Name) && Classify(changed.Reason) is { } error)
+                if (changed.State == ControllerState.Failed && isWatched(changed.Name) && Classify(changed.Reason, subject) is { } error)
                 {
                     verdict.TrySetResult(error);
                 }
