@@ -231,6 +231,40 @@ refused -17 "nvme" 3000 bdev_nvme_start_discovery -b nvme -t tcp -a 127.0.0.1 -s
 ok bdev_nvme_stop_discovery -b nvme >/dev/null
 [ "$(ok bdev_get_bdevs | jq length)" = "0" ] || fail "nvme0n1 still listed after stop_discovery"
 
+# --- 200 clients that connect and say nothing must not keep an operator's call waiting
+idle_ms=$(python3 - "$serve_sock" <<'PY'
+import json, socket, sys, time
+path = sys.argv[1]
+idle = []
+for _ in range(200):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    idle.append(s)
+time.sleep(0.5)
+t0 = time.monotonic()
+s = socket.socket(socket.AF_UNIX)
+s.connect(path)
+s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "bdev_get_bdevs"}).encode())
+s.settimeout(30)
+buf = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        print(-1)
+        sys.exit(0)
+    buf += chunk
+    try:
+        reply = json.loads(buf)
+        break
+    except ValueError:
+        continue
+print(-1 if "result" not in reply else "%.1f" % ((time.monotonic() - t0) * 1000))
+PY
+)
+[ "$idle_ms" != "-1" ] || fail "with 200 idle clients connected, bdev_get_bdevs was not answered"
+echo "spdk-rpcpy-compat: with 200 idle clients connected, bdev_get_bdevs answered in ${idle_ms} ms"
+awk -v ms="$idle_ms" 'BEGIN { exit !(ms <= 2000) }' || fail "with 200 idle clients connected, bdev_get_bdevs took ${idle_ms} ms"
+
 # --- spdk_kill_instance stops the daemon
 ok spdk_kill_instance SIGTERM >/dev/null
 until=$((SECONDS + 15))
