@@ -16,16 +16,20 @@ internal sealed class ConnectFailureWatch : IDisposable
     private readonly ActorSystem _system;
     private readonly IActorRef _watcher;
     private readonly TaskCompletionSource<JsonRpcException> _verdict = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _live = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private ConnectFailureWatch(ActorSystem system, string subject, Func<string, bool> isWatched)
     {
         _system = system;
-        _watcher = system.ActorOf(Props.Create(() => new Watcher(subject, isWatched, _verdict)));
+        _watcher = system.ActorOf(Props.Create(() => new Watcher(subject, isWatched, _verdict, _live)));
         system.EventStream.Subscribe(_watcher, typeof(Controller.StateChanged));
     }
 
     /// <summary>Completes with the error to answer once a watched controller fails for good; never otherwise.</summary>
     public Task<JsonRpcException> Verdict => _verdict.Task;
+
+    /// <summary>Completes once a watched controller is Live.</summary>
+    public Task Live => _live.Task;
 
     /// <summary>The paths of the controller attached by hand as <paramref name="name"/> (their names are "name/path-...").</summary>
     public static ConnectFailureWatch ForController(ActorSystem system, string name) =>
@@ -80,11 +84,20 @@ internal sealed class ConnectFailureWatch : IDisposable
 
     private sealed class Watcher : ReceiveActor
     {
-        public Watcher(string subject, Func<string, bool> isWatched, TaskCompletionSource<JsonRpcException> verdict)
+        public Watcher(string subject, Func<string, bool> isWatched, TaskCompletionSource<JsonRpcException> verdict, TaskCompletionSource live)
         {
             Receive<Controller.StateChanged>(changed =>
             {
-                if (changed.State == ControllerState.Failed && isWatched(changed.Name) && Classify(changed.Reason, subject) is { } error)
+                if (!isWatched(changed.Name))
+                {
+                    return;
+                }
+
+                if (changed.State == ControllerState.Live)
+                {
+                    live.TrySetResult();
+                }
+                else if (changed.State == ControllerState.Failed && Classify(changed.Reason, subject) is { } error)
                 {
                     verdict.TrySetResult(error);
                 }

@@ -318,16 +318,29 @@ public sealed partial class SpdkRpcService
         var resiliency = Resiliency(p, Settings.Resiliency);
         var timeout = attachTimeoutMs is > 0 ? TimeSpan.FromMilliseconds(attachTimeoutMs.Value) : DefaultAttachTimeout;
         var request = new NvmeHost.StartDiscovery(name, address, hostNqn, resiliency, wait, timeout);
+
+        // A discovery controller that cannot be reached at all is answered at once (and the service stopped),
+        // and a discovery that did not attach in time is stopped (as SPDK does), so that a retry finds the name free.
+        var existing = await AskAsync<NvmeHost.DiscoveryInfoList>(NvmeHost.GetDiscoveryInfo.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        using var watch = existing.Services.Any(s => s.Name == name) ? null : ConnectFailureWatch.ForDiscovery(_system, name);
         if (!wait)
         {
             await AskAsync<NvmeHost.DiscoveryStarted>(request, ListTimeout, JsonRpcErrorCodes.NoEntry, cancellationToken).ConfigureAwait(false);
+            if (watch is not null)
+            {
+                // As SPDK answers once its discovery controller is attached: here once it is Live, or its first
+                // attempt failed for good; an attempt still pending after the connect bound is left to retry.
+                var bound = Task.Delay(Settings.ConnectTimeout * 2, cancellationToken);
+                if (await Task.WhenAny(watch.Live, watch.Verdict, bound).ConfigureAwait(false) == watch.Verdict)
+                {
+                    await UndoAsync<NvmeHost.DiscoveryStopped>(new NvmeHost.StopDiscovery(name)).ConfigureAwait(false);
+                    throw await watch.Verdict.ConfigureAwait(false);
+                }
+            }
+
             return true;
         }
 
-        // Waiting for attach: a discovery controller that cannot be reached at all answers at once, and a
-        // discovery that did not attach in time is stopped (as SPDK does), so that a retry finds the name free.
-        var existing = await AskAsync<NvmeHost.DiscoveryInfoList>(NvmeHost.GetDiscoveryInfo.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
-        using var watch = existing.Services.Any(s => s.Name == name) ? null : ConnectFailureWatch.ForDiscovery(_system, name);
         try
         {
             await AskWatchingAsync<NvmeHost.DiscoveryStarted>(request, timeout + TimeSpan.FromSeconds(10), JsonRpcErrorCodes.NoEntry, watch, () => UndoAsync<NvmeHost.DiscoveryStopped>(new NvmeHost.StopDiscovery(name)), cancellationToken).ConfigureAwait(false);
@@ -415,6 +428,18 @@ public sealed partial class SpdkRpcService
             DisableSqFlowControl: p.OptionalBool("disable_sq_flow_control"),
             IoQueues: p.OptionalInt64("num_io_queues", 1, 65534) is { } queues ? (int)queues : null,
             Digests: digests);
+        if (overrides.ApplyTo(Settings) is var effective && (effective.Digests != Settings.Digests || effective.DisableSqFlowControl != Settings.DisableSqFlowControl))
+        {
+            // rpc.py sends hdgst, ddgst and disable_sq_flow_control (false unless asked) with every attach.
+            _logger.LogInformation(
+                "{Name}: digests {Digests} and SQ flow control disabled {Disabled} as the request says, not actornvme.digests {ConfigDigests} / disable-sq-flow-control {ConfigDisabled}",
+                name,
+                effective.Digests,
+                effective.DisableSqFlowControl,
+                Settings.Digests,
+                Settings.DisableSqFlowControl);
+        }
+
         var policy = p.OptionalObject("multipath_opts", MultipathOptsParameters) is { } opts ? MultipathPolicyOf(opts, "policy", "selector", "min_io") : null;
         TimeSpan? attachTimeout = p.OptionalInt64("fabrics_connect_timeout_us", 1000, long.MaxValue / 10) is { } us ? TimeSpan.FromMicroseconds(us) : null;
         var resiliency = Resiliency(p, Settings.Resiliency);

@@ -105,9 +105,13 @@ public sealed class SpdkRpcOperationsTests : IAsyncLifetime
 
         Assert.Empty((JsonArray)(await CallAsync("bdev_nvme_get_discovery_info", null))!);
 
-        var refused = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_start_discovery", $$"""{"name":"refused","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{FreePort()}}","wait_for_attach":true}"""));
-        Assert.Equal(JsonRpcErrorCodes.ConnectionRefused, refused.Code);
-        Assert.Empty((JsonArray)(await CallAsync("bdev_nvme_get_discovery_info", null))!);
+        foreach (string wait in new[] { "true", "false" })
+        {
+            var refused = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_start_discovery", $$"""{"name":"refused","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{FreePort()}}","wait_for_attach":{{wait}}}"""));
+            Assert.Equal(JsonRpcErrorCodes.ConnectionRefused, refused.Code);
+            Assert.Contains("discovery refused", refused.Message, StringComparison.Ordinal);
+            Assert.Empty((JsonArray)(await CallAsync("bdev_nvme_get_discovery_info", null))!);
+        }
     }
 
     [Fact]

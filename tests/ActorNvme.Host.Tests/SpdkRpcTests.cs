@@ -124,8 +124,12 @@ public sealed class SpdkRpcTests : IAsyncLifetime
     [Fact]
     public async Task A_second_discovery_of_the_same_name_is_eexist()
     {
-        // Nothing listens on port 1: the service starts (not waiting for attach) and keeps trying.
-        const string Request = """{"name":"dup","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"1"}""";
+        // A listener that never answers: the service starts (not waiting for attach) and keeps trying.
+        await using var target = new ActorNvme.Target.NvmeTarget();
+        var listener = target.ListenTcp("127.0.0.1", 0);
+        target.Faults.Blackhole(listener);
+        string port = listener.Address.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string Request = $$"""{"name":"dup","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port}}"}""";
         Assert.True((await CallAsync("bdev_nvme_start_discovery", Request))!.GetValue<bool>());
         var error = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_start_discovery", Request));
         Assert.Equal(JsonRpcErrorCodes.Exists, error.Code);
@@ -134,7 +138,7 @@ public sealed class SpdkRpcTests : IAsyncLifetime
         var info = (JsonArray)(await CallAsync("bdev_nvme_get_discovery_info", null))!;
         var service = Assert.Single(info)!;
         Assert.Equal("dup", service["name"]!.GetValue<string>());
-        Assert.Equal("1", service["trid"]!["trsvcid"]!.GetValue<string>());
+        Assert.Equal(port, service["trid"]!["trsvcid"]!.GetValue<string>());
         Assert.Equal("nqn.2014-08.org.nvmexpress.discovery", service["trid"]!["subnqn"]!.GetValue<string>());
 
         // Global options may not change under a running discovery service (SPDK: -EPERM).

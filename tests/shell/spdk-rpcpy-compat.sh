@@ -5,7 +5,9 @@
 # errors known at once must come at once with SPDK's errno: connection refused (-111), a Connect refused
 # with DNR (host not allowed: -1 EPERM; unknown subsystem: -22 EINVAL), a parameter value that cannot be
 # honoured (-95 "not supported: name=value"), a value out of range (-22 naming it); a discovery whose
-# wait_for_attach timed out is stopped (a retry is not -17). Ends with spdk_kill_instance.
+# wait_for_attach timed out is stopped (a retry is not -17). The attach deadline is 20 s here (connect
+# timeout 10 s, twice), so an answer within 8 s (rpc.py's own start-up included) is one that did not wait
+# for it. 200 idle clients must not keep an operator's call waiting. Ends with spdk_kill_instance.
 # Exit: 0 passed, 1 failed, 77 skipped (no SPDK bundle, python3 or jq).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -134,7 +136,7 @@ EOF
 cat >"$work/serve.hocon" <<EOF
 actornvme {
   host-nqn = "$host_nqn"
-  connect-timeout = 2s
+  connect-timeout = 10s
 }
 EOF
 
@@ -167,14 +169,14 @@ ok spdk_get_version | jq -e '.version | type == "string"' >/dev/null || fail "sp
 ok log_set_level DEBUG >/dev/null
 [ "$(ok log_get_level | jq -r .)" = "DEBUG" ] || fail "log_get_level after log_set_level DEBUG"
 ok log_set_level NOTICE >/dev/null
-refused -22 "parameter 'keep_alive_timeout_ms'" 3000 bdev_nvme_set_options -k 4294967295
-refused -22 "keep-alive-timeout" 3000 bdev_nvme_set_options -k 4294967295
-refused -95 "not supported: keep_alive_timeout_ms=0" 3000 bdev_nvme_set_options -k 0
-refused -95 "not supported: io_path_stat=true" 3000 bdev_nvme_set_options --io-path-stat
-refused -95 "not supported: multipath_opts.policy=active_active" 3000 bdev_nvme_set_options --policy active_active
-refused -22 "rule reconnect-delay-within-loss-timeout" 3000 bdev_nvme_set_options -l 2 -o 3
+refused -22 "parameter 'keep_alive_timeout_ms'" 8000 bdev_nvme_set_options -k 4294967295
+refused -22 "keep-alive-timeout" 8000 bdev_nvme_set_options -k 4294967295
+refused -95 "not supported: keep_alive_timeout_ms=0" 8000 bdev_nvme_set_options -k 0
+refused -95 "not supported: io_path_stat=true" 8000 bdev_nvme_set_options --io-path-stat
+refused -95 "not supported: multipath_opts.policy=active_active" 8000 bdev_nvme_set_options --policy active_active
+refused -22 "rule reconnect-delay-within-loss-timeout" 8000 bdev_nvme_set_options -l 2 -o 3
 # rpc.py's defaults (delay_cmd_submit true, the rest false) plus what the seed scenario sets.
-ok bdev_nvme_set_options -k 2000 -c 4 -r -1 -l 2 -o 1 -u 1 --tcp-connect-timeout-ms 2000 --timeout-admin-us 5000000 \
+ok bdev_nvme_set_options -k 2000 -c 4 -r -1 -l 2 -o 1 -u 1 --tcp-connect-timeout-ms 10000 --timeout-admin-us 5000000 \
    --dhchap-digests sha256,sha384 --dhchap-dhgroups null --policy active_passive >/dev/null
 ok framework_start_init >/dev/null
 ok framework_wait_init >/dev/null
@@ -188,8 +190,8 @@ ok framework_wait_init >/dev/null
 [ "$(ok bdev_nvme_get_io_paths -n ctln1 | jq -r '.poll_groups[0].io_paths | length')" = "1" ] || fail "bdev_nvme_get_io_paths lists not one path"
 ok bdev_nvme_set_multipath_policy -b ctln1 -p active_active -s round_robin -r 2 >/dev/null
 ok bdev_nvme_reset_controller ctl >/dev/null
-refused -114 "already" 5000 bdev_nvme_attach_controller -b ctl -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -x failover
-refused -17 "exists" 3000 bdev_nvme_attach_controller -b ctl -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1"
+refused -114 "already" 8000 bdev_nvme_attach_controller -b ctl -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -x failover
+refused -17 "exists" 8000 bdev_nvme_attach_controller -b ctl -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1"
 ok bdev_nvme_detach_controller ctl >/dev/null
 [ "$(ok bdev_get_bdevs | jq length)" = "0" ] || fail "ctln1 still listed after detach"
 
@@ -199,22 +201,23 @@ ok bdev_nvme_detach_controller ctl >/dev/null
 ok bdev_nvme_detach_controller fc >/dev/null
 
 # --- values that cannot be honoured, and values out of range
-refused -95 "not supported: prchk_reftag=true" 3000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -r
-refused -95 "not supported: hostaddr=10.0.0.1" 3000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -i 10.0.0.1
-refused -95 "not supported: psk=key0" 3000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -k key0
-refused -95 "not supported: trtype=rdma" 3000 bdev_nvme_attach_controller -b x -t rdma -a 127.0.0.1 -s "$port1" -n "$nqn1"
-refused -22 "parameter 'trsvcid' is 70000" 3000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s 70000 -n "$nqn1"
-refused -22 "subnqn" 3000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "not-an-nqn"
-refused -22 "rule timer-range" 3000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -l 2147483647 -o 1
-refused -19 "nope" 3000 bdev_nvme_detach_controller nope
-refused -2 "nope" 3000 bdev_nvme_stop_discovery -b nope
+refused -95 "not supported: prchk_reftag=true" 8000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -r
+refused -95 "not supported: hostaddr=10.0.0.1" 8000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -i 10.0.0.1
+refused -95 "not supported: psk=key0" 8000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -k key0
+refused -95 "not supported: trtype=rdma" 8000 bdev_nvme_attach_controller -b x -t rdma -a 127.0.0.1 -s "$port1" -n "$nqn1"
+refused -22 "parameter 'trsvcid' is 70000" 8000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s 70000 -n "$nqn1"
+refused -22 "subnqn" 8000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "not-an-nqn"
+refused -22 "rule timer-range" 8000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -l 2147483647 -o 1
+refused -19 "nope" 8000 bdev_nvme_detach_controller nope
+refused -2 "nope" 8000 bdev_nvme_stop_discovery -b nope
 
 # --- errors known at once, answered at once
-refused -111 "Connection refused" 3000 bdev_nvme_attach_controller -b dead -t tcp -a 127.0.0.1 -s "$dead_port" -n "$nqn1"
-refused -111 "Connection refused" 3000 bdev_nvme_attach_controller -b dead -t tcp -a 127.0.0.1 -s "$dead_port" -n "$nqn1"
-refused -1 "Operation not permitted" 3000 bdev_nvme_attach_controller -b closed -t tcp -a 127.0.0.1 -s "$port2" -n "$nqn2"
-refused -22 "Invalid argument" 3000 bdev_nvme_attach_controller -b unknown -t tcp -a 127.0.0.1 -s "$port1" -n "nqn.2016-06.io.actornvme:nobody"
-refused -111 "Connection refused" 3000 bdev_nvme_start_discovery -b deaddisc -t tcp -a 127.0.0.1 -s "$dead_port" -w
+refused -111 "Connection refused" 8000 bdev_nvme_attach_controller -b dead -t tcp -a 127.0.0.1 -s "$dead_port" -n "$nqn1"
+refused -111 "Connection refused" 8000 bdev_nvme_attach_controller -b dead -t tcp -a 127.0.0.1 -s "$dead_port" -n "$nqn1"
+refused -1 "Operation not permitted" 8000 bdev_nvme_attach_controller -b closed -t tcp -a 127.0.0.1 -s "$port2" -n "$nqn2"
+refused -22 "Invalid argument" 8000 bdev_nvme_attach_controller -b unknown -t tcp -a 127.0.0.1 -s "$port1" -n "nqn.2016-06.io.actornvme:nobody"
+refused -111 "Connection refused" 8000 bdev_nvme_start_discovery -b deaddisc -t tcp -a 127.0.0.1 -s "$dead_port" -w
+refused -111 "Connection refused" 8000 bdev_nvme_start_discovery -b deaddisc -t tcp -a 127.0.0.1 -s "$dead_port"
 [ "$(ok bdev_nvme_get_discovery_info | jq length)" = "0" ] || fail "a discovery that was refused stays registered"
 
 # A discovery whose wait_for_attach timed out is stopped: the retry times out again, it is not -17.
@@ -227,7 +230,7 @@ target_call target_restore
 ok bdev_nvme_start_discovery -b nvme -t tcp -a 127.0.0.1 -f ipv4 -s "$discovery_port" -w -l 2 -o 1 -u 1 >/dev/null
 [ "$(ok bdev_get_bdevs | jq -r '[.[].name] | join(",")')" = "nvme0n1" ] || fail "discovery did not attach nvme0n1 (only $nqn1 allows this host)"
 [ "$(ok bdev_nvme_get_discovery_info | jq -r '.[0].name')" = "nvme" ] || fail "bdev_nvme_get_discovery_info does not list nvme"
-refused -17 "nvme" 3000 bdev_nvme_start_discovery -b nvme -t tcp -a 127.0.0.1 -s "$discovery_port"
+refused -17 "nvme" 8000 bdev_nvme_start_discovery -b nvme -t tcp -a 127.0.0.1 -s "$discovery_port"
 ok bdev_nvme_stop_discovery -b nvme >/dev/null
 [ "$(ok bdev_get_bdevs | jq length)" = "0" ] || fail "nvme0n1 still listed after stop_discovery"
 
