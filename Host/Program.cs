@@ -4,7 +4,7 @@ using ActorNvme.Host.Perf;
 
 namespace ActorNvme.Host;
 
-/// <summary>The <c>actornvme</c> command: demo, discover, serve, rpc, target, perf.</summary>
+/// <summary>The <c>actornvme</c> command: demo, discover, serve, config, rpc, target, perf.</summary>
 public static class Program
 {
     public static async Task<int> Main(string[] args)
@@ -51,6 +51,7 @@ public static class Program
             DemoCommand.Create(),
             DiscoverCommand.Create(),
             ServeCommand.Create(),
+            ConfigCommand.Create(),
             RpcCommand.Create(),
             TargetCommand.Create(),
             perf,

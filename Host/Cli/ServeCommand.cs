@@ -146,7 +146,8 @@ internal static class ServeCommand
         return Directory.Exists(path) ? "is a directory" : null;
     }
 
-    private static Config LoadConfig(string? path)
+    /// <summary>The daemon's configuration file (akka.hocon in the working directory when <paramref name="path"/> is null), checked for what the HOCON parser lets through.</summary>
+    internal static Config LoadConfig(string? path)
     {
         if (path is null)
         {

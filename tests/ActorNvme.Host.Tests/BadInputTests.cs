@@ -67,6 +67,34 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public async Task Config_prints_each_setting_with_where_its_value_comes_from_and_refuses_what_serve_refuses()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"anvme-cfg-{Guid.NewGuid():N}.hocon");
+        try
+        {
+            await File.WriteAllTextAsync(path, "actornvme { keep-alive-timeout = 5s }\n");
+            var (exit, output) = await RunAsync("config", "-c", path);
+            Assert.Equal(0, exit);
+            Assert.Contains("keep-alive-timeout = 5s   # from the file", output, StringComparison.Ordinal);
+            Assert.Contains("io-retries = 5   # default", output, StringComparison.Ordinal);
+            Assert.Contains("discovery.referral-depth = 8   # default", output, StringComparison.Ordinal);
+
+            await File.WriteAllTextAsync(path, "actornvme { keep-alive-timeout = 5 minutes and a bit }\n");
+            (exit, output) = await RunAsync("config", "-c", path);
+            Assert.Equal(2, exit);
+            Assert.Contains("actornvme.keep-alive-timeout", Assert.Single(output.Split('\n', StringSplitOptions.RemoveEmptyEntries)), StringComparison.Ordinal);
+
+            (exit, output) = await RunAsync("config", "--sample");
+            Assert.Equal(0, exit);
+            Assert.Contains("# Host NQN sent in every Connect.", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void Every_setting_of_reference_conf_is_known_and_an_unknown_one_is_refused()
     {
         Assert.Contains("keep-alive-timeout", NvmeHostSettings.KnownKeys);
