@@ -92,7 +92,85 @@ public sealed partial class SpdkRpcService
         ["log_set_print_level"] = new(["level"], SetLogLevel, AtStartup: true),
         ["log_get_print_level"] = new([], (_, _) => Task.FromResult<JsonNode?>(LogLevelName), AtStartup: true),
         ["spdk_kill_instance"] = new(["sig_name"], KillInstance, AtStartup: true),
+        ["framework_get_subsystems"] = new([], (_, _) => Task.FromResult<JsonNode?>(new JsonArray(new JsonObject { ["subsystem"] = "bdev", ["depends_on"] = new JsonArray() })), AtStartup: true),
+        ["framework_get_config"] = new(["name", "with_batches"], GetConfig, AtStartup: true),
     };
+
+    /// <summary>
+    /// SPDK's framework_get_config for the "bdev" subsystem (what rpc.py save_config writes): the calls that
+    /// rebuild this state — bdev_nvme_set_options with the options in force, a start_discovery per discovery
+    /// service and an attach_controller per path attached by hand. Per-controller timeouts are not kept, so
+    /// the replayed controllers take the options'.
+    /// </summary>
+    private async Task<JsonNode?> GetConfig(RpcParams p, CancellationToken cancellationToken)
+    {
+        string name = p.RequiredNonEmptyString("name", 64);
+        p.OptionalBool("with_batches");
+        if (name != "bdev")
+        {
+            throw new JsonRpcException(JsonRpcErrorCodes.NoEntry, $"No such file or directory: framework_get_config: no subsystem '{name}' (ActorNvme has bdev only)");
+        }
+
+        var settings = Settings;
+        var calls = new JsonArray
+        {
+            new JsonObject
+            {
+                ["method"] = "bdev_nvme_set_options",
+                ["params"] = new JsonObject
+                {
+                    ["action_on_timeout"] = settings.IoTimeoutAction == IoTimeoutAction.None ? "none" : "reset",
+                    ["timeout_us"] = (long)settings.IoTimeout.TotalMicroseconds,
+                    ["timeout_admin_us"] = (long)settings.AdminCommandTimeout.TotalMicroseconds,
+                    ["keep_alive_timeout_ms"] = (long)settings.KeepAliveTimeout.TotalMilliseconds,
+                    ["transport_retry_count"] = settings.IoRetries,
+                    ["bdev_retry_count"] = settings.IoPathLossRetries == int.MaxValue ? -1 : settings.IoPathLossRetries,
+                    ["ctrlr_loss_timeout_sec"] = settings.Resiliency.ReconnectsForever ? -1 : (long)settings.Resiliency.CtrlrLossTimeout.TotalSeconds,
+                    ["reconnect_delay_sec"] = (long)settings.Resiliency.ReconnectDelay.TotalSeconds,
+                    ["fast_io_fail_timeout_sec"] = (long)settings.Resiliency.FastIoFailTimeout.TotalSeconds,
+                    ["tcp_connect_timeout_ms"] = (long)settings.ConnectTimeout.TotalMilliseconds,
+                },
+            },
+        };
+        if (Host is null)
+        {
+            return calls;
+        }
+
+        var discoveries = await AskAsync<NvmeHost.DiscoveryInfoList>(NvmeHost.GetDiscoveryInfo.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        foreach (var service in discoveries.Services.OrderBy(s => s.Name, StringComparer.Ordinal))
+        {
+            var call = SpdkJson.Trid(service.Address, null);
+            call.Remove("subnqn");
+            call["name"] = service.Name;
+            call["trtype"] = "tcp";
+            call["hostnqn"] = service.HostNqn;
+            call["wait_for_attach"] = false;
+            calls.Add(new JsonObject { ["method"] = "bdev_nvme_start_discovery", ["params"] = call });
+        }
+
+        var controllers = await AskAsync<NvmeHost.ControllerList>(NvmeHost.ListControllers.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        foreach (var controller in controllers.Controllers.Where(c => c.DiscoveryService is null && c.Origin == "attach"))
+        {
+            bool first = true;
+            foreach (var path in controller.Paths)
+            {
+                var call = SpdkJson.Trid(path.Address, controller.SubsystemNqn);
+                call["name"] = controller.Name;
+                call["trtype"] = "tcp";
+                call["hostnqn"] = controller.HostNqn;
+                if (!first || controller.Paths.Count > 1)
+                {
+                    call["multipath"] = "multipath";
+                }
+
+                first = false;
+                calls.Add(new JsonObject { ["method"] = "bdev_nvme_attach_controller", ["params"] = call });
+            }
+        }
+
+        return calls;
+    }
 
     /// <summary>SPDK's log levels and what each means here (NOTICE and INFO both log information).</summary>
     private static readonly Dictionary<string, Microsoft.Extensions.Logging.LogLevel> LogLevels = new(StringComparer.Ordinal)

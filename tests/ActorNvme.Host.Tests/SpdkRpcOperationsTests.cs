@@ -141,6 +141,18 @@ public sealed class SpdkRpcOperationsTests : IAsyncLifetime
         Assert.Equal("bn1", bdev["name"]!.GetValue<string>());
         var paths = (await CallAsync("bdev_nvme_get_io_paths", """{"name":"bn1"}"""))!["poll_groups"]![0]!["io_paths"]!.AsArray();
         Assert.Single(paths);
+
+        // What rpc.py save_config would write: the options, then this controller, replayable as written.
+        var config = (JsonArray)(await CallAsync("framework_get_config", """{"name":"bdev"}"""))!;
+        Assert.Equal("bdev_nvme_set_options", config[0]!["method"]!.GetValue<string>());
+        Assert.Equal(30, config[0]!["params"]!["ctrlr_loss_timeout_sec"]!.GetValue<long>());
+        var attach = Assert.Single(config, c => c!["method"]!.GetValue<string>() == "bdev_nvme_attach_controller")!["params"]!;
+        Assert.Equal("b", attach["name"]!.GetValue<string>());
+        Assert.Equal(Nqn, attach["subnqn"]!.GetValue<string>());
+        Assert.Equal(port.ToString(System.Globalization.CultureInfo.InvariantCulture), attach["trsvcid"]!.GetValue<string>());
+        await CallAsync("bdev_nvme_detach_controller", """{"name":"b"}""");
+        await CallAsync("bdev_nvme_attach_controller", attach.ToJsonString());
+        Assert.Equal("bn1", (await CallAsync("bdev_get_bdevs", """{"name":"bn1"}"""))![0]!["name"]!.GetValue<string>());
         await CallAsync("bdev_nvme_detach_controller", """{"name":"b"}""");
     }
 

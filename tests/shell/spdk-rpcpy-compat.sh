@@ -161,7 +161,8 @@ methods=$(ok rpc_get_methods)
 for m in rpc_get_methods spdk_get_version framework_start_init framework_wait_init bdev_nvme_set_options \
          bdev_nvme_start_discovery bdev_nvme_stop_discovery bdev_nvme_get_discovery_info bdev_nvme_attach_controller \
          bdev_nvme_detach_controller bdev_nvme_reset_controller bdev_nvme_get_controllers bdev_nvme_set_multipath_policy \
-         bdev_nvme_get_io_paths bdev_get_bdevs log_set_level log_get_level spdk_kill_instance; do
+         bdev_nvme_get_io_paths bdev_get_bdevs log_set_level log_get_level spdk_kill_instance framework_get_config \
+         framework_get_subsystems; do
   jq -e --arg m "$m" 'index($m) != null' <<<"$methods" >/dev/null || fail "rpc_get_methods does not list $m"
 done
 ok spdk_get_version | jq -e '.version | type == "string"' >/dev/null || fail "spdk_get_version has no version"
@@ -231,6 +232,12 @@ ok bdev_nvme_start_discovery -b nvme -t tcp -a 127.0.0.1 -f ipv4 -s "$discovery_
 [ "$(ok bdev_get_bdevs | jq -r '[.[].name] | join(",")')" = "nvme0n1" ] || fail "discovery did not attach nvme0n1 (only $nqn1 allows this host)"
 [ "$(ok bdev_nvme_get_discovery_info | jq -r '.[0].name')" = "nvme" ] || fail "bdev_nvme_get_discovery_info does not list nvme"
 refused -17 "nvme" 8000 bdev_nvme_start_discovery -b nvme -t tcp -a 127.0.0.1 -s "$discovery_port"
+saved=$(ok save_config)
+jq -e '.subsystems[0].subsystem == "bdev"' <<<"$saved" >/dev/null || fail "save_config has no bdev subsystem: $saved"
+jq -e '[.subsystems[0].config[] | select(.method == "bdev_nvme_set_options") | .params.keep_alive_timeout_ms] == [2000]' <<<"$saved" >/dev/null \
+  || fail "save_config does not hold keep_alive_timeout_ms 2000: $saved"
+jq -e --arg port "$discovery_port" '[.subsystems[0].config[] | select(.method == "bdev_nvme_start_discovery") | .params | "\(.name) \(.trsvcid)"] == ["nvme \($port)"]' <<<"$saved" >/dev/null \
+  || fail "save_config does not hold the discovery service: $saved"
 ok bdev_nvme_stop_discovery -b nvme >/dev/null
 [ "$(ok bdev_get_bdevs | jq length)" = "0" ] || fail "nvme0n1 still listed after stop_discovery"
 
