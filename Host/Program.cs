@@ -4,7 +4,7 @@ using ActorNvme.Host.Perf;
 
 namespace ActorNvme.Host;
 
-/// <summary>The <c>actornvme</c> command: demo, discover, serve, rpc, target, perf.</summary>
+/// <summary>The <c>actornvme</c> command: demo, discover, serve, config, rpc, target, perf.</summary>
 public static class Program
 {
     public static async Task<int> Main(string[] args)
@@ -17,7 +17,29 @@ public static class Program
             return await PerfCommand.RunAsync(args[1..]).ConfigureAwait(false);
         }
 
-        return await BuildRoot().Parse(args).InvokeAsync().ConfigureAwait(false);
+        var parsed = BuildRoot().Parse(args);
+        if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
+        {
+            // One line per mistake, naming the command; the usage is one --help away.
+            string command = string.Join(' ', parsed.CommandResult.Command.Name is "actornvme" or "" ? [] : new[] { parsed.CommandResult.Command.Name });
+            foreach (var error in parsed.Errors)
+            {
+                await Console.Error.WriteLineAsync($"actornvme{(command.Length > 0 ? " " + command : string.Empty)}: {error.Message.ReplaceLineEndings(" ")} (see --help)").ConfigureAwait(false);
+            }
+
+            return 2;
+        }
+
+        try
+        {
+            return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);
+        }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("ACTORNVME_TRACE") is null)
+        {
+            // A failure nobody anticipated: one line for the operator (ACTORNVME_TRACE=1 shows the stack).
+            await Console.Error.WriteLineAsync($"actornvme: {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}").ConfigureAwait(false);
+            return 70;
+        }
     }
 
     public static RootCommand BuildRoot()
@@ -29,6 +51,7 @@ public static class Program
             DemoCommand.Create(),
             DiscoverCommand.Create(),
             ServeCommand.Create(),
+            ConfigCommand.Create(),
             RpcCommand.Create(),
             TargetCommand.Create(),
             Soak.SoakCommand.Create(),

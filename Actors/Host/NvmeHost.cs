@@ -1,4 +1,5 @@
 using ActorNvme.Protocol.Auth;
+using ActorNvme.Protocol.Tcp;
 using Akka.Actor;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
@@ -76,6 +77,7 @@ public static class NvmeHost
     /// and host NQN gets this address as a further path. Refused: a name in use otherwise (AlreadyExists),
     /// a name created by discovery (AlreadyExists), another subsystem NQN under that name
     /// (InvalidParameter), the same transport ID attached under another name (AlreadyExists).
+    /// <paramref name="Overrides"/> replace host settings for this controller only.
     /// </summary>
     public sealed record AttachController(
         string Name,
@@ -85,7 +87,20 @@ public static class NvmeHost
         ResiliencySettings? Resiliency = null,
         TimeSpan? AttachTimeout = null,
         MultipathMode Multipath = MultipathMode.Disable,
-        DhChapHostCredentials? DhChap = null);
+        DhChapHostCredentials? DhChap = null,
+        ControllerOverrides? Overrides = null);
+
+
+    /// <summary>Settings of one controller attached by hand that differ from the host's (SPDK's per-controller attach options); null: the host's.</summary>
+    public sealed record ControllerOverrides(bool? DisableSqFlowControl = null, int? IoQueues = null, DigestOptions? Digests = null)
+    {
+        public NvmeHostSettings ApplyTo(NvmeHostSettings settings) => settings with
+        {
+            DisableSqFlowControl = DisableSqFlowControl ?? settings.DisableSqFlowControl,
+            IoQueues = IoQueues ?? settings.IoQueues,
+            Digests = Digests ?? settings.Digests,
+        };
+    }
 
     public sealed record ControllerAttached(string Name, IReadOnlyList<BlockDeviceInfo> Devices);
 

@@ -199,7 +199,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (!TryValidate(() => SettingsFor(request.HostNqn, request.Resiliency, request.DhChap), out var settings))
+        if (!TryValidate(() => (request.Overrides?.ApplyTo(SettingsFor(request.HostNqn, request.Resiliency, request.DhChap)) ?? SettingsFor(request.HostNqn, request.Resiliency, request.DhChap)).Validated(), out var settings))
         {
             return;
         }
@@ -251,6 +251,12 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         if (options.Settings.HostNqn != settings.HostNqn)
         {
             Refuse(HostErrorKind.Conflict, $"controller '{request.Name}' is attached as host {options.Settings.HostNqn}; a path as host {settings.HostNqn} cannot be added to it");
+            return;
+        }
+
+        if (request.Overrides is { } overrides && overrides.ApplyTo(options.Settings) != options.Settings)
+        {
+            Refuse(HostErrorKind.Conflict, $"controller '{request.Name}' runs with digests {options.Settings.Digests}, {options.Settings.IoQueues} I/O queues (0: one per core), SQ flow control disabled {options.Settings.DisableSqFlowControl}; a path cannot differ ({overrides})");
             return;
         }
 

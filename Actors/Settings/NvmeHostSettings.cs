@@ -45,6 +45,9 @@ public sealed record ResiliencySettings(TimeSpan CtrlrLossTimeout, TimeSpan Reco
 {
     public static readonly TimeSpan Forever = TimeSpan.FromSeconds(-1);
 
+    /// <summary>The longest timer this runtime arms (24 days: below the scheduler's 2^31 ms).</summary>
+    public static readonly TimeSpan MaxTimer = TimeSpan.FromDays(24);
+
     public bool ReconnectsForever => CtrlrLossTimeout < TimeSpan.Zero;
 
     public bool NeverReconnects => CtrlrLossTimeout == TimeSpan.Zero;
@@ -61,6 +64,11 @@ public sealed record ResiliencySettings(TimeSpan CtrlrLossTimeout, TimeSpan Reco
         if (CtrlrLossTimeout < TimeSpan.Zero && CtrlrLossTimeout != Forever)
         {
             throw new InvalidNvmeSettingsException("ctrlr-loss-timeout-range", $"ctrlr-loss-timeout {Seconds(CtrlrLossTimeout)} is invalid: it must be -1 (reconnect forever), 0 (never reconnect) or positive");
+        }
+
+        if (CtrlrLossTimeout > MaxTimer || ReconnectDelay > MaxTimer || FastIoFailTimeout > MaxTimer)
+        {
+            throw new InvalidNvmeSettingsException("timer-range", $"ctrlr-loss-timeout {Seconds(CtrlrLossTimeout)}, reconnect-delay {Seconds(ReconnectDelay)} and fast-io-fail-timeout {Seconds(FastIoFailTimeout)} must each be at most {Seconds(MaxTimer)} (24 days; -1 reconnects forever)");
         }
 
         if (ReconnectDelay < TimeSpan.Zero || FastIoFailTimeout < TimeSpan.Zero)
@@ -132,6 +140,9 @@ public sealed record NvmeHostSettings
     public required Guid HostId { get; init; }
 
     public TimeSpan KeepAliveTimeout { get; init; }
+
+    /// <summary>The longest keep-alive-timeout accepted.</summary>
+    public static readonly TimeSpan MaxKeepAliveTimeout = TimeSpan.FromHours(1);
 
     public required ResiliencySettings Resiliency { get; init; }
 
@@ -205,6 +216,8 @@ public sealed record NvmeHostSettings
     /// <summary>Reads <c>actornvme.*</c> from <paramref name="config"/> with the library defaults as fallback.</summary>
     public static NvmeHostSettings Create(Config config)
     {
+        ArgumentNullException.ThrowIfNull(config);
+        RefuseUnknownKeys(config);
         var section = config.WithFallback(ReferenceConfig).GetConfig("actornvme");
         var hostIdText = section.GetString("host-id", string.Empty);
         Guid hostId;
@@ -227,33 +240,152 @@ public sealed record NvmeHostSettings
         {
             HostNqn = hostNqn,
             HostId = hostId,
-            KeepAliveTimeout = section.GetTimeSpan("keep-alive-timeout"),
+            KeepAliveTimeout = Duration(section, "keep-alive-timeout"),
             Resiliency = new ResiliencySettings(
                 ReadLossTimeout(section),
-                section.GetTimeSpan("reconnect-delay"),
-                section.GetTimeSpan("fast-io-fail-timeout")),
-            ConnectTimeout = section.GetTimeSpan("connect-timeout"),
-            AdminCommandTimeout = section.GetTimeSpan("admin-command-timeout"),
-            AdminQueueSize = section.GetInt("admin-queue-size"),
+                Duration(section, "reconnect-delay"),
+                Duration(section, "fast-io-fail-timeout")),
+            ConnectTimeout = Duration(section, "connect-timeout"),
+            AdminCommandTimeout = Duration(section, "admin-command-timeout"),
+            AdminQueueSize = Integer(section, "admin-queue-size"),
             Digests = ParseDigests(section.GetString("digests", "none")),
-            ReadyPollInterval = section.GetTimeSpan("ready-poll-interval"),
-            DiscoveryGenctrRetries = section.GetInt("discovery.genctr-retries"),
-            ReferralDepth = section.GetInt("discovery.referral-depth"),
-            MaxDiscoveryControllers = section.GetInt("discovery.max-discovery-controllers"),
-            KeepAliveAnswerTimeout = section.GetTimeSpan("keep-alive-answer-timeout"),
-            IoQueues = section.GetInt("io-queues"),
-            IoQueueSize = section.GetInt("io-queue-size"),
-            IoRetries = section.GetInt("io-retries"),
-            IoHoldLimit = section.GetInt("io-hold-limit"),
-            IoPathLossRetries = section.GetInt("io-path-loss-retries"),
-            IoTimeout = section.GetTimeSpan("io-timeout"),
+            ReadyPollInterval = Duration(section, "ready-poll-interval"),
+            DiscoveryGenctrRetries = Integer(section, "discovery.genctr-retries"),
+            ReferralDepth = Integer(section, "discovery.referral-depth"),
+            MaxDiscoveryControllers = Integer(section, "discovery.max-discovery-controllers"),
+            KeepAliveAnswerTimeout = Duration(section, "keep-alive-answer-timeout"),
+            IoQueues = Integer(section, "io-queues"),
+            IoQueueSize = Integer(section, "io-queue-size"),
+            IoRetries = Integer(section, "io-retries"),
+            IoHoldLimit = Integer(section, "io-hold-limit"),
+            IoPathLossRetries = Integer(section, "io-path-loss-retries"),
+            IoTimeout = Duration(section, "io-timeout"),
             IoTimeoutAction = ParseIoTimeoutAction(section.GetString("io-timeout-action")),
-            DisableSqFlowControl = section.GetBoolean("disable-sq-flow-control"),
-            IoReceiveSpin = section.GetTimeSpan("io-receive-spin"),
+            DisableSqFlowControl = Boolean(section, "disable-sq-flow-control"),
+            IoReceiveSpin = Duration(section, "io-receive-spin"),
             TcpUserTimeout = ReadTcpUserTimeout(section),
             DhChap = ReadDhChap(section),
         };
         return settings.Validated();
+    }
+
+    /// <summary>Every setting's path under <c>actornvme</c> (e.g. "discovery.referral-depth"), as reference.conf defines them.</summary>
+    public static IReadOnlyCollection<string> KnownKeys => KnownKeySet.Value;
+
+    private static readonly Lazy<HashSet<string>> KnownKeySet = new(() => [.. LeafPaths(ReferenceConfig.GetConfig("actornvme"))]);
+
+    /// <summary>A misspelt key would otherwise be ignored and its default used: every key under actornvme must be one reference.conf defines.</summary>
+    private static void RefuseUnknownKeys(Config config)
+    {
+        var section = config.GetConfig("actornvme");
+        if (section is null || section.IsEmpty)
+        {
+            return;
+        }
+
+        foreach (string key in LeafPaths(section))
+        {
+            if (!KnownKeySet.Value.Contains(key))
+            {
+                string? near = KnownKeySet.Value.OrderBy(k => EditDistance(k, key)).ThenBy(k => k, StringComparer.Ordinal).First();
+                string hint = EditDistance(near, key) <= Math.Max(2, key.Length / 3) ? $"; did you mean actornvme.{near}?" : string.Empty;
+                throw new InvalidNvmeSettingsException("unknown-key", $"actornvme.{key} is not a setting{hint} (the settings and their defaults are in reference.conf)");
+            }
+        }
+    }
+
+    // The paths of the values of a config and of its fallbacks, objects descended into.
+    private static IEnumerable<string> LeafPaths(Config config)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var current = config; current is not null && !current.IsEmpty; current = current.Fallback)
+        {
+            if (current.Root is { } root && root.IsObject())
+            {
+                foreach (string path in LeafPaths(root.GetObject(), string.Empty).Where(seen.Add))
+                {
+                    yield return path;
+                }
+            }
+        }
+    }
+
+    private static IEnumerable<string> LeafPaths(Akka.Configuration.Hocon.HoconObject node, string prefix)
+    {
+        foreach (var (key, value) in node.Items)
+        {
+            string path = prefix + key;
+            if (value.IsObject())
+            {
+                foreach (string inner in LeafPaths(value.GetObject(), path + "."))
+                {
+                    yield return inner;
+                }
+            }
+            else
+            {
+                yield return path;
+            }
+        }
+    }
+
+    private static int EditDistance(string a, string b)
+    {
+        var previous = new int[b.Length + 1];
+        var current = new int[b.Length + 1];
+        for (int j = 0; j <= b.Length; j++)
+        {
+            previous[j] = j;
+        }
+
+        for (int i = 1; i <= a.Length; i++)
+        {
+            current[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            }
+
+            (previous, current) = (current, previous);
+        }
+
+        return previous[b.Length];
+    }
+
+    private static TimeSpan Duration(Config section, string key) =>
+        Read(section, key, "a duration (a number with a unit: 500ms, 10s, 2m)", () => section.GetTimeSpan(key, allowInfinite: false));
+
+    private static int Integer(Config section, string key) =>
+        Read(section, key, $"a whole number ({int.MinValue}..{int.MaxValue})", () => section.GetInt(key));
+
+    private static bool Boolean(Config section, string key) =>
+        Read(section, key, "on or off (true or false)", () =>
+        {
+            string raw = section.GetString(key, string.Empty).Trim().ToLowerInvariant();
+            return raw is "on" or "true" or "yes" || (raw is "off" or "false" or "no" ? false : throw new FormatException(raw));
+        });
+
+    // Akka's readers throw FormatException, OverflowException or worse for a value of the wrong kind: name the key and the rule.
+    private static T Read<T>(Config section, string key, string expected, Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception e) when (e is FormatException or OverflowException or ConfigurationException or InvalidCastException or ArgumentException or NullReferenceException)
+        {
+            string raw;
+            try
+            {
+                raw = section.GetString(key, string.Empty);
+            }
+            catch (Exception inner) when (inner is ConfigurationException or InvalidCastException or FormatException)
+            {
+                raw = "(not a single value)";
+            }
+
+            throw new InvalidNvmeSettingsException("value-format", $"actornvme.{key} = '{raw}' is not {expected}");
+        }
     }
 
     /// <summary>Returns this when every value is usable; otherwise throws naming the setting.</summary>
@@ -265,9 +397,17 @@ public sealed record NvmeHostSettings
             throw new InvalidNvmeSettingsException("host-nqn-format", nqnError.Describe());
         }
 
-        if (KeepAliveTimeout < TimeSpan.FromMilliseconds(100))
+        if (KeepAliveTimeout < TimeSpan.FromMilliseconds(100) || KeepAliveTimeout > MaxKeepAliveTimeout)
         {
-            throw new InvalidNvmeSettingsException("keep-alive-timeout-range", $"keep-alive-timeout {KeepAliveTimeout} must be at least 100ms");
+            throw new InvalidNvmeSettingsException("keep-alive-timeout-range", $"keep-alive-timeout {KeepAliveTimeout.TotalMilliseconds:0}ms must be 100ms..{MaxKeepAliveTimeout.TotalMilliseconds:0}ms (1h): a controller must not be dead longer than that unnoticed");
+        }
+
+        foreach (var (name, value) in new[] { ("connect-timeout", ConnectTimeout), ("admin-command-timeout", AdminCommandTimeout), ("ready-poll-interval", ReadyPollInterval), ("keep-alive-answer-timeout", KeepAliveAnswerTimeout), ("io-timeout", IoTimeout) })
+        {
+            if (value > ResiliencySettings.MaxTimer)
+            {
+                throw new InvalidNvmeSettingsException("timer-range", $"{name} {value.TotalSeconds:0.###}s must be at most {ResiliencySettings.MaxTimer.TotalSeconds:0}s (24 days, the longest timer)");
+            }
         }
 
         if (AdminQueueSize is < 2 or > 4096)
@@ -332,7 +472,7 @@ public sealed record NvmeHostSettings
     private static TimeSpan ReadLossTimeout(Config section) =>
         section.GetString("ctrlr-loss-timeout", string.Empty).Trim() is "-1" or "-1s"
             ? ResiliencySettings.Forever
-            : section.GetTimeSpan("ctrlr-loss-timeout", allowInfinite: false);
+            : Duration(section, "ctrlr-loss-timeout");
 
     /// <summary><c>tcp-user-timeout</c>: "keep-alive-timeout" (null: follow it), "off" (zero), or a duration.</summary>
     private static TimeSpan? ReadTcpUserTimeout(Config section)

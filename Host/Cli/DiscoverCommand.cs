@@ -1,11 +1,14 @@
 using System.CommandLine;
 using ActorNvme.Host.Discover;
+using ActorNvme.Protocol.Data;
 using ActorNvme.Transport;
 
 namespace ActorNvme.Host.Cli;
 
 internal static class DiscoverCommand
 {
+    private const int MaxTimeoutSeconds = 3600;
+
     public static Command Create()
     {
         var transport = new Option<string>("--transport", "-t") { Description = "Transport type (only tcp)", DefaultValueFactory = _ => "tcp" };
@@ -30,12 +33,25 @@ internal static class DiscoverCommand
                 return 2;
             }
 
+            double seconds = parse.GetValue(timeout);
+            if (!double.IsFinite(seconds) || seconds <= 0 || seconds > MaxTimeoutSeconds)
+            {
+                await Console.Error.WriteLineAsync($"actornvme discover: --timeout {seconds.ToString(System.Globalization.CultureInfo.InvariantCulture)} must be more than 0 and at most {MaxTimeoutSeconds} seconds").ConfigureAwait(false);
+                return 2;
+            }
+
             var id = parse.GetValue(hostId) ?? HostIdentity.DefaultHostId();
             string nqn = parse.GetValue(hostNqn) ?? HostIdentity.DefaultHostNqn(id);
+            if (!Nqn.TryValidate(nqn, out var nqnError, "--hostnqn"))
+            {
+                await Console.Error.WriteLineAsync($"actornvme discover: {nqnError.Describe()}").ConfigureAwait(false);
+                return 2;
+            }
+
             var target = new TransportAddress(parse.GetRequiredValue(address), port);
             try
             {
-                var log = await DiscoveryLogReader.ReadAsync(target, nqn, id, TimeSpan.FromSeconds(parse.GetValue(timeout)), cancellationToken).ConfigureAwait(false);
+                var log = await DiscoveryLogReader.ReadAsync(target, nqn, id, TimeSpan.FromSeconds(seconds), cancellationToken).ConfigureAwait(false);
                 await Console.Out.WriteAsync(parse.GetValue(format) == "json" ? DiscoveryLogFormatter.FormatJson(log) : DiscoveryLogFormatter.Format(log)).ConfigureAwait(false);
                 return 0;
             }

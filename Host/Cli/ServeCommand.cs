@@ -13,6 +13,7 @@ using Microsoft.Extensions.Logging;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using Serilog;
+using Serilog.Core;
 using Serilog.Events;
 
 namespace ActorNvme.Host.Cli;
@@ -63,18 +64,34 @@ internal static class ServeCommand
     public static async Task<int> RunAsync(ServeOptions options, CancellationToken cancellationToken)
     {
         Config hocon;
+        string configName = options.ConfigPath ?? Path.Combine(Environment.CurrentDirectory, "akka.hocon");
         try
         {
             hocon = LoadConfig(options.ConfigPath);
+
+            // Checked before anything starts: a misspelt key, a value of the wrong kind or out of range refuses start-up.
+            NvmeHostSettings.Create(hocon);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfigurationException or FormatException)
+        catch (InvalidNvmeSettingsException e)
         {
-            await Console.Error.WriteLineAsync($"actornvme serve: cannot read the configuration: {e.Message}").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync($"actornvme serve: {configName}: {e.Message} (rule {e.Rule})").ConfigureAwait(false);
+            return 2;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfigurationException or FormatException or InvalidOperationException or ArgumentException)
+        {
+            await Console.Error.WriteLineAsync($"actornvme serve: {configName}: cannot read the configuration: {OneLine(e.Message)}").ConfigureAwait(false);
             return 2;
         }
 
+        if (RpcSocketProblem(options.RpcSocket) is { } problem)
+        {
+            await Console.Error.WriteLineAsync($"actornvme serve: --rpc-socket {options.RpcSocket}: {problem}").ConfigureAwait(false);
+            return 2;
+        }
+
+        var level = new LoggingLevelSwitch(options.Verbose ? LogEventLevel.Debug : LogEventLevel.Information);
         Log.Logger = new LoggerConfiguration()
-            .MinimumLevel.Is(options.Verbose ? LogEventLevel.Debug : LogEventLevel.Information)
+            .MinimumLevel.ControlledBy(level)
             .Enrich.FromLogContext()
             .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss.fff} {Level:u3}] {Message:lj}{NewLine}{Exception}")
             .CreateLogger();
@@ -83,6 +100,7 @@ internal static class ServeCommand
             var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
             builder.Logging.ClearProviders().AddSerilog(Log.Logger);
             builder.Services.AddSingleton(options);
+            builder.Services.AddSingleton(level);
             builder.Services.AddAkka("actornvme", akka => akka
                 .AddHocon(hocon, HoconAddMode.Prepend)
                 .AddHocon(NvmeHostSettings.ReferenceConfig, HoconAddMode.Append)
@@ -103,7 +121,7 @@ internal static class ServeCommand
             await app.RunAsync(signals.Token).ConfigureAwait(false);
             return 0;
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
         {
             Log.Error("actornvme serve: {Message}", e.Message);
             return 1;
@@ -114,7 +132,22 @@ internal static class ServeCommand
         }
     }
 
-    private static Config LoadConfig(string? path)
+    private static string OneLine(string text) => text.ReplaceLineEndings(" ").Trim();
+
+    /// <summary>Why the JSON-RPC socket cannot be created there, or null.</summary>
+    private static string? RpcSocketProblem(string path)
+    {
+        string? directory = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (directory is not null && !Directory.Exists(directory))
+        {
+            return $"the directory {directory} does not exist";
+        }
+
+        return Directory.Exists(path) ? "is a directory" : null;
+    }
+
+    /// <summary>The daemon's configuration file (akka.hocon in the working directory when <paramref name="path"/> is null), checked for what the HOCON parser lets through.</summary>
+    internal static Config LoadConfig(string? path)
     {
         if (path is null)
         {
@@ -136,11 +169,15 @@ internal static class ServeCommand
             throw new IOException($"{path}: larger than 4 MiB");
         }
 
-        return ConfigurationFactory.ParseString(File.ReadAllText(path));
+        string text = File.ReadAllText(path);
+        HoconCheck.Balanced(text);
+        var config = ConfigurationFactory.ParseString(text);
+        HoconCheck.KnownSections(config);
+        return config;
     }
 
     /// <summary>Starts the SPDK-compatible JSON-RPC server once the ActorSystem is up, and stops it first on shutdown.</summary>
-    private sealed class RpcServerService(ActorSystem system, ServeOptions options, ILogger<RpcServerService> logger) : IHostedService
+    private sealed class RpcServerService(ActorSystem system, ServeOptions options, LoggingLevelSwitch level, IHostApplicationLifetime lifetime, ILogger<RpcServerService> logger) : IHostedService
     {
         private JsonRpcServer? _server;
 
@@ -148,7 +185,28 @@ internal static class ServeCommand
         {
             var settings = NvmeHostSettings.Create(system);
             var metrics = NvmeMetrics.Get(system);
-            var service = new SpdkRpcService(system, settings, logger: logger);
+            var service = new SpdkRpcService(system, settings, logger: logger)
+            {
+                LogLevelChanged = wanted =>
+                {
+                    level.MinimumLevel = wanted switch
+                    {
+                        LogLevel.Debug or LogLevel.Trace => LogEventLevel.Debug,
+                        LogLevel.Information => LogEventLevel.Information,
+                        LogLevel.Warning => LogEventLevel.Warning,
+                        _ => LogEventLevel.Error,
+                    };
+                    system.EventStream.SetLogLevel(wanted switch
+                    {
+                        LogLevel.Debug or LogLevel.Trace => Akka.Event.LogLevel.DebugLevel,
+                        LogLevel.Information => Akka.Event.LogLevel.InfoLevel,
+                        LogLevel.Warning => Akka.Event.LogLevel.WarningLevel,
+                        _ => Akka.Event.LogLevel.ErrorLevel,
+                    });
+                },
+                InitialLogLevel = options.Verbose ? "DEBUG" : "INFO",
+                StopRequested = lifetime.StopApplication,
+            };
             NvmeHostShutdown.Register(system, () => service.Host);
             if (!options.WaitForRpc)
             {

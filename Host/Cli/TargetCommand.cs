@@ -89,7 +89,7 @@ internal static class TargetCommand
             foreach (var s in settings.Subsystems)
             {
                 var listener = target.Listeners.FirstOrDefault(l => s.Port != 0 && l.Address.Port == s.Port) ?? target.ListenTcp(settings.Address, s.Port);
-                var subsystem = target.AddSubsystem(new NvmSubsystemOptions(s.Nqn) { LinkToAllListeners = false });
+                var subsystem = target.AddSubsystem(new NvmSubsystemOptions(s.Nqn) { LinkToAllListeners = false, AllowAnyHost = s.Hosts is null, AllowedHosts = s.Hosts ?? [] });
                 subsystem.Link(listener);
                 foreach (var ns in s.Namespaces)
                 {

@@ -33,6 +33,12 @@ public static class JsonRpcErrorCodes
     /// <summary>-EINVAL.</summary>
     public const int Invalid = -22;
 
+    /// <summary>-ENOTSUP: a value SPDK defines that ActorNvme cannot honour.</summary>
+    public const int NotSupported = -95;
+
+    /// <summary>-ECONNREFUSED: nothing listens at the address.</summary>
+    public const int ConnectionRefused = -111;
+
     /// <summary>-EALREADY: a controller of that name already has this path.</summary>
     public const int Already = -114;
 
@@ -67,5 +73,13 @@ public sealed class JsonRpcException : Exception
 
     public int Code { get; }
 
+    /// <summary>The request's shape is wrong (unknown or missing parameter, wrong JSON type): -32602, as SPDK's decoders answer.</summary>
     public static JsonRpcException InvalidParams(string message) => new(JsonRpcErrorCodes.InvalidParams, message);
+
+    /// <summary>A parameter's value is wrong (out of range, not one of the choices, rules broken): -EINVAL, as SPDK answers.</summary>
+    public static JsonRpcException InvalidValue(string message) => new(JsonRpcErrorCodes.Invalid, $"Invalid argument: {message}");
+
+    /// <summary>A value SPDK defines that ActorNvme cannot honour: -ENOTSUP, naming it as "not supported: name=value".</summary>
+    public static JsonRpcException NotSupported(string method, string name, string value, string why) =>
+        new(JsonRpcErrorCodes.NotSupported, $"{method}: not supported: {name}={value} ({why})");
 }

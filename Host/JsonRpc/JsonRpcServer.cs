@@ -23,8 +23,15 @@ public sealed record JsonRpcServerOptions
     /// <summary>The longest request accepted; a longer one is answered with a parse error and its connection closed.</summary>
     public int MaxMessageBytes { get; init; } = JsonFraming.DefaultMaxMessageBytes;
 
-    /// <summary>Connections served at once; more are closed as soon as they are accepted.</summary>
+    /// <summary>
+    /// Connections served at once. A new connection beyond it takes the place of the connection idle the
+    /// longest (one waiting for its next request), so silent clients cannot lock an operator out; only
+    /// when every connection is executing a request is the new one closed.
+    /// </summary>
     public int MaxConnections { get; init; } = 64;
+
+    /// <summary>A connection that sends no request for this long is closed (its slot freed).</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }
 
 /// <summary>One answered call, for logs and metrics.</summary>
@@ -43,11 +50,12 @@ public sealed class JsonRpcServer : IAsyncDisposable
     private readonly JsonRpcServerOptions _options;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly Dictionary<int, Task> _connections = [];
+    private readonly Dictionary<int, Connection> _connections = [];
     private readonly object _sync = new();
     private Socket? _listener;
     private Task? _acceptLoop;
     private int _nextConnectionId;
+    private int _evicting;
 
     public JsonRpcServer(string socketPath, IJsonRpcDispatcher dispatcher, JsonRpcServerOptions? options = null, ILogger? logger = null)
     {
@@ -89,7 +97,9 @@ public sealed class JsonRpcServer : IAsyncDisposable
         try
         {
             listener.Bind(new UnixDomainSocketEndPoint(SocketPath));
-            listener.Listen(_options.MaxConnections);
+            // A Unix socket refuses connects (EAGAIN) once its backlog is full: keep it well above the
+            // connection limit, so a burst of clients reaches the accept loop, which makes room or closes.
+            listener.Listen(Math.Max(1024, _options.MaxConnections * 4));
         }
         catch
         {
@@ -114,7 +124,7 @@ public sealed class JsonRpcServer : IAsyncDisposable
         Task[] connections;
         lock (_sync)
         {
-            connections = [.. _connections.Values];
+            connections = [.. _connections.Values.Select(c => c.Served)];
         }
 
         await Task.WhenAll(connections).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
@@ -168,34 +178,86 @@ public sealed class JsonRpcServer : IAsyncDisposable
 
             lock (_sync)
             {
-                if (_connections.Count >= _options.MaxConnections)
+                if (_connections.Count - _evicting >= _options.MaxConnections && !TryEvictIdle())
                 {
-                    _logger.LogWarning("JSON-RPC: {Count} connections already open; closing a new one", _connections.Count);
+                    _logger.LogWarning("JSON-RPC: all {Count} connections are executing requests; closing a new one", _connections.Count);
                     client.Dispose();
                     continue;
                 }
 
                 int id = ++_nextConnectionId;
+                // Idle from the start: a client that connects and says nothing is as evictable as any silent one.
+                var connection = new Connection(id, CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token)) { IdleSince = Math.Max(1, Stopwatch.GetTimestamp()) };
                 var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                _connections[id] = Task.Run(async () =>
+                connection.Served = Task.Run(async () =>
                 {
                     await started.Task.ConfigureAwait(false);
-                    await ServeAsync(id, client).ConfigureAwait(false);
+                    await ServeAsync(connection, client).ConfigureAwait(false);
                 });
+                _connections[id] = connection;
                 started.SetResult();
             }
         }
     }
 
-    private async Task ServeAsync(int id, Socket client)
+    /// <summary>Closes the connection idle the longest, if any is idle. Under <see cref="_sync"/>.</summary>
+    private bool TryEvictIdle()
     {
+        Connection? oldest = null;
+        foreach (var connection in _connections.Values)
+        {
+            long since = connection.IdleSince;
+            if (since != 0 && !connection.Evicted && (oldest is null || since < oldest.IdleSince))
+            {
+                oldest = connection;
+            }
+        }
+
+        if (oldest is null)
+        {
+            return false;
+        }
+
+        oldest.Evicted = true;
+        _evicting++;
+        _logger.LogDebug("JSON-RPC: {Max} connections open; closing connection {Id}, idle the longest, for a new one", _options.MaxConnections, oldest.Id);
+        oldest.Lifetime.Cancel();
+        return true;
+    }
+
+    private async Task ServeAsync(Connection connection, Socket client)
+    {
+        int id = connection.Id;
         try
         {
             await using var stream = new NetworkStream(client, ownsSocket: true);
             var reader = new JsonMessageReader(stream, _options.MaxMessageBytes);
             while (!_stopping.IsCancellationRequested)
             {
-                var message = await reader.ReadAsync(_stopping.Token).ConfigureAwait(false);
+                // Idle: evictable, and closed after the idle timeout.
+                lock (_sync)
+                {
+                    connection.IdleSince = Math.Max(1, Stopwatch.GetTimestamp());
+                    connection.Lifetime.CancelAfter(_options.IdleTimeout);
+                }
+
+                var message = await reader.ReadAsync(connection.Lifetime.Token).ConfigureAwait(false);
+                bool evicted;
+                lock (_sync)
+                {
+                    evicted = connection.Evicted;
+                    connection.IdleSince = 0;
+                    if (!evicted)
+                    {
+                        connection.Lifetime.CancelAfter(Timeout.InfiniteTimeSpan);
+                    }
+                }
+
+                if (evicted && message is null)
+                {
+                    return;
+                }
+
                 if (message is null)
                 {
                     if (reader.Fault != JsonStreamFault.None)
@@ -213,6 +275,11 @@ public sealed class JsonRpcServer : IAsyncDisposable
                 {
                     await WriteAsync(stream, response).ConfigureAwait(false);
                 }
+
+                if (evicted)
+                {
+                    return; // its request arrived as it was evicted: answered, then closed
+                }
             }
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
@@ -228,8 +295,30 @@ public sealed class JsonRpcServer : IAsyncDisposable
             lock (_sync)
             {
                 _connections.Remove(id);
+                if (connection.Evicted)
+                {
+                    _evicting--;
+                }
             }
+
+            connection.Lifetime.Dispose();
         }
+    }
+
+    /// <summary>One client connection; <see cref="IdleSince"/> and <see cref="Evicted"/> change under the server's lock (IdleSince is read there too).</summary>
+    private sealed class Connection(int id, CancellationTokenSource lifetime)
+    {
+        public int Id { get; } = id;
+
+        /// <summary>Cancelled to close the connection: idle timeout, eviction, or the server stopping.</summary>
+        public CancellationTokenSource Lifetime { get; } = lifetime;
+
+        public Task Served { get; set; } = Task.CompletedTask;
+
+        /// <summary>When it started waiting for its next request (a Stopwatch timestamp); 0 while a request runs.</summary>
+        public long IdleSince { get; set; }
+
+        public bool Evicted { get; set; }
     }
 
     private static async Task WriteAsync(Stream stream, byte[] response)

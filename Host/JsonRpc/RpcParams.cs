@@ -5,8 +5,9 @@ namespace ActorNvme.Host.JsonRpc;
 
 /// <summary>
 /// A method's "params" object, checked the way SPDK's decoders check it: an object (or absent), no
-/// name the method does not know, each value of the declared type. Every refusal is an Invalid
-/// params error (-32602) whose message names the parameter.
+/// name the method does not know, each value of the declared type. A request of the wrong shape
+/// (unknown or missing parameter, wrong JSON type) is an Invalid params error (-32602); a value of the
+/// right type but wrong (out of range, empty, not a port) is -EINVAL. Every message names the parameter.
 /// </summary>
 public sealed class RpcParams
 {
@@ -86,7 +87,7 @@ public sealed class RpcParams
         string text = value.GetString()!;
         if (text.Length > maxLength)
         {
-            throw JsonRpcException.InvalidParams($"{Method}: parameter '{name}' is longer than {maxLength} characters");
+            throw JsonRpcException.InvalidValue($"{Method}: parameter '{name}' is longer than {maxLength} characters");
         }
 
         return text;
@@ -98,7 +99,7 @@ public sealed class RpcParams
         string? text = OptionalString(name, maxLength);
         if (text is not null && string.IsNullOrWhiteSpace(text))
         {
-            throw JsonRpcException.InvalidParams($"{Method}: parameter '{name}' must not be empty");
+            throw JsonRpcException.InvalidValue($"{Method}: parameter '{name}' must not be empty");
         }
 
         return text;
@@ -136,7 +137,7 @@ public sealed class RpcParams
 
         if (number < min || number > max)
         {
-            throw JsonRpcException.InvalidParams($"{Method}: parameter '{name}' is {number}, outside {min.ToString(CultureInfo.InvariantCulture)}..{max.ToString(CultureInfo.InvariantCulture)}");
+            throw JsonRpcException.InvalidValue($"{Method}: parameter '{name}' is {number}, outside {min.ToString(CultureInfo.InvariantCulture)}..{max.ToString(CultureInfo.InvariantCulture)}");
         }
 
         return number;
@@ -158,7 +159,7 @@ public sealed class RpcParams
         {
             if (!int.TryParse(value.GetString(), NumberStyles.None, CultureInfo.InvariantCulture, out port))
             {
-                throw JsonRpcException.InvalidParams($"{Method}: parameter '{name}' must be a TCP port, not '{Truncate(value.GetString()!)}'");
+                throw JsonRpcException.InvalidValue($"{Method}: parameter '{name}' must be a TCP port, not '{Truncate(value.GetString()!)}'");
             }
         }
         else if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out port))
@@ -168,7 +169,7 @@ public sealed class RpcParams
 
         if (port < min || port > 65535)
         {
-            throw JsonRpcException.InvalidParams($"{Method}: parameter '{name}' is {port}, not a TCP port ({min}..65535)");
+            throw JsonRpcException.InvalidValue($"{Method}: parameter '{name}' is {port}, not a TCP port ({min}..65535)");
         }
 
         return port;
@@ -176,6 +177,82 @@ public sealed class RpcParams
 
     public int RequiredPort(string name, int min = 1) =>
         OptionalPort(name, min) ?? throw JsonRpcException.InvalidParams($"{Method}: missing required parameter '{name}'");
+
+    /// <summary>A parameter SPDK defines that ActorNvme cannot honour: absent, null or SPDK's default is accepted, anything else is -ENOTSUP.</summary>
+    public void RequireDefault(string name, bool spdkDefault, string why)
+    {
+        if (OptionalBool(name) is { } value && value != spdkDefault)
+        {
+            throw JsonRpcException.NotSupported(Method, name, value ? "true" : "false", why);
+        }
+    }
+
+    /// <inheritdoc cref="RequireDefault(string, bool, string)"/>
+    public void RequireDefault(string name, long spdkDefault, string why, long min = long.MinValue, long max = long.MaxValue)
+    {
+        if (OptionalInt64(name, min, max) is { } value && value != spdkDefault)
+        {
+            throw JsonRpcException.NotSupported(Method, name, value.ToString(CultureInfo.InvariantCulture), why);
+        }
+    }
+
+    /// <inheritdoc cref="RequireDefault(string, bool, string)"/>
+    public void RequireAbsent(string name, string why, int maxLength = MaxStringLength)
+    {
+        if (OptionalString(name, maxLength) is { } value)
+        {
+            throw JsonRpcException.NotSupported(Method, name, Truncate(value), why);
+        }
+    }
+
+    /// <summary>An object parameter (SPDK's multipath_opts), or null when absent.</summary>
+    public RpcParams? OptionalObject(string name, IReadOnlyCollection<string> known)
+    {
+        if (!_values.TryGetValue(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.Object)
+        {
+            throw Wrong(name, "an object", value);
+        }
+
+        return Parse($"{Method}: {name}", value, known);
+    }
+
+    /// <summary>An array of strings (SPDK's dhchap_digests), or null when absent.</summary>
+    public IReadOnlyList<string>? OptionalStringArray(string name, int maxItems = 64, int maxLength = 64)
+    {
+        if (!_values.TryGetValue(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.Array)
+        {
+            throw Wrong(name, "an array of strings", value);
+        }
+
+        var items = new List<string>();
+        foreach (var item in value.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.String)
+            {
+                throw Wrong(name, "an array of strings", item);
+            }
+
+            string text = item.GetString()!;
+            if (items.Count >= maxItems || text.Length > maxLength)
+            {
+                throw JsonRpcException.InvalidValue($"{Method}: parameter '{name}' holds more than {maxItems} items or an item longer than {maxLength} characters");
+            }
+
+            items.Add(text);
+        }
+
+        return items;
+    }
 
     /// <summary>Checks that a parameter SPDK defines, but which does not apply here, at least has a JSON scalar value.</summary>
     public void AcceptAny(string name)

@@ -7,6 +7,7 @@ using ActorNvme.Actors.Subsystem;
 using ActorNvme.Host.JsonRpc;
 using ActorNvme.Io;
 using ActorNvme.Protocol.Auth;
+using ActorNvme.Protocol.Tcp;
 using ActorNvme.Transport;
 using Microsoft.Extensions.Logging;
 
@@ -23,8 +24,11 @@ public sealed partial class SpdkRpcService
         "transport_ack_timeout", "ctrlr_loss_timeout_sec", "reconnect_delay_sec", "fast_io_fail_timeout_sec",
         "disable_auto_failback", "generate_uuids", "transport_tos", "nvme_error_stat", "rdma_srq_size", "io_path_stat",
         "allow_accel_sequence", "rdma_max_cq_size", "rdma_cm_event_timeout_ms", "dhchap_digests", "dhchap_dhgroups",
-        "rdma_umr_per_io", "tcp_connect_timeout_ms", "enable_flush",
+        "rdma_umr_per_io", "tcp_connect_timeout_ms", "enable_flush", "multipath_opts",
     ];
+
+    /// <summary>SPDK's multipath_opts object (bdev_nvme_set_options and bdev_nvme_attach_controller).</summary>
+    private static readonly string[] MultipathOptsParameters = ["policy", "selector", "min_io"];
 
     private static readonly string[] ResiliencyParameters = ["ctrlr_loss_timeout_sec", "reconnect_delay_sec", "fast_io_fail_timeout_sec"];
 
@@ -71,6 +75,7 @@ public sealed partial class SpdkRpcService
                 "name", "trtype", "traddr", "adrfam", "trsvcid", "priority", "subnqn", "hostnqn", "hostaddr", "hostsvcid",
                 "prchk_reftag", "prchk_guard", "hdgst", "ddgst", "fabrics_connect_timeout_us", "multipath", "num_io_queues",
                 .. ResiliencyParameters, "psk", "max_bdevs", "dhchap_key", "dhchap_ctrlr_key", "allow_unrecognized_csi",
+                "multipath_opts", "disable_sq_flow_control",
             ],
             AttachController),
         ["bdev_nvme_detach_controller"] = new(["name", "trtype", "traddr", "adrfam", "trsvcid", "subnqn", "hostaddr", "hostsvcid"], async (p, ct) =>
@@ -96,6 +101,13 @@ public sealed partial class SpdkRpcService
         ["bdev_nvme_get_io_paths"] = new(["name"], GetIoPaths),
         ["bdev_get_bdevs"] = new(["name", "timeout"], GetBdevs),
         ["actornvme_get_ledger"] = new([], GetLedger, AtStartup: true),
+        ["log_set_level"] = new(["level"], SetLogLevel, AtStartup: true),
+        ["log_get_level"] = new([], (_, _) => Task.FromResult<JsonNode?>(LogLevelName), AtStartup: true),
+        ["log_set_print_level"] = new(["level"], SetLogLevel, AtStartup: true),
+        ["log_get_print_level"] = new([], (_, _) => Task.FromResult<JsonNode?>(LogLevelName), AtStartup: true),
+        ["spdk_kill_instance"] = new(["sig_name"], KillInstance, AtStartup: true),
+        ["framework_get_subsystems"] = new([], (_, _) => Task.FromResult<JsonNode?>(new JsonArray(new JsonObject { ["subsystem"] = "bdev", ["depends_on"] = new JsonArray() })), AtStartup: true),
+        ["framework_get_config"] = new(["name", "with_batches"], GetConfig, AtStartup: true),
     };
 
     /// <summary>
@@ -121,6 +133,126 @@ public sealed partial class SpdkRpcService
         });
     }
 
+    /// <summary>
+    /// SPDK's framework_get_config for the "bdev" subsystem (what rpc.py save_config writes): the calls that
+    /// rebuild this state — bdev_nvme_set_options with the options in force, a start_discovery per discovery
+    /// service and an attach_controller per path attached by hand. Per-controller timeouts are not kept, so
+    /// the replayed controllers take the options'.
+    /// </summary>
+    private async Task<JsonNode?> GetConfig(RpcParams p, CancellationToken cancellationToken)
+    {
+        string name = p.RequiredNonEmptyString("name", 64);
+        p.OptionalBool("with_batches");
+        if (name != "bdev")
+        {
+            throw new JsonRpcException(JsonRpcErrorCodes.NoEntry, $"No such file or directory: framework_get_config: no subsystem '{name}' (ActorNvme has bdev only)");
+        }
+
+        var settings = Settings;
+        var calls = new JsonArray
+        {
+            new JsonObject
+            {
+                ["method"] = "bdev_nvme_set_options",
+                ["params"] = new JsonObject
+                {
+                    ["action_on_timeout"] = settings.IoTimeoutAction switch { IoTimeoutAction.None => "none", IoTimeoutAction.Abort => "abort", _ => "reset" },
+                    ["timeout_us"] = (long)settings.IoTimeout.TotalMicroseconds,
+                    ["timeout_admin_us"] = (long)settings.AdminCommandTimeout.TotalMicroseconds,
+                    ["keep_alive_timeout_ms"] = (long)settings.KeepAliveTimeout.TotalMilliseconds,
+                    ["transport_retry_count"] = settings.IoRetries,
+                    ["bdev_retry_count"] = settings.IoPathLossRetries == int.MaxValue ? -1 : settings.IoPathLossRetries,
+                    ["ctrlr_loss_timeout_sec"] = settings.Resiliency.ReconnectsForever ? -1 : (long)settings.Resiliency.CtrlrLossTimeout.TotalSeconds,
+                    ["reconnect_delay_sec"] = (long)settings.Resiliency.ReconnectDelay.TotalSeconds,
+                    ["fast_io_fail_timeout_sec"] = (long)settings.Resiliency.FastIoFailTimeout.TotalSeconds,
+                    ["tcp_connect_timeout_ms"] = (long)settings.ConnectTimeout.TotalMilliseconds,
+                },
+            },
+        };
+        if (Host is null)
+        {
+            return calls;
+        }
+
+        var discoveries = await AskAsync<NvmeHost.DiscoveryInfoList>(NvmeHost.GetDiscoveryInfo.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        foreach (var service in discoveries.Services.OrderBy(s => s.Name, StringComparer.Ordinal))
+        {
+            var call = SpdkJson.Trid(service.Address, null);
+            call.Remove("subnqn");
+            call["name"] = service.Name;
+            call["trtype"] = "tcp";
+            call["hostnqn"] = service.HostNqn;
+            call["wait_for_attach"] = false;
+            calls.Add(new JsonObject { ["method"] = "bdev_nvme_start_discovery", ["params"] = call });
+        }
+
+        var controllers = await AskAsync<NvmeHost.ControllerList>(NvmeHost.ListControllers.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        foreach (var controller in controllers.Controllers.Where(c => c.DiscoveryService is null && c.Origin == "attach"))
+        {
+            bool first = true;
+            foreach (var path in controller.Paths)
+            {
+                var call = SpdkJson.Trid(path.Address, controller.SubsystemNqn);
+                call["name"] = controller.Name;
+                call["trtype"] = "tcp";
+                call["hostnqn"] = controller.HostNqn;
+                if (!first || controller.Paths.Count > 1)
+                {
+                    call["multipath"] = "multipath";
+                }
+
+                first = false;
+                calls.Add(new JsonObject { ["method"] = "bdev_nvme_attach_controller", ["params"] = call });
+            }
+        }
+
+        return calls;
+    }
+
+    /// <summary>SPDK's log levels and what each means here (NOTICE and INFO both log information).</summary>
+    private static readonly Dictionary<string, Microsoft.Extensions.Logging.LogLevel> LogLevels = new(StringComparer.Ordinal)
+    {
+        ["ERROR"] = Microsoft.Extensions.Logging.LogLevel.Error,
+        ["WARNING"] = Microsoft.Extensions.Logging.LogLevel.Warning,
+        ["NOTICE"] = Microsoft.Extensions.Logging.LogLevel.Information,
+        ["INFO"] = Microsoft.Extensions.Logging.LogLevel.Information,
+        ["DEBUG"] = Microsoft.Extensions.Logging.LogLevel.Debug,
+    };
+
+    private string LogLevelName => Volatile.Read(ref _logLevelName);
+
+    private Task<JsonNode?> SetLogLevel(RpcParams p, CancellationToken cancellationToken)
+    {
+        string level = p.RequiredNonEmptyString("level", 16);
+        string key = level.ToUpperInvariant();
+        if (!LogLevels.TryGetValue(key, out var mapped))
+        {
+            throw JsonRpcException.InvalidValue($"{p.Method}: parameter 'level' must be ERROR, WARNING, NOTICE, INFO or DEBUG, not '{level}'");
+        }
+
+        var apply = LogLevelChanged ?? throw JsonRpcException.NotSupported(p.Method, "level", level, "this process has no adjustable log level");
+        apply(mapped);
+        Volatile.Write(ref _logLevelName, key);
+        _logger.LogInformation("log level set to {Level}", key);
+        return Task.FromResult<JsonNode?>(true);
+    }
+
+    private Task<JsonNode?> KillInstance(RpcParams p, CancellationToken cancellationToken)
+    {
+        string signal = p.RequiredNonEmptyString("sig_name", 16);
+        if (signal is not ("SIGINT" or "SIGTERM" or "SIGQUIT" or "SIGKILL" or "SIGHUP"))
+        {
+            throw JsonRpcException.InvalidValue($"spdk_kill_instance: parameter 'sig_name' must be SIGINT, SIGTERM, SIGQUIT, SIGKILL or SIGHUP, not '{signal}'");
+        }
+
+        var stop = StopRequested ?? throw JsonRpcException.NotSupported("spdk_kill_instance", "sig_name", signal, "this process is not stopped over JSON-RPC");
+        _logger.LogInformation("spdk_kill_instance {Signal}: stopping", signal);
+
+        // After the answer has gone out: the shutdown closes the JSON-RPC server first.
+        _ = Task.Delay(TimeSpan.FromMilliseconds(100), CancellationToken.None).ContinueWith(_ => stop(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        return Task.FromResult<JsonNode?>(true);
+    }
+
     private Task<JsonNode?> GetMethods(RpcParams p, CancellationToken cancellationToken)
     {
         bool current = p.OptionalBool("current") ?? false;
@@ -135,17 +267,22 @@ public sealed partial class SpdkRpcService
 
     private async Task<JsonNode?> SetOptions(RpcParams p, CancellationToken cancellationToken)
     {
+        const string Method = "bdev_nvme_set_options";
         var current = Settings;
         var resiliency = Resiliency(p, current.Resiliency) ?? current.Resiliency;
         var keepAlive = current.KeepAliveTimeout;
         if (p.OptionalInt64("keep_alive_timeout_ms", 0, uint.MaxValue) is { } kato)
         {
-            if (kato < 100)
+            if (kato == 0)
             {
-                throw JsonRpcException.InvalidParams($"bdev_nvme_set_options: keep_alive_timeout_ms {kato} is not supported: ActorNvme detects dead peers by Keep Alive, so it needs at least 100 ms");
+                throw JsonRpcException.NotSupported(Method, "keep_alive_timeout_ms", "0", "ActorNvme detects dead controllers by Keep Alive, so it cannot be turned off");
             }
 
             keepAlive = TimeSpan.FromMilliseconds(kato);
+            if (keepAlive < TimeSpan.FromMilliseconds(100) || keepAlive > NvmeHostSettings.MaxKeepAliveTimeout)
+            {
+                throw JsonRpcException.InvalidValue($"{Method}: parameter 'keep_alive_timeout_ms' is {kato}: keep-alive-timeout must be 100..{NvmeHostSettings.MaxKeepAliveTimeout.TotalMilliseconds:0} ms (rule keep-alive-timeout-range)");
+            }
         }
 
         var connectTimeout = current.ConnectTimeout;
@@ -157,12 +294,14 @@ public sealed partial class SpdkRpcService
         var ioTimeout = current.IoTimeout;
         if (p.OptionalInt64("timeout_us", 0, long.MaxValue / 10) is { } timeoutUs)
         {
-            if (timeoutUs is > 0 and < 100_000)
-            {
-                throw JsonRpcException.InvalidParams($"bdev_nvme_set_options: timeout_us {timeoutUs} is not supported: ActorNvme checks I/O progress, so it needs 0 (off) or at least 100000");
-            }
-
             ioTimeout = TimeSpan.FromMicroseconds(timeoutUs);
+        }
+
+        // SPDK: 0 means "as timeout_us"; ActorNvme always bounds admin commands, so 0 keeps admin-command-timeout.
+        var adminTimeout = current.AdminCommandTimeout;
+        if (p.OptionalInt64("timeout_admin_us", 0, long.MaxValue / 10) is { } adminUs and > 0)
+        {
+            adminTimeout = TimeSpan.FromMicroseconds(adminUs);
         }
 
         var ioTimeoutAction = current.IoTimeoutAction;
@@ -173,31 +312,81 @@ public sealed partial class SpdkRpcService
                 "none" => IoTimeoutAction.None,
                 "reset" => IoTimeoutAction.Reset,
                 "abort" => IoTimeoutAction.Abort,
-                _ => throw JsonRpcException.InvalidParams($"bdev_nvme_set_options: parameter 'action_on_timeout' must be none, reset or abort, not '{action}'"),
+                _ => throw JsonRpcException.InvalidValue($"{Method}: parameter 'action_on_timeout' must be none, reset or abort, not '{action}'"),
             };
         }
 
-        var adminTimeout = current.AdminCommandTimeout;
-        if (p.OptionalInt64("timeout_admin_us", 0, long.MaxValue / 10) is { } adminUs and > 0)
+        // transport_retry_count (retry_count before it): retries of a command failed with a status without DNR.
+        int ioRetries = current.IoRetries;
+        if ((p.OptionalInt64("transport_retry_count", 0, 255) ?? p.OptionalInt64("retry_count", 0, 255)) is { } retries)
         {
-            // 0 is SPDK's "off"; an admin command is never left unanswered here, so 0 keeps admin-command-timeout.
-            adminTimeout = TimeSpan.FromMicroseconds(adminUs);
+            ioRetries = (int)retries;
         }
 
-        var ioRetries = current.IoRetries;
-        if (p.OptionalInt64("bdev_retry_count", -1, int.MaxValue) is { } retryCount)
+        // bdev_retry_count: resubmissions of an I/O after its path failed under it; -1 is SPDK's "without end".
+        int pathLossRetries = current.IoPathLossRetries;
+        if (p.OptionalInt64("bdev_retry_count", -1, int.MaxValue) is { } bdevRetries)
         {
-            ioRetries = (int)retryCount; // -1: no limit
+            pathLossRetries = bdevRetries < 0 ? int.MaxValue : (int)bdevRetries;
         }
 
-        var ignored = new List<string>();
-        foreach (string name in p.Names.Where(n => !ResiliencyParameters.Contains(n) && n is not ("keep_alive_timeout_ms" or "tcp_connect_timeout_ms" or "timeout_us" or "action_on_timeout" or "timeout_admin_us" or "bdev_retry_count")))
+        const string NoArbitration = "NVMe/TCP controllers have no weighted round robin arbitration";
+        p.RequireDefault("arbitration_burst", 0, NoArbitration, 0, 7);
+        p.RequireDefault("low_priority_weight", 0, NoArbitration, 0, 255);
+        p.RequireDefault("medium_priority_weight", 0, NoArbitration, 0, 255);
+        p.RequireDefault("high_priority_weight", 0, NoArbitration, 0, 255);
+        const string NoPolling = "completions are event driven here, nothing is polled";
+        p.OptionalInt64("nvme_adminq_poll_period_us", 0, uint.MaxValue); // SPDK's default is 10000; no value changes what the host does
+        p.RequireDefault("nvme_ioq_poll_period_us", 0, NoPolling, 0, uint.MaxValue);
+        p.RequireDefault("io_queue_requests", 0, "the I/O queue size is actornvme.io-queue-size", 0, uint.MaxValue);
+        p.RequireDefault("delay_cmd_submit", true, "submissions are always batched");
+        p.RequireDefault("transport_ack_timeout", 0, "an RDMA setting", 0, 31);
+        p.RequireDefault("disable_auto_failback", false, "paths are chosen by ANA state and policy; there is no preferred path to hold");
+        p.RequireDefault("generate_uuids", false, "block devices are named, not given generated UUIDs");
+        p.RequireDefault("nvme_error_stat", false, "no NVMe error statistics are kept");
+        p.RequireDefault("io_path_stat", false, "no per-path I/O statistics are kept");
+
+        // RDMA-only (no effect on TCP controllers in SPDK either), accel and flush: nothing to honour or refuse.
+        p.OptionalInt64("transport_tos", 0, 255);
+        p.OptionalInt64("rdma_srq_size", 0, uint.MaxValue);
+        p.OptionalInt64("rdma_max_cq_size", 0, uint.MaxValue);
+        p.OptionalInt64("rdma_cm_event_timeout_ms", 0, uint.MaxValue);
+        p.OptionalBool("rdma_umr_per_io");
+        p.OptionalBool("allow_accel_sequence");
+        p.OptionalBool("enable_flush"); // flushes are sent to the controller either way
+
+        // What DH-HMAC-CHAP may offer is the actornvme.dhchap-digests / dhchap-dhgroups settings (not yet per RPC).
+        p.OptionalStringArray("dhchap_digests");
+        p.OptionalStringArray("dhchap_dhgroups");
+        if (p.OptionalObject("multipath_opts", MultipathOptsParameters) is { } multipath)
         {
-            p.AcceptAny(name);
-            ignored.Add(name);
+            var defaultPolicy = MultipathPolicyOf(multipath, "policy", "selector", "min_io");
+            if (defaultPolicy is not null && defaultPolicy.Mode != MultipathPolicyMode.ActivePassive)
+            {
+                throw JsonRpcException.NotSupported(Method, "multipath_opts.policy", multipath.OptionalString("policy") ?? "active_passive", "a host-wide default multipath policy; pass it per controller (bdev_nvme_attach_controller multipath_opts or bdev_nvme_set_multipath_policy)");
+            }
         }
 
-        var updated = (current with { Resiliency = resiliency, KeepAliveTimeout = keepAlive, ConnectTimeout = connectTimeout, IoTimeout = ioTimeout, IoTimeoutAction = ioTimeoutAction, AdminCommandTimeout = adminTimeout, IoRetries = ioRetries }).Validated();
+        NvmeHostSettings updated;
+        try
+        {
+            updated = (current with
+            {
+                Resiliency = resiliency,
+                KeepAliveTimeout = keepAlive,
+                ConnectTimeout = connectTimeout,
+                AdminCommandTimeout = adminTimeout,
+                IoTimeout = ioTimeout,
+                IoTimeoutAction = ioTimeoutAction,
+                IoRetries = ioRetries,
+                IoPathLossRetries = pathLossRetries,
+            }).Validated();
+        }
+        catch (InvalidNvmeSettingsException e)
+        {
+            throw JsonRpcException.InvalidValue($"{Method}: {e.Message} (rule {e.Rule})");
+        }
+
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -231,11 +420,6 @@ public sealed partial class SpdkRpcService
             updated.Resiliency.ReconnectDelay.TotalSeconds,
             updated.Resiliency.FastIoFailTimeout.TotalSeconds,
             updated.KeepAliveTimeout.TotalMilliseconds);
-        if (ignored.Count > 0)
-        {
-            _logger.LogInformation("bdev_nvme_set_options: not applicable to ActorNvme, accepted and ignored: {Names}", string.Join(", ", ignored));
-        }
-
         return true;
     }
 
@@ -249,8 +433,71 @@ public sealed partial class SpdkRpcService
         var resiliency = Resiliency(p, Settings.Resiliency);
         var timeout = attachTimeoutMs is > 0 ? TimeSpan.FromMilliseconds(attachTimeoutMs.Value) : DefaultAttachTimeout;
         var request = new NvmeHost.StartDiscovery(name, address, hostNqn, resiliency, wait, timeout, DhChapFromKeyring(p, "bdev_nvme_start_discovery"));
-        await AskAsync<NvmeHost.DiscoveryStarted>(request, wait ? timeout + TimeSpan.FromSeconds(10) : ListTimeout, JsonRpcErrorCodes.NoEntry, cancellationToken).ConfigureAwait(false);
+
+        // A discovery controller that cannot be reached at all is answered at once (and the service stopped),
+        // and a discovery that did not attach in time is stopped (as SPDK does), so that a retry finds the name free.
+        var existing = await AskAsync<NvmeHost.DiscoveryInfoList>(NvmeHost.GetDiscoveryInfo.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        using var watch = existing.Services.Any(s => s.Name == name) ? null : ConnectFailureWatch.ForDiscovery(_system, name);
+        if (!wait)
+        {
+            await AskAsync<NvmeHost.DiscoveryStarted>(request, ListTimeout, JsonRpcErrorCodes.NoEntry, cancellationToken).ConfigureAwait(false);
+            if (watch is not null)
+            {
+                // As SPDK answers once its discovery controller is attached: here once it is Live, or its first
+                // attempt failed for good; an attempt still pending after the connect bound is left to retry.
+                var bound = Task.Delay(Settings.ConnectTimeout * 2, cancellationToken);
+                if (await Task.WhenAny(watch.Live, watch.Verdict, bound).ConfigureAwait(false) == watch.Verdict)
+                {
+                    await UndoAsync<NvmeHost.DiscoveryStopped>(new NvmeHost.StopDiscovery(name)).ConfigureAwait(false);
+                    throw await watch.Verdict.ConfigureAwait(false);
+                }
+            }
+
+            return true;
+        }
+
+        try
+        {
+            await AskWatchingAsync<NvmeHost.DiscoveryStarted>(request, timeout + TimeSpan.FromSeconds(10), JsonRpcErrorCodes.NoEntry, watch, () => UndoAsync<NvmeHost.DiscoveryStopped>(new NvmeHost.StopDiscovery(name)), cancellationToken).ConfigureAwait(false);
+        }
+        catch (JsonRpcException e) when (e.Code == JsonRpcErrorCodes.TimedOut)
+        {
+            await UndoAsync<NvmeHost.DiscoveryStopped>(new NvmeHost.StopDiscovery(name)).ConfigureAwait(false);
+            throw;
+        }
+
         return true;
+    }
+
+    /// <summary>
+    /// Asks the host and, meanwhile, watches for a failure known to be final; when that comes first, the error
+    /// it names is thrown at once, after <paramref name="undo"/> has stopped what the request started.
+    /// </summary>
+    private async Task<T> AskWatchingAsync<T>(object request, TimeSpan timeout, int notFoundCode, ConnectFailureWatch? watch, Func<Task> undo, CancellationToken cancellationToken)
+    {
+        var asked = AskAsync<T>(request, timeout, notFoundCode, cancellationToken);
+        if (watch is null || await Task.WhenAny(asked, watch.Verdict).ConfigureAwait(false) == asked)
+        {
+            return await asked.ConfigureAwait(false);
+        }
+
+        // The host still answers the request (once its undo is done); that answer is not needed.
+        _ = asked.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        await undo().ConfigureAwait(false);
+        throw await watch.Verdict.ConfigureAwait(false);
+    }
+
+    /// <summary>Stops what a failed request started, so that its name is free when the error is answered.</summary>
+    private async Task UndoAsync<T>(object request)
+    {
+        try
+        {
+            await AskAsync<T>(request, StopTimeout, JsonRpcErrorCodes.NoDevice, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (JsonRpcException e)
+        {
+            _logger.LogDebug("undo {Request}: {Message}", request.GetType().Name, e.Message);
+        }
     }
 
     private async Task<JsonNode?> AttachController(RpcParams p, CancellationToken cancellationToken)
@@ -264,45 +511,71 @@ public sealed partial class SpdkRpcService
             null or "disable" => MultipathMode.Disable,
             "failover" => MultipathMode.Failover,
             "multipath" => MultipathMode.Multipath,
-            var other => throw JsonRpcException.InvalidParams($"bdev_nvme_attach_controller: parameter 'multipath' must be disable, failover or multipath, not '{other}'"),
+            var other => throw JsonRpcException.InvalidValue($"bdev_nvme_attach_controller: parameter 'multipath' must be disable, failover or multipath, not '{other}'"),
         };
 
-        foreach (string digest in new[] { "hdgst", "ddgst" })
+        const string Method = "bdev_nvme_attach_controller";
+        p.RequireAbsent("psk", "no TLS in ActorNvme", 4096);
+        var dhChap = DhChapFromKeyring(p, Method);
+
+        p.RequireAbsent("hostaddr", "the source address is the kernel's choice", 256);
+        p.RequireAbsent("hostsvcid", "the source port is the kernel's choice", 32);
+        if (p.OptionalString("priority", 16) is { } priority && priority != "0")
         {
-            if (p.OptionalBool(digest) == true)
-            {
-                throw JsonRpcException.InvalidParams($"bdev_nvme_attach_controller: parameter '{digest}' true is not supported per controller; set actornvme.digests in akka.hocon");
-            }
+            throw JsonRpcException.NotSupported(Method, "priority", priority, "no socket priority is set");
         }
 
-        if (p.OptionalString("psk", 4096) is not null)
+        p.RequireDefault("prchk_reftag", false, "no protection information is checked");
+        p.RequireDefault("prchk_guard", false, "no protection information is checked");
+        p.RequireDefault("allow_unrecognized_csi", false, "only NVM command set namespaces become block devices");
+        p.OptionalInt64("max_bdevs", 1, uint.MaxValue); // SPDK's name array size: no limit here
+
+        // Per controller, as in SPDK: each given value replaces the host setting (akka.hocon) for this controller.
+        bool? headerDigest = p.OptionalBool("hdgst");
+        bool? dataDigest = p.OptionalBool("ddgst");
+        DigestOptions? digests = headerDigest is null && dataDigest is null
+            ? null
+            : ((headerDigest ?? Settings.Digests.HasFlag(DigestOptions.Header)) ? DigestOptions.Header : DigestOptions.None)
+              | ((dataDigest ?? Settings.Digests.HasFlag(DigestOptions.Data)) ? DigestOptions.Data : DigestOptions.None);
+        var overrides = new NvmeHost.ControllerOverrides(
+            DisableSqFlowControl: p.OptionalBool("disable_sq_flow_control"),
+            IoQueues: p.OptionalInt64("num_io_queues", 1, 65534) is { } queues ? (int)queues : null,
+            Digests: digests);
+        if (overrides.ApplyTo(Settings) is var effective && (effective.Digests != Settings.Digests || effective.DisableSqFlowControl != Settings.DisableSqFlowControl))
         {
-            throw JsonRpcException.InvalidParams("bdev_nvme_attach_controller: parameter 'psk' is not supported (no TLS in ActorNvme)");
+            // rpc.py sends hdgst, ddgst and disable_sq_flow_control (false unless asked) with every attach.
+            _logger.LogInformation(
+                "{Name}: digests {Digests} and SQ flow control disabled {Disabled} as the request says, not actornvme.digests {ConfigDigests} / disable-sq-flow-control {ConfigDisabled}",
+                name,
+                effective.Digests,
+                effective.DisableSqFlowControl,
+                Settings.Digests,
+                Settings.DisableSqFlowControl);
         }
 
-        var dhChap = DhChapFromKeyring(p, "bdev_nvme_attach_controller");
-
-        p.OptionalString("hostaddr", 256);
-        p.OptionalString("hostsvcid", 32);
-        p.OptionalString("priority", 16);
-        p.OptionalBool("prchk_reftag");
-        p.OptionalBool("prchk_guard");
-        p.OptionalBool("allow_unrecognized_csi");
-        p.OptionalInt64("num_io_queues", 1, ushort.MaxValue + 1);
-        p.OptionalInt64("max_bdevs", 1, uint.MaxValue);
+        var policy = p.OptionalObject("multipath_opts", MultipathOptsParameters) is { } opts ? MultipathPolicyOf(opts, "policy", "selector", "min_io") : null;
         TimeSpan? attachTimeout = p.OptionalInt64("fabrics_connect_timeout_us", 1000, long.MaxValue / 10) is { } us ? TimeSpan.FromMicroseconds(us) : null;
         var resiliency = Resiliency(p, Settings.Resiliency);
 
-        var request = new NvmeHost.AttachController(name, address, subnqn, hostNqn, resiliency, attachTimeout, multipath, dhChap);
+        var request = new NvmeHost.AttachController(name, address, subnqn, hostNqn, resiliency, attachTimeout, multipath, dhChap, overrides);
         var wait = (attachTimeout ?? Settings.ConnectTimeout * 2) + TimeSpan.FromSeconds(10);
+
+        // A new controller (not a further path of one) is answered as soon as its first attempt fails for good.
+        var controllers = await AskAsync<NvmeHost.ControllerList>(NvmeHost.ListControllers.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        using var watch = controllers.Controllers.Any(c => c.Name == name) ? null : ConnectFailureWatch.ForController(_system, name);
         NvmeHost.ControllerAttached attached;
         try
         {
-            attached = await AskAsync<NvmeHost.ControllerAttached>(request, wait, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+            attached = await AskWatchingAsync<NvmeHost.ControllerAttached>(request, wait, JsonRpcErrorCodes.NoDevice, watch, () => UndoAsync<NvmeHost.ControllerDetached>(new NvmeHost.DetachController(name)), cancellationToken).ConfigureAwait(false);
         }
         catch (JsonRpcException e) when (e.Code == JsonRpcErrorCodes.Exists && multipath == MultipathMode.Disable && e.Message.Contains("already exists", StringComparison.Ordinal))
         {
             throw new JsonRpcException(JsonRpcErrorCodes.Exists, $"{e.Message}; to add a path to it, pass multipath (failover or multipath) with the same subnqn");
+        }
+
+        if (policy is not null)
+        {
+            await AskAsync<Subsystem.MultipathPolicySet>(new NvmeHost.ToSubsystem(name, new Subsystem.SetMultipathPolicy(policy)), ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
         }
 
         // Names in namespace order, as SPDK lists them (JsonNodes do not compare: order before converting).
@@ -371,33 +644,11 @@ public sealed partial class SpdkRpcService
     private async Task<JsonNode?> SetMultipathPolicy(RpcParams p, CancellationToken cancellationToken)
     {
         string name = p.RequiredNonEmptyString("name", 64);
-        var mode = p.RequiredNonEmptyString("policy", 32) switch
-        {
-            "active_passive" => MultipathPolicyMode.ActivePassive,
-            "active_active" => MultipathPolicyMode.ActiveActive,
-            var other => throw JsonRpcException.InvalidParams($"bdev_nvme_set_multipath_policy: parameter 'policy' must be active_passive or active_active, not '{other}'"),
-        };
-        var selector = p.OptionalString("selector", 32) switch
-        {
-            null or "round_robin" => MultipathSelector.RoundRobin,
-            "queue_depth" => MultipathSelector.QueueDepth,
-            var other => throw JsonRpcException.InvalidParams($"bdev_nvme_set_multipath_policy: parameter 'selector' must be round_robin or queue_depth, not '{other}'"),
-        };
-        if (mode == MultipathPolicyMode.ActivePassive && p.Names.Contains("selector"))
-        {
-            throw JsonRpcException.InvalidParams("bdev_nvme_set_multipath_policy: parameter 'selector' applies only to policy active_active");
-        }
-
-        long rrMinIo = p.OptionalInt64("rr_min_io", 1, int.MaxValue) ?? 1;
-        if (p.Names.Contains("rr_min_io") && (mode != MultipathPolicyMode.ActiveActive || selector != MultipathSelector.RoundRobin))
-        {
-            throw JsonRpcException.InvalidParams("bdev_nvme_set_multipath_policy: parameter 'rr_min_io' applies only to policy active_active with selector round_robin");
-        }
-
+        p.RequiredNonEmptyString("policy", 32);
+        var policy = MultipathPolicyOf(p, "policy", "selector", "rr_min_io")!;
         var devices = await AskAsync<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
         var device = devices.Devices.FirstOrDefault(d => d.Name == name)
             ?? throw new JsonRpcException(JsonRpcErrorCodes.NoDevice, $"No such device: no block device named {name}");
-        var policy = new MultipathPolicy(mode, selector, (int)rrMinIo);
         await AskAsync<Subsystem.MultipathPolicySet>(new NvmeHost.ToSubsystem(device.Controller, new Subsystem.SetMultipathPolicy(policy)), ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
         return true;
     }
@@ -412,6 +663,49 @@ public sealed partial class SpdkRpcService
         Protocol.Data.AnaState.Change => "change",
         _ => "unknown",
     };
+
+    /// <summary>
+    /// A multipath policy from SPDK's policy / selector / minimum-I/O parameters (bdev_nvme_set_multipath_policy
+    /// names the last rr_min_io, multipath_opts min_io); null when no policy is given.
+    /// </summary>
+    private static MultipathPolicy? MultipathPolicyOf(RpcParams p, string policyName, string selectorName, string minIoName)
+    {
+        var mode = p.OptionalNonEmptyString(policyName, 32) switch
+        {
+            null => (MultipathPolicyMode?)null,
+            "active_passive" => MultipathPolicyMode.ActivePassive,
+            "active_active" => MultipathPolicyMode.ActiveActive,
+            var other => throw JsonRpcException.InvalidValue($"{p.Method}: parameter '{policyName}' must be active_passive or active_active, not '{other}'"),
+        };
+        var selector = p.OptionalString(selectorName, 32) switch
+        {
+            null or "round_robin" => MultipathSelector.RoundRobin,
+            "queue_depth" => MultipathSelector.QueueDepth,
+            var other => throw JsonRpcException.InvalidValue($"{p.Method}: parameter '{selectorName}' must be round_robin or queue_depth, not '{other}'"),
+        };
+        long minIo = p.OptionalInt64(minIoName, 1, int.MaxValue) ?? 1;
+        if (mode is null)
+        {
+            if (p.Has(selectorName) || p.Has(minIoName))
+            {
+                throw JsonRpcException.InvalidValue($"{p.Method}: parameters '{selectorName}' and '{minIoName}' need '{policyName}' active_active");
+            }
+
+            return null;
+        }
+
+        if (mode == MultipathPolicyMode.ActivePassive && p.Has(selectorName))
+        {
+            throw JsonRpcException.InvalidValue($"{p.Method}: parameter '{selectorName}' applies only to policy active_active");
+        }
+
+        if (p.Has(minIoName) && (mode != MultipathPolicyMode.ActiveActive || selector != MultipathSelector.RoundRobin))
+        {
+            throw JsonRpcException.InvalidValue($"{p.Method}: parameter '{minIoName}' applies only to policy active_active with selector round_robin");
+        }
+
+        return new MultipathPolicy(mode.Value, selector, (int)minIo);
+    }
 
     /// <summary>SPDK's bdev_nvme_get_io_paths: {"poll_groups": [{"io_paths": [...]}]}, one poll group here (I/O is not bound to threads).</summary>
     private async Task<JsonNode?> GetIoPaths(RpcParams p, CancellationToken cancellationToken)
@@ -546,7 +840,7 @@ public sealed partial class SpdkRpcService
         string trtype = p.RequiredNonEmptyString("trtype", 16);
         if (!trtype.Equals("tcp", StringComparison.OrdinalIgnoreCase))
         {
-            throw JsonRpcException.InvalidParams($"{p.Method}: parameter 'trtype' is '{trtype}', but ActorNvme speaks NVMe/TCP only (trtype tcp)");
+            throw JsonRpcException.NotSupported(p.Method, "trtype", trtype, "ActorNvme speaks NVMe/TCP only (trtype tcp)");
         }
 
         string traddr = p.RequiredNonEmptyString("traddr", 255);
@@ -556,12 +850,12 @@ public sealed partial class SpdkRpcService
             string expected = v6 ? "ipv6" : "ipv4";
             if (!adrfam.Equals("ipv4", StringComparison.OrdinalIgnoreCase) && !adrfam.Equals("ipv6", StringComparison.OrdinalIgnoreCase))
             {
-                throw JsonRpcException.InvalidParams($"{p.Method}: parameter 'adrfam' must be ipv4 or ipv6 for tcp, not '{adrfam}'");
+                throw JsonRpcException.InvalidValue($"{p.Method}: parameter 'adrfam' must be ipv4 or ipv6 for tcp, not '{adrfam}'");
             }
 
             if (!adrfam.Equals(expected, StringComparison.OrdinalIgnoreCase) && System.Net.IPAddress.TryParse(traddr, out _))
             {
-                throw JsonRpcException.InvalidParams($"{p.Method}: parameter 'adrfam' is {adrfam}, but traddr '{traddr}' is an {expected} address");
+                throw JsonRpcException.InvalidValue($"{p.Method}: parameter 'adrfam' is {adrfam}, but traddr '{traddr}' is an {expected} address");
             }
         }
 
@@ -588,7 +882,7 @@ public sealed partial class SpdkRpcService
         }
         catch (InvalidNvmeSettingsException e)
         {
-            throw JsonRpcException.InvalidParams($"{p.Method}: ctrlr_loss_timeout_sec {l}, reconnect_delay_sec {d}, fast_io_fail_timeout_sec {f} do not fit together: {e.Message} (rule {e.Rule})");
+            throw JsonRpcException.InvalidValue($"{p.Method}: ctrlr_loss_timeout_sec {l}, reconnect_delay_sec {d}, fast_io_fail_timeout_sec {f} do not fit together: {e.Message} (rule {e.Rule})");
         }
     }
 }

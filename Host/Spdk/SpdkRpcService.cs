@@ -34,6 +34,7 @@ public sealed partial class SpdkRpcService : IJsonRpcDispatcher
     private readonly SpdkKeyring _keyring = new();
     private NvmeHostSettings _settings;
     private IActorRef? _host;
+    private string _logLevelName = "NOTICE";
 
     public SpdkRpcService(ActorSystem system, NvmeHostSettings settings, IAdminConnector? connector = null, ILogger? logger = null)
     {
@@ -50,6 +51,15 @@ public sealed partial class SpdkRpcService : IJsonRpcDispatcher
     public IActorRef? Host => Volatile.Read(ref _host);
 
     public bool IsInitialized => _initialized.Task.IsCompleted;
+
+    /// <summary>Applies log_set_level; null: the level cannot be changed (log_set_level answers "not supported").</summary>
+    public Action<Microsoft.Extensions.Logging.LogLevel>? LogLevelChanged { get; init; }
+
+    /// <summary>What log_get_level answers until log_set_level is called (SPDK's names: ERROR, WARNING, NOTICE, INFO, DEBUG).</summary>
+    public string InitialLogLevel { init => _logLevelName = value; }
+
+    /// <summary>Stops the process for spdk_kill_instance; null: not available.</summary>
+    public Action? StopRequested { get; init; }
 
     /// <summary>The settings the host runs with (or will, once initialized).</summary>
     public NvmeHostSettings Settings => Volatile.Read(ref _settings);
@@ -127,7 +137,7 @@ public sealed partial class SpdkRpcService : IJsonRpcDispatcher
 
     private static JsonRpcException Error(NvmeHost.Failed failed, int notFoundCode) => failed.Kind switch
     {
-        HostErrorKind.InvalidParameter => JsonRpcException.InvalidParams(failed.Message),
+        HostErrorKind.InvalidParameter => JsonRpcException.InvalidValue(failed.Message),
         HostErrorKind.AlreadyExists => new JsonRpcException(JsonRpcErrorCodes.Exists, $"File exists: {failed.Message}"),
         HostErrorKind.Conflict => new JsonRpcException(JsonRpcErrorCodes.Invalid, $"Invalid argument: {failed.Message}"),
         HostErrorKind.PathExists => new JsonRpcException(JsonRpcErrorCodes.Already, $"Operation already in progress: {failed.Message}"),

@@ -7,7 +7,8 @@ namespace ActorNvme.Host.TargetProcess;
 public sealed record TargetNamespaceConfig(long SizeBytes, int BlockSize = 512, bool Null = false);
 
 /// <summary>One NVM subsystem of <c>actornvme target</c>, listening on its own port.</summary>
-public sealed record TargetSubsystemConfig(string Nqn, int Port, IReadOnlyList<TargetNamespaceConfig> Namespaces);
+/// <summary>One NVM subsystem of the target; <paramref name="Hosts"/>, when given, are the only host NQNs it lets connect.</summary>
+public sealed record TargetSubsystemConfig(string Nqn, int Port, IReadOnlyList<TargetNamespaceConfig> Namespaces, IReadOnlyList<string>? Hosts = null);
 
 /// <summary>
 /// What <c>actornvme target</c> serves. Defaults: discovery on 127.0.0.1:8009, two subsystems on :4420
@@ -15,8 +16,10 @@ public sealed record TargetSubsystemConfig(string Nqn, int Port, IReadOnlyList<T
 /// <code>
 /// { "address": "127.0.0.1", "discovery_port": 8009, "rpc_socket": "/var/tmp/actornvme-target.sock",
 ///   "subsystems": [ { "nqn": "nqn.2016-06.io.actornvme:disk1", "port": 4420,
-///                     "namespaces": [ { "size_mib": 64, "block_size": 512, "backend": "ram" } ] } ] }
+///                     "namespaces": [ { "size_mib": 64, "block_size": 512, "backend": "ram" } ],
+///                     "hosts": [ "nqn.2014-08.org.nvmexpress:uuid:..." ] } ] }
 /// </code>
+/// Without "hosts" a subsystem lets any host connect; with it, only those (others: Connect Invalid Host).
 /// </summary>
 public sealed record TargetConfig
 {
@@ -79,7 +82,7 @@ public sealed record TargetConfig
 
     private static TargetSubsystemConfig ParseSubsystem(string where, JsonElement element)
     {
-        var p = RpcParams.Parse(where, element, ["nqn", "port", "namespaces"]);
+        var p = RpcParams.Parse(where, element, ["nqn", "port", "namespaces", "hosts"]);
         var namespaces = new List<TargetNamespaceConfig>();
         if (element.TryGetProperty("namespaces", out var list))
         {
@@ -102,6 +105,6 @@ public sealed record TargetConfig
             }
         }
 
-        return new TargetSubsystemConfig(p.RequiredNonEmptyString("nqn", 223), (int)p.RequiredInt64("port", 0, 65535), namespaces);
+        return new TargetSubsystemConfig(p.RequiredNonEmptyString("nqn", 223), (int)p.RequiredInt64("port", 0, 65535), namespaces, p.OptionalStringArray("hosts", 1024, 223));
     }
 }

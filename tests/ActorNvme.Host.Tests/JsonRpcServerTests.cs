@@ -138,6 +138,59 @@ public sealed class JsonRpcServerTests : IAsyncLifetime
         Assert.NotNull(await client.CallAsync("echo", new JsonObject()));
     }
 
+    [Fact]
+    public async Task Two_hundred_silent_clients_do_not_lock_an_operator_out()
+    {
+        // An idle timeout far beyond the test: only taking the place of an idle connection can serve the operator.
+        string path = TempSocket.NewPath("idle");
+        await using var server = new JsonRpcServer(path, new EchoDispatcher(), new JsonRpcServerOptions { MaxConnections = 64, IdleTimeout = TimeSpan.FromMinutes(10) });
+        server.Start();
+        var silent = new List<RawRpc>();
+        try
+        {
+            for (int i = 0; i < 200; i++)
+            {
+                silent.Add(await RawRpc.ConnectAsync(path));
+            }
+
+            await using var operatorClient = await JsonRpcClient.ConnectAsync(path);
+            var answer = await operatorClient.CallAsync("echo", new JsonObject { ["who"] = "operator" }).WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal("operator", answer!["who"]!.GetValue<string>());
+
+            // The ones that made room were the longest idle: the first clients, now closed by the server.
+            Assert.Null(await silent[0].ReadAsync(TimeSpan.FromSeconds(10)));
+        }
+        finally
+        {
+            foreach (var client in silent)
+            {
+                await client.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_silent_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_never_evicted()
+    {
+        string path = TempSocket.NewPath("busy");
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = new JsonRpcServer(path, new EchoDispatcher(release.Task), new JsonRpcServerOptions { MaxConnections = 1, IdleTimeout = TimeSpan.FromMilliseconds(300) });
+        server.Start();
+
+        await using (var idle = await RawRpc.ConnectAsync(path))
+        {
+            Assert.Null(await idle.ReadAsync(TimeSpan.FromSeconds(10))); // closed by the server, not by the read's own deadline
+        }
+
+        await using var busy = await RawRpc.ConnectAsync(path);
+        await busy.SendAsync("""{"jsonrpc":"2.0","id":1,"method":"wait"}""");
+        await Task.Delay(200); // let the request start (were it not started yet, the new one would evict an idle connection: also correct)
+        await using var late = await RawRpc.ConnectAsync(path);
+        Assert.Null(await late.ReadAsync(TimeSpan.FromSeconds(10)));
+        release.SetResult();
+        Assert.Equal(1, (await busy.ReadAsync())!.Value.GetProperty("id").GetInt32());
+    }
+
     [Theory]
     [InlineData("{\"a\":1}", true, 24)]
     [InlineData("  \n{\"a\":[1,2,{\"b\":\"}\"}]} {", true, 24)]
@@ -152,11 +205,12 @@ public sealed class JsonRpcServerTests : IAsyncLifetime
         }
     }
 
-    private sealed class EchoDispatcher : IJsonRpcDispatcher
+    private sealed class EchoDispatcher(Task? released = null) : IJsonRpcDispatcher
     {
         public Task<JsonNode?> DispatchAsync(string method, JsonElement? parameters, CancellationToken cancellationToken) => method switch
         {
             "echo" => Task.FromResult(parameters is { } p ? JsonNode.Parse(p.GetRawText()) : new JsonObject()),
+            "wait" => (released ?? Task.CompletedTask).ContinueWith(_ => (JsonNode?)true, TaskScheduler.Default),
             "boom" => throw new InvalidOperationException("boom"),
             _ => throw new JsonRpcException(JsonRpcErrorCodes.MethodNotFound, $"Method not found: {method}"),
         };

@@ -8,7 +8,7 @@ using ActorNvme.Host.Spdk;
 
 namespace ActorNvme.Host.Tests;
 
-/// <summary>SPDK's methods: every bad parameter is refused with -32602 and named; SPDK's errno codes where SPDK uses them.</summary>
+/// <summary>SPDK's methods: every bad parameter is refused and named (-32602 for the wrong shape, -EINVAL for a wrong value); SPDK's errno codes where SPDK uses them.</summary>
 public sealed class SpdkRpcTests : IAsyncLifetime
 {
     private readonly ActorSystem _system = ActorSystem.Create("spdk-rpc-tests", ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
@@ -28,62 +28,83 @@ public sealed class SpdkRpcTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _system.Terminate();
 
-    public static TheoryData<string, string, string> BadParameters => new()
+    public static TheoryData<string, string, string, int> BadParameters => new()
     {
-        // method, params, the text the error message must contain (naming the parameter)
-        { "bdev_nvme_start_discovery", """{"trtype":"tcp","traddr":"127.0.0.1"}""", "missing required parameter 'name'" },
-        { "bdev_nvme_start_discovery", """{"name":"n","traddr":"127.0.0.1"}""", "missing required parameter 'trtype'" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp"}""", "missing required parameter 'traddr'" },
-        { "bdev_nvme_start_discovery", """{"name":"","trtype":"tcp","traddr":"127.0.0.1"}""", "'name' must not be empty" },
-        { "bdev_nvme_start_discovery", """{"name":5,"trtype":"tcp","traddr":"127.0.0.1"}""", "parameter 'name' must be a string, not a number" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"rdma","traddr":"127.0.0.1"}""", "parameter 'trtype' is 'rdma'" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","adrfam":"ib"}""", "parameter 'adrfam' must be ipv4 or ipv6" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","adrfam":"ipv6"}""", "parameter 'adrfam' is ipv6" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"http"}""", "parameter 'trsvcid' must be a TCP port" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"70000"}""", "parameter 'trsvcid' is 70000" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","hostnqn":7}""", "parameter 'hostnqn' must be a string" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","wait_for_attach":"yes"}""", "parameter 'wait_for_attach' must be a boolean" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","attach_timeout_ms":-5}""", "parameter 'attach_timeout_ms' is -5" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":-2}""", "parameter 'ctrlr_loss_timeout_sec' is -2" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":2,"reconnect_delay_sec":3}""", "rule reconnect-delay-within-loss-timeout" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":5,"reconnect_delay_sec":0}""", "rule reconnect-delay-required" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":0,"reconnect_delay_sec":1,"fast_io_fail_timeout_sec":0}""", "rule reconnect-delay-without-reconnect" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":10,"reconnect_delay_sec":2,"fast_io_fail_timeout_sec":1}""", "rule fast-io-fail-at-least-reconnect-delay" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":4,"reconnect_delay_sec":2,"fast_io_fail_timeout_sec":5}""", "rule fast-io-fail-within-loss-timeout" },
-        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","subnqn":"x"}""", "unknown parameter 'subnqn'" },
-        { "bdev_nvme_start_discovery", """["n"]""", "params must be an object" },
-        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1"}""", "missing required parameter 'subnqn'" },
-        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","hdgst":true}""", "parameter 'hdgst'" },
-        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","multipath":"sometimes"}""", "parameter 'multipath'" },
-        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","psk":"key"}""", "parameter 'psk'" },
-        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","num_io_queues":0}""", "parameter 'num_io_queues' is 0" },
-        { "bdev_nvme_detach_controller", "{}", "missing required parameter 'name'" },
-        { "bdev_nvme_reset_controller", """{"name":true}""", "parameter 'name' must be a string" },
-        { "bdev_nvme_stop_discovery", """{"nme":"x"}""", "unknown parameter 'nme'" },
-        { "bdev_nvme_get_controllers", """{"name":[]}""", "parameter 'name' must be a string, not an array" },
-        { "bdev_get_bdevs", """{"name":1}""", "parameter 'name' must be a string" },
-        { "bdev_get_bdevs", """{"timeout":"1"}""", "parameter 'timeout' must be an integer" },
-        { "bdev_nvme_set_options", """{"keep_alive_timeout_ms":50}""", "keep_alive_timeout_ms 50" },
-        { "bdev_nvme_set_options", """{"action_on_timeout":"explode"}""", "parameter 'action_on_timeout'" },
-        { "bdev_nvme_set_options", """{"not_an_spdk_option":1}""", "unknown parameter 'not_an_spdk_option'" },
-        { "bdev_nvme_set_options", """{"reconnect_delay_sec":20}""", "rule reconnect-delay-within-loss-timeout" },
-        { "bdev_nvme_set_multipath_policy", """{"policy":"active_passive"}""", "missing required parameter 'name'" },
-        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"both"}""", "parameter 'policy' must be active_passive or active_active" },
-        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"active_active","selector":"random"}""", "parameter 'selector' must be round_robin or queue_depth" },
-        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"active_passive","selector":"round_robin"}""", "parameter 'selector' applies only to policy active_active" },
-        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"active_active","selector":"queue_depth","rr_min_io":4}""", "parameter 'rr_min_io' applies only" },
-        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"active_active","rr_min_io":0}""", "parameter 'rr_min_io' is 0" },
-        { "bdev_nvme_get_io_paths", """{"name":3}""", "parameter 'name' must be a string" },
-        { "spdk_get_version", """{"x":1}""", "requires no parameters" },
-        { "rpc_get_methods", """{"current":"yes"}""", "parameter 'current' must be a boolean" },
+        // method, params, the text the error message must contain (naming the parameter), the code:
+        // -32602 for a request of the wrong shape, -EINVAL for a wrong value, -ENOTSUP for a value not honoured
+        { "bdev_nvme_start_discovery", """{"trtype":"tcp","traddr":"127.0.0.1"}""", "missing required parameter 'name'", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_start_discovery", """{"name":"n","traddr":"127.0.0.1"}""", "missing required parameter 'trtype'", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp"}""", "missing required parameter 'traddr'", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_start_discovery", """{"name":"","trtype":"tcp","traddr":"127.0.0.1"}""", "'name' must not be empty", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_start_discovery", """{"name":5,"trtype":"tcp","traddr":"127.0.0.1"}""", "parameter 'name' must be a string, not a number", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"rdma","traddr":"127.0.0.1"}""", "not supported: trtype=rdma", JsonRpcErrorCodes.NotSupported },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","adrfam":"ib"}""", "parameter 'adrfam' must be ipv4 or ipv6", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","adrfam":"ipv6"}""", "parameter 'adrfam' is ipv6", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"http"}""", "parameter 'trsvcid' must be a TCP port", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"70000"}""", "parameter 'trsvcid' is 70000", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","hostnqn":7}""", "parameter 'hostnqn' must be a string", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","wait_for_attach":"yes"}""", "parameter 'wait_for_attach' must be a boolean", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","attach_timeout_ms":-5}""", "parameter 'attach_timeout_ms' is -5", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":-2}""", "parameter 'ctrlr_loss_timeout_sec' is -2", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":2,"reconnect_delay_sec":3}""", "rule reconnect-delay-within-loss-timeout", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":5,"reconnect_delay_sec":0}""", "rule reconnect-delay-required", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":0,"reconnect_delay_sec":1,"fast_io_fail_timeout_sec":0}""", "rule reconnect-delay-without-reconnect", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":10,"reconnect_delay_sec":2,"fast_io_fail_timeout_sec":1}""", "rule fast-io-fail-at-least-reconnect-delay", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","ctrlr_loss_timeout_sec":4,"reconnect_delay_sec":2,"fast_io_fail_timeout_sec":5}""", "rule fast-io-fail-within-loss-timeout", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_start_discovery", """{"name":"n","trtype":"tcp","traddr":"127.0.0.1","subnqn":"x"}""", "unknown parameter 'subnqn'", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_start_discovery", """["n"]""", "params must be an object", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1"}""", "missing required parameter 'subnqn'", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","prchk_guard":true}""", "not supported: prchk_guard=true", JsonRpcErrorCodes.NotSupported },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","multipath":"sometimes"}""", "parameter 'multipath'", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","psk":"key"}""", "not supported: psk=key", JsonRpcErrorCodes.NotSupported },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","num_io_queues":0}""", "parameter 'num_io_queues' is 0", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_detach_controller", "{}", "missing required parameter 'name'", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_reset_controller", """{"name":true}""", "parameter 'name' must be a string", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_stop_discovery", """{"nme":"x"}""", "unknown parameter 'nme'", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_get_controllers", """{"name":[]}""", "parameter 'name' must be a string, not an array", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_get_bdevs", """{"name":1}""", "parameter 'name' must be a string", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_get_bdevs", """{"timeout":"1"}""", "parameter 'timeout' must be an integer", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_set_options", """{"keep_alive_timeout_ms":50}""", "parameter 'keep_alive_timeout_ms' is 50", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_set_options", """{"keep_alive_timeout_ms":4294967295}""", "parameter 'keep_alive_timeout_ms' is 4294967295", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_set_options", """{"keep_alive_timeout_ms":0}""", "not supported: keep_alive_timeout_ms=0", JsonRpcErrorCodes.NotSupported },
+        { "bdev_nvme_set_options", """{"io_path_stat":true}""", "not supported: io_path_stat=true", JsonRpcErrorCodes.NotSupported },
+        { "bdev_nvme_set_options", """{"delay_cmd_submit":false}""", "not supported: delay_cmd_submit=false", JsonRpcErrorCodes.NotSupported },
+        { "bdev_nvme_set_options", """{"arbitration_burst":3}""", "not supported: arbitration_burst=3", JsonRpcErrorCodes.NotSupported },
+        { "bdev_nvme_set_options", """{"multipath_opts":{"policy":"active_active"}}""", "not supported: multipath_opts.policy=active_active", JsonRpcErrorCodes.NotSupported },
+        { "bdev_nvme_set_options", """{"multipath_opts":{"policy":"active_passive","colour":"red"}}""", "unknown parameter 'colour'", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_set_options", """{"dhchap_digests":"sha256"}""", "parameter 'dhchap_digests' must be an array of strings", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_set_options", """{"transport_retry_count":300}""", "parameter 'transport_retry_count' is 300", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_set_options", """{"timeout_us":50}""", "io-timeout", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","disable_sq_flow_control":"yes"}""", "parameter 'disable_sq_flow_control' must be a boolean", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","hostaddr":"10.0.0.1"}""", "not supported: hostaddr=10.0.0.1", JsonRpcErrorCodes.NotSupported },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","priority":"3"}""", "not supported: priority=3", JsonRpcErrorCodes.NotSupported },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","multipath_opts":"active"}""", "parameter 'multipath_opts' must be an object", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","multipath_opts":{"policy":"both"}}""", "parameter 'policy' must be active_passive or active_active", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","ctrlr_loss_timeout_sec":2147483647,"reconnect_delay_sec":1}""", "rule timer-range", JsonRpcErrorCodes.Invalid },
+        { "log_set_level", """{"level":"LOUD"}""", "parameter 'level' must be ERROR, WARNING, NOTICE, INFO or DEBUG", JsonRpcErrorCodes.Invalid },
+        { "log_set_level", """{"level":"DEBUG"}""", "not supported: level=DEBUG", JsonRpcErrorCodes.NotSupported },
+        { "spdk_kill_instance", """{"sig_name":"SIGFOO"}""", "parameter 'sig_name'", JsonRpcErrorCodes.Invalid },
+        { "spdk_kill_instance", """{"sig_name":"SIGTERM"}""", "not supported: sig_name=SIGTERM", JsonRpcErrorCodes.NotSupported },
+        { "bdev_nvme_set_options", """{"action_on_timeout":"explode"}""", "parameter 'action_on_timeout'", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_set_options", """{"not_an_spdk_option":1}""", "unknown parameter 'not_an_spdk_option'", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_set_options", """{"reconnect_delay_sec":20}""", "rule reconnect-delay-within-loss-timeout", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_set_multipath_policy", """{"policy":"active_passive"}""", "missing required parameter 'name'", JsonRpcErrorCodes.InvalidParams },
+        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"both"}""", "parameter 'policy' must be active_passive or active_active", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"active_active","selector":"random"}""", "parameter 'selector' must be round_robin or queue_depth", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"active_passive","selector":"round_robin"}""", "parameter 'selector' applies only to policy active_active", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"active_active","selector":"queue_depth","rr_min_io":4}""", "parameter 'rr_min_io' applies only", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_set_multipath_policy", """{"name":"n1","policy":"active_active","rr_min_io":0}""", "parameter 'rr_min_io' is 0", JsonRpcErrorCodes.Invalid },
+        { "bdev_nvme_get_io_paths", """{"name":3}""", "parameter 'name' must be a string", JsonRpcErrorCodes.InvalidParams },
+        { "spdk_get_version", """{"x":1}""", "requires no parameters", JsonRpcErrorCodes.InvalidParams },
+        { "rpc_get_methods", """{"current":"yes"}""", "parameter 'current' must be a boolean", JsonRpcErrorCodes.InvalidParams },
     };
 
     [Theory]
     [MemberData(nameof(BadParameters))]
-    public async Task Each_bad_parameter_is_refused_as_invalid_params_and_named(string method, string parameters, string named)
+    public async Task Each_bad_parameter_is_refused_with_spdks_code_and_named(string method, string parameters, string named, int code)
     {
         var error = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync(method, parameters));
-        Assert.Equal(JsonRpcErrorCodes.InvalidParams, error.Code);
+        Assert.Equal(code, error.Code);
         Assert.Contains(named, error.Message, StringComparison.Ordinal);
     }
 
@@ -103,8 +124,12 @@ public sealed class SpdkRpcTests : IAsyncLifetime
     [Fact]
     public async Task A_second_discovery_of_the_same_name_is_eexist()
     {
-        // Nothing listens on port 1: the service starts (not waiting for attach) and keeps trying.
-        const string Request = """{"name":"dup","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"1"}""";
+        // A listener that never answers: the service starts (not waiting for attach) and keeps trying.
+        await using var target = new ActorNvme.Target.NvmeTarget();
+        var listener = target.ListenTcp("127.0.0.1", 0);
+        target.Faults.Blackhole(listener);
+        string port = listener.Address.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string Request = $$"""{"name":"dup","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port}}"}""";
         Assert.True((await CallAsync("bdev_nvme_start_discovery", Request))!.GetValue<bool>());
         var error = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_start_discovery", Request));
         Assert.Equal(JsonRpcErrorCodes.Exists, error.Code);
@@ -113,7 +138,7 @@ public sealed class SpdkRpcTests : IAsyncLifetime
         var info = (JsonArray)(await CallAsync("bdev_nvme_get_discovery_info", null))!;
         var service = Assert.Single(info)!;
         Assert.Equal("dup", service["name"]!.GetValue<string>());
-        Assert.Equal("1", service["trid"]!["trsvcid"]!.GetValue<string>());
+        Assert.Equal(port, service["trid"]!["trsvcid"]!.GetValue<string>());
         Assert.Equal("nqn.2014-08.org.nvmexpress.discovery", service["trid"]!["subnqn"]!.GetValue<string>());
 
         // Global options may not change under a running discovery service (SPDK: -EPERM).
@@ -124,12 +149,12 @@ public sealed class SpdkRpcTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Attaching_a_controller_that_cannot_connect_times_out_with_etimedout()
+    public async Task Attaching_a_controller_where_nothing_listens_is_econnrefused_not_a_timeout()
     {
         var error = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync(
             "bdev_nvme_attach_controller",
-            """{"name":"gone","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"1","subnqn":"nqn.2016-06.io.actornvme:none","fabrics_connect_timeout_us":1500000}"""));
-        Assert.Equal(JsonRpcErrorCodes.TimedOut, error.Code);
+            """{"name":"gone","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"1","subnqn":"nqn.2016-06.io.actornvme:none","fabrics_connect_timeout_us":60000000}"""));
+        Assert.Equal(JsonRpcErrorCodes.ConnectionRefused, error.Code);
         Assert.Contains("gone", error.Message, StringComparison.Ordinal);
     }
 
