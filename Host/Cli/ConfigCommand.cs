@@ -62,8 +62,11 @@ internal static class ConfigCommand
         foreach (string key in NvmeHostSettings.KnownKeys.Order(StringComparer.Ordinal))
         {
             bool set = own is not null && !own.IsEmpty && own.HasPath(key);
-            string value = merged.GetString(key, string.Empty);
-            text.Append("  ").Append(key).Append(" = ").Append(Quote(value)).Append(set ? "   # from the file" : "   # default").Append('\n');
+            var raw = merged.GetValue(key);
+            string shown = raw is not null && raw.IsArray()
+                ? $"[{string.Join(", ", merged.GetStringList(key).Select(v => Quote(v ?? "null")))}]"
+                : Quote(merged.GetString(key, string.Empty) ?? string.Empty);
+            text.Append("  ").Append(key).Append(" = ").Append(shown).Append(set ? "   # from the file" : "   # default").Append('\n');
         }
 
         text.Append("}\n");

@@ -388,13 +388,14 @@ public sealed class SpdkRpcTests : IAsyncLifetime
         Assert.Equal(ActorNvme.Actors.Settings.IoTimeoutAction.None, service.Settings.IoTimeoutAction);
 
         // timeout_us / timeout_admin_us / action_on_timeout / bdev_retry_count become io-timeout /
-        // admin-command-timeout / io-timeout-action / io-retries.
-        Assert.Equal(-1, service.Settings.IoRetries); // bdev_retry_count -1 above: no limit
+        // admin-command-timeout / io-timeout-action / io-path-loss-retries (transport_retry_count: io-retries).
+        Assert.Equal(int.MaxValue, service.Settings.IoPathLossRetries); // bdev_retry_count -1 above: without end
+        Assert.Equal(4, service.Settings.IoRetries); // transport_retry_count 4 above
         await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"timeout_us":2000000,"timeout_admin_us":7000000,"action_on_timeout":"abort","bdev_retry_count":3}"""), CancellationToken.None);
         Assert.Equal(TimeSpan.FromSeconds(2), service.Settings.IoTimeout);
         Assert.Equal(TimeSpan.FromSeconds(7), service.Settings.AdminCommandTimeout);
         Assert.Equal(ActorNvme.Actors.Settings.IoTimeoutAction.Abort, service.Settings.IoTimeoutAction);
-        Assert.Equal(3, service.Settings.IoRetries);
+        Assert.Equal(3, service.Settings.IoPathLossRetries);
         await service.DispatchAsync("bdev_nvme_set_options", Parse("""{"action_on_timeout":"reset"}"""), CancellationToken.None);
         Assert.Equal(ActorNvme.Actors.Settings.IoTimeoutAction.Reset, service.Settings.IoTimeoutAction);
         await system.Terminate();
