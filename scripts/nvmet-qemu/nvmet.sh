@@ -189,7 +189,8 @@ cmd_up() {
     echo $! >"$CAPTURE_PID"
     t=$SECONDS
     until [ -s "$CAPTURE" ]; do
-      if ! pid_alive "$CAPTURE_PID" dumpcap || [ $((SECONDS - t)) -ge 90 ]; then
+      # Until `ip netns exec` has exec'd dumpcap, the process is still named ip: both are alive.
+      if { ! pid_alive "$CAPTURE_PID" dumpcap && ! pid_alive "$CAPTURE_PID" ip; } || [ $((SECONDS - t)) -ge 90 ]; then
         cat "$RUNDIR/capture.log" >&2 || true
         die "dumpcap did not start capturing on $TAP into $CAPTURE within 90 s"
       fi
