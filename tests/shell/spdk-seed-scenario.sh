@@ -19,29 +19,11 @@ cycles=${ACTORNVME_SPDK_CYCLES:-20}
 kato_ms=${ACTORNVME_SPDK_KATO_MS:-2000}
 dll=${ACTORNVME_DLL:-Host/bin/Release/net10.0/actornvme.dll}
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "$me: SKIP (needs root for network namespaces)"
-  exit 77
-fi
-for tool in socat jq ip; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "$me: SKIP ($tool is not installed; scripts/ensure-deps.sh installs it as root)"
-    exit 77
-  fi
-done
-rc=0
-bundle=$(scripts/spdk-peer.sh) || rc=$?
-if [ "$rc" -eq 77 ]; then
-  echo "$me: SKIP (SPDK's bundle is not present at ../shared/peers/spdk)"
-  exit 77
-elif [ "$rc" -ne 0 ]; then
-  echo "$me: FAIL (scripts/spdk-peer.sh could not make SPDK's target ready)"
-  exit 1
-fi
-if [ ! -f "$dll" ]; then
-  echo "$me: FAIL ($dll is not built; run dotnet build -c Release first)"
-  exit 1
-fi
+# shellcheck source=lib/preflight.sh
+. tests/shell/lib/preflight.sh
+require_root_and_tools socat jq ip
+require_spdk_bundle
+require_built "$dll"
 
 tag=s$$
 work=$(mktemp -d /tmp/anvme-spdk.XXXXXX)

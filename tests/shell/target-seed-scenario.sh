@@ -16,20 +16,10 @@ cycles=${ACTORNVME_TARGET_CYCLES:-20}
 kato_ms=${ACTORNVME_TARGET_KATO_MS:-2000}
 dll=${ACTORNVME_DLL:-Host/bin/Release/net10.0/actornvme.dll}
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "$me: SKIP (needs root for network namespaces)"
-  exit 77
-fi
-for tool in socat jq ip; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "$me: SKIP ($tool is not installed; scripts/ensure-deps.sh installs it as root)"
-    exit 77
-  fi
-done
-if [ ! -f "$dll" ]; then
-  echo "$me: FAIL ($dll is not built; run dotnet build -c Release first)"
-  exit 1
-fi
+# shellcheck source=lib/preflight.sh
+. tests/shell/lib/preflight.sh
+require_root_and_tools socat jq ip
+require_built "$dll"
 
 tag=o$$
 work=$(mktemp -d /tmp/anvme-tgt.XXXXXX)

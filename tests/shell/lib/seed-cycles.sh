@@ -160,7 +160,7 @@ run_cycles() {
     local answers over_goal
     answers=$(wc -l <"$work/probe.log")
     over_goal=$(awk -v goal="$rpc_goal_ms" '$2 > goal { n++ } END { print n + 0 }' "$work/probe.log")
-    echo "$me: over $cycles cycles (mean / max): outage -> loss detected $(secs $((sum_loss / cycles))) / $(secs "$max_loss") s; -> devices removed $(secs $((sum_gone / cycles))) / $(secs "$max_gone") s; restore -> re-attached $(secs $((sum_back / cycles))) / $(secs "$max_back") s; RPC: $answers answers on one connection, slowest $all_slowest ms, $over_goal over $rpc_goal_ms ms"
+    echo "$me: over $cycles cycles (mean / max): outage -> loss detected $(secs $((sum_loss / cycles))) / $(secs "$max_loss") s; -> devices removed $(secs $((sum_gone / cycles))) / $(secs "$max_gone") s; restore -> re-attached $(secs $((sum_back / cycles))) / $(secs "$max_back") s; RPC on one connection: slowest answer in the cycles $all_slowest ms; $over_goal of all $answers answers (the probe's start included) over $rpc_goal_ms ms"
   fi
 }
 
