@@ -32,6 +32,7 @@ t_unit=$((SECONDS - t))
 t=$SECONDS
 shell_passed=0
 shell_failed=0
+shell_failed_names=()
 shell_skipped=0
 for shell_test in tests/shell/*.sh; do
   [ -f "$shell_test" ] || continue
@@ -46,6 +47,7 @@ for shell_test in tests/shell/*.sh; do
   else
     echo "test.sh: $shell_test failed (exit $rc)" >&2
     shell_failed=$((shell_failed + 1))
+    shell_failed_names+=("$shell_test")
     status=1
   fi
 done
@@ -123,5 +125,12 @@ python_free_sum() {
   echo "Tests: $passed passed, $failed failed, $skipped skipped"
   if [ "$passed" -eq 0 ]; then echo "no test ran" >&2; return 1; fi
 }
+# Name every failed test last, so the tail of a CI log says what broke.
+for f in "$results"/*.trx; do
+  [ -f "$f" ] || continue
+  { grep -o '<UnitTestResult [^>]*outcome="Failed"' "$f" || true; } \
+    | sed -n 's/.*testName="\([^"]*\)".*/FAILED: \1/p' | head -20
+done
+for name in "${shell_failed_names[@]}"; do echo "FAILED: shell test $name"; done
 python_free_sum || status=1
 exit $status
