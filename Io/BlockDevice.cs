@@ -129,6 +129,13 @@ public sealed class BlockDevice
     /// <summary>Namespace UUID (empty when the namespace reports none).</summary>
     public Guid Uuid { get; internal init; }
 
+    /// <summary>Operations, bytes, latencies and errors per kind of I/O since attach (or the last reset).</summary>
+    public IoStatistics Statistics { get; } = new();
+
+    /// <summary>Commands completed successfully on each attached path, by path key (counts survive the path's reconnects).</summary>
+    public IReadOnlyDictionary<string, long> CompletedPerPath =>
+        Volatile.Read(ref _paths).ToDictionary(p => p.Key, p => Volatile.Read(ref p.Counter.Completed), StringComparer.Ordinal);
+
     /// <summary>Paths attached now (usable or not).</summary>
     public int PathCount => Volatile.Read(ref _paths).Length;
 
@@ -204,8 +211,11 @@ public sealed class BlockDevice
     {
         ArgumentException.ThrowIfNullOrEmpty(pathKey);
         ArgumentNullException.ThrowIfNull(queues);
-        var entry = new PathEntry(pathKey, queues);
-        UpdatePaths(paths => [.. paths.Where(p => p.Key != pathKey), entry]);
+        UpdatePaths(paths =>
+        {
+            var counter = paths.FirstOrDefault(p => p.Key == pathKey)?.Counter ?? new PathCounter();
+            return [.. paths.Where(p => p.Key != pathKey), new PathEntry(pathKey, queues, counter)];
+        });
         ReleaseHeldElsewhere();
     }
 
@@ -336,9 +346,14 @@ public sealed class BlockDevice
 
         if (result.IsSuccess)
         {
+            CountOnPath(set);
             operation.ChunkSucceeded();
             if (operation.BlocksDone >= operation.Blocks)
             {
+                Statistics.Completed(
+                    operation.Kind,
+                    operation.Kind == IoKind.Flush ? 0 : (long)(operation.Blocks << _blockShift),
+                    Stopwatch.GetTimestamp() - operation.StartedAt);
                 operation.Complete();
             }
             else
@@ -554,6 +569,7 @@ public sealed class BlockDevice
     {
         if (Volatile.Read(ref _deletedReason) is { } reason)
         {
+            Statistics.Failed(kind);
             return ValueTask.FromException(new BlockDeviceException(BlockDeviceErrorKind.Deleted, Name, $"the device was deleted ({reason})"));
         }
 
@@ -792,6 +808,18 @@ public sealed class BlockDevice
         }
     }
 
+    private void CountOnPath(IoQueueSet set)
+    {
+        foreach (var path in Volatile.Read(ref _paths))
+        {
+            if (path.Set == set)
+            {
+                Interlocked.Increment(ref path.Counter.Completed);
+                return;
+            }
+        }
+    }
+
     private void UpdatePaths(Func<PathEntry[], PathEntry[]> change)
     {
         while (true)
@@ -817,8 +845,14 @@ public sealed class BlockDevice
         return new BlockDeviceException(BlockDeviceErrorKind.DeviceError, Name, $"{operation.Describe()} failed: {why}, {attempts}", status);
     }
 
+    /// <summary>Per-path count, shared by every entry of one path key (an ANA change or a reconnect makes a new entry).</summary>
+    private sealed class PathCounter
+    {
+        public long Completed;
+    }
+
     /// <param name="Ana">The path's ANA state for this namespace, from the controller's ANA log page (optimized until one says otherwise).</param>
-    private sealed record PathEntry(string Key, IoQueueSet Set, AnaState Ana = AnaState.Optimized)
+    private sealed record PathEntry(string Key, IoQueueSet Set, PathCounter Counter, AnaState Ana = AnaState.Optimized)
     {
         /// <summary>The ANA state lets I/O through (optimized or non-optimized).</summary>
         public bool Accessible => Ana is AnaState.Optimized or AnaState.NonOptimized;

@@ -87,6 +87,9 @@ internal sealed class IoOperation : IValueTaskSource
     /// <summary>A path that answered with a path-related status: tried last next time.</summary>
     public IoQueueSet? Avoid { get; set; }
 
+    /// <summary>The <see cref="System.Diagnostics.Stopwatch"/> timestamp at which the caller started it (for latency statistics).</summary>
+    public long StartedAt { get; private set; }
+
     public Memory<byte> Destination { get; private set; }
 
     public ReadOnlyMemory<byte> Source { get; private set; }
@@ -113,6 +116,7 @@ internal sealed class IoOperation : IValueTaskSource
     public ValueTask Start()
     {
         var task = new ValueTask(this, _source.Version);
+        StartedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         Device.Dispatch(this);
         return task;
     }
@@ -205,7 +209,11 @@ internal sealed class IoOperation : IValueTaskSource
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Complete() => _source.SetResult(true);
 
-    public void Fail(BlockDeviceException error) => _source.SetException(error);
+    public void Fail(BlockDeviceException error)
+    {
+        Device.Statistics.Failed(Kind);
+        _source.SetException(error);
+    }
 
     public void FailOverloaded(int limit) =>
         Fail(new BlockDeviceException(BlockDeviceErrorKind.Overloaded, Device.Name, $"{Describe()} failed: {limit} I/Os already wait for a free queue entry (io-hold-limit)"));

@@ -25,11 +25,12 @@ internal static class SoakCommand
         var policy = new Option<string>("--policy") { Description = "active_passive, active_active (round robin) or active_active_qd (queue depth)", DefaultValueFactory = _ => "active_passive" };
         policy.AcceptOnlyFromAmong("active_passive", "active_active", "active_active_qd");
         var stall = new Option<int>("--stall-ms") { Description = "A gap longer than this with no I/O completed is recorded as a stall", DefaultValueFactory = _ => 100 };
+        var readers = new Option<int>("--readers", "-r") { Description = "Readers that only read a region written once at start; their gaps show how fast reads move to another path", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log the runtime's path, ANA and reconnect events (Akka INFO)" };
         var command = new Command("soak", "Write-then-verify over every path of one subsystem while paths are broken from outside; reports lost acknowledged writes, bad reads and I/O stalls")
         {
-            paths, nqn, hostNqn, seconds, writers, blocks, checkpoint, kato, policy, stall, json, verbose,
+            paths, nqn, hostNqn, seconds, writers, blocks, checkpoint, kato, policy, stall, readers, json, verbose,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -52,6 +53,7 @@ internal static class SoakCommand
             double every = parse.GetValue(checkpoint);
             int katoMs = parse.GetValue(kato);
             int stallMs = parse.GetValue(stall);
+            int readerCount = parse.GetValue(readers);
             string? bad = (time, writerCount, perWriter, every, katoMs, stallMs) switch
             {
                 _ when time is <= 0 or > 86_400 => $"--time {time} must be 0..86400 s",
@@ -60,6 +62,7 @@ internal static class SoakCommand
                 _ when every is <= 0 => $"--checkpoint {every} must be positive",
                 _ when katoMs is < 100 or > 3_600_000 => $"--keep-alive-timeout-ms {katoMs} must be 100..3600000",
                 _ when stallMs is < 10 or > 60_000 => $"--stall-ms {stallMs} must be 10..60000",
+                _ when readerCount is < 0 or > 1024 => $"--readers {readerCount} must be 0..1024",
                 _ => null,
             };
             if (bad is not null)
@@ -85,7 +88,8 @@ internal static class SoakCommand
                 TimeSpan.FromMilliseconds(katoMs),
                 multipath,
                 TimeSpan.FromMilliseconds(stallMs),
-                parse.GetValue(verbose) ? "INFO" : "WARNING");
+                parse.GetValue(verbose) ? "INFO" : "WARNING",
+                readerCount);
             try
             {
                 var summary = await SoakRun.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
@@ -96,7 +100,7 @@ internal static class SoakCommand
                 }
                 else
                 {
-                    await Console.Out.WriteLineAsync($"soak: {summary["writes"]} writes, {summary["reads"]} reads, {summary["write_errors"]} write errors, {summary["read_errors"]} read errors; {summary["lost_acknowledged_writes"]} lost acknowledged writes, {summary["bad_reads"]} bad reads; {summary["stall_count"]} stalls over {stallMs} ms (p50 {summary["stall_p50_ms"]} ms, p99 {summary["stall_p99_ms"]} ms, max {summary["stall_max_ms"]} ms)").ConfigureAwait(false);
+                    await Console.Out.WriteLineAsync($"soak: {summary["writes"]} writes, {summary["reads"]} reads, {summary["write_errors"]} write errors, {summary["read_errors"]} read errors; {summary["lost_acknowledged_writes"]} lost acknowledged writes, {summary["bad_reads"]} bad reads; {summary["stall_count"]} stalls over {stallMs} ms (p50 {summary["stall_p50_ms"]} ms, p99 {summary["stall_p99_ms"]} ms, max {summary["stall_max_ms"]} ms){(readerCount == 0 ? string.Empty : $"; readers: {summary["reader_reads"]} reads, {summary["read_stall_count"]} read gaps over {stallMs} ms (p50 {summary["read_stall_p50_ms"]} ms, p99 {summary["read_stall_p99_ms"]} ms, max {summary["read_stall_max_ms"]} ms)")}").ConfigureAwait(false);
                 }
 
                 return clean ? 0 : 1;

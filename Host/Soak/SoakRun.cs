@@ -25,7 +25,9 @@ internal sealed record SoakOptions(
     TimeSpan KeepAliveTimeout,
     MultipathPolicy Policy,
     TimeSpan StallThreshold,
-    string LogLevel = "WARNING");
+    string LogLevel = "WARNING",
+    int Readers = 0,
+    int ReadBlocks = 256);
 
 /// <summary>
 /// Write-then-verify over a multipath block device while someone else breaks its paths: every writer owns
@@ -44,8 +46,12 @@ internal sealed class SoakRun
     private readonly BlockDevice _device;
     private readonly Block[] _blocks;
     private readonly ConcurrentQueue<(long AtUnixMs, double Ms)> _stalls = new();
+    private readonly ConcurrentQueue<(long AtUnixMs, double Ms)> _readStalls = new();
     private readonly ConcurrentQueue<string> _problems = new();
     private long _completions;
+    private long _readerCompletions;
+    private long _readerReads;
+    private long _readerErrors;
     private long _writes;
     private long _reads;
     private long _writeErrors;
@@ -108,7 +114,7 @@ internal sealed class SoakRun
         }
 
         await host.Ask<object>(new NvmeHost.ToSubsystem("soak", new Subsystem.SetMultipathPolicy(options.Policy)), TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
-        long needed = (long)options.Writers * options.BlocksPerWriter;
+        long needed = ((long)options.Writers * options.BlocksPerWriter) + (options.Readers > 0 ? options.ReadBlocks : 0);
         if ((ulong)needed > device.BlockCount)
         {
             throw new InvalidOperationException($"{device.Name} has {device.BlockCount} blocks; {options.Writers} writers x {options.BlocksPerWriter} blocks need {needed}");
@@ -126,7 +132,12 @@ internal sealed class SoakRun
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var started = Stopwatch.StartNew();
-        var stallWatch = Task.Run(() => WatchStallsAsync(stop.Token), CancellationToken.None);
+        await PrepareReadRegionAsync(cancellationToken).ConfigureAwait(false);
+        var stallWatch = Task.Run(() => WatchStallsAsync(() => Interlocked.Read(ref _completions), _stalls, pausable: true, stop.Token), CancellationToken.None);
+        var readStallWatch = _options.Readers == 0
+            ? Task.CompletedTask
+            : Task.Run(() => WatchStallsAsync(() => Interlocked.Read(ref _readerCompletions), _readStalls, pausable: false, stop.Token), CancellationToken.None);
+        var readers = Enumerable.Range(0, _options.Readers).Select(r => Task.Run(() => ReaderAsync(r, stop.Token), CancellationToken.None)).ToArray();
         var writers = Enumerable.Range(0, _options.Writers).Select(w => Task.Run(() => WriterAsync(w, stop.Token), CancellationToken.None)).ToArray();
         var nextCheckpoint = _options.CheckpointEvery;
         while (started.Elapsed < _options.Duration && !cancellationToken.IsCancellationRequested)
@@ -141,7 +152,9 @@ internal sealed class SoakRun
 
         await stop.CancelAsync().ConfigureAwait(false);
         await Task.WhenAll(writers).ConfigureAwait(false);
+        await Task.WhenAll(readers).ConfigureAwait(false);
         await stallWatch.ConfigureAwait(false);
+        await readStallWatch.ConfigureAwait(false);
 
         // The last check waits out the longest a stale copy could still land (the write fence), then reads all.
         var settle = _options.KeepAliveTimeout + (_options.KeepAliveTimeout / 4) + TimeSpan.FromSeconds(1);
@@ -149,6 +162,7 @@ internal sealed class SoakRun
 
         var stalls = _stalls.ToArray();
         var durations = stalls.Select(s => s.Ms).Order().ToArray();
+        var readDurations = _readStalls.Select(s => s.Ms).Order().ToArray();
         return new JsonObject
         {
             ["device"] = _device.Name,
@@ -167,6 +181,14 @@ internal sealed class SoakRun
             ["stall_p99_ms"] = Percentile(durations, 0.99),
             ["stall_max_ms"] = durations.Length == 0 ? 0 : Math.Round(durations[^1], 1),
             ["stalls"] = new JsonArray([.. stalls.Select(s => (JsonNode?)new JsonObject { ["at_unix_ms"] = s.AtUnixMs, ["ms"] = Math.Round(s.Ms, 1) })]),
+            ["readers"] = _options.Readers,
+            ["reader_reads"] = Interlocked.Read(ref _readerReads),
+            ["reader_errors"] = Interlocked.Read(ref _readerErrors),
+            ["read_stall_count"] = readDurations.Length,
+            ["read_stall_p50_ms"] = Percentile(readDurations, 0.50),
+            ["read_stall_p99_ms"] = Percentile(readDurations, 0.99),
+            ["read_stall_max_ms"] = readDurations.Length == 0 ? 0 : Math.Round(readDurations[^1], 1),
+            ["read_stalls"] = new JsonArray([.. _readStalls.Select(s => (JsonNode?)new JsonObject { ["at_unix_ms"] = s.AtUnixMs, ["ms"] = Math.Round(s.Ms, 1) })]),
             ["problems"] = new JsonArray([.. _problems.Take(20).Select(p => (JsonNode?)p)]),
         };
     }
@@ -212,6 +234,57 @@ internal sealed class SoakRun
             }
 
             await VerifyAsync(index, back, "write-then-verify").ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The readers' region (after the writers' blocks): written once, before any reader or fault, then only read.</summary>
+    private ulong ReadRegionStart => (ulong)_blocks.Length;
+
+    private async Task PrepareReadRegionAsync(CancellationToken cancellationToken)
+    {
+        if (_options.Readers == 0)
+        {
+            return;
+        }
+
+        var data = new byte[_device.BlockSize];
+        for (int i = 0; i < _options.ReadBlocks; i++)
+        {
+            ulong lba = ReadRegionStart + (ulong)i;
+            Stamp(data, lba, 1, -1);
+            await _device.WriteAsync(lba, data).AsTask().WaitAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Reads only, never gated by a write: the gaps in their completions are how long reads take to move to
+    /// another path when one is lost (reads need no fence).
+    /// </summary>
+    private async Task ReaderAsync(int reader, CancellationToken stop)
+    {
+        var buffer = new byte[_device.BlockSize];
+        var random = new Random((reader * 104_729) + 3);
+        while (!stop.IsCancellationRequested)
+        {
+            ulong lba = ReadRegionStart + (ulong)random.Next(_options.ReadBlocks);
+            try
+            {
+                await _device.ReadAsync(lba, buffer).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is BlockDeviceException or OperationCanceledException or TimeoutException)
+            {
+                Interlocked.Increment(ref _readerErrors);
+                Note($"reader {reader}: read of block {lba} failed: {e.Message}");
+                continue;
+            }
+
+            Interlocked.Increment(ref _readerReads);
+            Interlocked.Increment(ref _readerCompletions);
+            if (!TryReadStamp(buffer, lba, out long generation) || generation != 1)
+            {
+                Interlocked.Increment(ref _badReads);
+                Note($"reader {reader}: block {lba} of the read-only region does not hold its stamp");
+            }
         }
     }
 
@@ -300,9 +373,13 @@ internal sealed class SoakRun
         pause.TrySetResult();
     }
 
-    private async Task WatchStallsAsync(CancellationToken stop)
+    /// <summary>
+    /// Records every gap longer than the threshold in which <paramref name="completions"/> did not move.
+    /// The writers' gaps ignore checkpoints (<paramref name="pausable"/>); the readers never pause.
+    /// </summary>
+    private async Task WatchStallsAsync(Func<long> completions, ConcurrentQueue<(long AtUnixMs, double Ms)> stalls, bool pausable, CancellationToken stop)
     {
-        long last = Interlocked.Read(ref _completions);
+        long last = completions();
         long lastChange = Stopwatch.GetTimestamp();
         bool inStall = false;
         while (!stop.IsCancellationRequested)
@@ -316,25 +393,26 @@ internal sealed class SoakRun
                 break;
             }
 
-            long now = Interlocked.Read(ref _completions);
+            long now = completions();
             long timestamp = Stopwatch.GetTimestamp();
+            bool paused = pausable && _pause is not null;
             if (now != last)
             {
                 if (inStall)
                 {
                     var duration = Stopwatch.GetElapsedTime(lastChange, timestamp);
-                    _stalls.Enqueue((DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)duration.TotalMilliseconds, duration.TotalMilliseconds));
+                    stalls.Enqueue((DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)duration.TotalMilliseconds, duration.TotalMilliseconds));
                     inStall = false;
                 }
 
                 last = now;
                 lastChange = timestamp;
             }
-            else if (!inStall && _pause is null && Stopwatch.GetElapsedTime(lastChange, timestamp) > _options.StallThreshold)
+            else if (!inStall && !paused && Stopwatch.GetElapsedTime(lastChange, timestamp) > _options.StallThreshold)
             {
                 inStall = true;
             }
-            else if (_pause is not null)
+            else if (paused)
             {
                 inStall = false;
                 lastChange = timestamp; // a checkpoint's pause is not a stall

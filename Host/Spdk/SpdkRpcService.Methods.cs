@@ -100,6 +100,8 @@ public sealed partial class SpdkRpcService
         ["bdev_nvme_set_multipath_policy"] = new(["name", "policy", "selector", "rr_min_io"], SetMultipathPolicy),
         ["bdev_nvme_get_io_paths"] = new(["name"], GetIoPaths),
         ["bdev_get_bdevs"] = new(["name", "timeout"], GetBdevs),
+        ["bdev_get_iostat"] = new(["name", "names", "per_channel", "reset_mode"], GetIoStat),
+        ["bdev_reset_iostat"] = new(["name", "mode"], ResetIoStat),
         ["actornvme_get_ledger"] = new([], GetLedger, AtStartup: true),
         ["log_set_level"] = new(["level"], SetLogLevel, AtStartup: true),
         ["log_get_level"] = new([], (_, _) => Task.FromResult<JsonNode?>(LogLevelName), AtStartup: true),
@@ -793,6 +795,126 @@ public sealed partial class SpdkRpcService
 
             await Task.Delay(TimeSpan.FromMilliseconds(20), cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// SPDK's bdev_get_iostat: {"tick_rate", "ticks", "bdevs": [...]} with SPDK's field names; latencies in
+    /// ticks of tick_rate. What SPDK has no field for (write zeroes, flush, errors, commands per path) is
+    /// under "actornvme".
+    /// </summary>
+    private async Task<JsonNode?> GetIoStat(RpcParams p, CancellationToken cancellationToken)
+    {
+        p.RequireDefault("per_channel", false, "statistics are kept per block device and per path, not per SPDK channel");
+        var reset = ResetMode(p, "reset_mode");
+        var devices = await ChosenDevices(p, cancellationToken).ConfigureAwait(false);
+        var bdevs = new JsonArray();
+        foreach (var device in devices)
+        {
+            var stats = device.Statistics.Snapshot();
+            bdevs.Add(new JsonObject
+            {
+                ["name"] = device.Name,
+                ["bytes_read"] = stats.Read.Bytes,
+                ["num_read_ops"] = stats.Read.Operations,
+                ["bytes_written"] = stats.Write.Bytes,
+                ["num_write_ops"] = stats.Write.Operations,
+                ["bytes_unmapped"] = stats.Unmap.Bytes,
+                ["num_unmap_ops"] = stats.Unmap.Operations,
+                ["bytes_copied"] = 0,
+                ["num_copy_ops"] = 0,
+                ["read_latency_ticks"] = stats.Read.LatencyTicks,
+                ["max_read_latency_ticks"] = stats.Read.MaxLatencyTicks,
+                ["min_read_latency_ticks"] = stats.Read.MinLatencyTicks,
+                ["write_latency_ticks"] = stats.Write.LatencyTicks,
+                ["max_write_latency_ticks"] = stats.Write.MaxLatencyTicks,
+                ["min_write_latency_ticks"] = stats.Write.MinLatencyTicks,
+                ["unmap_latency_ticks"] = stats.Unmap.LatencyTicks,
+                ["max_unmap_latency_ticks"] = stats.Unmap.MaxLatencyTicks,
+                ["min_unmap_latency_ticks"] = stats.Unmap.MinLatencyTicks,
+                ["copy_latency_ticks"] = 0,
+                ["max_copy_latency_ticks"] = 0,
+                ["min_copy_latency_ticks"] = 0,
+                ["actornvme"] = new JsonObject
+                {
+                    ["bytes_write_zeroed"] = stats.WriteZeroes.Bytes,
+                    ["num_write_zeroes_ops"] = stats.WriteZeroes.Operations,
+                    ["num_flush_ops"] = stats.Flush.Operations,
+                    ["num_read_errors"] = stats.Read.Errors,
+                    ["num_write_errors"] = stats.Write.Errors,
+                    ["num_other_errors"] = stats.Unmap.Errors + stats.WriteZeroes.Errors + stats.Flush.Errors,
+                    ["held_ios"] = device.HeldCount,
+                    ["fenced_ios"] = device.FencedCount,
+                    ["commands_per_path"] = new JsonObject([.. device.CompletedPerPath.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]),
+                },
+            });
+            device.Statistics.Reset(reset);
+        }
+
+        return new JsonObject
+        {
+            ["tick_rate"] = IoStatisticsSnapshot.TickRate,
+            ["ticks"] = System.Diagnostics.Stopwatch.GetTimestamp(),
+            ["bdevs"] = bdevs,
+        };
+    }
+
+    /// <summary>SPDK's bdev_reset_iostat: one device (name) or all; mode all (default), maxmin, error or none.</summary>
+    private async Task<JsonNode?> ResetIoStat(RpcParams p, CancellationToken cancellationToken)
+    {
+        var mode = ResetMode(p, "mode", IoStatisticsReset.All);
+        foreach (var device in await ChosenDevices(p, cancellationToken).ConfigureAwait(false))
+        {
+            device.Statistics.Reset(mode);
+        }
+
+        return true;
+    }
+
+    private static IoStatisticsReset ResetMode(RpcParams p, string parameter, IoStatisticsReset absent = IoStatisticsReset.None) =>
+        p.OptionalString(parameter, 16) switch
+        {
+            null => absent,
+            "all" => IoStatisticsReset.All,
+            "maxmin" => IoStatisticsReset.MaxMin,
+            "error" => IoStatisticsReset.Errors,
+            "none" => IoStatisticsReset.None,
+            var other => throw JsonRpcException.InvalidValue($"{p.Method}: parameter '{parameter}' must be all, maxmin, error or none, not '{other}'"),
+        };
+
+    /// <summary>The block devices named by 'name' or 'names' (all when neither is given); an unknown name is -ENODEV.</summary>
+    private async Task<IReadOnlyList<BlockDevice>> ChosenDevices(RpcParams p, CancellationToken cancellationToken)
+    {
+        var wanted = new List<string>();
+        if (p.OptionalNonEmptyString("name", 64) is { } one)
+        {
+            wanted.Add(one);
+        }
+
+        wanted.AddRange(p.OptionalStringArray("names") ?? []);
+        var list = await AskAsync<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        foreach (string name in wanted)
+        {
+            if (!list.Devices.Any(d => d.Name == name))
+            {
+                throw new JsonRpcException(JsonRpcErrorCodes.NoDevice, $"No such device: {name}");
+            }
+        }
+
+        var result = new List<BlockDevice>();
+        foreach (var info in list.Devices.Where(d => wanted.Count == 0 || wanted.Contains(d.Name)))
+        {
+            var answer = await AskAsync<Subsystem.BlockDeviceResult>(new NvmeHost.ToSubsystem(info.Controller, new Subsystem.GetBlockDevice(info.Name)), ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+            if (answer.Device is { } device)
+            {
+                result.Add(device);
+            }
+            else if (wanted.Count != 0)
+            {
+                throw new JsonRpcException(JsonRpcErrorCodes.NoDevice, $"No such device: {info.Name} ({answer.Error})");
+            }
+        }
+
+        return result;
     }
 
     private static JsonObject Bdev(BlockDeviceInfo device, NvmeHost.ControllerList controllers)

@@ -51,7 +51,7 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 ms_between() { awk -v lo="$1" -v hi="$2" 'BEGIN { srand(); printf "%.3f\n", (lo + rand() * (hi - lo)) / 1000 }'; }
 guest() { scripts/nvmet-qemu/nvmet.sh exec "$1" >/dev/null; }
 echo "${ACTORNVME_NVMET_KERNEL:-unknown}" >"$WORK/kernel"
-dotnet "$DLL" soak -p "$ACTORNVME_NVMET_ADDR:8009" -p "$ACTORNVME_NVMET_ADDR:4420" -n "$NQN" -t "$SECONDS_TO_RUN" -w 16 -b 64 -c 30 -k "$KATO_MS" --json >"$WORK/soak.log" 2>&1 &
+dotnet "$DLL" soak -p "$ACTORNVME_NVMET_ADDR:8009" -p "$ACTORNVME_NVMET_ADDR:4420" -n "$NQN" -t "$SECONDS_TO_RUN" -w 16 -b 64 -r 4 -c 30 -k "$KATO_MS" --json >"$WORK/soak.log" 2>&1 &
 soak=$!
 until grep -q '^soak: ' "$WORK/soak.log" 2>/dev/null; do
   kill -0 "$soak" 2>/dev/null || { echo "soak exited at start: $(tail -n 20 "$WORK/soak.log")"; exit 1; }
@@ -94,6 +94,7 @@ faults=$(cat "$work/faults.count" 2>/dev/null || echo 0)
 grep '^soak: ' "$work/soak.log" | sed "s/^/$me: /"
 echo "$me: $faults faults in $seconds s against Linux $(cat "$work/kernel" 2>/dev/null || echo '(version unknown)') nvmet"
 echo "$me: $(jq -r '"\(.writes) writes, \(.reads) reads, \(.write_errors) write errors, \(.read_errors) read errors; \(.lost_acknowledged_writes) lost acknowledged writes, \(.bad_reads) bad reads; \(.stall_count) I/O stalls over \(.stalls_over_ms) ms: p50 \(.stall_p50_ms) ms, p99 \(.stall_p99_ms) ms, max \(.stall_max_ms) ms"' <<<"$summary")"
+echo "$me: readers (no write gates them): $(jq -r '"\(.reader_reads) reads, \(.reader_errors) errors; \(.read_stall_count) read gaps over \(.stalls_over_ms) ms (path loss to the first read done elsewhere): p50 \(.read_stall_p50_ms) ms, p99 \(.read_stall_p99_ms) ms, max \(.read_stall_max_ms) ms"' <<<"$summary")"
 [ "$(jq -r .lost_acknowledged_writes <<<"$summary")" = 0 ] || { echo "$me: FAIL (acknowledged writes lost: $(jq -c '.problems[:5]' <<<"$summary"))"; exit 1; }
 [ "$(jq -r .bad_reads <<<"$summary")" = 0 ] || { echo "$me: FAIL (bad reads: $(jq -c '.problems[:5]' <<<"$summary"))"; exit 1; }
 [ "$(jq -r .writes <<<"$summary")" -gt 0 ] || { echo "$me: FAIL (no write completed)"; exit 1; }

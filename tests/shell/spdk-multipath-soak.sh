@@ -62,7 +62,7 @@ for port in 4420 4421; do
   spdk_rpc nvmf_subsystem_add_listener "$nqn" -t tcp -a "$tgt_ip" -s "$port"
 done
 
-ip netns exec "$ns_host" dotnet "$dll" soak -p "$tgt_ip:4420" -p "$tgt_ip:4421" -n "$nqn" -t "$seconds" -w 16 -b 64 -k "$kato_ms" ${ACTORNVME_SOAK_ARGS:--c 30} --json >"$work/soak.log" 2>&1 &
+ip netns exec "$ns_host" dotnet "$dll" soak -p "$tgt_ip:4420" -p "$tgt_ip:4421" -n "$nqn" -t "$seconds" -w 16 -b 64 -r 4 -k "$kato_ms" ${ACTORNVME_SOAK_ARGS:--c 30} --json >"$work/soak.log" 2>&1 &
 soak_pid=$!
 wait_for_line "$work/soak.log" "^soak: " 90 "$soak_pid"
 echo "$me: $(grep -m1 '^soak: ' "$work/soak.log")"
@@ -102,6 +102,7 @@ bad=$(jq -r .bad_reads <<<"$summary")
 writes=$(jq -r .writes <<<"$summary")
 echo "$me: $faults faults in $seconds s ($ana_flips ANA flips to inaccessible and back, $listener_drops listeners removed and added again)"
 echo "$me: $(jq -r '"\(.writes) writes, \(.reads) reads, \(.write_errors) write errors, \(.read_errors) read errors; \(.lost_acknowledged_writes) lost acknowledged writes, \(.bad_reads) bad reads; \(.stall_count) I/O stalls over \(.stalls_over_ms) ms: p50 \(.stall_p50_ms) ms, p99 \(.stall_p99_ms) ms, max \(.stall_max_ms) ms"' <<<"$summary")"
+echo "$me: readers (no write gates them): $(jq -r '"\(.reader_reads) reads, \(.reader_errors) errors; \(.read_stall_count) read gaps over \(.stalls_over_ms) ms (path loss to the first read done elsewhere): p50 \(.read_stall_p50_ms) ms, p99 \(.read_stall_p99_ms) ms, max \(.read_stall_max_ms) ms"' <<<"$summary")"
 [ "$lost" = 0 ] || fail "$lost acknowledged writes lost: $(jq -c '.problems[:5]' <<<"$summary")"
 [ "$bad" = 0 ] || fail "$bad bad reads: $(jq -c '.problems[:5]' <<<"$summary")"
 [ "$writes" -gt 0 ] || fail "no write completed"
