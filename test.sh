@@ -14,6 +14,10 @@ results=artifacts/test-results
 rm -rf "$results"
 mkdir -p "$results"
 
+# The host identity every command generates once and keeps: a test run keeps its own, not the machine's.
+ACTORNVME_STATE_DIR=$(mktemp -d /tmp/anvme-state.XXXXXX)
+export ACTORNVME_STATE_DIR
+
 t=$SECONDS
 dotnet build ActorNvme.sln -c Release -warnaserror -nologo -v quiet
 t_build=$((SECONDS - t))

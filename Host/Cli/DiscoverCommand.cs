@@ -1,4 +1,5 @@
 using System.CommandLine;
+using ActorNvme.Actors.Settings;
 using ActorNvme.Host.Discover;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Transport;
@@ -40,8 +41,19 @@ internal static class DiscoverCommand
                 return 2;
             }
 
-            var id = parse.GetValue(hostId) ?? HostIdentity.DefaultHostId();
-            string nqn = parse.GetValue(hostNqn) ?? HostIdentity.DefaultHostNqn(id);
+            ResolvedHostIdentity identity;
+            try
+            {
+                identity = HostIdentity.Resolve(parse.GetValue(hostNqn), parse.GetValue(hostId));
+            }
+            catch (InvalidNvmeSettingsException e)
+            {
+                await Console.Error.WriteLineAsync($"actornvme discover: {e.Message}").ConfigureAwait(false);
+                return 2;
+            }
+
+            var id = identity.HostId;
+            string nqn = identity.HostNqn;
             if (!Nqn.TryValidate(nqn, out var nqnError, "--hostnqn"))
             {
                 await Console.Error.WriteLineAsync($"actornvme discover: {nqnError.Describe()}").ConfigureAwait(false);

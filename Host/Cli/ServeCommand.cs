@@ -183,7 +183,8 @@ internal static class ServeCommand
 
         public async Task StartAsync(CancellationToken cancellationToken)
         {
-            var settings = NvmeHostSettings.Create(system);
+            var settings = HostIdentity.Apply(NvmeHostSettings.Create(system), system.Settings.Config, out var identity);
+            logger.LogInformation("Host NQN {HostNqn}, host id {HostId} ({Source})", identity.HostNqn, identity.HostId, identity.Source);
             var metrics = NvmeMetrics.Get(system);
             var service = new SpdkRpcService(system, settings, logger: logger)
             {

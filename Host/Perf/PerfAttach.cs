@@ -50,7 +50,7 @@ internal sealed class PerfAttach : IAsyncDisposable
             actornvme.digests = {digests}
             actornvme.io-receive-spin = {options.ReceiveSpinMicroseconds / 1000.0:0.###}ms
             """));
-        return NvmeHostSettings.Create(config);
+        return Cli.HostIdentity.Apply(NvmeHostSettings.Create(config), config, out _);
     }
 
     public static async Task<PerfAttach> StartAsync(PerfOptions options, TimeSpan deadline, CancellationToken cancellationToken)

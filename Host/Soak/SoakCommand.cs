@@ -16,7 +16,7 @@ internal static class SoakCommand
     {
         var paths = new Option<string[]>("--path", "-p") { Description = "ADDRESS:PORT of a path to the subsystem (repeat for each path)", Required = true, AllowMultipleArgumentsPerToken = false };
         var nqn = new Option<string>("--subnqn", "-n") { Description = "The subsystem NQN", Required = true };
-        var hostNqn = new Option<string?>("--hostnqn", "-q") { Description = "Host NQN (default: generated)" };
+        var hostNqn = new Option<string?>("--hostnqn", "-q") { Description = "Host NQN (default: the configured one, else /etc/nvme/hostnqn, else the one kept in the state file)" };
         var seconds = new Option<double>("--time", "-t") { Description = "Seconds to run", DefaultValueFactory = _ => 60 };
         var writers = new Option<int>("--writers", "-w") { Description = "Concurrent writers, each owning its own blocks", DefaultValueFactory = _ => 16 };
         var blocks = new Option<int>("--blocks-per-writer", "-b") { Description = "Blocks each writer owns", DefaultValueFactory = _ => 64 };

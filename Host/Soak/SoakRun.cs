@@ -82,10 +82,8 @@ internal sealed class SoakRun
             ConnectTimeout = TimeSpan.FromSeconds(3),
             Resiliency = new ResiliencySettings(ResiliencySettings.Forever, TimeSpan.FromSeconds(1), TimeSpan.Zero).Validated(),
         };
-        if (options.HostNqn is { } hostNqn)
-        {
-            settings = settings with { HostNqn = hostNqn };
-        }
+        var identity = Cli.HostIdentity.Resolve(options.HostNqn);
+        settings = settings with { HostNqn = identity.HostNqn, HostId = identity.HostId };
 
         using var system = ActorSystem.Create("actornvme-soak", ConfigurationFactory.ParseString($$"""
             akka.loglevel = {{options.LogLevel}}
