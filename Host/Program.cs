@@ -57,6 +57,11 @@ public static class Program
             Soak.SoakCommand.Create(),
             perf,
         };
+        foreach (var command in NvmeCliCommands.Create())
+        {
+            root.Subcommands.Add(command);
+        }
+
         return root;
     }
 }
