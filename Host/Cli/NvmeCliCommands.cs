@@ -71,7 +71,7 @@ internal static class NvmeCliCommands
     private static Command ConnectAll()
     {
         var (transport, address, port, hostNqn, kato, reconnect, loss, queues, hdgst, ddgst) = CommonConnectOptions();
-        var name = new Option<string?>("--name") { Description = "The discovery service's name in the daemon (default: discovery-ADDRESS-PORT)" };
+        var name = new Option<string?>("--name") { Description = "The discovery service's name in the daemon; its controllers are NAME0, NAME1, ... (default: nvme, when free)" };
         var server = ServerOption();
         var command = new Command("connect-all", "Discover and connect every subsystem a discovery controller lists (nvme connect-all's options), through the daemon; it stays and follows the log")
         {
@@ -233,7 +233,8 @@ internal static class NvmeCliCommands
 
     internal static async Task<int> ConnectAllAsync(JsonRpcClient client, ConnectRequest request, TextWriter output, CancellationToken cancellationToken)
     {
-        var p = AttachParameters(request, request.Name ?? $"discovery-{request.Address}-{request.Port ?? "8009"}", defaultPort: 8009);
+        string name = request.Name ?? await DefaultDiscoveryNameAsync(client, cancellationToken).ConfigureAwait(false);
+        var p = AttachParameters(request, name, defaultPort: 8009);
         foreach (string notForDiscovery in new[] { "num_io_queues", "hdgst", "ddgst" })
         {
             if (p.ContainsKey(notForDiscovery))
@@ -294,6 +295,18 @@ internal static class NvmeCliCommands
 
         await output.WriteLineAsync($"disconnected {chosen.Length} controller(s){(chosen.Length == 0 ? string.Empty : $": {string.Join(", ", chosen)}")}{(all ? $"; stopped {stopped} discovery service(s)" : string.Empty)}").ConfigureAwait(false);
         return 0;
+    }
+
+    /// <summary>"nvme" (controllers nvme0, nvme1, ... as the kernel would name them) while no service or controller uses it.</summary>
+    private static async Task<string> DefaultDiscoveryNameAsync(JsonRpcClient client, CancellationToken cancellationToken)
+    {
+        var services = (await client.CallAsync("bdev_nvme_get_discovery_info", null, cancellationToken).ConfigureAwait(false))?.AsArray() ?? [];
+        var controllers = (await client.CallAsync("bdev_nvme_get_controllers", null, cancellationToken).ConfigureAwait(false))?.AsArray() ?? [];
+        bool taken = services.Any(s => s!["name"]!.GetValue<string>() == "nvme")
+            || controllers.Any(c => c!["name"]!.GetValue<string>() is var n && n.StartsWith("nvme", StringComparison.Ordinal) && n.Length > 4 && n[4..].All(char.IsAsciiDigit));
+        return taken
+            ? throw new ArgumentException("connect-all: the default name 'nvme' is in use (a discovery service or nvmeN controllers); give --name")
+            : "nvme";
     }
 
     private static async Task<string> NextFreeNameAsync(JsonRpcClient client, CancellationToken cancellationToken)
