@@ -54,10 +54,12 @@ public static class Subsystem
     public sealed record Detach(string Reason, RemovalReason Kind = RemovalReason.Detached);
 
     /// <summary>
-    /// Sets the multipath policy of every block device of this subsystem, now and for those added later
-    /// (SPDK's bdev_nvme_set_multipath_policy applies per controller name too). Reply: <see cref="MultipathPolicySet"/>.
+    /// Sets the multipath policy of one block device (<paramref name="BlockDevice"/>, as SPDK's
+    /// bdev_nvme_set_multipath_policy does per bdev), or, when null, of every block device of this subsystem
+    /// now and of those added later. Reply: <see cref="MultipathPolicySet"/>, or <see cref="BlockDeviceResult"/>
+    /// with an error when the named device is not this subsystem's.
     /// </summary>
-    public sealed record SetMultipathPolicy(MultipathPolicy Policy);
+    public sealed record SetMultipathPolicy(MultipathPolicy Policy, string? BlockDevice = null);
 
     public sealed record MultipathPolicySet(string Name, MultipathPolicy Policy);
 

@@ -590,6 +590,21 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 
     private void OnSetMultipathPolicy(Subsystem.SetMultipathPolicy message)
     {
+        if (message.BlockDevice is { } only)
+        {
+            var owner = _blockDevices.Values.FirstOrDefault(d => d.Device.Name == only);
+            if (owner is null)
+            {
+                Sender.Tell(new Subsystem.BlockDeviceResult(only, null, $"{_options.Name} has no block device {only}"));
+                return;
+            }
+
+            owner.SetPolicy(message.Policy);
+            _log.Info("{0}: multipath policy of {1}: {2}", _options.Name, only, message.Policy);
+            Sender.Tell(new Subsystem.MultipathPolicySet(only, message.Policy));
+            return;
+        }
+
         _policy = message.Policy;
         foreach (var device in _blockDevices.Values)
         {

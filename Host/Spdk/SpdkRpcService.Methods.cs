@@ -642,7 +642,7 @@ public sealed partial class SpdkRpcService
         return result;
     }
 
-    /// <summary>SPDK's bdev_nvme_set_multipath_policy: name is a block device; the policy applies to every block device of its controller.</summary>
+    /// <summary>SPDK's bdev_nvme_set_multipath_policy: the policy of the named block device only (others of its controller keep theirs).</summary>
     private async Task<JsonNode?> SetMultipathPolicy(RpcParams p, CancellationToken cancellationToken)
     {
         string name = p.RequiredNonEmptyString("name", 64);
@@ -651,7 +651,7 @@ public sealed partial class SpdkRpcService
         var devices = await AskAsync<NvmeHost.BlockDeviceList>(NvmeHost.ListBlockDevices.Instance, ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
         var device = devices.Devices.FirstOrDefault(d => d.Name == name)
             ?? throw new JsonRpcException(JsonRpcErrorCodes.NoDevice, $"No such device: no block device named {name}");
-        await AskAsync<Subsystem.MultipathPolicySet>(new NvmeHost.ToSubsystem(device.Controller, new Subsystem.SetMultipathPolicy(policy)), ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        await AskAsync<Subsystem.MultipathPolicySet>(new NvmeHost.ToSubsystem(device.Controller, new Subsystem.SetMultipathPolicy(policy, device.Name)), ListTimeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
         return true;
     }
 

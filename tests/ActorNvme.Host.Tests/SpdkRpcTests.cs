@@ -205,6 +205,42 @@ public sealed class SpdkRpcTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_multipath_policy_applies_to_the_named_block_device_only()
+    {
+        await using var target = new ActorNvme.Target.NvmeTarget();
+        const string nqn = "nqn.2016-06.io.actornvme:policy-per-device";
+        var subsystem = target.AddSubsystem(nqn);
+        subsystem.AddNamespace(ActorNvme.Target.NamespaceOptions.Ram(1024 * 1024, 512));
+        subsystem.AddNamespace(ActorNvme.Target.NamespaceOptions.Ram(1024 * 1024, 512));
+        foreach (var port in new[] { target.ListenTcp("127.0.0.1", 0), target.ListenTcp("127.0.0.1", 0) })
+        {
+            await _service.DispatchAsync("bdev_nvme_attach_controller", Parse($$"""{"name":"pd","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port.Address.Port}}","subnqn":"{{nqn}}","multipath":"multipath"}"""), CancellationToken.None);
+        }
+
+        async Task<JsonArray> PathsAsync()
+        {
+            var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            while (true)
+            {
+                var paths = (await _service.DispatchAsync("bdev_nvme_get_io_paths", null, CancellationToken.None))!["poll_groups"]![0]!["io_paths"]!.AsArray();
+                if ((paths.Count == 4 && paths.All(p => p!["connected"]!.GetValue<bool>())) || DateTime.UtcNow > until)
+                {
+                    return paths;
+                }
+
+                await Task.Delay(50);
+            }
+        }
+
+        Assert.Equal(4, (await PathsAsync()).Count);
+        await _service.DispatchAsync("bdev_nvme_set_multipath_policy", Parse("""{"name":"pdn1","policy":"active_passive"}"""), CancellationToken.None);
+        var after = await PathsAsync();
+        Assert.Single(after, p => p!["bdev_name"]!.GetValue<string>() == "pdn1" && p["current"]!.GetValue<bool>());
+        Assert.Equal(2, after.Count(p => p!["bdev_name"]!.GetValue<string>() == "pdn2" && p["current"]!.GetValue<bool>())); // untouched: both paths serve
+        await _service.DispatchAsync("bdev_nvme_detach_controller", Parse("""{"name":"pd"}"""), CancellationToken.None);
+    }
+
+    [Fact]
     public async Task The_ledger_lists_an_attached_controller_and_nothing_once_it_is_detached()
     {
         await using var target = new ActorNvme.Target.NvmeTarget();
