@@ -372,6 +372,11 @@ public sealed class BlockDevice
 
         var status = result.Status;
         bool digestError = result.Outcome == Transport.CommandOutcome.DataDigestError;
+        if (!digestError && status.Type == Protocol.Nvme.StatusCodeType.PathRelated && IsAnaWait(status))
+        {
+            Statistics.AnaRefused();
+        }
+
         if (!digestError && status.Type == Protocol.Nvme.StatusCodeType.Generic && status.Code == (byte)Protocol.Nvme.GenericStatus.AbortRequested)
         {
             // Aborted on purpose (its command timeout passed, action abort): that is how this I/O ends.

@@ -29,7 +29,8 @@ public sealed record IoStatisticsSnapshot(
     IoKindStatistics Unmap,
     IoKindStatistics WriteZeroes,
     IoKindStatistics Flush,
-    long TakenAtTicks)
+    long TakenAtTicks,
+    long AnaRefusals = 0)
 {
     public static long TickRate => Stopwatch.Frequency;
 }
@@ -46,6 +47,7 @@ public sealed class IoStatistics
     private const int Stride = 8;
 
     private readonly long[] _counters = new long[Kinds * Stride];
+    private long _anaRefusals;
 
     internal IoStatistics()
     {
@@ -68,9 +70,12 @@ public sealed class IoStatistics
 
     internal void Failed(IoKind kind) => Interlocked.Increment(ref _counters[((int)kind * Stride) + 5]);
 
+    /// <summary>A command came back with an ANA status (inaccessible, persistent loss, change): the target saw it on a path it would not serve.</summary>
+    internal void AnaRefused() => Interlocked.Increment(ref _anaRefusals);
+
     /// <summary>The counters now.</summary>
     public IoStatisticsSnapshot Snapshot() => new(
-        Of(IoKind.Read), Of(IoKind.Write), Of(IoKind.Deallocate), Of(IoKind.WriteZeroes), Of(IoKind.Flush), Stopwatch.GetTimestamp());
+        Of(IoKind.Read), Of(IoKind.Write), Of(IoKind.Deallocate), Of(IoKind.WriteZeroes), Of(IoKind.Flush), Stopwatch.GetTimestamp(), Volatile.Read(ref _anaRefusals));
 
     /// <summary>Clears what <paramref name="mode"/> names (SPDK's bdev_reset_iostat).</summary>
     public void Reset(IoStatisticsReset mode)
@@ -96,6 +101,11 @@ public sealed class IoStatistics
             {
                 Volatile.Write(ref _counters[at + 5], 0);
             }
+        }
+
+        if (mode is IoStatisticsReset.All or IoStatisticsReset.Errors)
+        {
+            Volatile.Write(ref _anaRefusals, 0);
         }
     }
 

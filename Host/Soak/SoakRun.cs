@@ -179,6 +179,7 @@ internal sealed class SoakRun
             ["stall_p99_ms"] = Percentile(durations, 0.99),
             ["stall_max_ms"] = durations.Length == 0 ? 0 : Math.Round(durations[^1], 1),
             ["stalls"] = new JsonArray([.. stalls.Select(s => (JsonNode?)new JsonObject { ["at_unix_ms"] = s.AtUnixMs, ["ms"] = Math.Round(s.Ms, 1) })]),
+            ["ana_refusals"] = _device.Statistics.Snapshot().AnaRefusals,
             ["readers"] = _options.Readers,
             ["reader_reads"] = Interlocked.Read(ref _readerReads),
             ["reader_errors"] = Interlocked.Read(ref _readerErrors),

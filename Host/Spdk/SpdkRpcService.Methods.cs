@@ -842,6 +842,7 @@ public sealed partial class SpdkRpcService
                     ["num_read_errors"] = stats.Read.Errors,
                     ["num_write_errors"] = stats.Write.Errors,
                     ["num_other_errors"] = stats.Unmap.Errors + stats.WriteZeroes.Errors + stats.Flush.Errors,
+                    ["num_ana_refusals"] = stats.AnaRefusals,
                     ["held_ios"] = device.HeldCount,
                     ["fenced_ios"] = device.FencedCount,
                     ["commands_per_path"] = new JsonObject([.. device.CompletedPerPath.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]),

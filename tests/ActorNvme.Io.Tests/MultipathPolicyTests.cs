@@ -82,13 +82,15 @@ public sealed class MultipathPolicyTests
 
         rig.Faults.SetAnaState(IoRig.Nqn, 1, Protocol.Data.AnaState.Inaccessible, pathA);
         await WaitForAccessibleAsync(rig, pathA, accessible: false);
+        long refusedBefore = rig.Device.Statistics.Snapshot().AnaRefusals;
 
-        // Reads to A would be held there: none is.
+        // Reads to A would be held there: none is, and the target refuses none with an ANA state.
         rig.Faults.DelayIoExecution(pathA, TimeSpan.FromHours(1));
         await Task.Yield();
         var reads = Enumerable.Range(0, 50).Select(i => ReadAsync(rig.Device, (ulong)i)).ToArray();
         await Task.WhenAll(reads).WaitAsync(IoRig.Deadline);
         Assert.Equal(0, rig.Faults.DelayedReadsPending);
+        Assert.Equal(refusedBefore, rig.Device.Statistics.Snapshot().AnaRefusals);
 
         rig.Faults.SetAnaState(IoRig.Nqn, 1, Protocol.Data.AnaState.Optimized, pathA);
         await WaitForAccessibleAsync(rig, pathA, accessible: true);
@@ -96,6 +98,11 @@ public sealed class MultipathPolicyTests
         var spread = Enumerable.Range(0, 10).Select(i => ReadAsync(rig.Device, (ulong)i)).ToArray();
         await IoRig.WaitUntilAsync(() => rig.Faults.DelayedReadsPending == 5, "half of the reads on A again");
         await ReleaseAsync(rig, spread);
+
+        // A command refused with an ANA status is counted: the target saw it on a path it would not serve.
+        rig.Faults.FailNextIo(Protocol.Nvme.NvmOpcode.Read, 1, Protocol.Nvme.NvmeStatus.Create(Protocol.Nvme.StatusCodeType.PathRelated, (byte)Protocol.Nvme.PathStatus.AsymmetricAccessTransition));
+        await ReadAsync(rig.Device, 0).WaitAsync(IoRig.Deadline);
+        Assert.Equal(refusedBefore + 1, rig.Device.Statistics.Snapshot().AnaRefusals);
     }
 
     private static async Task WaitForAccessibleAsync(IoRig rig, ActorNvme.Target.TargetListener listener, bool accessible)

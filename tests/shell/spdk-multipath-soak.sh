@@ -102,6 +102,7 @@ bad=$(jq -r .bad_reads <<<"$summary")
 writes=$(jq -r .writes <<<"$summary")
 echo "$me: $faults faults in $seconds s ($ana_flips ANA flips to inaccessible and back, $listener_drops listeners removed and added again)"
 echo "$me: $(jq -r '"\(.writes) writes, \(.reads) reads, \(.write_errors) write errors, \(.read_errors) read errors; \(.lost_acknowledged_writes) lost acknowledged writes, \(.bad_reads) bad reads; \(.stall_count) I/O stalls over \(.stalls_over_ms) ms: p50 \(.stall_p50_ms) ms, p99 \(.stall_p99_ms) ms, max \(.stall_max_ms) ms"' <<<"$summary")"
+echo "$me: commands the target refused with an ANA state (on a path it would not serve; the host stops using such a path once it knows): $(jq -r .ana_refusals <<<"$summary")"
 echo "$me: readers (no write gates them): $(jq -r '"\(.reader_reads) reads, \(.reader_errors) errors; \(.read_stall_count) read gaps over \(.stalls_over_ms) ms (path loss to the first read done elsewhere): p50 \(.read_stall_p50_ms) ms, p99 \(.read_stall_p99_ms) ms, max \(.read_stall_max_ms) ms"' <<<"$summary")"
 [ "$lost" = 0 ] || fail "$lost acknowledged writes lost: $(jq -c '.problems[:5]' <<<"$summary")"
 [ "$bad" = 0 ] || fail "$bad bad reads: $(jq -c '.problems[:5]' <<<"$summary")"
