@@ -92,6 +92,9 @@ public sealed record NvmeClusterNodeOptions
 
     public TimeSpan? ReconcileInterval { get; init; }
 
+    /// <summary>Members that must have joined before any is Up (and so before shards are allocated); null: 1.</summary>
+    public int? MinMembers { get; init; }
+
     private static readonly string[] Strategies = ["keep-majority", "keep-oldest", "static-quorum", "down-all", "lease-majority", "keep-referee"];
 
     /// <summary>The node's HOCON, to put in front of the application's configuration and <see cref="NvmeClusterSettings.ReferenceConfig"/>.</summary>
@@ -134,6 +137,16 @@ public sealed record NvmeClusterNodeOptions
             }
 
             lines.Add($"actornvme.cluster.discovery = [{string.Join(", ", Discovery.Select(Quote))}]");
+        }
+
+        if (MinMembers is { } min)
+        {
+            if (min is < 1 or > 1000)
+            {
+                throw new ArgumentException($"min members {min} is not 1..1000");
+            }
+
+            lines.Add($"akka.cluster.min-nr-of-members = {min.ToString(CultureInfo.InvariantCulture)}");
         }
 
         if (ReconcileInterval is { } interval)

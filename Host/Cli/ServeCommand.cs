@@ -57,10 +57,12 @@ internal static class ServeCommand
         var stableAfter = new Option<double?>("--stable-after") { Description = "Seconds the membership must be stable before the split-brain resolver downs unreachable nodes (default 20)" };
         var heartbeatPause = new Option<double?>("--heartbeat-pause") { Description = "Seconds of missing heartbeats before a node is unreachable (Akka's default otherwise)" };
         var reconcile = new Option<double?>("--reconcile-interval") { Description = "Seconds between discovery log reads of the cluster's coordinator (default 1)" };
+        var minMembers = new Option<int?>("--min-members") { Description = "Cluster members that must have joined before subsystems are placed (default 1)" };
+        var hostNqn = new Option<string?>("--host-nqn") { Description = "Cluster node: the host NQN the whole cluster connects with (default: actornvme.host-nqn)" };
         var ioWriter = new Option<bool>("--io-writer") { Description = "Cluster node: write and verify a block of every attached block device continuously (demo load)" };
         var command = new Command("serve", "Run the ActorNvme daemon: the NVMe host with an SPDK-compatible JSON-RPC server on a Unix socket")
         {
-            socket, config, waitForRpc, metrics, verbose, cluster, seeds, port, hostname, nodeName, discovery, strategy, stableAfter, heartbeatPause, reconcile, ioWriter,
+            socket, config, waitForRpc, metrics, verbose, cluster, seeds, port, hostname, nodeName, discovery, strategy, stableAfter, heartbeatPause, reconcile, minMembers, hostNqn, ioWriter,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(
             new ServeOptions
@@ -83,8 +85,10 @@ internal static class ServeCommand
                         StableAfter = Seconds(parse.GetValue(stableAfter)),
                         AcceptableHeartbeatPause = Seconds(parse.GetValue(heartbeatPause)),
                         ReconcileInterval = Seconds(parse.GetValue(reconcile)),
+                        MinMembers = parse.GetValue(minMembers),
                     },
                     IoWriter = parse.GetValue(ioWriter),
+                    HostNqn = parse.GetValue(hostNqn),
                     Verbose = parse.GetValue(verbose),
                 },
             },
@@ -182,14 +186,19 @@ internal static class ServeCommand
             return 2;
         }
 
+        if (options.HostNqn is { } nqn && !ActorNvme.Protocol.Data.Nqn.TryValidate(nqn, out var nqnError, "--host-nqn"))
+        {
+            await Console.Error.WriteLineAsync($"actornvme serve --cluster: {nqnError}").ConfigureAwait(false);
+            return 2;
+        }
+
         if (options.Node.SeedNodes.Count == 0)
         {
             await Console.Error.WriteLineAsync("actornvme serve --cluster: give at least one --seed-node (the first node lists itself)").ConfigureAwait(false);
             return 2;
         }
 
-        using var signals = new ProcessSignals(cancellationToken);
-        return await ClusterNode.ClusterNodeRunner.RunAsync(options, Console.Out, signals.Token).ConfigureAwait(false);
+        return await ClusterNode.ClusterNodeRunner.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
     }
 
     private static string OneLine(string text) => text.ReplaceLineEndings(" ").Trim();

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Akka.Actor;
 using Akka.Configuration;
 using ActorNvme.Actors.Settings;
@@ -22,6 +23,9 @@ public sealed record ClusterNodeOptions
     /// <summary>Write and verify a block of every attached block device, continuously (the demo's load).</summary>
     public bool IoWriter { get; init; }
 
+    /// <summary>The host NQN every node of the cluster connects with (actornvme.host-nqn); null: the configuration's.</summary>
+    public string? HostNqn { get; init; }
+
     public bool Verbose { get; init; }
 }
 
@@ -42,6 +46,11 @@ public static class ClusterNodeRunner
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(output);
         var logLevel = ConfigurationFactory.ParseString($"akka.loglevel = {(options.Verbose ? "INFO" : "WARNING")}\nakka.stdout-loglevel = {(options.Verbose ? "INFO" : "WARNING")}");
+        if (options.HostNqn is { } hostNqn)
+        {
+            logLevel = ConfigurationFactory.ParseString($"actornvme.host-nqn = \"{hostNqn}\"").WithFallback(logLevel);
+        }
+
         var system = NvmeCluster.CreateSystem(options.Node, logLevel.WithFallback(options.Application));
         var hostSettings = NvmeHostSettings.Create(system);
         var cluster = NvmeCluster.Start(system, (path, timeout, token) => ReadDiscoveryLogAsync(path, hostSettings, timeout, token));
@@ -57,6 +66,16 @@ public static class ClusterNodeRunner
 
         var terminated = system.WhenTerminated;
         var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // SIGTERM/SIGINT: leave in order. The registrations live until the process ends, so a late or repeated
+        // signal finds a handler that only completes a task (completing it twice is harmless).
+        var leave = (PosixSignalContext context) =>
+        {
+            context.Cancel = true;
+            stopped.TrySetResult();
+        };
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, leave);
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, leave);
         using (stop.Register(() => stopped.TrySetResult()))
         {
             await Task.WhenAny(terminated, stopped.Task).ConfigureAwait(false);
