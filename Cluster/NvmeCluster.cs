@@ -49,7 +49,7 @@ public sealed class NvmeCluster
         connector ??= TransportAdminConnector.Tcp();
 
         var sharding = ClusterSharding.Get(system);
-        var shardingSettings = ClusterShardingSettings.Create(system);
+        var shardingSettings = ClusterShardingSettings.Create(system).WithRole(settings.Role);
         var region = sharding.Start(
             ClusterSubsystem.TypeName,
             SubsystemEntityActor.Props(hostSettings, connector, node),
@@ -62,10 +62,10 @@ public sealed class NvmeCluster
             ClusterSingletonManager.Props(
                 DiscoveryCoordinatorActor.Props(settings, hostSettings.HostNqn, region, discoveryLog),
                 PoisonPill.Instance,
-                ClusterSingletonManagerSettings.Create(system)),
+                ClusterSingletonManagerSettings.Create(system).WithRole(settings.Role)),
             CoordinatorName);
         var proxy = system.ActorOf(
-            ClusterSingletonProxy.Props($"/user/{CoordinatorName}", ClusterSingletonProxySettings.Create(system)),
+            ClusterSingletonProxy.Props($"/user/{CoordinatorName}", ClusterSingletonProxySettings.Create(system).WithRole(settings.Role)),
             CoordinatorName + "-proxy");
         return new NvmeCluster(region, proxy, node, settings);
     }

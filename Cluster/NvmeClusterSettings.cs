@@ -19,6 +19,9 @@ public sealed record NvmeClusterSettings
     /// <summary>Name of this node in events; empty: its cluster address.</summary>
     public string NodeName { get; init; } = string.Empty;
 
+    /// <summary>Cluster role of the nodes that hold subsystems (sharding and the coordinator singleton run under it).</summary>
+    public string Role { get; init; } = "actornvme";
+
     private static readonly Lazy<Config> Reference = new(() =>
     {
         using var stream = typeof(NvmeClusterSettings).Assembly.GetManifestResourceStream("ActorNvme.Cluster.cluster.conf")
@@ -60,6 +63,7 @@ public sealed record NvmeClusterSettings
             DiscoveryTimeout = timeout,
             Discovery = [.. discovery],
             NodeName = section.GetString("node-name") ?? string.Empty,
+            Role = section.GetString("role") is { Length: > 0 } role ? role : throw new ArgumentException("actornvme.cluster.role is empty"),
         };
     }
 }
@@ -127,6 +131,7 @@ public sealed record NvmeClusterNodeOptions
         if (AcceptableHeartbeatPause is { } pause)
         {
             lines.Add($"akka.cluster.failure-detector.acceptable-heartbeat-pause = {Millis(pause)}");
+            lines.Add($"akka.cluster.failure-detector.heartbeat-interval = {Millis(TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, pause.Ticks / 4)))}");
         }
 
         if (Discovery.Count > 0)
