@@ -1,4 +1,6 @@
 using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
 using Akka.Event;
 
 namespace ActorNvme.Cluster;
@@ -29,6 +31,8 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<string> _attached = new(StringComparer.Ordinal);
     private bool _reading;
+    private bool _regionsReady;
+    private DateTimeOffset _startedAt;
 
     public DiscoveryCoordinatorActor(NvmeClusterSettings settings, string hostNqn, IActorRef region, DiscoveryLogSource source)
     {
@@ -36,7 +40,9 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
         _hostNqn = hostNqn;
         _region = region;
         _source = source;
-        Receive<Tick>(_ => StartReads());
+        Receive<Tick>(_ => OnTick());
+        Receive<CurrentRegions>(OnCurrentRegions);
+        Receive<RegionsUnknown>(_ => { });
         Receive<ReadsDone>(OnReadsDone);
     }
 
@@ -45,11 +51,41 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
     public static Props Props(NvmeClusterSettings settings, string hostNqn, IActorRef region, DiscoveryLogSource source) =>
         Akka.Actor.Props.Create(() => new DiscoveryCoordinatorActor(settings, hostNqn, region, source));
 
+    /// <summary>Longest wait for every live node's region before placing anyway.</summary>
+    private static readonly TimeSpan RegionWaitLimit = TimeSpan.FromSeconds(10);
+
     protected override void PreStart()
     {
+        _startedAt = DateTimeOffset.UtcNow;
         _log.Info("discovery coordinator started: {0} discovery controller(s), every {1}", _settings.Discovery.Count, _settings.ReconcileInterval);
         Self.Tell(Tick.Instance);
         Timers.StartPeriodicTimer(TickKey, Tick.Instance, _settings.ReconcileInterval);
+    }
+
+    private void OnTick()
+    {
+        if (_regionsReady)
+        {
+            StartReads();
+            return;
+        }
+
+        // Before the first placement, wait until the region of every live node has registered with the shard
+        // coordinator: otherwise the first region to register gets every subsystem, and they move again later.
+        _region.Ask<CurrentRegions>(GetCurrentRegions.Instance, TimeSpan.FromSeconds(2))
+            .PipeTo(Self, failure: _ => RegionsUnknown.Instance);
+    }
+
+    private void OnCurrentRegions(CurrentRegions message)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        int live = cluster.State.Members.Count(m => m.Status == MemberStatus.Up && m.HasRole(_settings.Role) && !cluster.State.Unreachable.Contains(m));
+        if (message.Regions.Count >= live || DateTimeOffset.UtcNow - _startedAt > RegionWaitLimit)
+        {
+            _log.Info("placing subsystems over {0} region(s) ({1} live member(s))", message.Regions.Count, live);
+            _regionsReady = true;
+            StartReads();
+        }
     }
 
     private void StartReads()
@@ -130,6 +166,11 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
     private sealed record Tick
     {
         public static Tick Instance { get; } = new();
+    }
+
+    private sealed record RegionsUnknown
+    {
+        public static RegionsUnknown Instance { get; } = new();
     }
 
     private sealed record ReadResult(string Path, IReadOnlyList<DiscoveredSubsystem>? Entries, string? Error);

@@ -15,18 +15,15 @@ public sealed class NvmeCluster
 {
     public const string CoordinatorName = "nvme-discovery-coordinator";
 
-    private NvmeCluster(IActorRef region, IActorRef coordinatorProxy, string node, NvmeClusterSettings settings)
+    private NvmeCluster(IActorRef region, string node, NvmeClusterSettings settings)
     {
         Region = region;
-        CoordinatorProxy = coordinatorProxy;
         Node = node;
         Settings = settings;
     }
 
     /// <summary>The shard region of <see cref="ClusterSubsystem"/> entities: send it their messages.</summary>
     public IActorRef Region { get; }
-
-    public IActorRef CoordinatorProxy { get; }
 
     /// <summary>This node's name in events.</summary>
     public string Node { get; }
@@ -64,10 +61,7 @@ public sealed class NvmeCluster
                 PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(settings.Role)),
             CoordinatorName);
-        var proxy = system.ActorOf(
-            ClusterSingletonProxy.Props($"/user/{CoordinatorName}", ClusterSingletonProxySettings.Create(system).WithRole(settings.Role)),
-            CoordinatorName + "-proxy");
-        return new NvmeCluster(region, proxy, node, settings);
+        return new NvmeCluster(region, node, settings);
     }
 
     /// <summary>

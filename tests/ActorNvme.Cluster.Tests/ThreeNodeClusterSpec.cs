@@ -75,6 +75,9 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
 
         output.WriteLine("placement: " + string.Join(", ", owners.OrderBy(o => o.Key, StringComparer.Ordinal).Select(o => $"{o.Key[^6..]}→{o.Value}")));
 
+        // Placed only once every node's region had registered: spread, not all on the first node to register.
+        Assert.All(_nodes, n => Assert.InRange(owners.Count(o => o.Value == n.Name), 1, SubsystemCount - 2));
+
         // The writers ran on every subsystem.
         await Eventually("writes on every namespace", () => _target.Subsystems.All(s => s.FindNamespace(1)!.PeakConcurrentIoHosts >= 1));
 
@@ -112,6 +115,40 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal(0, _nodes.Sum(n => n.VerifyFailures));
     }
 
+    [Fact]
+    public async Task A_crashed_nodes_subsystems_are_attached_on_the_survivors_and_never_written_by_two_hosts_at_once()
+    {
+        int[] ports = FreePorts(3);
+        for (int i = 0; i < 3; i++)
+        {
+            _nodes.Add(StartNode($"node-{i}", ports[i], ports[0], crashOnTerminate: i > 0));
+        }
+
+        await Eventually("every subsystem attached once", () =>
+            _target.Subsystems.All(s => s.ControllerCount == 1) && OwnersNow().Count == SubsystemCount);
+        await Eventually("writes on every namespace", () => _target.Subsystems.All(s => s.FindNamespace(1)!.PeakConcurrentIoHosts >= 1));
+        var owners = OwnersNow();
+        var crashed = _nodes.Skip(1).OrderByDescending(n => owners.Count(o => o.Value == n.Name)).First();
+        var orphaned = owners.Where(o => o.Value == crashed.Name).Select(o => o.Key).ToArray();
+        Assert.NotEmpty(orphaned);
+
+        // Terminated without leaving the cluster: the others see it unreachable, the split-brain resolver
+        // (keep-majority: two of three) downs it, and its shards are allocated to the survivors.
+        await crashed.System.Terminate().WaitAsync(Deadline);
+        var survivors = _nodes.Where(n => n != crashed).ToArray();
+        await Eventually("the crashed node's subsystems attached on the survivors", () =>
+            orphaned.All(nqn => survivors.Count(n => n.AttachedNow().Contains(nqn)) == 1));
+        await Eventually("writes after the takeover", () => orphaned.All(nqn => survivors.Any(n => n.WritesTo(nqn) > 0)));
+
+        foreach (var subsystem in _target.Subsystems)
+        {
+            Assert.Single(survivors, n => n.AttachedNow().Contains(subsystem.Nqn));
+            Assert.Equal(1, subsystem.FindNamespace(1)!.PeakConcurrentIoHosts);
+        }
+
+        Assert.Equal(0, _nodes.Sum(n => n.VerifyFailures));
+    }
+
     private Dictionary<string, string> OwnersNow()
     {
         var owners = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -126,7 +163,7 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
         return owners;
     }
 
-    private Node StartNode(string name, int port, int seedPort)
+    private Node StartNode(string name, int port, int seedPort, bool crashOnTerminate = false)
     {
         var options = new NvmeClusterNodeOptions
         {
@@ -143,6 +180,7 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
             actornvme.host-nqn = "{HostNqn}"
             akka.loglevel = WARNING
             akka.stdout-loglevel = WARNING
+            akka.coordinated-shutdown.run-by-actor-system-terminate = {(crashOnTerminate ? "off" : "on")}
             """);
         var system = NvmeCluster.CreateSystem(options, application);
         var settings = NvmeHostSettings.Create(system);
