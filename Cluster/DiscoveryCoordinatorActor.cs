@@ -30,6 +30,11 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
     private readonly DiscoveryLogSource _source;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<string> _attached = new(StringComparer.Ordinal);
+    private const string ReassertKey = "reassert";
+
+    // The desired attachments of the last read, re-sent every reassert interval (between reads): what
+    // starts an entity on its new owner soon after a handover or a takeover.
+    private IReadOnlyList<ClusterSubsystem.EnsureAttached> _desired = [];
     private bool _reading;
     private bool _regionsReady;
     private DateTimeOffset _startedAt;
@@ -41,6 +46,13 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
         _region = region;
         _source = source;
         Receive<Tick>(_ => OnTick());
+        Receive<Reassert>(_ =>
+        {
+            foreach (var attach in _desired)
+            {
+                _region.Tell(attach);
+            }
+        });
         Receive<CurrentRegions>(OnCurrentRegions);
         Receive<RegionsUnknown>(_ => { });
         Receive<ReadsDone>(OnReadsDone);
@@ -60,6 +72,7 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
         _log.Info("discovery coordinator started: {0} discovery controller(s), every {1}", _settings.Discovery.Count, _settings.ReconcileInterval);
         Self.Tell(Tick.Instance);
         Timers.StartPeriodicTimer(TickKey, Tick.Instance, _settings.ReconcileInterval);
+        Timers.StartPeriodicTimer(ReassertKey, Reassert.Instance, _settings.ReassertInterval);
     }
 
     private void OnTick()
@@ -140,9 +153,12 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
             }
         }
 
+        var desired = new List<ClusterSubsystem.EnsureAttached>();
         foreach (var (nqn, paths) in wanted)
         {
-            _region.Tell(new ClusterSubsystem.EnsureAttached(nqn, _hostNqn, paths));
+            var attach = new ClusterSubsystem.EnsureAttached(nqn, _hostNqn, paths);
+            desired.Add(attach);
+            _region.Tell(attach);
             if (_attached.Add(nqn))
             {
                 _log.Info("desired: {0} through {1}", nqn, string.Join(", ", paths));
@@ -151,6 +167,7 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
 
         if (allRead)
         {
+            _desired = desired;
             foreach (string gone in _attached.Where(n => !wanted.ContainsKey(n)).ToArray())
             {
                 _attached.Remove(gone);
@@ -166,6 +183,11 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
     private sealed record Tick
     {
         public static Tick Instance { get; } = new();
+    }
+
+    private sealed record Reassert
+    {
+        public static Reassert Instance { get; } = new();
     }
 
     private sealed record RegionsUnknown

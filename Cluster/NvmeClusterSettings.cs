@@ -13,6 +13,9 @@ public sealed record NvmeClusterSettings
 
     public TimeSpan DiscoveryTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How often the desired attachments of the last read are sent again between reads.</summary>
+    public TimeSpan ReassertInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>Discovery controllers as <c>traddr:trsvcid</c>.</summary>
     public IReadOnlyList<string> Discovery { get; init; } = [];
 
@@ -45,9 +48,10 @@ public sealed record NvmeClusterSettings
 
         var interval = section.GetTimeSpan("reconcile-interval");
         var timeout = section.GetTimeSpan("discovery-timeout");
-        if (interval <= TimeSpan.Zero || timeout <= TimeSpan.Zero)
+        var reassert = section.GetTimeSpan("reassert-interval");
+        if (interval <= TimeSpan.Zero || timeout <= TimeSpan.Zero || reassert <= TimeSpan.Zero)
         {
-            throw new ArgumentException("actornvme.cluster.reconcile-interval and discovery-timeout are positive");
+            throw new ArgumentException("actornvme.cluster.reconcile-interval, reassert-interval and discovery-timeout are positive");
         }
 
         var discovery = section.GetStringList("discovery") ?? [];
@@ -61,6 +65,7 @@ public sealed record NvmeClusterSettings
             Shards = shards,
             ReconcileInterval = interval,
             DiscoveryTimeout = timeout,
+            ReassertInterval = reassert,
             Discovery = [.. discovery],
             NodeName = section.GetString("node-name") ?? string.Empty,
             Role = section.GetString("role") is { Length: > 0 } role ? role : throw new ArgumentException("actornvme.cluster.role is empty"),
