@@ -29,6 +29,10 @@ internal sealed class SubsystemEntityActor : ReceiveActor
     private bool _attached;
     private IReadOnlyList<string> _devices = [];
 
+    // Paths already given to the current subsystem: the coordinator re-sends the desired state every few
+    // hundred milliseconds, and only a path not seen before becomes an AddPath.
+    private readonly HashSet<string> _paths = new(StringComparer.Ordinal);
+
     public SubsystemEntityActor(NvmeHostSettings settings, IAdminConnector connector, string node)
     {
         _settings = settings;
@@ -60,7 +64,7 @@ internal sealed class SubsystemEntityActor : ReceiveActor
             {
                 foreach (string path in message.Paths)
                 {
-                    if (TryParse(path) is { } address)
+                    if (_paths.Add(path) && TryParse(path) is { } address)
                     {
                         _subsystem.Tell(new SubsystemMessages.AddPath(address));
                     }
@@ -82,6 +86,8 @@ internal sealed class SubsystemEntityActor : ReceiveActor
             return;
         }
 
+        _paths.Clear();
+        _paths.UnionWith(message.Paths);
         var settings = _settings with { HostNqn = message.HostNqn };
         var options = new SubsystemOptions(ClusterSubsystem.LocalName(message.SubsystemNqn), message.SubsystemNqn, paths, settings, Origin: "cluster");
         _subsystem = Context.ActorOf(SubsystemMessages.Props(options, _connector), ChildName);
