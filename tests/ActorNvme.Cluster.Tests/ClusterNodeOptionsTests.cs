@@ -74,4 +74,13 @@ public sealed class ClusterNodeOptionsTests
         Assert.Matches("^[A-Za-z0-9_-]+$", a);
         Assert.NotEqual(a, b);
     }
+
+    [Fact]
+    public void Host_settings_leave_the_cluster_section_to_this_layer_but_still_refuse_a_misspelt_key()
+    {
+        var config = Akka.Configuration.ConfigurationFactory.ParseString("actornvme.cluster.discovery = [\"127.0.0.1:8009\"]\nactornvme.cluster.reassert-interval = 100ms");
+        Assert.NotNull(ActorNvme.Actors.Settings.NvmeHostSettings.Create(config));
+        Assert.Throws<ActorNvme.Actors.Settings.InvalidNvmeSettingsException>(() =>
+            ActorNvme.Actors.Settings.NvmeHostSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString("actornvme.clustr.discovery = []")));
+    }
 }
