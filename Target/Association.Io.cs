@@ -46,6 +46,8 @@ internal sealed partial class Association
             return CompleteAsync(sqe.CommandId, path);
         }
 
+        controller.NoteIo(ns);
+
         switch (opcode)
         {
             case NvmOpcode.Flush:

@@ -45,6 +45,31 @@ internal sealed class Controller
 
     public ushort Id { get; }
 
+    /// <summary>The namespace this controller last did I/O to: spares the per-namespace writer count a lookup per command.</summary>
+    internal TargetNamespace? LastIoNamespace;
+
+    /// <summary>Counts this controller among the hosts doing I/O to <paramref name="ns"/>, once.</summary>
+    internal void NoteIo(TargetNamespace ns)
+    {
+        if (!ReferenceEquals(Volatile.Read(ref LastIoNamespace), ns))
+        {
+            ns.NoteIoFrom(this);
+            Volatile.Write(ref LastIoNamespace, ns);
+        }
+    }
+
+    private void ForgetIo()
+    {
+        Volatile.Write(ref LastIoNamespace, null);
+        if (Nvm is { } nvm)
+        {
+            foreach (var ns in nvm.NamespaceMap.Values)
+            {
+                ns.ForgetIoFrom(this);
+            }
+        }
+    }
+
     public SubsystemBase Subsystem { get; }
 
     public NvmSubsystem? Nvm => Subsystem as NvmSubsystem;
@@ -193,7 +218,8 @@ internal sealed class Controller
             {
                 _csts = 2u << 2; // SHST: shutdown processing complete; not ready
                 resetQueues = true;
-                Subsystem.CountShutdownRequest();
+                Subsystem.CountShutdownRequest(HostNqn);
+                ForgetIo(); // a controller shut down does no more I/O: it no longer counts as a writer
             }
             else if (shn == 0 && oldShn != 0)
             {
@@ -383,6 +409,7 @@ internal sealed class Controller
 
         _keepAliveTimer.Dispose();
         Subsystem.RemoveController(this);
+        ForgetIo();
         Subsystem.Target.Log.ControllerTornDown(Subsystem.Nqn, Id, reason);
         foreach (var queue in IoQueues())
         {

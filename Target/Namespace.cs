@@ -65,6 +65,29 @@ public abstract class TargetNamespace
 
     public abstract NamespaceBackend Backend { get; }
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Controller, byte> _ioControllers = new();
+    private int _peakIoHosts;
+
+    /// <summary>Controllers (associations) that did I/O to this namespace and are neither shut down nor gone.</summary>
+    public int ConcurrentIoHosts => _ioControllers.Count;
+
+    /// <summary>The most controllers ever doing I/O to this namespace at once: above 1, two hosts wrote it at the same time.</summary>
+    public int PeakConcurrentIoHosts => Volatile.Read(ref _peakIoHosts);
+
+    internal void NoteIoFrom(Controller controller)
+    {
+        if (_ioControllers.TryAdd(controller, 0))
+        {
+            int now = _ioControllers.Count;
+            int peak;
+            while (now > (peak = Volatile.Read(ref _peakIoHosts)) && Interlocked.CompareExchange(ref _peakIoHosts, now, peak) != peak)
+            {
+            }
+        }
+    }
+
+    internal void ForgetIoFrom(Controller controller) => _ioControllers.TryRemove(controller, out _);
+
     internal int BlockSizeShift { get; }
 
     /// <summary>NGUID: the UUID's 16 bytes (unique per namespace, stable for its life).</summary>

@@ -72,7 +72,16 @@ public abstract class SubsystemBase
 
     private int _shutdownsRequested;
 
-    internal void CountShutdownRequest() => Interlocked.Increment(ref _shutdownsRequested);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _shutdownsByHost = new(StringComparer.Ordinal);
+
+    /// <summary>How many normal shutdowns (CC.SHN) each host NQN asked this subsystem's controllers for.</summary>
+    public IReadOnlyDictionary<string, int> ShutdownsByHost => new Dictionary<string, int>(_shutdownsByHost, StringComparer.Ordinal);
+
+    internal void CountShutdownRequest(string hostNqn)
+    {
+        Interlocked.Increment(ref _shutdownsRequested);
+        _shutdownsByHost.AddOrUpdate(hostNqn, 1, static (_, n) => n + 1);
+    }
 
     /// <summary>How many Keep Alive commands this subsystem's controllers received.</summary>
     public long KeepAlivesReceived => Interlocked.Read(ref _keepAlivesReceived);

@@ -285,7 +285,8 @@ public sealed record NvmeHostSettings
 
         foreach (string key in LeafPaths(section))
         {
-            if (!KnownKeySet.Value.Contains(key))
+            // actornvme.cluster belongs to ActorNvme.Cluster, which checks its own keys.
+            if (!KnownKeySet.Value.Contains(key) && !key.StartsWith("cluster.", StringComparison.Ordinal))
             {
                 string? near = KnownKeySet.Value.OrderBy(k => EditDistance(k, key)).ThenBy(k => k, StringComparer.Ordinal).First();
                 string hint = EditDistance(near, key) <= Math.Max(2, key.Length / 3) ? $"; did you mean actornvme.{near}?" : string.Empty;

@@ -8,12 +8,14 @@ internal static class DemoCommand
     public static Command Create()
     {
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Also print the actors' own log lines" };
+        var cluster = new Option<bool>("--cluster") { Description = "The cluster story instead: three node processes, 8 subsystems spread, a node killed (kill -9), a node leaving gracefully (handover with CC.SHN)" };
         var command = new Command("demo", "Run the whole story on an in-process target: discover, attach, I/O, remove the interface, loss timeout, restore, re-attach, I/O")
         {
-            verbose,
+            verbose, cluster,
         };
-        command.SetAction((parse, cancellationToken) =>
-            DemoRunner.RunAsync(DemoOptions.Default with { Verbose = parse.GetValue(verbose) }, Console.Out, cancellationToken));
+        command.SetAction((parse, cancellationToken) => parse.GetValue(cluster)
+            ? ClusterDemoRunner.RunAsync(new ClusterDemoOptions { Verbose = parse.GetValue(verbose) }, Console.Out, cancellationToken)
+            : DemoRunner.RunAsync(DemoOptions.Default with { Verbose = parse.GetValue(verbose) }, Console.Out, cancellationToken));
         return command;
     }
 }

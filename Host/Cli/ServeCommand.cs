@@ -33,6 +33,9 @@ public sealed record ServeOptions
     public int MetricsConsoleSeconds { get; init; }
 
     public bool Verbose { get; init; }
+
+    /// <summary>Run as a node of an ActorNvme cluster (see <see cref="ClusterNode.ClusterNodeRunner"/>); null: a single process.</summary>
+    public ClusterNode.ClusterNodeOptions? Cluster { get; init; }
 }
 
 internal static class ServeCommand
@@ -44,9 +47,22 @@ internal static class ServeCommand
         var waitForRpc = new Option<bool>("--wait-for-rpc") { Description = "Start the host only on framework_start_init (bdev_nvme_set_options first), as SPDK's --wait-for-rpc" };
         var metrics = new Option<int>("--metrics-console") { Description = "Print the ActorNvme meter's instruments every N seconds through OpenTelemetry's console exporter (0: off)", DefaultValueFactory = _ => 0 };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log at Debug level" };
+        var cluster = new Option<bool>("--cluster") { Description = "Run as a node of an ActorNvme cluster (Akka.Cluster): each subsystem is owned by exactly one node (no JSON-RPC server in this mode yet)" };
+        var seeds = new Option<string[]>("--seed-node") { Description = "Cluster seed node as host:port (repeat for more; the first node lists itself)", AllowMultipleArgumentsPerToken = true };
+        var port = new Option<int>("--port") { Description = "Akka.Remote port of this cluster node (0: any free port)", DefaultValueFactory = _ => 0 };
+        var hostname = new Option<string>("--hostname") { Description = "Address this cluster node listens on and is reached at", DefaultValueFactory = _ => "127.0.0.1" };
+        var nodeName = new Option<string>("--node-name") { Description = "Name of this cluster node in events (default: its cluster address)", DefaultValueFactory = _ => string.Empty };
+        var discovery = new Option<string[]>("--discovery-address") { Description = "Discovery controller (traddr:trsvcid) whose NVM subsystems the cluster attaches (repeat for more)", AllowMultipleArgumentsPerToken = true };
+        var strategy = new Option<string>("--split-brain-strategy") { Description = "Split-brain resolver strategy: keep-majority (default), keep-oldest, static-quorum, down-all", DefaultValueFactory = _ => "keep-majority" };
+        var stableAfter = new Option<double?>("--stable-after") { Description = "Seconds the membership must be stable before the split-brain resolver downs unreachable nodes (default 20)" };
+        var heartbeatPause = new Option<double?>("--heartbeat-pause") { Description = "Seconds of missing heartbeats before a node is unreachable (Akka's default otherwise)" };
+        var reconcile = new Option<double?>("--reconcile-interval") { Description = "Seconds between discovery log reads of the cluster's coordinator (default 1)" };
+        var minMembers = new Option<int?>("--min-members") { Description = "Cluster members that must have joined before subsystems are placed (default 1)" };
+        var hostNqn = new Option<string?>("--host-nqn") { Description = "Cluster node: the host NQN the whole cluster connects with (default: actornvme.host-nqn)" };
+        var ioWriter = new Option<bool>("--io-writer") { Description = "Cluster node: write and verify a block of every attached block device continuously (demo load)" };
         var command = new Command("serve", "Run the ActorNvme daemon: the NVMe host with an SPDK-compatible JSON-RPC server on a Unix socket")
         {
-            socket, config, waitForRpc, metrics, verbose,
+            socket, config, waitForRpc, metrics, verbose, cluster, seeds, port, hostname, nodeName, discovery, strategy, stableAfter, heartbeatPause, reconcile, minMembers, hostNqn, ioWriter,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(
             new ServeOptions
@@ -56,10 +72,31 @@ internal static class ServeCommand
                 WaitForRpc = parse.GetValue(waitForRpc),
                 MetricsConsoleSeconds = parse.GetValue(metrics),
                 Verbose = parse.GetValue(verbose),
+                Cluster = !parse.GetValue(cluster) ? null : new ClusterNode.ClusterNodeOptions
+                {
+                    Node = new ActorNvme.Cluster.NvmeClusterNodeOptions
+                    {
+                        Hostname = parse.GetValue(hostname)!,
+                        Port = parse.GetValue(port),
+                        SeedNodes = parse.GetValue(seeds) ?? [],
+                        NodeName = parse.GetValue(nodeName)!,
+                        Discovery = parse.GetValue(discovery) ?? [],
+                        DowningStrategy = parse.GetValue(strategy)!,
+                        StableAfter = Seconds(parse.GetValue(stableAfter)),
+                        AcceptableHeartbeatPause = Seconds(parse.GetValue(heartbeatPause)),
+                        ReconcileInterval = Seconds(parse.GetValue(reconcile)),
+                        MinMembers = parse.GetValue(minMembers),
+                    },
+                    IoWriter = parse.GetValue(ioWriter),
+                    HostNqn = parse.GetValue(hostNqn),
+                    Verbose = parse.GetValue(verbose),
+                },
             },
             cancellationToken));
         return command;
     }
+
+    private static TimeSpan? Seconds(double? value) => value is { } seconds ? TimeSpan.FromSeconds(seconds) : null;
 
     public static async Task<int> RunAsync(ServeOptions options, CancellationToken cancellationToken)
     {
@@ -81,6 +118,11 @@ internal static class ServeCommand
         {
             await Console.Error.WriteLineAsync($"actornvme serve: {configName}: cannot read the configuration: {OneLine(e.Message)}").ConfigureAwait(false);
             return 2;
+        }
+
+        if (options.Cluster is { } clusterNode)
+        {
+            return await RunClusterNodeAsync(clusterNode with { Application = hocon }, cancellationToken).ConfigureAwait(false);
         }
 
         if (RpcSocketProblem(options.RpcSocket) is { } problem)
@@ -130,6 +172,33 @@ internal static class ServeCommand
         {
             await Log.CloseAndFlushAsync().ConfigureAwait(false);
         }
+    }
+
+    private static async Task<int> RunClusterNodeAsync(ClusterNode.ClusterNodeOptions options, CancellationToken cancellationToken)
+    {
+        try
+        {
+            options.Node.ToConfig(); // refuses a bad port, seed or strategy before anything starts
+        }
+        catch (Exception e) when (e is ArgumentException or ConfigurationException)
+        {
+            await Console.Error.WriteLineAsync($"actornvme serve --cluster: {OneLine(e.Message)}").ConfigureAwait(false);
+            return 2;
+        }
+
+        if (options.HostNqn is { } nqn && !ActorNvme.Protocol.Data.Nqn.TryValidate(nqn, out var nqnError, "--host-nqn"))
+        {
+            await Console.Error.WriteLineAsync($"actornvme serve --cluster: {nqnError}").ConfigureAwait(false);
+            return 2;
+        }
+
+        if (options.Node.SeedNodes.Count == 0)
+        {
+            await Console.Error.WriteLineAsync("actornvme serve --cluster: give at least one --seed-node (the first node lists itself)").ConfigureAwait(false);
+            return 2;
+        }
+
+        return await ClusterNode.ClusterNodeRunner.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
     }
 
     private static string OneLine(string text) => text.ReplaceLineEndings(" ").Trim();

@@ -1,0 +1,200 @@
+using Akka.Actor;
+using Akka.Event;
+using ActorNvme.Actors.Connection;
+using ActorNvme.Actors.Settings;
+using ActorNvme.Actors.Subsystem;
+using SubsystemMessages = ActorNvme.Actors.Subsystem.Subsystem;
+
+namespace ActorNvme.Cluster;
+
+/// <summary>
+/// One sharded subsystem entity: the only holder, in the whole cluster, of the SubsystemActor (and so of
+/// the controllers and block devices) for one subsystem NQN as one host NQN sees it. It reuses the
+/// single-process SubsystemActor unchanged and adds ownership: on <see cref="ClusterSubsystem.HandOff"/>
+/// it detaches its subsystem (every controller shuts down with CC.SHN) and stops only when the subsystem
+/// has terminated, so the shard — and the next owner's first connect — comes after the last command of
+/// this one.
+/// </summary>
+internal sealed class SubsystemEntityActor : ReceiveActor
+{
+    private const string ChildName = "subsystem";
+    private readonly NvmeHostSettings _settings;
+    private readonly IAdminConnector _connector;
+    private readonly string _node;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private ClusterSubsystem.EnsureAttached? _desired;
+    private IActorRef? _subsystem;
+    private bool _detaching;
+    private bool _handingOff;
+    private bool _attached;
+    private IReadOnlyList<string> _devices = [];
+
+    // Paths already given to the current subsystem: the coordinator re-sends the desired state every few
+    // hundred milliseconds, and only a path not seen before becomes an AddPath.
+    private readonly HashSet<string> _paths = new(StringComparer.Ordinal);
+
+    public SubsystemEntityActor(NvmeHostSettings settings, IAdminConnector connector, string node)
+    {
+        _settings = settings;
+        _connector = connector;
+        _node = node;
+        Receive<ClusterSubsystem.EnsureAttached>(OnEnsureAttached);
+        Receive<ClusterSubsystem.EnsureDetached>(OnEnsureDetached);
+        Receive<ClusterSubsystem.GetOwnership>(m => Sender.Tell(new ClusterSubsystem.Ownership(m.SubsystemNqn, m.HostNqn, _node, _attached, _devices)));
+        Receive<ClusterSubsystem.HandOff>(_ => OnHandOff());
+        Receive<SubsystemMessages.Attached>(OnAttached);
+        Receive<SubsystemMessages.Report>(_ => { });
+        Receive<Terminated>(OnSubsystemTerminated);
+    }
+
+    public static Props Props(NvmeHostSettings settings, IAdminConnector connector, string node) =>
+        Akka.Actor.Props.Create(() => new SubsystemEntityActor(settings, connector, node));
+
+    private void OnEnsureAttached(ClusterSubsystem.EnsureAttached message)
+    {
+        if (_handingOff)
+        {
+            return; // the shard buffers messages during a handoff; one that slipped in goes to the next owner with the next reconcile
+        }
+
+        _desired = message;
+        if (_subsystem is not null)
+        {
+            if (!_detaching)
+            {
+                foreach (string path in message.Paths)
+                {
+                    if (_paths.Add(path) && TryParse(path) is { } address)
+                    {
+                        _subsystem.Tell(new SubsystemMessages.AddPath(address));
+                    }
+                }
+            }
+
+            return; // a subsystem still detaching: started again after its Terminated
+        }
+
+        StartSubsystem(message);
+    }
+
+    private void StartSubsystem(ClusterSubsystem.EnsureAttached message)
+    {
+        var paths = message.Paths.Select(TryParse).OfType<Transport.TransportAddress>().Distinct().ToArray();
+        if (paths.Length == 0)
+        {
+            _log.Warning("{0}: no usable path in [{1}]; not attached", message.SubsystemNqn, string.Join(", ", message.Paths));
+            return;
+        }
+
+        _paths.Clear();
+        _paths.UnionWith(message.Paths);
+        var settings = _settings with { HostNqn = message.HostNqn };
+        var options = new SubsystemOptions(ClusterSubsystem.LocalName(message.SubsystemNqn), message.SubsystemNqn, paths, settings, Origin: "cluster");
+        _subsystem = Context.ActorOf(SubsystemMessages.Props(options, _connector), ChildName);
+        Context.Watch(_subsystem);
+        _attached = false;
+        _detaching = false;
+        Publish(message.SubsystemNqn, message.HostNqn, OwnershipChange.Started, $"attaching through {string.Join(", ", paths.Select(p => p.ToString()))}");
+    }
+
+    private void OnEnsureDetached(ClusterSubsystem.EnsureDetached message)
+    {
+        _desired = null;
+        if (_subsystem is null)
+        {
+            Context.Stop(Self);
+            return;
+        }
+
+        Detach(message.Reason, RemovalReason.Detached);
+    }
+
+    private void OnHandOff()
+    {
+        _handingOff = true;
+        if (_subsystem is null)
+        {
+            Context.Stop(Self);
+            return;
+        }
+
+        _log.Info("{0}: handing over: shutting the controllers down (CC.SHN) before the shard moves", _desired?.SubsystemNqn);
+        Detach("handed over to another node", RemovalReason.Detached);
+    }
+
+    private void Detach(string reason, RemovalReason kind)
+    {
+        if (_subsystem is not null && !_detaching)
+        {
+            _detaching = true;
+            _subsystem.Tell(new SubsystemMessages.Detach(reason, kind));
+        }
+    }
+
+    private void OnAttached(SubsystemMessages.Attached message)
+    {
+        _devices = [.. message.Devices.Select(d => d.Name)];
+        if (!_attached && _desired is { } desired)
+        {
+            _attached = true;
+            Publish(desired.SubsystemNqn, desired.HostNqn, OwnershipChange.Attached, $"{_devices.Count} block device(s): {string.Join(", ", _devices)}");
+        }
+    }
+
+    private void OnSubsystemTerminated(Terminated message)
+    {
+        if (!message.ActorRef.Equals(_subsystem))
+        {
+            return;
+        }
+
+        bool wasDetaching = _detaching;
+        _subsystem = null;
+        _attached = false;
+        _detaching = false;
+        _devices = [];
+        if (_handingOff)
+        {
+            if (_desired is { } moving)
+            {
+                Publish(moving.SubsystemNqn, moving.HostNqn, OwnershipChange.HandedOff, "controllers shut down; the shard may move");
+            }
+
+            Context.Stop(Self);
+        }
+        else if (_desired is null)
+        {
+            Context.Stop(Self);
+        }
+        else if (wasDetaching)
+        {
+            StartSubsystem(_desired); // asked for again while it was detaching
+        }
+        else
+        {
+            // Stopped on its own (no path Live again within ctrlr-loss-timeout): the entity stops too, and
+            // the next reconcile starts it afresh, on whichever node then owns the shard.
+            Publish(_desired.SubsystemNqn, _desired.HostNqn, OwnershipChange.Lost, "the subsystem stopped (loss timeout)");
+            Context.Stop(Self);
+        }
+    }
+
+    private void Publish(string subsystemNqn, string hostNqn, OwnershipChange change, string detail)
+    {
+        _log.Info("{0} on {1}: {2} ({3})", subsystemNqn, _node, change, detail);
+        Context.System.EventStream.Publish(new ClusterSubsystem.OwnershipEvent(subsystemNqn, hostNqn, _node, change, detail, DateTimeOffset.UtcNow));
+    }
+
+    private Transport.TransportAddress? TryParse(string path)
+    {
+        try
+        {
+            return ClusterSubsystem.ParsePath(path);
+        }
+        catch (ArgumentException e)
+        {
+            _log.Warning("ignoring path: {0}", e.Message);
+            return null;
+        }
+    }
+}

@@ -1,0 +1,202 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Akka.Actor;
+using Akka.Configuration;
+using ActorNvme.Actors.Settings;
+using ActorNvme.Actors.Subsystem;
+using ActorNvme.Cluster;
+using ActorNvme.Host.Discover;
+using ActorNvme.Io;
+using ActorNvme.Protocol.Data;
+
+namespace ActorNvme.Host.ClusterNode;
+
+/// <summary>What <c>actornvme serve --cluster</c> runs with.</summary>
+public sealed record ClusterNodeOptions
+{
+    public required NvmeClusterNodeOptions Node { get; init; }
+
+    /// <summary>The application's akka.hocon (host settings, actornvme.cluster), behind the node options.</summary>
+    public Config Application { get; init; } = Config.Empty;
+
+    /// <summary>Write and verify a block of every attached block device, continuously (the demo's load).</summary>
+    public bool IoWriter { get; init; }
+
+    /// <summary>The host NQN every node of the cluster connects with (actornvme.host-nqn); null: the configuration's.</summary>
+    public string? HostNqn { get; init; }
+
+    public bool Verbose { get; init; }
+}
+
+/// <summary>
+/// One node of an ActorNvme cluster: joins through the seed nodes, holds the subsystem entities whose
+/// shards it owns, and (on the oldest node) the discovery coordinator. SIGTERM/SIGINT leave the cluster
+/// gracefully: the shards are handed over, each entity shutting its controllers down (CC.SHN) first.
+/// Prints one machine-readable line per ownership change (<see cref="EventPrefix"/>), which the cluster
+/// demo reads.
+/// </summary>
+public static class ClusterNodeRunner
+{
+    public const string EventPrefix = "CLUSTER-EVENT";
+    public const string IoPrefix = "CLUSTER-IO";
+
+    public static async Task<int> RunAsync(ClusterNodeOptions options, TextWriter output, CancellationToken stop)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(output);
+        var logLevel = ConfigurationFactory.ParseString($"akka.loglevel = {(options.Verbose ? "INFO" : "WARNING")}\nakka.stdout-loglevel = {(options.Verbose ? "INFO" : "WARNING")}");
+        if (options.HostNqn is { } hostNqn)
+        {
+            logLevel = ConfigurationFactory.ParseString($"actornvme.host-nqn = \"{hostNqn}\"").WithFallback(logLevel);
+        }
+
+        var system = NvmeCluster.CreateSystem(options.Node, logLevel.WithFallback(options.Application));
+        var hostSettings = NvmeHostSettings.Create(system);
+        var cluster = NvmeCluster.Start(system, (path, timeout, token) => ReadDiscoveryLogAsync(path, hostSettings, timeout, token));
+        var writer = TextWriter.Synchronized(output);
+        var observer = system.ActorOf(Props.Create(() => new NodeObserver(writer, cluster.Node, options.IoWriter)), "cluster-node-observer");
+        system.EventStream.Subscribe(observer, typeof(ClusterSubsystem.OwnershipEvent));
+        system.EventStream.Subscribe(observer, typeof(BlockDeviceAdded));
+        system.EventStream.Subscribe(observer, typeof(BlockDeviceRemoved));
+        var akkaCluster = Akka.Cluster.Cluster.Get(system);
+        akkaCluster.RegisterOnMemberUp(() => writer.WriteLine($"{EventPrefix} {Now()} {cluster.Node} MemberUp - {akkaCluster.SelfAddress}"));
+        writer.WriteLine($"{EventPrefix} {Now()} {cluster.Node} NodeStarted - {akkaCluster.SelfAddress} host {hostSettings.HostNqn} hostid {hostSettings.HostId}");
+        writer.Flush();
+
+        var terminated = system.WhenTerminated;
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // SIGTERM/SIGINT: leave in order. The registrations live until the process ends, so a late or repeated
+        // signal finds a handler that only completes a task (completing it twice is harmless).
+        var leave = (PosixSignalContext context) =>
+        {
+            context.Cancel = true;
+            stopped.TrySetResult();
+        };
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, leave);
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, leave);
+        using (stop.Register(() => stopped.TrySetResult()))
+        {
+            await Task.WhenAny(terminated, stopped.Task).ConfigureAwait(false);
+        }
+
+        if (!terminated.IsCompleted)
+        {
+            writer.WriteLine($"{EventPrefix} {Now()} {cluster.Node} Leaving - graceful leave: handing the shards over");
+            writer.Flush();
+            await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClusterLeavingReason.Instance).ConfigureAwait(false);
+        }
+
+        await terminated.ConfigureAwait(false);
+        writer.WriteLine($"{EventPrefix} {Now()} {cluster.Node} Stopped - the node left the cluster");
+        writer.Flush();
+        return 0;
+    }
+
+    internal static string Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>One read of a discovery log with the command line's one-shot reader: the NVM subsystems it lists over TCP.</summary>
+    internal static async Task<IReadOnlyList<DiscoveredSubsystem>> ReadDiscoveryLogAsync(string path, NvmeHostSettings settings, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var log = await DiscoveryLogReader.ReadAsync(ClusterSubsystem.ParsePath(path), settings.HostNqn, settings.HostId, timeout, cancellationToken).ConfigureAwait(false);
+        var found = new List<DiscoveredSubsystem>();
+        foreach (var entry in log.Entries)
+        {
+            if (entry.SubsystemType != SubsystemType.Nvm || entry.TransportType != TransportType.Tcp || entry.SubsystemNqn.Length == 0)
+            {
+                continue;
+            }
+
+            if (int.TryParse(entry.TransportServiceId, NumberStyles.None, CultureInfo.InvariantCulture, out int port) && port is > 0 and < 65536 && entry.TransportAddress.Length > 0)
+            {
+                found.Add(new DiscoveredSubsystem(entry.SubsystemNqn, $"{entry.TransportAddress}:{port.ToString(CultureInfo.InvariantCulture)}"));
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>Prints ownership changes, and (with the writer on) runs a write-then-verify loop per block device.</summary>
+    private sealed class NodeObserver : ReceiveActor
+    {
+        private readonly Dictionary<string, CancellationTokenSource> _writers = new(StringComparer.Ordinal);
+
+        public NodeObserver(TextWriter output, string node, bool ioWriter)
+        {
+            Receive<ClusterSubsystem.OwnershipEvent>(m =>
+            {
+                output.WriteLine($"{EventPrefix} {m.At.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)} {m.Node} {m.Change} {m.SubsystemNqn} {m.Detail}");
+                output.Flush();
+            });
+            Receive<BlockDeviceAdded>(m =>
+            {
+                if (!ioWriter || m.BlockDevice is null || _writers.ContainsKey(m.Device.Name))
+                {
+                    return;
+                }
+
+                var cancel = new CancellationTokenSource();
+                _writers[m.Device.Name] = cancel;
+                _ = WriteVerifyLoopAsync(m.BlockDevice, m.Device, node, output, cancel.Token);
+            });
+            Receive<BlockDeviceRemoved>(m =>
+            {
+                if (_writers.Remove(m.Device.Name, out var cancel))
+                {
+                    cancel.Cancel();
+                    cancel.Dispose();
+                }
+            });
+        }
+
+        protected override void PostStop()
+        {
+            foreach (var cancel in _writers.Values)
+            {
+                cancel.Cancel();
+                cancel.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes a block stamped with the node and a sequence number, reads it back, compares; 20 a second. A
+    /// failure of a write that the device refuses (the path going away) ends the loop quietly; a read that
+    /// does not return what was acknowledged is printed as an error line.
+    /// </summary>
+    private static async Task WriteVerifyLoopAsync(BlockDevice device, BlockDeviceInfo info, string node, TextWriter output, CancellationToken cancel)
+    {
+        int blockSize = info.BlockSize;
+        var written = new byte[blockSize];
+        var read = new byte[blockSize];
+        long sequence = 0;
+        ulong blocks = Math.Min(info.BlockCount, 64);
+        try
+        {
+            while (!cancel.IsCancellationRequested && !device.IsDeleted)
+            {
+                sequence++;
+                ulong lba = (ulong)sequence % blocks;
+                written.AsSpan().Fill((byte)sequence);
+                BinaryPrimitives.WriteInt64LittleEndian(written, sequence);
+                System.Text.Encoding.ASCII.GetBytes(node.AsSpan(0, Math.Min(node.Length, 32)), written.AsSpan(8));
+                await device.WriteAsync(lba, written).ConfigureAwait(false);
+                await device.ReadAsync(lba, read).ConfigureAwait(false);
+                if (!read.AsSpan().SequenceEqual(written))
+                {
+                    output.WriteLine($"{IoPrefix}-ERROR {Now()} {node} {info.SubsystemNqn} lba {lba}: read back differs from the acknowledged write {sequence}");
+                    output.Flush();
+                }
+
+                await Task.Delay(50, cancel).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (BlockDeviceException)
+        {
+        }
+    }
+}

@@ -1,0 +1,307 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Akka.Configuration;
+using ActorNvme.Actors.Settings;
+using ActorNvme.Actors.Subsystem;
+using ActorNvme.Cluster;
+using ActorNvme.Host.Discover;
+using ActorNvme.Io;
+using ActorNvme.Protocol.Data;
+using ActorNvme.Target;
+using Xunit.Abstractions;
+
+namespace ActorNvme.Cluster.Tests;
+
+/// <summary>
+/// Three cluster nodes (ActorSystems on loopback ports) in this process and one in-process target: the
+/// subsystems are attached, each by exactly one node; a node leaves gracefully and its subsystems move to
+/// the survivors, shut down (CC.SHN) before the new owner connects; while nodes write and verify, the
+/// target never sees two hosts doing I/O to one namespace at once.
+/// </summary>
+public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifetime
+{
+    private const int SubsystemCount = 6;
+    private const string HostNqn = "nqn.2014-08.org.nvmexpress:uuid:7d2f0c1e-4a55-4c1e-9a4e-0c5e2b6d9f10";
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(90);
+    private readonly NvmeTarget _target = new();
+    private readonly List<Node> _nodes = [];
+    private TargetListener? _discovery;
+
+    public Task InitializeAsync()
+    {
+        _discovery = _target.ListenTcp("127.0.0.1", 0);
+        var nvm = _target.ListenTcp("127.0.0.1", 0);
+        for (int i = 1; i <= SubsystemCount; i++)
+        {
+            var subsystem = _target.AddSubsystem(new NvmSubsystemOptions($"nqn.2016-06.io.actornvme:spec-{i}") { LinkToAllListeners = false });
+            subsystem.AddNamespace(NamespaceOptions.Ram(1024 * 1024));
+            subsystem.Link(nvm);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var node in _nodes)
+        {
+            await node.System.Terminate().WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        }
+
+        await _target.DisposeAsync().ConfigureAwait(false);
+    }
+
+    [Fact]
+    public async Task Each_subsystem_has_one_owner_and_moves_to_the_survivors_with_CC_SHN_when_its_node_leaves()
+    {
+        int[] ports = FreePorts(3);
+        for (int i = 0; i < 3; i++)
+        {
+            _nodes.Add(StartNode($"node-{i}", ports[i], ports[0]));
+        }
+
+        // Every subsystem attached, by exactly one node, and one controller per subsystem at the target.
+        await Eventually("every subsystem attached once", () =>
+            _target.Subsystems.All(s => s.ControllerCount == 1) && OwnersNow().Count == SubsystemCount);
+        var owners = OwnersNow();
+        foreach (var subsystem in _target.Subsystems)
+        {
+            Assert.Single(_nodes, n => n.AttachedNow().Contains(subsystem.Nqn));
+        }
+
+        output.WriteLine("placement: " + string.Join(", ", owners.OrderBy(o => o.Key, StringComparer.Ordinal).Select(o => $"{o.Key[^6..]}→{o.Value}")));
+
+        // Placed only once every node's region had registered: spread, not all on the first node to register.
+        Assert.All(_nodes, n => Assert.InRange(owners.Count(o => o.Value == n.Name), 1, SubsystemCount - 2));
+
+        // The writers ran on every subsystem.
+        await Eventually("writes on every namespace", () => _target.Subsystems.All(s => s.FindNamespace(1)!.PeakConcurrentIoHosts >= 1));
+
+        // The node holding most subsystems (not the first: it holds the coordinators) leaves gracefully.
+        var leaver = _nodes.Skip(1).OrderByDescending(n => owners.Count(o => o.Value == n.Name)).First();
+        var moving = owners.Where(o => o.Value == leaver.Name).Select(o => o.Key).ToArray();
+        Assert.NotEmpty(moving);
+        var shutdownsBefore = _target.Subsystems.ToDictionary(s => s.Nqn, s => s.ShutdownsRequested, StringComparer.Ordinal);
+        await CoordinatedShutdown.Get(leaver.System).Run(CoordinatedShutdown.ClusterLeavingReason.Instance).WaitAsync(Deadline);
+        await leaver.System.WhenTerminated.WaitAsync(Deadline);
+
+        var survivors = _nodes.Where(n => n != leaver).ToArray();
+        await Eventually("the leaver's subsystems attached on the survivors", () =>
+            moving.All(nqn => survivors.Count(n => n.AttachedNow().Contains(nqn)) == 1) && _target.Subsystems.All(s => s.ControllerCount == 1));
+
+        foreach (string nqn in moving)
+        {
+            var subsystem = _target.FindSubsystem(nqn)!;
+            Assert.True(subsystem.ShutdownsRequested > shutdownsBefore[nqn], $"{nqn}: no CC.SHN from the node that handed it over");
+            Assert.True(leaver.HandedOffAt(nqn) is { } handedOff && survivors.Any(n => n.AttachedAt(nqn) > handedOff), $"{nqn}: attached on a survivor before the leaver shut it down");
+        }
+
+        // Every subsystem still has exactly one owner, and no namespace ever had two writers at once.
+        foreach (var subsystem in _target.Subsystems)
+        {
+            Assert.Single(survivors, n => n.AttachedNow().Contains(subsystem.Nqn));
+        }
+
+        await Eventually("writes after the handover", () => moving.All(nqn => survivors.Any(n => n.WritesTo(nqn) > 0)));
+        foreach (var subsystem in _target.Subsystems)
+        {
+            Assert.Equal(1, subsystem.FindNamespace(1)!.PeakConcurrentIoHosts);
+        }
+
+        Assert.Equal(0, _nodes.Sum(n => n.VerifyFailures));
+    }
+
+    [Fact]
+    public async Task A_crashed_nodes_subsystems_are_attached_on_the_survivors_and_never_written_by_two_hosts_at_once()
+    {
+        int[] ports = FreePorts(3);
+        for (int i = 0; i < 3; i++)
+        {
+            _nodes.Add(StartNode($"node-{i}", ports[i], ports[0], crashOnTerminate: i > 0));
+        }
+
+        await Eventually("every subsystem attached once", () =>
+            _target.Subsystems.All(s => s.ControllerCount == 1) && OwnersNow().Count == SubsystemCount);
+        await Eventually("writes on every namespace", () => _target.Subsystems.All(s => s.FindNamespace(1)!.PeakConcurrentIoHosts >= 1));
+        var owners = OwnersNow();
+        var crashed = _nodes.Skip(1).OrderByDescending(n => owners.Count(o => o.Value == n.Name)).First();
+        var orphaned = owners.Where(o => o.Value == crashed.Name).Select(o => o.Key).ToArray();
+        Assert.NotEmpty(orphaned);
+
+        // Terminated without leaving the cluster: the others see it unreachable, the split-brain resolver
+        // (keep-majority: two of three) downs it, and its shards are allocated to the survivors.
+        await crashed.System.Terminate().WaitAsync(Deadline);
+        var survivors = _nodes.Where(n => n != crashed).ToArray();
+        await Eventually("the crashed node's subsystems attached on the survivors", () =>
+            orphaned.All(nqn => survivors.Count(n => n.AttachedNow().Contains(nqn)) == 1));
+        await Eventually("writes after the takeover", () => orphaned.All(nqn => survivors.Any(n => n.WritesTo(nqn) > 0)));
+
+        foreach (var subsystem in _target.Subsystems)
+        {
+            Assert.Single(survivors, n => n.AttachedNow().Contains(subsystem.Nqn));
+            Assert.Equal(1, subsystem.FindNamespace(1)!.PeakConcurrentIoHosts);
+        }
+
+        Assert.Equal(0, _nodes.Sum(n => n.VerifyFailures));
+    }
+
+    private Dictionary<string, string> OwnersNow()
+    {
+        var owners = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var node in _nodes.Where(n => !n.System.WhenTerminated.IsCompleted))
+        {
+            foreach (string nqn in node.AttachedNow())
+            {
+                owners[nqn] = node.Name;
+            }
+        }
+
+        return owners;
+    }
+
+    private Node StartNode(string name, int port, int seedPort, bool crashOnTerminate = false)
+    {
+        var options = new NvmeClusterNodeOptions
+        {
+            Port = port,
+            NodeName = name,
+            SeedNodes = [$"127.0.0.1:{seedPort.ToString(CultureInfo.InvariantCulture)}"],
+            Discovery = [_discovery!.Address.ToString()],
+            MinMembers = 3,
+            StableAfter = TimeSpan.FromSeconds(2),
+            AcceptableHeartbeatPause = TimeSpan.FromSeconds(3),
+            ReconcileInterval = TimeSpan.FromMilliseconds(300),
+        };
+        var application = ConfigurationFactory.ParseString($"""
+            actornvme.host-nqn = "{HostNqn}"
+            akka.loglevel = WARNING
+            akka.stdout-loglevel = WARNING
+            akka.coordinated-shutdown.run-by-actor-system-terminate = {(crashOnTerminate ? "off" : "on")}
+            """);
+        var system = NvmeCluster.CreateSystem(options, application);
+        var settings = NvmeHostSettings.Create(system);
+        NvmeCluster.Start(system, async (path, timeout, token) =>
+        {
+            var log = await DiscoveryLogReader.ReadAsync(ClusterSubsystem.ParsePath(path), settings.HostNqn, settings.HostId, timeout, token);
+            return [.. log.Entries.Where(e => e.SubsystemType == SubsystemType.Nvm).Select(e => new DiscoveredSubsystem(e.SubsystemNqn, $"{e.TransportAddress}:{e.TransportServiceId}"))];
+        });
+        var node = new Node(name, system);
+        var observer = system.ActorOf(Props.Create(() => new NodeObserver(node)));
+        system.EventStream.Subscribe(observer, typeof(ClusterSubsystem.OwnershipEvent));
+        system.EventStream.Subscribe(observer, typeof(BlockDeviceAdded));
+        return node;
+    }
+
+    private async Task Eventually(string what, Func<bool> condition)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (clock.Elapsed > Deadline)
+            {
+                Assert.Fail($"{what}: not within {Deadline.TotalSeconds:0} s; owners now: {string.Join(", ", OwnersNow().Select(o => $"{o.Key}→{o.Value}"))}");
+            }
+
+            await Task.Delay(100);
+        }
+
+        output.WriteLine($"{what}: after {clock.Elapsed.TotalSeconds:0.0} s");
+    }
+
+    private static int[] FreePorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToArray();
+        foreach (var l in listeners)
+        {
+            l.Start();
+        }
+
+        int[] ports = [.. listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port)];
+        foreach (var l in listeners)
+        {
+            l.Stop();
+        }
+
+        return ports;
+    }
+
+    /// <summary>What one node reported: its ownership events and its writers' counts.</summary>
+    private sealed class Node(string name, ActorSystem system)
+    {
+        private readonly ConcurrentQueue<ClusterSubsystem.OwnershipEvent> _events = new();
+        private readonly ConcurrentDictionary<string, long> _writes = new(StringComparer.Ordinal);
+        private int _verifyFailures;
+
+        public string Name { get; } = name;
+
+        public ActorSystem System { get; } = system;
+
+        public int VerifyFailures => Volatile.Read(ref _verifyFailures);
+
+        public void Add(ClusterSubsystem.OwnershipEvent e) => _events.Enqueue(e);
+
+        public long WritesTo(string nqn) => _writes.GetValueOrDefault(nqn);
+
+        /// <summary>Subsystems whose last event here is Attached.</summary>
+        public HashSet<string> AttachedNow()
+        {
+            if (System.WhenTerminated.IsCompleted)
+            {
+                return [];
+            }
+
+            return [.. _events.GroupBy(e => e.SubsystemNqn).Where(g => g.Last().Change == OwnershipChange.Attached).Select(g => g.Key)];
+        }
+
+        public DateTimeOffset? HandedOffAt(string nqn) => _events.LastOrDefault(e => e.SubsystemNqn == nqn && e.Change == OwnershipChange.HandedOff)?.At;
+
+        public DateTimeOffset? AttachedAt(string nqn) => _events.LastOrDefault(e => e.SubsystemNqn == nqn && e.Change == OwnershipChange.Attached)?.At;
+
+        /// <summary>Writes a stamped block and reads it back, until the device goes away.</summary>
+        public async Task WriteLoopAsync(BlockDevice device, BlockDeviceInfo info)
+        {
+            var written = new byte[info.BlockSize];
+            var read = new byte[info.BlockSize];
+            try
+            {
+                for (long sequence = 1; !device.IsDeleted && !System.WhenTerminated.IsCompleted; sequence++)
+                {
+                    BitConverter.TryWriteBytes(written, sequence);
+                    ulong lba = (ulong)(sequence % 16);
+                    await device.WriteAsync(lba, written);
+                    await device.ReadAsync(lba, read);
+                    if (!read.AsSpan().SequenceEqual(written))
+                    {
+                        Interlocked.Increment(ref _verifyFailures);
+                    }
+
+                    _writes.AddOrUpdate(info.SubsystemNqn, 1, (_, n) => n + 1);
+                    await Task.Delay(20);
+                }
+            }
+            catch (BlockDeviceException)
+            {
+                // the device went away (handover): its owner stops writing
+            }
+        }
+    }
+
+    private sealed class NodeObserver : ReceiveActor
+    {
+        public NodeObserver(Node node)
+        {
+            Receive<ClusterSubsystem.OwnershipEvent>(node.Add);
+            Receive<BlockDeviceAdded>(m =>
+            {
+                if (m.BlockDevice is { } device)
+                {
+                    _ = node.WriteLoopAsync(device, m.Device);
+                }
+            });
+        }
+    }
+}
