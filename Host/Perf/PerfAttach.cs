@@ -50,7 +50,8 @@ internal sealed class PerfAttach : IAsyncDisposable
             actornvme.digests = {digests}
             actornvme.io-receive-spin = {options.ReceiveSpinMicroseconds / 1000.0:0.###}ms
             """));
-        return NvmeHostSettings.Create(config);
+        var settings = NvmeHostSettings.Create(config);
+        return options.PskPath is { } psk ? settings with { TlsPsk = Transport.Tls.TlsPskKeys.Load(psk, "--psk-path") } : settings;
     }
 
     public static async Task<PerfAttach> StartAsync(PerfOptions options, TimeSpan deadline, CancellationToken cancellationToken)
