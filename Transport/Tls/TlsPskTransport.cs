@@ -66,7 +66,7 @@ public sealed class TlsPskTransport(INvmeTransport inner, TlsPskSession session)
             throw new ConnectionClosedException(refused);
         }
 
-        return new TlsPskConnection(connection, protocol, session.CipherSuite);
+        return new TlsPskConnection(connection, protocol, session.CipherSuite, session.Identity);
     }
 
     private static async Task Observe(Task task)
@@ -142,22 +142,21 @@ internal sealed class NvmeTlsPskClient(TlsPskSession session) : AbstractTlsClien
     public override TlsAuthentication GetAuthentication() => throw new TlsFatalAlert(AlertDescription.handshake_failure, "the controller wants certificate authentication; only PSK is configured");
 }
 
-/// <summary>The plaintext side of one TLS connection, over the byte stream <see cref="TlsPskTransport"/> opened.</summary>
-internal sealed class TlsPskConnection : INvmeConnection, ITcpUserTimeoutConnection
+/// <summary>The plaintext side of one TLS connection (either end), over the byte stream it was opened on.</summary>
+public sealed class TlsPskConnection : INvmeConnection, ITcpUserTimeoutConnection
 {
     private const int ReadBufferSize = 64 * 1024;
 
     private readonly INvmeConnection _inner;
-    private readonly TlsClientProtocol _protocol;
     private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
 
-    public TlsPskConnection(INvmeConnection inner, TlsClientProtocol protocol, NvmeTlsCipherSuite cipherSuite)
+    internal TlsPskConnection(INvmeConnection inner, TlsProtocol protocol, NvmeTlsCipherSuite cipherSuite, string identity)
     {
         _inner = inner;
-        _protocol = protocol;
         CipherSuite = cipherSuite;
+        Identity = identity;
         var plaintext = new TlsPlaintextStream(protocol);
         _input = PipeReader.Create(plaintext, new StreamPipeReaderOptions(bufferSize: ReadBufferSize, minimumReadSize: ReadBufferSize / 4, leaveOpen: true));
         _output = PipeWriter.Create(plaintext, new StreamPipeWriterOptions(minimumBufferSize: ReadBufferSize, leaveOpen: true));
@@ -166,6 +165,9 @@ internal sealed class TlsPskConnection : INvmeConnection, ITcpUserTimeoutConnect
     }
 
     public NvmeTlsCipherSuite CipherSuite { get; }
+
+    /// <summary>The PSK identity the handshake used (NVMe0R0h hostnqn subnqn).</summary>
+    public string Identity { get; }
 
     public IDuplexPipe Pipe { get; }
 
@@ -233,7 +235,7 @@ internal sealed class TlsPskConnection : INvmeConnection, ITcpUserTimeoutConnect
 /// reader's loop runs on its own thread, and a flush writes its batch as TLS records on the flushing thread
 /// (BouncyCastle serializes record writes against a KeyUpdate answer the reader may send).
 /// </summary>
-internal sealed class TlsPlaintextStream(TlsClientProtocol protocol) : Stream
+internal sealed class TlsPlaintextStream(TlsProtocol protocol) : Stream
 {
     public override bool CanRead => true;
 
