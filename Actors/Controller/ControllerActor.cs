@@ -99,9 +99,14 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         Become(() => Connecting(association));
     }
 
-    /// <summary>The TLS of this controller's queues (psk set), bounded by connect-timeout like every bring-up step.</summary>
+    /// <summary>
+    /// The TLS of this controller's queues (psk set), bounded by connect-timeout like every bring-up step. Discovery
+    /// controllers stay on plain TCP, as SPDK's discovery service does: the psk is for the NVM subsystems it finds.
+    /// </summary>
     private TlsPskSession? TlsSession(Settings.NvmeHostSettings settings) =>
-        settings.TlsPsk is { } psk ? new TlsPskSession(psk, settings.HostNqn, _options.SubsystemNqn) { HandshakeTimeout = settings.ConnectTimeout } : null;
+        settings.TlsPsk is { } psk && _options.Role == ControllerRole.Nvm
+            ? new TlsPskSession(psk, settings.HostNqn, _options.SubsystemNqn) { HandshakeTimeout = settings.ConnectTimeout }
+            : null;
 
     // Counted by the connection itself, so the ledger shows a socket even when no actor holds it.
     private static async Task<IAdminConnection> ConnectAndCount(IAdminConnector connector, AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime, OwnershipLedger ledger, string owner)
