@@ -91,6 +91,61 @@ public sealed class SpdkTlsTests(SpdkTlsTests.Peer peer) : IClassFixture<SpdkTls
         }
     }
 
+    [SpdkPeerFact]
+    public async Task Spdk_nvme_perf_runs_over_tls_against_our_target_with_either_suite_and_a_wrong_psk_is_refused()
+    {
+        const string Nqn = "nqn.2016-06.io.actornvme:tls-target";
+        await using var target = new ActorNvme.Target.NvmeTarget();
+        var listener = target.ListenTcp("127.0.0.1", 0, secureChannel: true);
+        target.AddSubsystem(Nqn).AddNamespace(ActorNvme.Target.NamespaceOptions.Ram(16 * 1024 * 1024));
+        string directory = Directory.CreateTempSubdirectory("anvme-tls-perf-").FullName;
+        try
+        {
+            foreach (var hash in new[] { NvmeTlsPskHash.Sha256, NvmeTlsPskHash.Sha384 })
+            {
+                string psk = NvmeTlsPsk.Generate(hash);
+                target.SetTlsPsk(Nqn, HostNqn, psk);
+                var (iops, output) = await SpdkPerfAsync(directory, psk, listener.Address.Port, Nqn);
+                Assert.True(iops > 0, $"spdk_nvme_perf over TLS ({hash}) against our target: {output}");
+            }
+
+            var (refusedIops, _) = await SpdkPerfAsync(directory, NvmeTlsPsk.Generate(), listener.Address.Port, Nqn);
+            Assert.Equal(0, refusedIops);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>spdk_nvme_perf -S ssl --psk-path for 2 s; the IOPS of its Total line, 0 when it attached nothing.</summary>
+    private static async Task<(double Iops, string Output)> SpdkPerfAsync(string directory, string psk, int port, string nqn)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            throw new PlatformNotSupportedException("spdk_nvme_perf runs on Linux");
+        }
+
+        string path = Path.Combine(directory, "psk.key");
+        File.Delete(path);
+        await File.WriteAllTextAsync(path, psk);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var start = new System.Diagnostics.ProcessStartInfo(Path.Combine(SpdkTarget.Bundle!, "build/bin/spdk_nvme_perf")) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string arg in new[] { "-q", "8", "-o", "4096", "-w", "randread", "-t", "2", "-c", "0x2", "--no-huge", "-s", "512", "-S", "ssl", "--psk-path", path, "-r", $"trtype:tcp adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{nqn} hostnqn:{HostNqn}" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(Deadline);
+        string output = await stdout + await stderr;
+        var total = output.Split('\n').FirstOrDefault(l => l.TrimStart().StartsWith("Total", StringComparison.Ordinal));
+        double iops = total is null ? 0 : double.Parse(total.Split(':')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], System.Globalization.CultureInfo.InvariantCulture);
+        return (iops, output);
+    }
+
     private async Task WriteAndReadBackAsync(string subsystemNqn, NvmeHostSettings baseSettings, int seed)
     {
         var settings = baseSettings with { HostNqn = HostNqn, HostId = HostId, IoQueues = 2 };
