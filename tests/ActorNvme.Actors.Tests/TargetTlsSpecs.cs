@@ -89,6 +89,26 @@ public sealed class TargetTlsSpecs : TestKit, IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_connect_naming_another_subsystem_than_the_psk_identity_is_refused()
+    {
+        const string Other = "nqn.2016-06.io.actornvme:other";
+        var secure = _target.ListenTcp("127.0.0.1", 0, secureChannel: true);
+        _target.AddSubsystem(SubsystemNqn).AddNamespace(NamespaceOptions.Ram(1024 * 1024));
+        _target.AddSubsystem(Other).AddNamespace(NamespaceOptions.Ram(1024 * 1024));
+        var settings = Settings(_psk);
+        _target.SetTlsPsk(SubsystemNqn, settings.HostNqn, _psk);
+
+        // TLS with the PSK of SubsystemNqn, then Connect to Other over that channel.
+        var session = new ActorNvme.Transport.Tls.TlsPskSession(NvmeTlsPsk.Parse(_psk), settings.HostNqn, SubsystemNqn);
+        var transport = new ActorNvme.Transport.Tls.TlsPskTransport(new ActorNvme.Transport.Tcp.TcpTransport(), session);
+        await using var client = await ActorNvme.Transport.BringUp.AdminClient.ConnectAsync(transport, secure.Address, QueuePairOptions.Admin).WaitAsync(TimeSpan.FromSeconds(30));
+        var parameters = new ActorNvme.Transport.FabricsConnectParameters(settings.HostId, Other, settings.HostNqn) { KeepAliveMilliseconds = 30_000 };
+        var options = new ActorNvme.Transport.BringUp.BringUpOptions(parameters, QueuePairOptions.Admin.QueueSize) { Goal = ActorNvme.Transport.BringUp.BringUpGoal.Identified };
+        var error = await Assert.ThrowsAsync<ActorNvme.Transport.BringUp.ControllerBringUpException>(() => client.BringUpAsync(options).WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(ActorNvme.Transport.BringUp.BringUpFailureKind.Refused, error.Failure.Kind);
+    }
+
+    [Fact]
     public void Plain_tcp_to_a_secure_channel_listener_does_not_attach()
     {
         var secure = _target.ListenTcp("127.0.0.1", 0, secureChannel: true);
