@@ -53,7 +53,7 @@ public sealed class TlsPskTransport(INvmeTransport inner, TlsPskSession session)
             await Observe(handshake).ConfigureAwait(false);
             throw new ConnectionClosedException(timedOut);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             connection.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "TLS handshake cancelled"));
             await Observe(handshake).ConfigureAwait(false);
