@@ -26,11 +26,12 @@ public sealed class PerfTlsOptionsTests
 
             var options = PerfOptionParser.Parse([.. Base, "-S", "ssl", "--psk-path", path])!;
             Assert.Equal(path, options.PskPath);
-            Assert.Equal(NvmeTlsCipherSuite.Aes256GcmSha384, PerfAttach.Settings(options).TlsPsk!.CipherSuite);
-            Assert.Null(PerfAttach.Settings(PerfOptionParser.Parse(Base)!).TlsPsk);
+            Assert.Equal(NvmeTlsCipherSuite.Aes256GcmSha384, PerfAttach.WithTls(PerfAttach.Settings(options), options).TlsPsk!.CipherSuite);
+            var plain = PerfOptionParser.Parse(Base)!;
+            Assert.Null(PerfAttach.WithTls(PerfAttach.Settings(plain), plain).TlsPsk);
 
             File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
-            var error = Assert.Throws<FormatException>(() => PerfAttach.Settings(options));
+            var error = Assert.Throws<FormatException>(() => PerfAttach.WithTls(PerfAttach.Settings(options), options));
             Assert.Contains("--psk-path", error.Message, StringComparison.Ordinal);
         }
         finally
