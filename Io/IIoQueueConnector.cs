@@ -1,6 +1,7 @@
 using ActorNvme.Protocol.Auth;
 using ActorNvme.Protocol.Tcp;
 using ActorNvme.Transport;
+using ActorNvme.Transport.Tls;
 
 namespace ActorNvme.Io;
 
@@ -54,4 +55,7 @@ public sealed record IoQueueConnectRequest(
 
     /// <summary>DH-HMAC-CHAP credentials for queues whose Connect answer asks for authentication (AUTHREQ.ATR); null: none.</summary>
     public DhChapHostCredentials? Authentication { get; init; }
+
+    /// <summary>TLS 1.3 with this PSK over each queue's connection; null: plain TCP.</summary>
+    public TlsPskSession? Tls { get; init; }
 }

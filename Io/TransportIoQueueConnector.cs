@@ -2,6 +2,7 @@ using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
 using ActorNvme.Transport.Authentication;
 using ActorNvme.Transport.RawSocket;
+using ActorNvme.Transport.Tls;
 
 namespace ActorNvme.Io;
 
@@ -90,7 +91,8 @@ public sealed class TransportIoQueueConnector(INvmeTransport transport) : IIoQue
         CancellationToken lifetime)
     {
         // ICReq/ICResp only; Connect is sent here so its answer (SQHD) can be read.
-        var opened = request.TcpUserTimeout > TimeSpan.Zero ? new TcpUserTimeoutTransport(transport, request.TcpUserTimeout) : transport;
+        INvmeTransport secured = request.Tls is { } tls ? new TlsPskTransport(transport, tls) : transport;
+        var opened = request.TcpUserTimeout > TimeSpan.Zero ? new TcpUserTimeoutTransport(secured, request.TcpUserTimeout) : secured;
         var queue = await IoQueuePair.ConnectAsync(opened, request.Address, queueId, options, connect: null, lifetime).ConfigureAwait(false);
         try
         {

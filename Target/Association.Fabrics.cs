@@ -1,6 +1,7 @@
 using System.Buffers;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Protocol.Data;
+using ActorNvme.Transport.Tls;
 
 namespace ActorNvme.Target;
 
@@ -86,6 +87,14 @@ internal sealed partial class Association
         {
             _target.Log.ConnectRefused(Remote, subsystemNqn, hostNqn, $"not linked to {Listener}");
             return CompleteAsync(sqe.CommandId, invalid, SubsystemNqnOffset);
+        }
+
+        // Over TLS the PSK was chosen for one host and subsystem: Connect may not name others.
+        if (_connection is TlsTargetConnection tls && TlsPskAcceptor.TryParseIdentity(tls.Identity, out _, out string tlsHost, out string tlsSubsystem)
+            && (tlsHost != hostNqn || tlsSubsystem != subsystemNqn))
+        {
+            _target.Log.ConnectRefused(Remote, subsystemNqn, hostNqn, "Connect names another host or subsystem than the TLS PSK identity");
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Create(StatusCodeType.CommandSpecific, (byte)FabricsStatus.ConnectInvalidHost, doNotRetry: true), HostNqnOffset);
         }
 
         if (!subsystem.AllowsHost(hostNqn))

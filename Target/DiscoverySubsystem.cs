@@ -57,7 +57,13 @@ public sealed class DiscoverySubsystem : SubsystemBase
     }
 
     private DiscoveryLogEntry Entry(TargetListener listener, SubsystemType type, string nqn, string host, DiscoveryEntryFlags flags) =>
-        Entry(listener.PortId, listener.Address.Port, type, nqn, host, flags);
+        listener.SecureChannel
+            ? Entry(listener.PortId, listener.Address.Port, type, nqn, host, flags) with
+            {
+                TransportRequirements = TransportRequirements.SqFlowControlDisableSupported | TransportRequirements.SecureChannelRequired,
+                SecurityType = TcpSecurityType.Tls13,
+            }
+            : Entry(listener.PortId, listener.Address.Port, type, nqn, host, flags);
 
     // TREQ: secure channel not specified, SQ flow control disable supported (as nvmet); dynamic controllers only.
     private DiscoveryLogEntry Entry(ushort portId, int port, SubsystemType type, string nqn, string host, DiscoveryEntryFlags flags) => new()

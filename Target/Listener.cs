@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using ActorNvme.Transport;
 using ActorNvme.Transport.InMemory;
+using ActorNvme.Transport.Tls;
 using Microsoft.Extensions.Logging;
 
 namespace ActorNvme.Target;
@@ -32,6 +33,12 @@ public abstract class TargetListener
 
     /// <summary>Whether it accepts connections (false after <see cref="TargetFaults.TakeDownListenerAsync"/> or removal).</summary>
     public bool IsUp => Volatile.Read(ref _up) == 1;
+
+    /// <summary>
+    /// Whether it requires NVMe/TCP's secure channel (TLS 1.3 with a PSK, <see cref="NvmeTarget.SetTlsPsk"/>): every
+    /// connection starts with the TLS handshake, and the discovery log says TREQ secure channel required, SECTYPE TLS 1.3.
+    /// </summary>
+    public bool SecureChannel { get; internal init; }
 
     /// <summary>Whether it is blackholed (<see cref="TargetFaults.Blackhole"/>).</summary>
     public bool IsBlackholed => !Gate.IsOpen;
@@ -73,7 +80,28 @@ public abstract class TargetListener
             return;
         }
 
-        await Target.ServeAsync(this, connection).ConfigureAwait(false);
+        if (!SecureChannel)
+        {
+            await Target.ServeAsync(this, connection).ConfigureAwait(false);
+            return;
+        }
+
+        TlsPskConnection secured;
+        try
+        {
+            var acceptor = new TlsPskAcceptor(Target.FindTlsPsk, Target.Options.TlsHandshakeTimeout);
+            secured = await acceptor.AcceptAsync(new TargetConnectionStream(connection), stopping).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ConnectionClosedException or OperationCanceledException)
+        {
+            Target.Log.ConnectionRefused(connection.Remote, $"{this} (TLS: {(e as ConnectionClosedException)?.Closed.Detail ?? "stopping"})", 0);
+            connection.Reset();
+            return;
+        }
+
+        // Reads block in the TLS layer: the association's loop gets a thread of its own.
+        var tls = new TlsTargetConnection(connection, secured);
+        await secured.RunReadLoop(() => Target.ServeAsync(this, tls)).ConfigureAwait(false);
     }
 }
 

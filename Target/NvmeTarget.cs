@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Net;
+using ActorNvme.Protocol.Tls;
 using ActorNvme.Transport;
 using ActorNvme.Transport.InMemory;
 using Microsoft.Extensions.Logging;
@@ -29,6 +31,7 @@ public sealed class NvmeTarget : IAsyncDisposable
     private readonly List<TargetListener> _listeners = [];
     private readonly List<NvmSubsystem> _subsystems = [];
     private readonly List<DiscoveryReferral> _referrals = [];
+    private readonly ConcurrentDictionary<(string Host, string Subsystem), string> _tlsPsks = new();
     private readonly Dictionary<Association, Task> _associations = [];
     private ushort _nextPortId = 1;
     private long _generation;
@@ -100,20 +103,45 @@ public sealed class NvmeTarget : IAsyncDisposable
     internal ILogger Log { get; }
 
     /// <summary>Listens on TCP <paramref name="host"/>:<paramref name="port"/>; port 0 lets the system pick (see <see cref="TargetListener.Address"/>).</summary>
-    public TargetListener ListenTcp(string host = "127.0.0.1", int port = 0)
+    public TargetListener ListenTcp(string host = "127.0.0.1", int port = 0) => ListenTcp(host, port, secureChannel: false);
+
+    /// <summary>As <see cref="ListenTcp(string, int)"/>; with <paramref name="secureChannel"/>, only TLS 1.3 with a PSK (<see cref="SetTlsPsk"/>), as SPDK's listener -k.</summary>
+    public TargetListener ListenTcp(string host, int port, bool secureChannel)
     {
         var ip = IPAddress.Parse(host);
         ArgumentOutOfRangeException.ThrowIfNegative(port);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
-        return AddListener(id => new TcpTargetListener(this, id, ip, port));
+        return AddListener(id => new TcpTargetListener(this, id, ip, port) { SecureChannel = secureChannel });
     }
 
+    /// <summary>
+    /// The TLS PSK (an interchange string, NVMeTLSkey-1:hh:...:) <paramref name="hostNqn"/> uses with
+    /// <paramref name="subsystemNqn"/> on secure-channel listeners; null removes it. Refused (FormatException) when it does not parse.
+    /// </summary>
+    public void SetTlsPsk(string subsystemNqn, string hostNqn, string? interchange)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(subsystemNqn);
+        ArgumentException.ThrowIfNullOrEmpty(hostNqn);
+        if (interchange is null)
+        {
+            _tlsPsks.TryRemove((hostNqn, subsystemNqn), out _);
+            return;
+        }
+
+        NvmeTlsPsk.Parse(interchange, $"TLS PSK of {hostNqn} for {subsystemNqn}").Dispose();
+        _tlsPsks[(hostNqn, subsystemNqn)] = interchange.Trim();
+    }
+
+    /// <summary>The PSK for a handshake's identity; null when none was set.</summary>
+    internal NvmeTlsPsk? FindTlsPsk(string hostNqn, string subsystemNqn) =>
+        _tlsPsks.TryGetValue((hostNqn, subsystemNqn), out var interchange) ? NvmeTlsPsk.Parse(interchange) : null;
+
     /// <summary>Listens on <paramref name="address"/> of an in-memory network.</summary>
-    public TargetListener ListenInMemory(InMemoryNetwork network, TransportAddress address)
+    public TargetListener ListenInMemory(InMemoryNetwork network, TransportAddress address, bool secureChannel = false)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(address);
-        return AddListener(id => new InMemoryTargetListener(this, id, network, address));
+        return AddListener(id => new InMemoryTargetListener(this, id, network, address) { SecureChannel = secureChannel });
     }
 
     /// <summary>Stops a listener for good, closing its connections. A discovery log change.</summary>

@@ -2,6 +2,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using ActorNvme.Transport;
+using ActorNvme.Transport.Tls;
 
 namespace ActorNvme.Target;
 
@@ -223,5 +224,56 @@ internal sealed class SocketTargetConnection : TargetConnection
         public PipeReader Input { get; } = input;
 
         public PipeWriter Output { get; } = output;
+    }
+}
+
+/// <summary>A <see cref="TargetConnection"/> seen as the transport's byte stream, for the TLS handshake over it.</summary>
+internal sealed class TargetConnectionStream(TargetConnection connection) : INvmeConnection
+{
+    private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public IDuplexPipe Pipe => connection.Pipe;
+
+    public TransportAddress RemoteAddress { get; } = new(connection.Remote, 0);
+
+    public Task<ConnectionClosed> Closed => _closed.Task;
+
+    public void Abort(ConnectionClosed reason)
+    {
+        if (_closed.TrySetResult(reason))
+        {
+            connection.Reset();
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Abort(new ConnectionClosed(CloseReason.Disposed, "connection disposed"));
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>The plaintext of a TLS connection accepted on a secure-channel listener, with the PSK identity it used.</summary>
+internal sealed class TlsTargetConnection(TargetConnection inner, TlsPskConnection tls) : TargetConnection
+{
+    public override IDuplexPipe Pipe => tls.Pipe;
+
+    public override string Remote => inner.Remote;
+
+    public override string LocalHost => inner.LocalHost;
+
+    /// <summary>The identity of the handshake (NVMe0R0h hostnqn subnqn): Connect must name the same host and subsystem.</summary>
+    public string Identity => tls.Identity;
+
+    public override void Close()
+    {
+        tls.Pipe.Output.Complete();
+        inner.Close();
+    }
+
+    public override void Reset()
+    {
+        tls.Abort(new ConnectionClosed(CloseReason.ConnectionReset, "target reset the connection"));
+        inner.Reset();
     }
 }

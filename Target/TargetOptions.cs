@@ -52,6 +52,9 @@ public sealed record TargetOptions
     /// </summary>
     public TimeSpan DiscoveryDefaultKeepAlive { get; init; } = TimeSpan.FromSeconds(120);
 
+    /// <summary>Bound on a TLS handshake on a secure-channel listener; a host that does not finish it is dropped.</summary>
+    public TimeSpan TlsHandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>
     /// CQT reported in Identify Controller (TP 4129), whole milliseconds up to 65535; zero reports none.
     /// It is also what the target honours: an I/O command whose execution is delayed (see

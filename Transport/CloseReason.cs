@@ -21,6 +21,7 @@ public enum CloseReason
     PeerTerminated = 202, // C2HTermReq / H2CTermReq received
     ConnectRejected = 203, // Fabrics Connect (or another set-up command) answered with an error status
     AuthenticationFailed = 204, // DH-HMAC-CHAP refused the host, the controller failed to prove itself, or no key for a controller that requires one
+    TlsHandshakeFailed = 205, // the TLS handshake was refused (wrong PSK, no PSK for this host there, a listener without TLS)
 
     // 3xx: the peer broke the protocol; we sent a TermReq and closed.
     MalformedPdu = 300,

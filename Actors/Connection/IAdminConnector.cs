@@ -1,3 +1,4 @@
+using ActorNvme.Transport.Tls;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Io;
 using ActorNvme.Protocol.Nvme;
@@ -30,6 +31,9 @@ public sealed record AdminConnectRequest(TransportAddress Address, DigestOptions
 {
     /// <summary>TCP_USER_TIMEOUT for the admin queue's socket (zero: the kernel's default).</summary>
     public TimeSpan TcpUserTimeout { get; init; }
+
+    /// <summary>TLS 1.3 with this PSK over the connection; null: plain TCP.</summary>
+    public TlsPskSession? Tls { get; init; }
 }
 
 /// <summary>Callbacks from the queue pair's read loop. The actor turns each into a message to itself.</summary>

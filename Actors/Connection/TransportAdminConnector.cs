@@ -2,6 +2,7 @@ using ActorNvme.Actors.Settings;
 using ActorNvme.Io;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
+using ActorNvme.Transport.Tls;
 
 namespace ActorNvme.Actors.Connection;
 
@@ -34,7 +35,8 @@ public sealed class TransportAdminConnector(INvmeTransport transport, Func<NvmeH
 
     public async Task<IAdminConnection> ConnectAsync(AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime)
     {
-        var opened = request.TcpUserTimeout > TimeSpan.Zero ? new TcpUserTimeoutTransport(transport, request.TcpUserTimeout) : transport;
+        INvmeTransport secured = request.Tls is { } tls ? new TlsPskTransport(transport, tls) : transport;
+        var opened = request.TcpUserTimeout > TimeSpan.Zero ? new TcpUserTimeoutTransport(secured, request.TcpUserTimeout) : secured;
         var connection = await opened.ConnectAsync(request.Address, lifetime).ConfigureAwait(false);
 
         var adminConnection = new TransportAdminConnection(connection, request, events);

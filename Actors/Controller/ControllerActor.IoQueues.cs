@@ -43,6 +43,7 @@ public sealed partial class ControllerActor
         {
             TcpUserTimeout = settings.EffectiveTcpUserTimeout,
             Authentication = settings.DhChap,
+            Tls = TlsSession(settings),
         };
         long generation = association.Generation;
         ArmStepTimer(association, $"connecting {count} I/O queue(s)");

@@ -6,6 +6,7 @@ using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Actors.Supervision;
 using ActorNvme.Transport;
+using ActorNvme.Transport.Tls;
 
 namespace ActorNvme.Actors.Controller;
 
@@ -88,6 +89,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         var request = new AdminConnectRequest(_options.Address, _options.Settings.Digests, _options.Settings.AdminQueueSize, Owner)
         {
             TcpUserTimeout = _options.Settings.EffectiveTcpUserTimeout,
+            Tls = TlsSession(_options.Settings),
         };
 
         SetState(ControllerState.Connecting, $"connecting to {_options.Address}");
@@ -96,6 +98,15 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
             .PipeTo(Self, success: c => new Connected(generation, c), failure: e => new ConnectAttemptFailed(generation, e));
         Become(() => Connecting(association));
     }
+
+    /// <summary>
+    /// The TLS of this controller's queues (psk set), bounded by connect-timeout like every bring-up step. Discovery
+    /// controllers stay on plain TCP, as SPDK's discovery service does: the psk is for the NVM subsystems it finds.
+    /// </summary>
+    private TlsPskSession? TlsSession(Settings.NvmeHostSettings settings) =>
+        settings.TlsPsk is { } psk && _options.Role == ControllerRole.Nvm
+            ? new TlsPskSession(psk, settings.HostNqn, _options.SubsystemNqn) { HandshakeTimeout = settings.ConnectTimeout }
+            : null;
 
     // Counted by the connection itself, so the ledger shows a socket even when no actor holds it.
     private static async Task<IAdminConnection> ConnectAndCount(IAdminConnector connector, AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime, OwnershipLedger ledger, string owner)

@@ -463,10 +463,9 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
                 flagged.Add($"{entry.SubsystemType} {address}: EFLAGS {entry.Flags}, TREQ {entry.TransportRequirements}");
             }
 
-            bool secureChannelRequired = ((byte)entry.TransportRequirements & 0x3) == (byte)TransportRequirements.SecureChannelRequired;
-            if (entry.SubsystemType != SubsystemType.CurrentDiscovery && (secureChannelRequired || entry.SecurityType != TcpSecurityType.None))
+            if (entry.SubsystemType != SubsystemType.CurrentDiscovery && SecureChannelRefusal(entry) is { } refusal)
             {
-                Skip($"it requires a secure channel (TREQ {entry.TransportRequirements}, SECTYPE {entry.SecurityType}); this host does not offer TLS");
+                Skip(refusal);
                 continue;
             }
 
@@ -553,6 +552,26 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         }
 
         FollowReferrals(referrals);
+    }
+
+    /// <summary>
+    /// Why an entry's secure-channel needs (TREQ bits 1:0, SECTYPE) cannot be met, or null: TLS 1.3 is offered when
+    /// a psk is configured (then every queue of this service uses it); TLS 1.2 is not NVMe/TCP's TLS here.
+    /// </summary>
+    private string? SecureChannelRefusal(DiscoveryLogEntry entry)
+    {
+        bool required = ((byte)entry.TransportRequirements & 0x3) == (byte)TransportRequirements.SecureChannelRequired;
+        if (entry.SecurityType is not (TcpSecurityType.None or TcpSecurityType.Tls13))
+        {
+            return $"it asks for SECTYPE {entry.SecurityType}; this host speaks TLS 1.3 only";
+        }
+
+        if ((required || entry.SecurityType == TcpSecurityType.Tls13) && _options.Settings.TlsPsk is null)
+        {
+            return $"it requires a secure channel (TREQ {entry.TransportRequirements}, SECTYPE {entry.SecurityType}); no psk is configured for TLS";
+        }
+
+        return null;
     }
 
     private void Claim(string nqn, IReadOnlyList<TransportAddress> addresses)

@@ -1,3 +1,4 @@
+using ActorNvme.Protocol.Tls;
 using ActorNvme.Protocol.Auth;
 using ActorNvme.Protocol.Tcp;
 using Akka.Actor;
@@ -54,7 +55,8 @@ public static class NvmeHost
         ResiliencySettings? Resiliency = null,
         bool WaitForAttach = false,
         TimeSpan? AttachTimeout = null,
-        DhChapHostCredentials? DhChap = null);
+        DhChapHostCredentials? DhChap = null,
+        NvmeTlsPsk? TlsPsk = null);
 
     /// <summary>Discovery started; when it waited for attach, the block devices attached and the log entries skipped, with why.</summary>
     public sealed record DiscoveryStarted(string Name, IReadOnlyList<BlockDeviceInfo> Devices, IReadOnlyList<Discovery.DiscoveryService.SkippedEntry>? Skipped = null);
@@ -88,7 +90,8 @@ public static class NvmeHost
         TimeSpan? AttachTimeout = null,
         MultipathMode Multipath = MultipathMode.Disable,
         DhChapHostCredentials? DhChap = null,
-        ControllerOverrides? Overrides = null);
+        ControllerOverrides? Overrides = null,
+        NvmeTlsPsk? TlsPsk = null);
 
 
     /// <summary>Settings of one controller attached by hand that differ from the host's (SPDK's per-controller attach options); null: the host's.</summary>

@@ -1,3 +1,4 @@
+using ActorNvme.Protocol.Tls;
 using ActorNvme.Protocol.Auth;
 using Akka.Actor;
 using Akka.Event;
@@ -70,8 +71,9 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
 
     protected override SupervisorStrategy SupervisorStrategy() => new StopAndReportStrategy((child, cause) => _failures[child] = cause);
 
-    private NvmeHostSettings SettingsFor(string? hostNqn, ResiliencySettings? resiliency, DhChapHostCredentials? dhChap) => (_settings with
+    private NvmeHostSettings SettingsFor(string? hostNqn, ResiliencySettings? resiliency, DhChapHostCredentials? dhChap, NvmeTlsPsk? tlsPsk = null) => (_settings with
     {
+        TlsPsk = tlsPsk ?? _settings.TlsPsk,
         HostNqn = string.IsNullOrWhiteSpace(hostNqn) ? _settings.HostNqn : hostNqn,
         Resiliency = resiliency ?? _settings.Resiliency,
         DhChap = dhChap ?? _settings.DhChap,
@@ -132,7 +134,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
 
     private void OnStartDiscovery(NvmeHost.StartDiscovery request)
     {
-        if (!AcceptingNewWork() || !TryName(request.Name, "discovery") || !TryValidate(() => SettingsFor(request.HostNqn, request.Resiliency, request.DhChap), out var settings))
+        if (!AcceptingNewWork() || !TryName(request.Name, "discovery") || !TryValidate(() => SettingsFor(request.HostNqn, request.Resiliency, request.DhChap, request.TlsPsk), out var settings))
         {
             return;
         }
@@ -199,7 +201,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (!TryValidate(() => (request.Overrides?.ApplyTo(SettingsFor(request.HostNqn, request.Resiliency, request.DhChap)) ?? SettingsFor(request.HostNqn, request.Resiliency, request.DhChap)).Validated(), out var settings))
+        if (!TryValidate(() => (request.Overrides?.ApplyTo(SettingsFor(request.HostNqn, request.Resiliency, request.DhChap, request.TlsPsk)) ?? SettingsFor(request.HostNqn, request.Resiliency, request.DhChap, request.TlsPsk)).Validated(), out var settings))
         {
             return;
         }
@@ -415,7 +417,8 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         }
 
         var refused = report.Paths.FirstOrDefault(p => (child.AttachingPath is null || p.Address == child.AttachingPath)
-            && p.Reason?.StartsWith(nameof(CloseReason.AuthenticationFailed), StringComparison.Ordinal) == true);
+            && (p.Reason?.StartsWith(nameof(CloseReason.AuthenticationFailed), StringComparison.Ordinal) == true
+                || p.Reason?.StartsWith(nameof(CloseReason.TlsHandshakeFailed), StringComparison.Ordinal) == true));
         if (refused is null)
         {
             return;

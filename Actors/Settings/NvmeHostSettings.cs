@@ -1,5 +1,7 @@
 using ActorNvme.Protocol.Auth;
+using ActorNvme.Protocol.Tls;
 using ActorNvme.Transport.Authentication;
+using ActorNvme.Transport.Tls;
 using ActorNvme.Protocol.Data;
 using Akka.Actor;
 using Akka.Configuration;
@@ -202,6 +204,12 @@ public sealed record NvmeHostSettings
     /// <summary>DH-HMAC-CHAP credentials (dhchap-key, dhchap-ctrlr-key, dhchap-digests, dhchap-dhgroups); null: no key.</summary>
     public DhChapHostCredentials? DhChap { get; init; }
 
+    /// <summary>
+    /// The configured TLS PSK (psk): set, every queue runs NVMe/TCP over TLS 1.3 with it (identity
+    /// NVMe0R0h hostnqn subnqn, the cipher suite its length picks); null: plain TCP.
+    /// </summary>
+    public NvmeTlsPsk? TlsPsk { get; init; }
+
     /// <summary>The TCP user timeout sockets get: <see cref="TcpUserTimeout"/>, else the keep-alive timeout.</summary>
     public TimeSpan EffectiveTcpUserTimeout => TcpUserTimeout ?? KeepAliveTimeout;
 
@@ -265,6 +273,7 @@ public sealed record NvmeHostSettings
             IoReceiveSpin = Duration(section, "io-receive-spin"),
             TcpUserTimeout = ReadTcpUserTimeout(section),
             DhChap = ReadDhChap(section),
+            TlsPsk = ReadTlsPsk(section),
         };
         return settings.Validated();
     }
@@ -536,6 +545,19 @@ public sealed record NvmeHostSettings
         }
 
         return credentials is null ? null : credentials with { Hashes = hashes, Groups = groups };
+    }
+
+    /// <summary>psk: an interchange string or the absolute path of a 0600 file holding one; the errors never contain the key.</summary>
+    private static NvmeTlsPsk? ReadTlsPsk(Config section)
+    {
+        try
+        {
+            return TlsPskKeys.Load(section.GetString("psk", string.Empty), "psk");
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidNvmeSettingsException("psk-format", e.Message);
+        }
     }
 
     public static DigestOptions ParseDigests(string value) => value.Trim().ToLowerInvariant() switch

@@ -65,13 +65,19 @@ internal static class ConfigCommand
             var raw = merged.GetValue(key);
             string shown = raw is not null && raw.IsArray()
                 ? $"[{string.Join(", ", merged.GetStringList(key).Select(v => Quote(v ?? "null")))}]"
-                : Quote(merged.GetString(key, string.Empty) ?? string.Empty);
+                : Quote(Shown(key, merged.GetString(key, string.Empty) ?? string.Empty));
             text.Append("  ").Append(key).Append(" = ").Append(shown).Append(set ? "   # from the file" : "   # default").Append('\n');
         }
 
         text.Append("}\n");
         return text.ToString();
     }
+
+    /// <summary>An inline secret (dhchap-key, dhchap-ctrlr-key, psk) is shown as its kind only; a key file's path as is.</summary>
+    private static string Shown(string key, string value) =>
+        key is "dhchap-key" or "dhchap-ctrlr-key" or "psk" && value.Length > 0 && !Path.IsPathRooted(value.Trim())
+            ? $"<secret {value.Trim().Split(':')[0]}>"
+            : value;
 
     private static string Quote(string value) =>
         value.Length == 0 || value.Any(c => char.IsWhiteSpace(c) || c is ':' or '"' or '{' or '}' or '[' or ']' or ',' or '#' or '=')

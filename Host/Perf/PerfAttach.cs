@@ -53,9 +53,13 @@ internal sealed class PerfAttach : IAsyncDisposable
         return Cli.HostIdentity.Apply(NvmeHostSettings.Create(config), config, out _);
     }
 
+    /// <summary>The run's settings with --psk-path's PSK (every queue then runs over TLS 1.3); unchanged without it.</summary>
+    public static NvmeHostSettings WithTls(NvmeHostSettings settings, PerfOptions options) =>
+        options.PskPath is { } psk ? settings with { TlsPsk = Transport.Tls.TlsPskKeys.Load(psk, "--psk-path") } : settings;
+
     public static async Task<PerfAttach> StartAsync(PerfOptions options, TimeSpan deadline, CancellationToken cancellationToken)
     {
-        var settings = Settings(options);
+        var settings = WithTls(Settings(options), options);
         var system = ActorSystem.Create("actornvme-perf", ConfigurationFactory.ParseString("""
             akka.loglevel = OFF
             akka.stdout-loglevel = OFF

@@ -54,6 +54,9 @@ internal sealed record PerfOptions
     /// <summary>Workers, one per core of -c (1 without -c): each gets -P queue pairs per controller and -q I/Os per namespace.</summary>
     public int Cores => Math.Max(1, CoreList.Count);
 
+    /// <summary>--psk-path: a 0600 file holding a TLS PSK interchange string; set, every queue runs over TLS 1.3 (SPDK perf's -S ssl --psk-path).</summary>
+    public string? PskPath { get; init; }
+
     /// <summary>-H / -I: header and data digests.</summary>
     public bool HeaderDigest { get; init; }
 
@@ -132,6 +135,8 @@ internal static class PerfOptionParser
                                     worker, not pinned)
           -H, --enable-tcp-hdgst    header digests
           -I, --enable-tcp-ddgst    data digests
+              --psk-path FILE       NVMe/TCP over TLS 1.3 with the PSK interchange string in FILE (absolute,
+                                    mode 0600); -S ssl is accepted and not needed
               --json                print one JSON object (iops, mibps, latency_us) instead of the table
               --spin US             while I/O is outstanding, receive threads poll up to US microseconds for
                                     the next answer before they block (io-receive-spin); SPDK perf always
@@ -153,6 +158,7 @@ internal static class PerfOptionParser
         IReadOnlyList<int> cores = [];
         bool header = false, data = false, json = false, bare = false;
         int spin = PerfOptions.DefaultReceiveSpinMicroseconds;
+        string? pskPath = null;
 
         for (int i = 0; i < args.Count; i++)
         {
@@ -223,6 +229,17 @@ internal static class PerfOptionParser
                 case "--bare":
                     bare = true;
                     break;
+                case "--psk-path":
+                    pskPath = Value();
+                    break;
+                case "-S" or "--default-sock-impl":
+                    // SPDK perf needs -S ssl with --psk-path; here --psk-path alone decides.
+                    if (Value() is not ("ssl" or "posix"))
+                    {
+                        throw new PerfUsageException($"option {name}: only ssl or posix");
+                    }
+
+                    break;
                 case "--spin":
                     spin = Integer(name, Value(), 0, 10_000);
                     break;
@@ -274,6 +291,7 @@ internal static class PerfOptionParser
             Json = json,
             Bare = bare,
             ReceiveSpinMicroseconds = spin,
+            PskPath = pskPath,
         };
     }
 

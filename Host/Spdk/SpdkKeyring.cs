@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using ActorNvme.Host.JsonRpc;
 using ActorNvme.Protocol.Auth;
+using ActorNvme.Protocol.Tls;
 using ActorNvme.Transport.Authentication;
 
 namespace ActorNvme.Host.Spdk;
@@ -84,7 +85,14 @@ public sealed class SpdkKeyring
     }
 
     /// <summary>The secret of key <paramref name="name"/>, read from its file now; refused naming the parameter when there is no such key or its file went bad.</summary>
-    public DhChapSecret Load(string name, string parameter)
+    public DhChapSecret Load(string name, string parameter) =>
+        Read(name, parameter, (text, what) => DhChapSecret.Parse(text, what));
+
+    /// <summary>The TLS PSK (interchange string) of key <paramref name="name"/>, read from its file now; refused as <see cref="Load"/> is.</summary>
+    public NvmeTlsPsk LoadPsk(string name, string parameter) =>
+        Read(name, parameter, (text, what) => NvmeTlsPsk.Parse(text, what));
+
+    private T Read<T>(string name, string parameter, Func<string, string, T> parse)
     {
         string? path;
         lock (_lock)
@@ -99,7 +107,7 @@ public sealed class SpdkKeyring
 
         try
         {
-            return DhChapSecret.Parse(DhChapKeys.ReadKeyFile(path, $"{parameter} (key '{name}')"), $"{parameter} (key '{name}')");
+            return parse(DhChapKeys.ReadKeyFile(path, $"{parameter} (key '{name}')"), $"{parameter} (key '{name}')");
         }
         catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException)
         {

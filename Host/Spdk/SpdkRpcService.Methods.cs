@@ -6,6 +6,7 @@ using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
 using ActorNvme.Host.JsonRpc;
 using ActorNvme.Io;
+using ActorNvme.Protocol.Tls;
 using ActorNvme.Protocol.Auth;
 using ActorNvme.Protocol.Tcp;
 using ActorNvme.Transport;
@@ -517,8 +518,8 @@ public sealed partial class SpdkRpcService
         };
 
         const string Method = "bdev_nvme_attach_controller";
-        p.RequireAbsent("psk", "no TLS in ActorNvme", 4096);
         var dhChap = DhChapFromKeyring(p, Method);
+        var psk = PskFromKeyring(p);
 
         p.RequireAbsent("hostaddr", "the source address is the kernel's choice", 256);
         p.RequireAbsent("hostsvcid", "the source port is the kernel's choice", 32);
@@ -559,7 +560,7 @@ public sealed partial class SpdkRpcService
         TimeSpan? attachTimeout = p.OptionalInt64("fabrics_connect_timeout_us", 1000, long.MaxValue / 10) is { } us ? TimeSpan.FromMicroseconds(us) : null;
         var resiliency = Resiliency(p, Settings.Resiliency);
 
-        var request = new NvmeHost.AttachController(name, address, subnqn, hostNqn, resiliency, attachTimeout, multipath, dhChap, overrides);
+        var request = new NvmeHost.AttachController(name, address, subnqn, hostNqn, resiliency, attachTimeout, multipath, dhChap, overrides, psk);
         var wait = (attachTimeout ?? Settings.ConnectTimeout * 2) + TimeSpan.FromSeconds(10);
 
         // A new controller (not a further path of one) is answered as soon as its first attempt fails for good.
@@ -588,6 +589,10 @@ public sealed partial class SpdkRpcService
     /// dhchap_key / dhchap_ctrlr_key name keys of the keyring (keyring_file_add_key), as in SPDK; their files are
     /// read now, so a bad file is refused here. The offered hashes and groups are the settings'.
     /// </summary>
+    /// <summary>psk names a key of the keyring holding a TLS PSK interchange string, as in SPDK; read now, so a bad file is refused here.</summary>
+    private NvmeTlsPsk? PskFromKeyring(RpcParams p) =>
+        p.OptionalNonEmptyString("psk", 255) is { } key ? _keyring.LoadPsk(key, "psk") : null;
+
     private DhChapHostCredentials? DhChapFromKeyring(RpcParams p, string method)
     {
         string? hostKey = p.OptionalNonEmptyString("dhchap_key", 255);

@@ -1,3 +1,4 @@
+using ActorNvme.Protocol.Tls;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Event;
@@ -221,6 +222,38 @@ public class DiscoveryEntrySpecs : TestKit
         Assert.Contains(reasons, r => r.Contains("secure channel", StringComparison.Ordinal));
         Assert.Contains(reasons, r => r.Contains("DUPRETINFO", StringComparison.Ordinal));
         Assert.Empty(Info(service).Referrals);
+    }
+
+    [Fact]
+    public void With_a_psk_an_entry_asking_for_tls_13_is_attached_over_tls_and_a_tls_12_one_is_skipped()
+    {
+        const string Tls12Nqn = "nqn.2016-06.io.example:tls12";
+        _fabric.DiscoveryLog = () => Page(
+            1,
+            Entry(SubsystemType.Nvm, NvmNqn, "192.0.2.1", 4421) with { TransportRequirements = TransportRequirements.SecureChannelRequired, SecurityType = TcpSecurityType.Tls13 },
+            Entry(SubsystemType.Nvm, Tls12Nqn, "192.0.2.1", 4422) with { SecurityType = TcpSecurityType.Tls12 });
+        var service = StartService(Settings with { TlsPsk = NvmeTlsPsk.Parse(NvmeTlsPsk.Generate()) });
+
+        service.Tell(new DiscoveryService.WaitForAttach(TimeSpan.FromSeconds(30)), TestActor);
+        var done = ExpectMsg<DiscoveryService.AttachCompleted>(TimeSpan.FromSeconds(10));
+        Assert.Equal(NvmNqn, Assert.Single(done.Devices).SubsystemNqn);
+        var skipped = Assert.Single(done.Skipped!);
+        Assert.Equal(Tls12Nqn, skipped.SubsystemNqn);
+        Assert.Contains("TLS 1.3 only", skipped.Reason, StringComparison.Ordinal);
+        Assert.Contains(_fabric.AdminRequests, r => r.Address.Port == 4421 && r.Tls?.Identity == $"NVMe0R01 {Settings.HostNqn} {NvmNqn}");
+    }
+
+    [Fact]
+    public void Without_a_psk_an_entry_asking_for_tls_13_is_skipped_saying_so()
+    {
+        _fabric.DiscoveryLog = () => Page(1, Entry(SubsystemType.Nvm, NvmNqn, "192.0.2.1", 4421) with { SecurityType = TcpSecurityType.Tls13 });
+        var service = StartService();
+
+        service.Tell(new DiscoveryService.WaitForAttach(TimeSpan.FromSeconds(30)), TestActor);
+        var done = ExpectMsg<DiscoveryService.AttachCompleted>(TimeSpan.FromSeconds(10));
+        Assert.Empty(done.Devices);
+        Assert.Contains("no psk is configured", Assert.Single(done.Skipped!).Reason, StringComparison.Ordinal);
+        Assert.DoesNotContain(_fabric.AdminRequests, r => r.Address.Port == 4421);
     }
 
     [Fact]

@@ -95,6 +95,28 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public async Task Config_never_prints_an_inline_secret()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"anvme-cfg-{Guid.NewGuid():N}.hocon");
+        string psk = ActorNvme.Protocol.Tls.NvmeTlsPsk.Generate();
+        string dhchap = ActorNvme.Protocol.Auth.DhChapSecret.Generate();
+        try
+        {
+            await File.WriteAllTextAsync(path, $"actornvme {{ psk = \"{psk}\", dhchap-key = \"{dhchap}\" }}\n");
+            var (exit, output) = await RunAsync("config", "-c", path);
+            Assert.Equal(0, exit);
+            Assert.Contains("psk = \"<secret NVMeTLSkey-1>\"   # from the file", output, StringComparison.Ordinal);
+            Assert.Contains("dhchap-key = \"<secret DHHC-1>\"   # from the file", output, StringComparison.Ordinal);
+            Assert.DoesNotContain(psk.Split(':')[2], output, StringComparison.Ordinal);
+            Assert.DoesNotContain(dhchap.Split(':')[2], output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void Every_setting_of_reference_conf_is_known_and_an_unknown_one_is_refused()
     {
         Assert.Contains("keep-alive-timeout", NvmeHostSettings.KnownKeys);

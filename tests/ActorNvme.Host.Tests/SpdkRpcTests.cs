@@ -56,7 +56,7 @@ public sealed class SpdkRpcTests : IAsyncLifetime
         { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1"}""", "missing required parameter 'subnqn'", JsonRpcErrorCodes.InvalidParams },
         { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","prchk_guard":true}""", "not supported: prchk_guard=true", JsonRpcErrorCodes.NotSupported },
         { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","multipath":"sometimes"}""", "parameter 'multipath'", JsonRpcErrorCodes.Invalid },
-        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","psk":"key"}""", "not supported: psk=key", JsonRpcErrorCodes.NotSupported },
+        { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","psk":"key"}""", "psk: key 'key' is not in the keyring", JsonRpcErrorCodes.NoDevice },
         { "bdev_nvme_attach_controller", """{"name":"c","trtype":"tcp","traddr":"127.0.0.1","subnqn":"nqn.x","num_io_queues":0}""", "parameter 'num_io_queues' is 0", JsonRpcErrorCodes.Invalid },
         { "bdev_nvme_detach_controller", "{}", "missing required parameter 'name'", JsonRpcErrorCodes.InvalidParams },
         { "bdev_nvme_reset_controller", """{"name":true}""", "parameter 'name' must be a string", JsonRpcErrorCodes.InvalidParams },

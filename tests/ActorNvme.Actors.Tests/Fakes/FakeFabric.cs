@@ -142,8 +142,12 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
 
     public int OpenConnections => _connections.Count(c => !c.Closed.IsCompleted);
 
+    /// <summary>Every admin connect request, in order (what the controllers asked for: address, TLS, ...).</summary>
+    public ConcurrentQueue<AdminConnectRequest> AdminRequests { get; } = new();
+
     public Task<IAdminConnection> ConnectAsync(AdminConnectRequest request, IAdminEvents events, CancellationToken lifetime)
     {
+        AdminRequests.Enqueue(request);
         Interlocked.Increment(ref _connectAttempts);
         _connectsByAddress.AddOrUpdate(request.Address, 1, (_, n) => n + 1);
         MaybeThrow(FaultPoint.Connect);

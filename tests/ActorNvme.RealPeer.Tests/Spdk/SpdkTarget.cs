@@ -121,7 +121,10 @@ public sealed class SpdkTarget : IAsyncDisposable
     }
 
     /// <summary>Writes <paramref name="secret"/> to a 0600 key file and adds it to the target's keyring as <paramref name="name"/>.</summary>
-    public async Task<string> AddKeyAsync(string name, string secret)
+    public Task<string> AddKeyAsync(string name, string secret) => AddKeyAsync(name, secret, trailingNewline: true);
+
+    /// <summary>As <see cref="AddKeyAsync(string, string)"/>; TLS PSK files must have no trailing newline (SPDK refuses them with one).</summary>
+    public async Task<string> AddKeyAsync(string name, string secret, bool trailingNewline)
     {
         if (OperatingSystem.IsWindows())
         {
@@ -129,7 +132,7 @@ public sealed class SpdkTarget : IAsyncDisposable
         }
 
         string path = Path.Combine(Directory, name + ".key");
-        await File.WriteAllTextAsync(path, secret + "\n");
+        await File.WriteAllTextAsync(path, trailingNewline ? secret + "\n" : secret);
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         await RpcAsync("keyring_file_add_key", name, path);
         return path;
@@ -142,6 +145,18 @@ public sealed class SpdkTarget : IAsyncDisposable
         await RpcAsync("nvmf_create_subsystem", nqn, "-s", "SPDK" + bdev.PadLeft(16, '0')[^16..]);
         await RpcAsync("nvmf_subsystem_add_ns", nqn, bdev);
         await RpcAsync("nvmf_subsystem_add_listener", nqn, "-t", "tcp", "-a", "127.0.0.1", "-s", Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>The port of the secure-channel listeners (<see cref="AddTlsSubsystemAsync"/>).</summary>
+    public int TlsPort { get; } = FreePort();
+
+    /// <summary>A subsystem with a 64 MiB RAM namespace behind a TLS listener (-k, secure channel) on <see cref="TlsPort"/>.</summary>
+    public async Task AddTlsSubsystemAsync(string nqn, string bdev)
+    {
+        await RpcAsync("bdev_malloc_create", "64", "512", "-b", bdev);
+        await RpcAsync("nvmf_create_subsystem", nqn, "-s", "SPDK" + bdev.PadLeft(16, '0')[^16..]);
+        await RpcAsync("nvmf_subsystem_add_ns", nqn, bdev);
+        await RpcAsync("nvmf_subsystem_add_listener", nqn, "-t", "tcp", "-a", "127.0.0.1", "-s", TlsPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "-k");
     }
 
     public Task AddHostAsync(string subsystemNqn, string hostNqn, string key, string? controllerKey = null) =>
