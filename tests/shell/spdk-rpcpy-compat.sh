@@ -210,7 +210,7 @@ ok bdev_nvme_detach_controller fc >/dev/null
 # --- values that cannot be honoured, and values out of range
 refused -95 "not supported: prchk_reftag=true" 8000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -r
 refused -95 "not supported: hostaddr=10.0.0.1" 8000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -i 10.0.0.1
-refused -95 "not supported: psk=key0" 8000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -k key0
+refused -19 "key 'key0' is not in the keyring" 8000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "$nqn1" -k key0
 refused -95 "not supported: trtype=rdma" 8000 bdev_nvme_attach_controller -b x -t rdma -a 127.0.0.1 -s "$port1" -n "$nqn1"
 refused -22 "parameter 'trsvcid' is 70000" 8000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s 70000 -n "$nqn1"
 refused -22 "subnqn" 8000 bdev_nvme_attach_controller -b x -t tcp -a 127.0.0.1 -s "$port1" -n "not-an-nqn"
