@@ -36,6 +36,9 @@ rpc() { python3 "$SPDK_BUNDLE/scripts/rpc.py" -s "$sock" "$@" >/dev/null; }
 stop_target() {
   if [ -n "$target_pid" ]; then
     kill -INT "$target_pid" 2>/dev/null || true
+    # Either target may take a while to drain; one that has not gone after 10 s is killed.
+    for _ in $(seq 1 100); do kill -0 "$target_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$target_pid" 2>/dev/null || true
     wait "$target_pid" 2>/dev/null || true
     target_pid=""
   fi
