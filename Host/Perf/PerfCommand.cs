@@ -139,7 +139,7 @@ public static class PerfCommand
 
     private static string Describe(PerfOptions o) => string.Create(
         CultureInfo.InvariantCulture,
-        $"actornvme perf: {o.IoSize}-byte {o.PatternName}{(o.Pattern is PerfPattern.ReadWrite or PerfPattern.RandReadWrite ? $" ({o.ReadPercent}% reads)" : string.Empty)}, queue depth {o.QueueDepth} per namespace per core, {o.Cores} core(s), {o.QueuePairs} queue pair(s) per controller per core, {o.Seconds:0.###} s{(o.WarmupSeconds > 0 ? $" after {o.WarmupSeconds:0.###} s warm-up" : string.Empty)}{(o.ReceiveSpinMicroseconds > 0 ? $", receive threads poll {o.ReceiveSpinMicroseconds} us before blocking" : string.Empty)}{(o.Bare ? ", bare queue pairs (no BlockDevice)" : string.Empty)}{(o.IoQueueSize is { } qs ? $", I/O queues of {qs} entries" : string.Empty)}{(o.ErrorReportInterval is { } q ? $", continuing on errors (every {q}. reported)" : string.Empty)}");
+        $"actornvme perf: {o.IoSize}-byte {o.PatternName}{(o.Pattern is PerfPattern.ReadWrite or PerfPattern.RandReadWrite ? $" ({o.ReadPercent}% reads)" : string.Empty)}, queue depth {o.QueueDepth} per namespace per core, {o.Cores} core(s), {o.QueuePairs} queue pair(s) per controller per core, {o.Seconds:0.###} s{(o.WarmupSeconds > 0 ? $" after {o.WarmupSeconds:0.###} s warm-up" : string.Empty)}{(o.ReceiveSpinMicroseconds > 0 ? $", receive threads poll {o.ReceiveSpinMicroseconds} us before blocking" : string.Empty)}{(o.Bare ? ", bare queue pairs (no BlockDevice)" : string.Empty)}{(o.IoQueueSize is { } qs ? $", I/O queues of {qs} entries" : string.Empty)}{(o.ErrorReportInterval is { } q ? $", continuing on errors (one in {q} reported)" : string.Empty)}");
 
     internal static string Table(PerfResult result)
     {
