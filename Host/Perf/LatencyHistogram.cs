@@ -82,6 +82,23 @@ internal sealed class LatencyHistogram
         return Max;
     }
 
+    /// <summary>The buckets holding values, lowest first: bounds in ticks (inclusive), count, and the fraction of all values at or below the bucket.</summary>
+    public IEnumerable<(long Low, long High, long Count, double Cumulative)> NonEmptyBuckets()
+    {
+        long seen = 0;
+        for (int i = 0; i < BucketCount; i++)
+        {
+            if (_counts[i] == 0)
+            {
+                continue;
+            }
+
+            seen += _counts[i];
+            var (low, high) = BoundsOf(i);
+            yield return (low, high, _counts[i], (double)seen / Count);
+        }
+    }
+
     public double Mean => Count == 0 ? 0 : (double)Sum / Count;
 
     public static double ToMicroseconds(double ticks) => ticks * 1_000_000.0 / Stopwatch.Frequency;

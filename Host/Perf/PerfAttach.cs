@@ -32,7 +32,7 @@ internal sealed class PerfAttach : IAsyncDisposable
 
     public IReadOnlyList<PerfDevice> Devices { get; }
 
-    /// <summary>The settings a run uses: I/O queues = cores × -P, queues deep enough for -q, digests from -H/-I.</summary>
+    /// <summary>The settings a run uses: I/O queues = cores × -P, queues deep enough for -q (or -s), digests from -H/-I.</summary>
     public static NvmeHostSettings Settings(PerfOptions options)
     {
         int queues = options.Cores * options.QueuePairs;
@@ -46,7 +46,7 @@ internal sealed class PerfAttach : IAsyncDisposable
         };
         var config = ConfigurationFactory.ParseString(string.Create(CultureInfo.InvariantCulture, $"""
             actornvme.io-queues = {queues}
-            actornvme.io-queue-size = {Math.Clamp(Math.Max(128, perQueue + 1), 2, 4096)}
+            actornvme.io-queue-size = {options.IoQueueSize ?? Math.Clamp(Math.Max(128, perQueue + 1), 2, 4096)}
             actornvme.digests = {digests}
             actornvme.io-receive-spin = {options.ReceiveSpinMicroseconds / 1000.0:0.###}ms
             """));

@@ -59,9 +59,21 @@ public static class PerfCommand
         PerfAttach attach;
         try
         {
+            if (options.NeedsDiscovery)
+            {
+                var settings = PerfAttach.Settings(options);
+                var (expanded, notes) = await PerfDiscovery.ExpandAsync(options, settings.HostNqn, settings.HostId, AttachDeadline, cancellationToken).ConfigureAwait(false);
+                foreach (var note in notes)
+                {
+                    await log.WriteLineAsync(note).ConfigureAwait(false);
+                }
+
+                options = expanded;
+            }
+
             attach = await PerfAttach.StartAsync(options, AttachDeadline, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is InvalidOperationException or ConnectionClosedException or TimeoutException or OperationCanceledException)
+        catch (Exception e) when (e is InvalidOperationException or ConnectionClosedException or TimeoutException or OperationCanceledException or Discover.DiscoveryFailedException)
         {
             await log.WriteLineAsync($"actornvme perf: {e.Message}").ConfigureAwait(false);
             return 1;
@@ -93,7 +105,7 @@ public static class PerfCommand
                 return 1;
             }
 
-            var result = await run.RunAsync(line => log.WriteLine(line), cancellationToken).ConfigureAwait(false);
+            var result = await run.RunAsync(line => log.WriteLine(line), cancellationToken, line => log.WriteLine(line)).ConfigureAwait(false);
             if (options.Json)
             {
                 await Console.Out.WriteLineAsync(Json(options, result)).ConfigureAwait(false);
@@ -103,7 +115,19 @@ public static class PerfCommand
                 await Console.Out.WriteLineAsync(Table(result)).ConfigureAwait(false);
             }
 
-            if (result.FirstError is not null)
+            if (options.LatencyTracking > 0)
+            {
+                // After the table (or, with --json, on stderr: stdout stays one JSON object).
+                var latencyOut = options.Json ? log : Console.Out;
+                await latencyOut.WriteAsync(LatencyReport(result, options.LatencyTracking > 1)).ConfigureAwait(false);
+            }
+
+            if (result.FirstError is not null && options.ErrorReportInterval is not null)
+            {
+                // -Q: errors were asked to be tolerated; they are counted in the table, the run itself succeeded.
+                await log.WriteLineAsync($"actornvme perf: {result.Total.Errors} I/O error(s) tolerated (-Q); first: {result.FirstError}").ConfigureAwait(false);
+            }
+            else if (result.FirstError is not null)
             {
                 await log.WriteLineAsync($"actornvme perf: {result.Total.Errors} I/O error(s); first: {result.FirstError}").ConfigureAwait(false);
                 return 1;
@@ -115,7 +139,7 @@ public static class PerfCommand
 
     private static string Describe(PerfOptions o) => string.Create(
         CultureInfo.InvariantCulture,
-        $"actornvme perf: {o.IoSize}-byte {o.PatternName}{(o.Pattern is PerfPattern.ReadWrite or PerfPattern.RandReadWrite ? $" ({o.ReadPercent}% reads)" : string.Empty)}, queue depth {o.QueueDepth} per namespace per core, {o.Cores} core(s), {o.QueuePairs} queue pair(s) per controller per core, {o.Seconds:0.###} s{(o.WarmupSeconds > 0 ? $" after {o.WarmupSeconds:0.###} s warm-up" : string.Empty)}{(o.ReceiveSpinMicroseconds > 0 ? $", receive threads poll {o.ReceiveSpinMicroseconds} us before blocking" : string.Empty)}{(o.Bare ? ", bare queue pairs (no BlockDevice)" : string.Empty)}");
+        $"actornvme perf: {o.IoSize}-byte {o.PatternName}{(o.Pattern is PerfPattern.ReadWrite or PerfPattern.RandReadWrite ? $" ({o.ReadPercent}% reads)" : string.Empty)}, queue depth {o.QueueDepth} per namespace per core, {o.Cores} core(s), {o.QueuePairs} queue pair(s) per controller per core, {o.Seconds:0.###} s{(o.WarmupSeconds > 0 ? $" after {o.WarmupSeconds:0.###} s warm-up" : string.Empty)}{(o.ReceiveSpinMicroseconds > 0 ? $", receive threads poll {o.ReceiveSpinMicroseconds} us before blocking" : string.Empty)}{(o.Bare ? ", bare queue pairs (no BlockDevice)" : string.Empty)}{(o.IoQueueSize is { } qs ? $", I/O queues of {qs} entries" : string.Empty)}{(o.ErrorReportInterval is { } q ? $", continuing on errors (one in {q} reported)" : string.Empty)}");
 
     internal static string Table(PerfResult result)
     {
@@ -133,6 +157,54 @@ public static class PerfCommand
         }
 
         text.Append(c, $"host CPU: {result.CpuPercent:0}% of one core over the measured window ({result.Total.Seconds:0.##} s); errors: {result.Total.Errors}");
+        return text.ToString();
+    }
+
+    /// <summary>The percentiles -L prints for each device.</summary>
+    internal static readonly double[] SummaryPercentiles = [1, 10, 25, 50, 75, 90, 95, 98, 99, 99.5, 99.9, 99.99, 99.999];
+
+    /// <summary>
+    /// -L: per device (and the total when there are several), the latency at each of <see cref="SummaryPercentiles"/>;
+    /// -LL (<paramref name="histogram"/>) adds every non-empty bucket: its range in µs, the cumulative share and its count.
+    /// </summary>
+    internal static string LatencyReport(PerfResult result, bool histogram)
+    {
+        var rows = result.Devices.Count > 1 ? [.. result.Devices, result.Total] : result.Devices.ToList();
+        var text = new StringBuilder();
+        var c = CultureInfo.InvariantCulture;
+        foreach (var row in rows)
+        {
+            var l = row.Latency;
+            text.AppendLine();
+            text.Append(c, $"Latency summary for {row.Name} ({l.Count} I/Os in the measured window)").AppendLine();
+            text.AppendLine(new string('=', 60));
+            if (l.Count == 0)
+            {
+                text.AppendLine("  no I/O completed in the measured window");
+                continue;
+            }
+
+            foreach (double p in SummaryPercentiles)
+            {
+                text.Append(c, $"  {p.ToString("0.###", c) + "%",8} : {Us(l.Percentile(p / 100)),12:0.000} us").AppendLine();
+            }
+
+            if (!histogram)
+            {
+                continue;
+            }
+
+            text.AppendLine();
+            text.Append(c, $"Latency histogram for {row.Name}").AppendLine();
+            text.AppendLine(new string('=', 60));
+            text.Append(c, $"  {"range (us)",-29}   {"cumulative",10}   {"count",10}").AppendLine();
+            foreach (var (low, high, count, cumulative) in l.NonEmptyBuckets())
+            {
+                // A bucket holds whole ticks low..high: as a time range, low up to (but not including) high + 1.
+                text.Append(c, $"  {Us(low),13:0.000} - {Us(high + 1),13:0.000} : {cumulative * 100,9:0.0000}%   ({count,8})").AppendLine();
+            }
+        }
+
         return text.ToString();
     }
 

@@ -20,7 +20,11 @@ internal enum PerfPattern
 /// <param name="HostNqn">hostnqn, when given.</param>
 /// <param name="NamespaceId">ns, when given (otherwise every namespace).</param>
 /// <param name="Text">The argument as written, for messages.</param>
-internal sealed record PerfTarget(TransportAddress Address, string SubsystemNqn, string? HostNqn, uint? NamespaceId, string Text);
+internal sealed record PerfTarget(TransportAddress Address, string SubsystemNqn, string? HostNqn, uint? NamespaceId, string Text)
+{
+    /// <summary>subnqn is the well-known discovery NQN: every NVM subsystem of its log is attached instead.</summary>
+    public bool IsDiscovery => SubsystemNqn == ActorNvme.Protocol.Data.Nqn.Discovery;
+}
 
 /// <summary>A parsed, validated perf command line.</summary>
 internal sealed record PerfOptions
@@ -74,6 +78,18 @@ internal sealed record PerfOptions
     /// <summary>--spin: microseconds an I/O queue's receive thread polls for the next answer before it blocks (io-receive-spin).</summary>
     public int ReceiveSpinMicroseconds { get; init; } = DefaultReceiveSpinMicroseconds;
 
+    /// <summary>-L: 0 none, 1 latency summary (percentiles) per device, 2 (-LL) also the histogram.</summary>
+    public int LatencyTracking { get; init; }
+
+    /// <summary>-Q N: continue on I/O errors and report every Nth one; null stops a loop's device after 1000 errors (the default).</summary>
+    public int? ErrorReportInterval { get; init; }
+
+    /// <summary>-s: I/O queue size in entries (io-queue-size); null sizes the queues for -q.</summary>
+    public int? IoQueueSize { get; init; }
+
+    /// <summary>True when any -r names the discovery subsystem: its log's NVM subsystems replace it before attaching.</summary>
+    public bool NeedsDiscovery => Targets.Any(t => t.IsDiscovery);
+
     /// <summary>--bare: submit straight on the controller's I/O queue pairs, bypassing BlockDevice (to measure the runtime's cost).</summary>
     public bool Bare { get; init; }
 
@@ -121,7 +137,9 @@ internal static class PerfOptionParser
         usage: actornvme perf -r 'trtype:TCP adrfam:IPv4 traddr:ADDR trsvcid:PORT subnqn:NQN' -q DEPTH -o BYTES -w PATTERN -t SECONDS [options]
 
           -r, --transport-id TRID   controller to drive (repeatable); keys trtype (TCP), adrfam (IPv4/IPv6),
-                                    traddr, trsvcid, subnqn, optional hostnqn and ns (one namespace)
+                                    traddr, trsvcid, subnqn, optional hostnqn and ns (one namespace); with
+                                    subnqn:nqn.2014-08.org.nvmexpress.discovery, every NVM subsystem the
+                                    discovery log lists is driven
           -q, --io-depth N          outstanding I/Os per namespace per core
           -o, --io-size BYTES       bytes per I/O (a multiple of the block size; k/m suffixes allowed)
           -w, --io-pattern P        read, write, randread, randwrite, rw, randrw
@@ -137,6 +155,11 @@ internal static class PerfOptionParser
           -I, --enable-tcp-ddgst    data digests
               --psk-path FILE       NVMe/TCP over TLS 1.3 with the PSK interchange string in FILE (absolute,
                                     mode 0600); -S ssl is accepted and not needed
+          -L, --enable-sw-latency-tracking
+                                    print a latency summary (percentiles) per device; -LL also the histogram
+          -Q, --continue-on-error N continue on I/O errors, reporting every Nth one (default: a loop stops
+                                    its device after 1000 errors)
+          -s, --io-queue-size N     entries per I/O queue (2..4096; default: enough for -q)
               --json                print one JSON object (iops, mibps, latency_us) instead of the table
               --spin US             while I/O is outstanding, receive threads poll up to US microseconds for
                                     the next answer before they block (io-receive-spin); SPDK perf always
@@ -159,6 +182,9 @@ internal static class PerfOptionParser
         bool header = false, data = false, json = false, bare = false;
         int spin = PerfOptions.DefaultReceiveSpinMicroseconds;
         string? pskPath = null;
+        int latency = 0;
+        int? errorInterval = null;
+        int? queueSize = null;
 
         for (int i = 0; i < args.Count; i++)
         {
@@ -240,6 +266,18 @@ internal static class PerfOptionParser
                     }
 
                     break;
+                case "-L" or "--enable-sw-latency-tracking":
+                    latency = Math.Min(2, latency + 1);
+                    break;
+                case "-LL":
+                    latency = 2;
+                    break;
+                case "-Q" or "--continue-on-error":
+                    errorInterval = Integer(name, Value(), 1, int.MaxValue);
+                    break;
+                case "-s" or "--io-queue-size":
+                    queueSize = Integer(name, Value(), 2, 4096);
+                    break;
                 case "--spin":
                     spin = Integer(name, Value(), 0, 10_000);
                     break;
@@ -292,6 +330,9 @@ internal static class PerfOptionParser
             Bare = bare,
             ReceiveSpinMicroseconds = spin,
             PskPath = pskPath,
+            LatencyTracking = latency,
+            ErrorReportInterval = errorInterval,
+            IoQueueSize = queueSize,
         };
     }
 

@@ -30,6 +30,8 @@ internal sealed class PerfRun
     private long _measureFrom;
     private long _measureUntil;
     private volatile bool _stop;
+    private long _errorCount;
+    private Action<string> _reportError = _ => { };
 
     public PerfRun(PerfOptions options, IReadOnlyList<PerfDevice> devices)
     {
@@ -71,8 +73,22 @@ internal sealed class PerfRun
     /// <summary>Completions so far, all loops (for the live progress line).</summary>
     public long Completed => _loops.Sum(l => Volatile.Read(ref l.Completed));
 
-    public async Task<PerfResult> RunAsync(Action<string> progress, CancellationToken cancellationToken)
+    /// <summary>
+    /// -Q: whether the <paramref name="errorNumber"/>th error of the run (counted from 1) is printed.
+    /// Without -Q every error is counted and the first one is kept for the summary, none is printed as it happens.
+    /// </summary>
+    internal static bool ShouldReportError(long errorNumber, int? interval) => interval is { } every && errorNumber % every == 0;
+
+    /// <param name="progress">Receives a progress line about once a second.</param>
+    /// <param name="reportError">Receives the errors -Q asks to see, as they happen (from the I/O loops' threads).</param>
+    /// <param name="cancellationToken">Ends the run early.</param>
+    public async Task<PerfResult> RunAsync(Action<string> progress, CancellationToken cancellationToken, Action<string>? reportError = null)
     {
+        if (reportError is not null)
+        {
+            _reportError = reportError;
+        }
+
         long frequency = Stopwatch.Frequency;
         long start = Stopwatch.GetTimestamp();
         _measureFrom = start + (long)(_options.WarmupSeconds * frequency);
@@ -240,6 +256,18 @@ internal sealed class PerfRun
         {
             Errors++;
             FirstError ??= error;
+            long number = Interlocked.Increment(ref run._errorCount);
+            if (run._options.ErrorReportInterval is { } interval)
+            {
+                // -Q: the run goes on whatever fails; every Nth error is shown as it happens.
+                if (ShouldReportError(number, interval))
+                {
+                    run._reportError(string.Create(CultureInfo.InvariantCulture, $"error {number} ({device.Name}): {error}"));
+                }
+
+                return;
+            }
+
             if (Errors > 1000)
             {
                 run._stop = true; // a device that fails everything would only spin
