@@ -67,6 +67,8 @@ internal static class TargetCommand
 
     private static async Task<int> RunAsync(TargetConfig settings, bool verbose, CancellationToken cancellationToken)
     {
+        // Every accepted connection is a descriptor: take what the hard limit allows.
+        _ = Transport.DescriptorLimit.RaiseSoftLimitToHard();
         using var signals = new ProcessSignals(cancellationToken);
         using var serilog = new LoggerConfiguration()
             .MinimumLevel.Is(verbose ? LogEventLevel.Debug : LogEventLevel.Warning)
