@@ -23,6 +23,7 @@ internal sealed class IoThread
     private readonly byte[] _events;
     private readonly ConcurrentQueue<Action> _posted = new();
     private readonly Dictionary<ulong, SocketReader> _readers = [];
+    private readonly Dictionary<ulong, (int Fd, TaskCompletionSource Writable)> _connecting = [];
     private readonly List<SocketReader> _spinners = [];
     private readonly byte[] _wakeBytes = new byte[8];
     private ulong _nextToken;
@@ -98,6 +99,47 @@ internal sealed class IoThread
         _spinners.Remove(reader);
     }
 
+    /// <summary>
+    /// Completes when the connecting socket <paramref name="fd"/> is writable (connected or failed: the
+    /// caller reads SO_ERROR), so a connect in progress holds no thread. <paramref name="giveUp"/> ends the
+    /// wait: the registration is dropped on this thread and the returned task is canceled.
+    /// </summary>
+    internal Task WaitWritableAsync(int fd, CancellationToken giveUp)
+    {
+        var writable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        ulong token = 0;
+        Post(() =>
+        {
+            if (giveUp.IsCancellationRequested)
+            {
+                writable.TrySetCanceled(giveUp);
+                return;
+            }
+
+            token = ++_nextToken;
+            _connecting[token] = (fd, writable);
+            try
+            {
+                Epoll.Add(_epoll, fd, Epoll.Out | Epoll.OneShot, token);
+            }
+            catch (IOException e)
+            {
+                _connecting.Remove(token);
+                writable.TrySetException(e);
+            }
+        });
+        giveUp.Register(() => Post(() =>
+        {
+            if (token != 0 && _connecting.Remove(token))
+            {
+                Epoll.Remove(_epoll, fd);
+            }
+
+            writable.TrySetCanceled(giveUp);
+        }));
+        return writable.Task;
+    }
+
     /// <summary>Called by a reader going to sleep while answers are due: the loop polls for it until its spin time ends.</summary>
     internal void Spin(SocketReader reader) => _spinners.Add(reader);
 
@@ -127,6 +169,13 @@ internal sealed class IoThread
                 {
                     Epoll.DrainEventFd(_wakeFd, _wakeBytes);
                     Volatile.Write(ref _wakePending, 0);
+                    continue;
+                }
+
+                if (_connecting.Remove(token, out var connecting))
+                {
+                    Epoll.Remove(_epoll, connecting.Fd);
+                    connecting.Writable.TrySetResult();
                     continue;
                 }
 
@@ -247,6 +296,8 @@ internal sealed class IoThreadGroup
 internal static class Epoll
 {
     public const uint In = 0x001;
+    public const uint Out = 0x004;
+    public const uint OneShot = 1u << 30;
     public const uint Error = 0x008;
     public const uint HangUp = 0x010;
     public const uint ReadHangUp = 0x2000;

@@ -66,17 +66,72 @@ public sealed class RawSocketTransport(RawSocketTransportOptions? options = null
         // Connect without the socket engine: an asynchronous connect registers the socket with
         // .NET's epoll thread, which then wakes on every readiness change of a socket that this
         // design only ever reads and writes synchronously (measured: a third of a core at QD128).
-        var socket = await Task.Run(() => Connect(endpoint, address), cancellationToken).ConfigureAwait(false);
         var cores = _options.ReceiveThreadCores;
         var ioThreads = _options.DedicatedReceiveThreads ? null : IoThreadGroup.For(_options.IoThreads, cores);
         if (ioThreads is not null)
         {
-            return new RawSocketConnection(socket, address, _options, ioThread: ioThreads.Next());
+            // The connect waits on the I/O thread's epoll, not on a blocked thread: thousands of
+            // connects in flight cost no thread each.
+            var ioThread = ioThreads.Next();
+            var connected = await ConnectOnIoThreadAsync(ioThread, endpoint, address, cancellationToken).ConfigureAwait(false);
+            return new RawSocketConnection(connected, address, _options, ioThread: ioThread);
         }
+
+        var socket = await Task.Run(() => Connect(endpoint, address), cancellationToken).ConfigureAwait(false);
 
         int? core = cores is { Count: > 0 } ? cores[(int)((uint)(Interlocked.Increment(ref _connections) - 1) % (uint)cores.Count)] : null;
         return new RawSocketConnection(socket, address, _options, core);
     }
+
+    private async Task<Socket> ConnectOnIoThreadAsync(IoThread ioThread, IPEndPoint endpoint, TransportAddress address, CancellationToken cancellationToken)
+    {
+        var socket = DescriptorLimit.OpenTcpSocket(endpoint.AddressFamily, address);
+        socket.NoDelay = true;
+        socket.Blocking = false;
+        try
+        {
+            try
+            {
+                socket.Connect(endpoint);
+                return socket;
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
+            {
+            }
+
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(_options.ConnectTimeout);
+            try
+            {
+                await ioThread.WaitWritableAsync((int)socket.Handle, deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectTimeout, $"no TCP connection to {address} within {_options.ConnectTimeout.TotalSeconds:0.###} s"));
+            }
+
+            var error = (SocketError)(int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
+            if (error != SocketError.Success)
+            {
+                throw new SocketException((int)error);
+            }
+
+            return socket;
+        }
+        catch (SocketException e)
+        {
+            DisposeAfterUnregistering(ioThread, socket);
+            throw new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectFailed, $"TCP connect to {address} failed: {e.SocketErrorCode}", e));
+        }
+        catch
+        {
+            DisposeAfterUnregistering(ioThread, socket);
+            throw;
+        }
+    }
+
+    /// <summary>Closes on the I/O thread, after any posted unregistration of the descriptor has run.</summary>
+    private static void DisposeAfterUnregistering(IoThread ioThread, Socket socket) => ioThread.Post(socket.Dispose);
 
     private Socket Connect(IPEndPoint endpoint, TransportAddress address)
     {
