@@ -5,7 +5,7 @@
 # attach time, RSS per controller, threads, descriptors, GC pauses and every loss during the hold,
 # then the target's RSS and thread count. A measurement: timings never gate CI.
 #   bench/idle-controllers.sh [N] [MINUTES] [KATO_MS]
-# IDLE_PORT (default 4520), IDLE_WINDOW (attaches in flight, default 256), IDLE_IO_THREADS (io-threads).
+# IDLE_PORT (default 4520), IDLE_WINDOW (attaches in flight, default 256), IDLE_IO_THREADS (io-threads, 0: one per core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-1000}
@@ -27,7 +27,7 @@ dotnet build Host -c Release -nologo -v quiet >/dev/null
 dll=Host/bin/Release/net10.0/actornvme.dll
 workdir=$(mktemp -d)
 cat >"$workdir/target.json" <<JSON
-{ "address": "127.0.0.1", "discovery_port": 0, "rpc_socket": "$workdir/target.sock",
+{ "address": "127.0.0.1", "discovery_port": 0, "rpc_socket": "$workdir/target.sock", "max_connections": $((count * 2 + 64)),
   "subsystems": [ { "nqn": "$nqn", "port": $port, "namespaces": [ { "size_mib": 64, "backend": "null" } ] } ] }
 JSON
 
@@ -42,8 +42,9 @@ done
 echo "idle-controllers: N=$count hold=${minutes}min kato=${kato}ms load: $(cut -d' ' -f1-3 /proc/loadavg) cores: $(nproc)" >&2
 status=0
 dotnet "$dll" idle-controllers --path "127.0.0.1:$port" --subnqn "$nqn" --count "$count" --hold "$hold" \
-  --keep-alive-timeout-ms "$kato" --window "$window" || status=$?
+  --keep-alive-timeout-ms "$kato" --window "$window" --io-threads "${IDLE_IO_THREADS:-0}" || status=$?
 target_rss=$(awk '/VmRSS/ { print $2 }' "/proc/$target_pid/status" 2>/dev/null || echo 0)
 target_threads=$(awk '/Threads/ { print $2 }' "/proc/$target_pid/status" 2>/dev/null || echo 0)
 echo "{\"target_rss_mib\": $((target_rss / 1024)), \"target_threads\": $target_threads, \"load_after\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+if [ "$status" != 0 ]; then tail -5 "$workdir/target.log" >&2; fi
 exit "$status"

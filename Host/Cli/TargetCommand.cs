@@ -75,7 +75,9 @@ internal static class TargetCommand
             .WriteTo.Console(standardErrorFromLevel: LogEventLevel.Verbose)
             .CreateLogger();
         using var loggers = new SerilogLoggerFactory(serilog);
-        await using var target = new NvmeTarget(logger: loggers.CreateLogger("ActorNvme.Target"));
+        await using var target = new NvmeTarget(
+            settings.MaxConnections is { } maxConnections ? new TargetOptions { MaxConnections = maxConnections } : null,
+            logger: loggers.CreateLogger("ActorNvme.Target"));
         try
         {
             foreach (int port in settings.Subsystems.Select(s => s.Port).Append(settings.DiscoveryPort).Distinct())

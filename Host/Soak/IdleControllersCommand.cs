@@ -27,6 +27,7 @@ internal static class IdleControllersCommand
         var hold = new Option<double>("--hold", "-t") { Description = "Seconds to hold them once attached", DefaultValueFactory = _ => 60 };
         var kato = new Option<int>("--keep-alive-timeout-ms", "-k") { Description = "Keep-alive timeout (KATO)", DefaultValueFactory = _ => 2000 };
         var window = new Option<int>("--window", "-w") { Description = "Attaches in flight at once", DefaultValueFactory = _ => 256 };
+        var ioThreads = new Option<int>("--io-threads") { Description = "io-threads (0: one per core)", DefaultValueFactory = _ => 0 };
         var command = new Command("idle-controllers", "Attach N idle controllers and hold them (scale probe)") { Hidden = true };
         command.Options.Add(path);
         command.Options.Add(nqn);
@@ -34,6 +35,7 @@ internal static class IdleControllersCommand
         command.Options.Add(hold);
         command.Options.Add(kato);
         command.Options.Add(window);
+        command.Options.Add(ioThreads);
         command.SetAction(async (parse, cancellationToken) =>
         {
             string text = parse.GetRequiredValue(path);
@@ -52,14 +54,14 @@ internal static class IdleControllersCommand
                 return 2;
             }
 
-            var summary = await RunAsync(new TransportAddress(text[..colon], port), parse.GetRequiredValue(nqn), n, TimeSpan.FromSeconds(parse.GetValue(hold)), katoMs, Math.Max(1, parse.GetValue(window)), cancellationToken).ConfigureAwait(false);
+            var summary = await RunAsync(new TransportAddress(text[..colon], port), parse.GetRequiredValue(nqn), n, TimeSpan.FromSeconds(parse.GetValue(hold)), katoMs, Math.Max(1, parse.GetValue(window)), parse.GetValue(ioThreads), cancellationToken).ConfigureAwait(false);
             await Console.Out.WriteLineAsync(summary.ToJsonString()).ConfigureAwait(false);
             return summary["losses"]!.GetValue<int>() == 0 && summary["attached"]!.GetValue<int>() == n ? 0 : 1;
         });
         return command;
     }
 
-    private static async Task<JsonObject> RunAsync(TransportAddress address, string subsystemNqn, int count, TimeSpan hold, int katoMs, int window, CancellationToken cancellationToken)
+    private static async Task<JsonObject> RunAsync(TransportAddress address, string subsystemNqn, int count, TimeSpan hold, int katoMs, int window, int ioThreads, CancellationToken cancellationToken)
     {
         ulong? descriptorLimit = DescriptorLimit.RaiseSoftLimitToHard();
         var config = ConfigurationFactory.ParseString(string.Create(CultureInfo.InvariantCulture, $"""
@@ -71,6 +73,7 @@ internal static class IdleControllersCommand
             actornvme.keep-alive-timeout = {katoMs}ms
             actornvme.ctrlr-loss-timeout = -1s
             actornvme.fast-io-fail-timeout = 0s
+            actornvme.io-threads = {ioThreads}
             """));
         var system = ActorSystem.Create("actornvme-idle", config);
         try
