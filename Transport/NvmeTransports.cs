@@ -15,7 +15,9 @@ public static class NvmeTransports
     /// <summary>For admin (and discovery) queues: idle between commands, so they hold no receive buffer while they wait.</summary>
     public static INvmeTransport ForAdminQueues(TcpTransportOptions? options = null) => new TcpTransport(options ?? AdminDefaults);
 
-    private static readonly TcpTransportOptions AdminDefaults = new() { ZeroLengthReads = true };
+    // Small segments: an admin PDU is at most a few KiB, and every thread that returns a segment to the
+    // shared pool may keep one; 64 KiB ones cost tens of MiB across thousands of controllers.
+    private static readonly TcpTransportOptions AdminDefaults = new() { ZeroLengthReads = true, SegmentSize = 16 * 1024 };
 
     /// <summary>
     /// For I/O queues: a bounded set of I/O threads (one per core by default) serves every queue pair. Set

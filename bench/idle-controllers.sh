@@ -5,7 +5,7 @@
 # attach time, RSS per controller, threads, descriptors, GC pauses and every loss during the hold,
 # then the target's RSS and thread count. A measurement: timings never gate CI.
 #   bench/idle-controllers.sh [N] [MINUTES] [KATO_MS]
-# IDLE_PORT (default 4520), IDLE_WINDOW (attaches in flight, default 256), IDLE_IO_THREADS (io-threads, 0: one per core).
+# IDLE_NO_BUILD=1: use the Host as built. IDLE_PORT (default 4520), IDLE_WINDOW (attaches in flight, default 256), IDLE_IO_THREADS (io-threads, 0: one per core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-1000}
@@ -23,7 +23,7 @@ if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want" ]; then
 fi
 ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
 
-dotnet build Host -c Release -nologo -v quiet >/dev/null
+[ -n "${IDLE_NO_BUILD:-}" ] || dotnet build Host -c Release -nologo -v quiet >/dev/null
 dll=Host/bin/Release/net10.0/actornvme.dll
 workdir=$(mktemp -d)
 cat >"$workdir/target.json" <<JSON

@@ -101,7 +101,7 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
     {
         if (_buffer.Length == 0)
         {
-            _buffer = ArrayPool<byte>.Shared.Rent(initialSize);
+            _buffer = TransportBufferPool.Rent(initialSize);
         }
 
         MakeRoom();
@@ -136,7 +136,7 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
     {
         if (_buffer.Length != 0)
         {
-            ArrayPool<byte>.Shared.Return(_buffer);
+            TransportBufferPool.Return(_buffer);
             _buffer = [];
             _start = _end = _examined = 0;
         }
@@ -313,11 +313,11 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
 
         int unconsumed = _end - _start;
         bool grow = unconsumed > _buffer.Length / 2;
-        var target = !grow ? _buffer : ioThread is null ? new byte[_buffer.Length * 2] : ArrayPool<byte>.Shared.Rent(_buffer.Length * 2);
+        var target = !grow ? _buffer : ioThread is null ? new byte[_buffer.Length * 2] : TransportBufferPool.Rent(_buffer.Length * 2);
         Buffer.BlockCopy(_buffer, _start, target, 0, unconsumed);
         if (grow && ioThread is not null)
         {
-            ArrayPool<byte>.Shared.Return(_buffer);
+            TransportBufferPool.Return(_buffer);
         }
 
         _buffer = target;

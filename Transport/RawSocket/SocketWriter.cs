@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
@@ -79,7 +78,7 @@ internal sealed class SocketWriter(Socket socket, int initialSize) : PipeWriter
         int needed = _written + Math.Max(sizeHint, 1);
         if (needed > _buffer.Length)
         {
-            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, Math.Max(initialSize, _buffer.Length * 2)));
+            var larger = TransportBufferPool.Rent(Math.Max(needed, Math.Max(initialSize, _buffer.Length * 2)));
             Buffer.BlockCopy(_buffer, 0, larger, 0, _written);
             ReleaseBuffer();
             _buffer = larger;
@@ -90,7 +89,7 @@ internal sealed class SocketWriter(Socket socket, int initialSize) : PipeWriter
     {
         if (_buffer.Length != 0)
         {
-            ArrayPool<byte>.Shared.Return(_buffer);
+            TransportBufferPool.Return(_buffer);
             _buffer = [];
         }
     }
