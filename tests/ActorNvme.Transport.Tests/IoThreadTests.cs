@@ -159,3 +159,29 @@ public sealed class DescriptorLimitTests
         Assert.Null(DescriptorLimit.Check(descriptor: 1_000_000, softLimit: ulong.MaxValue, Address));
     }
 }
+
+/// <summary>The raw-socket buffer pool keeps a bounded number of arrays, however many idle queue pairs return theirs.</summary>
+public sealed class TransportBufferPoolTests
+{
+    [Fact]
+    public void Returned_arrays_beyond_the_bound_are_let_go_and_rented_ones_are_reused()
+    {
+        // A size no connection uses, so that other tests do not share the bucket.
+        const int size = 1 << 21;
+        var first = TransportBufferPool.Rent(size - 5);
+        Assert.Equal(size, first.Length);
+        TransportBufferPool.Return(first);
+        Assert.Same(first, TransportBufferPool.Rent(size));
+
+        int bound = TransportBufferPool.MaxRetainedPerSize;
+        var small = Enumerable.Range(0, bound + 10).Select(_ => TransportBufferPool.Rent(8192)).ToList();
+        int before = TransportBufferPool.Retained(8192);
+        foreach (var array in small)
+        {
+            TransportBufferPool.Return(array);
+        }
+
+        Assert.True(TransportBufferPool.Retained(8192) <= bound, $"{TransportBufferPool.Retained(8192)} kept, bound {bound} (before {before})");
+        Assert.Equal(8192, TransportBufferPool.Rent(5000).Length);
+    }
+}
