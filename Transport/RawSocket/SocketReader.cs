@@ -27,6 +27,10 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
     private bool _pending;
     private bool _readable;
     private bool _spinning;
+    private bool _filledLastTime;
+
+    /// <summary>First buffer of a pooled reader: enough for the PDUs of a connect; a busy reader doubles it up to the configured size.</summary>
+    private const int SmallBufferSize = 4096;
     private long _spinUntil;
     private int _start;      // first unconsumed byte
     private int _end;        // end of received data
@@ -101,7 +105,7 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
     {
         if (_buffer.Length == 0)
         {
-            _buffer = TransportBufferPool.Rent(initialSize);
+            _buffer = TransportBufferPool.Rent(Math.Min(SmallBufferSize, initialSize));
         }
 
         MakeRoom();
@@ -122,7 +126,9 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
         {
             _endOfStream = true;
         }
-        else if (received < room)
+
+        _filledLastTime = received == room;
+        if (received != 0 && received < room)
         {
             // Drained: the next edge says when more arrives.
             _readable = false;
@@ -306,13 +312,16 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
     /// </summary>
     private void MakeRoom()
     {
-        if (_buffer.Length - _end >= _buffer.Length / 4)
+        // Pooled: a receive that filled the buffer says more was waiting; grow towards the configured size.
+        bool growForMore = ioThread is not null && _filledLastTime && _buffer.Length < initialSize;
+        if (!growForMore && _buffer.Length - _end >= _buffer.Length / 4)
         {
             return;
         }
 
+        _filledLastTime = false;
         int unconsumed = _end - _start;
-        bool grow = unconsumed > _buffer.Length / 2;
+        bool grow = growForMore || unconsumed > _buffer.Length / 2;
         var target = !grow ? _buffer : ioThread is null ? new byte[_buffer.Length * 2] : TransportBufferPool.Rent(_buffer.Length * 2);
         Buffer.BlockCopy(_buffer, _start, target, 0, unconsumed);
         if (grow && ioThread is not null)

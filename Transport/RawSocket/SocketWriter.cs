@@ -12,6 +12,8 @@ namespace ActorNvme.Transport.RawSocket;
 /// </summary>
 internal sealed class SocketWriter(Socket socket, int initialSize) : PipeWriter
 {
+    private const int FirstBufferSize = 4096;
+
     private byte[] _buffer = [];
     private int _written;
     private bool _completed;
@@ -78,7 +80,8 @@ internal sealed class SocketWriter(Socket socket, int initialSize) : PipeWriter
         int needed = _written + Math.Max(sizeHint, 1);
         if (needed > _buffer.Length)
         {
-            var larger = TransportBufferPool.Rent(Math.Max(needed, Math.Max(initialSize, _buffer.Length * 2)));
+            // Small first (a connect's PDUs, a batch of capsules), doubling within a batch up to what it needs.
+            var larger = TransportBufferPool.Rent(Math.Max(needed, Math.Max(Math.Min(FirstBufferSize, initialSize), _buffer.Length * 2)));
             Buffer.BlockCopy(_buffer, 0, larger, 0, _written);
             ReleaseBuffer();
             _buffer = larger;
