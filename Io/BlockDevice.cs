@@ -67,7 +67,8 @@ public sealed class BlockDevice
     private static readonly PathEntry[] NoPaths = [];
 
     private readonly BlockDeviceOptions _options;
-    private readonly BoundedRing<IoOperation> _held;
+    // Made on the first hold: an idle device (thousands per process) holds no ring of io-hold-limit cells.
+    private BoundedRing<IoOperation>? _held;
     private readonly int _blockShift;
     private PathEntry[] _paths = NoPaths;
     private ulong _blockCount;
@@ -102,7 +103,6 @@ public sealed class BlockDevice
         BlockSize = blockSize;
         _blockCount = blockCount;
         _blockShift = BitOperations.Log2((uint)blockSize);
-        _held = new BoundedRing<IoOperation>(Math.Max(1, _options.HoldLimit));
     }
 
     /// <summary>The device's name, e.g. nvme0n1.</summary>
@@ -749,7 +749,7 @@ public sealed class BlockDevice
             return;
         }
 
-        if (Interlocked.Increment(ref _heldCount) > _options.HoldLimit || !_held.TryEnqueue(operation))
+        if (Interlocked.Increment(ref _heldCount) > _options.HoldLimit || !Held().TryEnqueue(operation))
         {
             Interlocked.Decrement(ref _heldCount);
             operation.Fail(new BlockDeviceException(BlockDeviceErrorKind.PathUnavailable, Name, $"{operation.Describe()} failed: no path is usable and {_options.HoldLimit} I/O(s) are held already (io-hold-limit)"));
@@ -765,10 +765,14 @@ public sealed class BlockDevice
     }
 
     /// <summary>Resubmits (or fails) what is held. Bounded by what was held at the start, so a re-hold cannot spin.</summary>
+    private BoundedRing<IoOperation> Held() =>
+        Volatile.Read(ref _held) ?? Interlocked.CompareExchange(ref _held, new BoundedRing<IoOperation>(Math.Max(1, _options.HoldLimit)), null) ?? _held!;
+
     private void ReleaseHeld()
     {
         int budget = Volatile.Read(ref _heldCount);
-        while (budget-- > 0 && _held.TryDequeue(out var operation))
+        var held = Volatile.Read(ref _held);
+        while (budget-- > 0 && held is not null && held.TryDequeue(out var operation))
         {
             Interlocked.Decrement(ref _heldCount);
             Dispatch(operation);
