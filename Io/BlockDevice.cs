@@ -59,8 +59,8 @@ public sealed record MultipathPolicy(MultipathPolicyMode Mode, MultipathSelector
 /// bounded lock-free line. A hold and an attach cannot miss each other: the holder publishes itself
 /// and then looks for a path, the owner publishes the path and then looks for held I/O, both behind
 /// full fences.</para>
-/// <para>Continuations of the returned tasks run on a queue pair's receive thread: they must not block
-/// (hand long work to another thread).</para>
+/// <para>Continuations of the returned tasks run on the I/O thread serving the queue pair, which serves
+/// many queue pairs: they must not block (hand long work to another thread).</para>
 /// </remarks>
 public sealed class BlockDevice
 {
