@@ -55,6 +55,7 @@ public static class Program
             RpcCommand.Create(),
             TargetCommand.Create(),
             Soak.SoakCommand.Create(),
+            Soak.IdleControllersCommand.Create(),
             perf,
         };
         foreach (var command in NvmeCliCommands.Create())

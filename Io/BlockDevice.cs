@@ -59,15 +59,16 @@ public sealed record MultipathPolicy(MultipathPolicyMode Mode, MultipathSelector
 /// bounded lock-free line. A hold and an attach cannot miss each other: the holder publishes itself
 /// and then looks for a path, the owner publishes the path and then looks for held I/O, both behind
 /// full fences.</para>
-/// <para>Continuations of the returned tasks run on a queue pair's receive thread: they must not block
-/// (hand long work to another thread).</para>
+/// <para>Continuations of the returned tasks run on the I/O thread serving the queue pair, which serves
+/// many queue pairs: they must not block (hand long work to another thread).</para>
 /// </remarks>
 public sealed class BlockDevice
 {
     private static readonly PathEntry[] NoPaths = [];
 
     private readonly BlockDeviceOptions _options;
-    private readonly BoundedRing<IoOperation> _held;
+    // Made on the first hold: an idle device (thousands per process) holds no ring of io-hold-limit cells.
+    private BoundedRing<IoOperation>? _held;
     private readonly int _blockShift;
     private PathEntry[] _paths = NoPaths;
     private ulong _blockCount;
@@ -102,7 +103,6 @@ public sealed class BlockDevice
         BlockSize = blockSize;
         _blockCount = blockCount;
         _blockShift = BitOperations.Log2((uint)blockSize);
-        _held = new BoundedRing<IoOperation>(Math.Max(1, _options.HoldLimit));
     }
 
     /// <summary>The device's name, e.g. nvme0n1.</summary>
@@ -770,7 +770,7 @@ public sealed class BlockDevice
             return;
         }
 
-        if (Interlocked.Increment(ref _heldCount) > _options.HoldLimit || !_held.TryEnqueue(operation))
+        if (Interlocked.Increment(ref _heldCount) > _options.HoldLimit || !Held().TryEnqueue(operation))
         {
             Interlocked.Decrement(ref _heldCount);
             operation.Fail(new BlockDeviceException(BlockDeviceErrorKind.PathUnavailable, Name, $"{operation.Describe()} failed: no path is usable and {_options.HoldLimit} I/O(s) are held already (io-hold-limit)"));
@@ -786,10 +786,14 @@ public sealed class BlockDevice
     }
 
     /// <summary>Resubmits (or fails) what is held. Bounded by what was held at the start, so a re-hold cannot spin.</summary>
+    private BoundedRing<IoOperation> Held() =>
+        Volatile.Read(ref _held) ?? Interlocked.CompareExchange(ref _held, new BoundedRing<IoOperation>(Math.Max(1, _options.HoldLimit)), null) ?? _held!;
+
     private void ReleaseHeld()
     {
         int budget = Volatile.Read(ref _heldCount);
-        while (budget-- > 0 && _held.TryDequeue(out var operation))
+        var held = Volatile.Read(ref _held);
+        while (budget-- > 0 && held is not null && held.TryDequeue(out var operation))
         {
             Interlocked.Decrement(ref _heldCount);
             Dispatch(operation);

@@ -29,7 +29,8 @@ public sealed class IoQueueSet
     private static int t_completingIndex;
 
     private readonly IoQueuePair[] _queues;
-    private readonly BoundedRing<IoOperation> _waiting;
+    // Made the first time I/O waits: an idle queue set (thousands per process) holds no ring of waitLimit cells.
+    private BoundedRing<IoOperation>? _waiting;
     private readonly int _waitLimit;
     private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ConnectionClosed? _closeReason;
@@ -62,7 +63,6 @@ public sealed class IoQueueSet
         MaxTransferSize = maxTransferSize;
         SqFlowControlDisabled = sqFlowControlDisabled;
         _waitLimit = waitLimit;
-        _waiting = new BoundedRing<IoOperation>(Math.Max(1, waitLimit));
         foreach (var queue in _queues)
         {
             // The first queue to close ends the path; the others are aborted with the same reason.
@@ -356,7 +356,7 @@ public sealed class IoQueueSet
             return SubmitOutcome.Closed;
         }
 
-        if (Interlocked.Increment(ref _waitingCount) > _waitLimit || !_waiting.TryEnqueue(operation))
+        if (Interlocked.Increment(ref _waitingCount) > _waitLimit || !WaitingRing().TryEnqueue(operation))
         {
             Interlocked.Decrement(ref _waitingCount);
             return SubmitOutcome.Overloaded;
@@ -383,10 +383,14 @@ public sealed class IoQueueSet
         }
     }
 
+    private BoundedRing<IoOperation> WaitingRing() =>
+        Volatile.Read(ref _waiting) ?? Interlocked.CompareExchange(ref _waiting, new BoundedRing<IoOperation>(Math.Max(1, _waitLimit)), null) ?? _waiting!;
+
     /// <summary>Moves waiting operations onto free queue entries, or elsewhere when the set is no longer usable.</summary>
     private void Pump()
     {
-        while (_waiting.TryDequeue(out var operation))
+        var waiting = Volatile.Read(ref _waiting);
+        while (waiting is not null && waiting.TryDequeue(out var operation))
         {
             Interlocked.Decrement(ref _waitingCount);
             if (!IsUsable)
@@ -412,7 +416,7 @@ public sealed class IoQueueSet
 
             // Still full: back in line. A command in flight drains the line when it finishes.
             Interlocked.Increment(ref _waitingCount);
-            if (!_waiting.TryEnqueue(operation))
+            if (!WaitingRing().TryEnqueue(operation))
             {
                 Interlocked.Decrement(ref _waitingCount);
                 operation.FailOverloaded(_waitLimit);

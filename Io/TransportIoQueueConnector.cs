@@ -13,11 +13,12 @@ public sealed class TransportIoQueueConnector(INvmeTransport transport) : IIoQue
     private const ushort SqFlowControlDisabledHead = 0xFFFF;
 
     /// <summary>
-    /// The default: NVMe/TCP over the transport chosen for I/O queues (raw socket, a receive thread per
-    /// queue), whose receive threads poll for <paramref name="receiveSpin"/> before they block (io-receive-spin).
+    /// The default: NVMe/TCP over the transport chosen for I/O queues (raw socket, served by
+    /// <paramref name="ioThreads"/> shared I/O threads, 0: one per core), which poll for a busy queue
+    /// for <paramref name="receiveSpin"/> before they block (io-receive-spin).
     /// </summary>
-    public static TransportIoQueueConnector Tcp(TimeSpan receiveSpin = default) =>
-        new(NvmeTransports.ForIoQueues(receiveSpin > TimeSpan.Zero ? new RawSocketTransportOptions { SpinBeforeBlocking = receiveSpin } : null));
+    public static TransportIoQueueConnector Tcp(TimeSpan receiveSpin = default, int ioThreads = 0) =>
+        new(NvmeTransports.ForIoQueues(receiveSpin > TimeSpan.Zero || ioThreads > 0 ? new RawSocketTransportOptions { SpinBeforeBlocking = receiveSpin, IoThreads = ioThreads } : null));
 
     public async Task<IoQueueSet> ConnectAsync(IoQueueConnectRequest request, CancellationToken lifetime)
     {

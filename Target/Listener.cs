@@ -108,6 +108,8 @@ public abstract class TargetListener
 /// <summary>A TCP listener on a raw socket; while blackholed it stops accepting but keeps the socket open.</summary>
 internal sealed class TcpTargetListener : TargetListener
 {
+    private const int ListenBacklog = 4096;
+
     private readonly IPAddress _ip;
     private int _port;
     private Socket? _socket;
@@ -131,7 +133,9 @@ internal sealed class TcpTargetListener : TargetListener
         {
             socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             socket.Bind(new IPEndPoint(_ip, _port));
-            socket.Listen(128);
+            // A deep backlog (the kernel caps it at somaxconn): thousands of hosts connecting at once
+            // must not lose SYNs, whose retransmission a second later can outlast a short KATO.
+            socket.Listen(ListenBacklog);
         }
         catch
         {

@@ -291,8 +291,8 @@ public abstract partial class QueuePair
     {
         if (commandId < _slots.Length)
         {
-            slot = _slots[commandId];
-            return Volatile.Read(ref slot.State) == CommandSlot.Outstanding;
+            slot = Volatile.Read(ref _slots[commandId])!;
+            return slot is not null && Volatile.Read(ref slot.State) == CommandSlot.Outstanding;
         }
 
         slot = null!;

@@ -44,7 +44,7 @@ public abstract partial class QueuePair
             return SubmitStatus.QueueFull;
         }
 
-        var slot = _slots[index];
+        var slot = _slots[index] ?? CreateSlot(index);
         bool inCapsule = direction == DataDirection.HostToController && length > 0 && length <= Options.InCapsuleDataSize;
         slot.Prepare(command, direction, outgoing, incoming, inCapsule, userState);
         slot.Command.Flags = (byte)((slot.Command.Flags & 0x3F) | SubmissionQueueEntry.SglFlag);

@@ -59,12 +59,10 @@ public abstract partial class QueuePair : IAsyncDisposable, IReceiveDemand
         Options = options;
         QueueId = queueId;
 
-        // One entry stays empty so a full submission queue never wraps onto its head.
+        // One entry stays empty so a full submission queue never wraps onto its head. Slots are made
+        // the first time their id is rented (by the renter, who owns the id): an idle I/O queue of 128
+        // entries then holds one slot, not 127 (thousands of idle controllers per process).
         _slots = new CommandSlot[options.QueueSize - 1];
-        for (int i = 0; i < _slots.Length; i++)
-        {
-            _slots[i] = new CommandSlot(this, (ushort)i);
-        }
 
         _freeIds = new CommandIdPool(_slots.Length);
         _framerOptions = PduFramerOptions.Host(options.MaxReceivePduLength);
@@ -134,6 +132,15 @@ public abstract partial class QueuePair : IAsyncDisposable, IReceiveDemand
     /// changes) when <paramref name="commandId"/> is not awaiting release, so a repeated or stray
     /// release cannot free an id that is in use.
     /// </summary>
+    /// <summary>Makes the slot of a rented id on its first use; only the renter of the id writes it.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private CommandSlot CreateSlot(int index)
+    {
+        var slot = new CommandSlot(this, (ushort)index);
+        Volatile.Write(ref _slots[index], slot);
+        return slot;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private protected bool TryReleaseDelivered(ushort commandId)
     {
@@ -142,8 +149,8 @@ public abstract partial class QueuePair : IAsyncDisposable, IReceiveDemand
             return false;
         }
 
-        var slot = _slots[commandId];
-        if (Interlocked.CompareExchange(ref slot.State, CommandSlot.Free, CommandSlot.Delivered) != CommandSlot.Delivered)
+        var slot = Volatile.Read(ref _slots[commandId]);
+        if (slot is null || Interlocked.CompareExchange(ref slot.State, CommandSlot.Free, CommandSlot.Delivered) != CommandSlot.Delivered)
         {
             return false;
         }
@@ -208,7 +215,7 @@ public abstract partial class QueuePair : IAsyncDisposable, IReceiveDemand
         Interlocked.Exchange(ref _readerExited, 1);
         foreach (var slot in _slots)
         {
-            if (Volatile.Read(ref slot.State) == CommandSlot.Outstanding)
+            if (slot is not null && Volatile.Read(ref slot.State) == CommandSlot.Outstanding)
             {
                 Answer(slot, CommandOutcome.ConnectionClosed, ClosedCompletion(slot.CommandId));
             }

@@ -22,7 +22,7 @@ public sealed class TransportAdminConnector(INvmeTransport transport, Func<NvmeH
     /// chosen for I/O (<see cref="TransportIoQueueConnector.Tcp"/>, polling for io-receive-spin).
     /// </summary>
     public static TransportAdminConnector Tcp() =>
-        new(NvmeTransports.ForAdminQueues(), settings => TransportIoQueueConnector.Tcp(settings.IoReceiveSpin));
+        new(NvmeTransports.ForAdminQueues(), settings => TransportIoQueueConnector.Tcp(settings.IoReceiveSpin, settings.IoThreads));
 
     /// <summary>The transport admin queues are opened over.</summary>
     public INvmeTransport Transport => transport;

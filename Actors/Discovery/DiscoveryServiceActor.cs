@@ -194,7 +194,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         EndRead();
 
         // The discovery controller reconnects for as long as the service runs; what it found stays.
-        var delay = ReconnectDelay;
+        var delay = ReconnectJitter.Apply(ReconnectDelay, Random.Shared);
         _log.Warning("{0}: discovery controller at {1} lost ({2}); reconnecting in {3:0.###}s; the {4} subsystem(s) it found are kept", _options.Name, _options.Address, message.Reason, delay.TotalSeconds, _subsystems.Count);
         Timers.StartSingleTimer(ReconnectTimerKey, ReconnectDiscoveryController.Instance, delay);
     }

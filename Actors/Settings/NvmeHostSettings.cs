@@ -192,8 +192,11 @@ public sealed record NvmeHostSettings
     /// <summary>Ask for SQ flow control to be disabled on I/O queues.</summary>
     public bool DisableSqFlowControl { get; init; }
 
-    /// <summary>How long an I/O queue's receive thread polls before it blocks (0: block at once).</summary>
+    /// <summary>How long an I/O thread polls for a busy I/O queue before it blocks (0: block at once).</summary>
     public TimeSpan IoReceiveSpin { get; init; }
+
+    /// <summary>I/O threads serving every I/O queue of the process (0: one per core); each serves many queue pairs.</summary>
+    public int IoThreads { get; init; }
 
     /// <summary>
     /// TCP_USER_TIMEOUT of every queue's socket: sent bytes unacknowledged this long fail the connection
@@ -271,6 +274,7 @@ public sealed record NvmeHostSettings
             IoTimeoutAction = ParseIoTimeoutAction(section.GetString("io-timeout-action")),
             DisableSqFlowControl = Boolean(section, "disable-sq-flow-control"),
             IoReceiveSpin = Duration(section, "io-receive-spin"),
+            IoThreads = Integer(section, "io-threads"),
             TcpUserTimeout = ReadTcpUserTimeout(section),
             DhChap = ReadDhChap(section),
             TlsPsk = ReadTlsPsk(section),
@@ -463,6 +467,11 @@ public sealed record NvmeHostSettings
         if (IoReceiveSpin < TimeSpan.Zero || IoReceiveSpin > TimeSpan.FromMilliseconds(10))
         {
             throw new InvalidNvmeSettingsException("io-receive-spin-range", $"io-receive-spin {IoReceiveSpin.TotalMicroseconds:0}us must be 0..10ms");
+        }
+
+        if (IoThreads is < 0 or > 1024)
+        {
+            throw new InvalidNvmeSettingsException("io-threads-range", $"io-threads {IoThreads} must be 0 (one per core)..1024");
         }
 
         if (IoTimeout < TimeSpan.Zero || (IoTimeout > TimeSpan.Zero && IoTimeout < TimeSpan.FromMilliseconds(100)))

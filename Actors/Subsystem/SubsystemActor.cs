@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
 using ActorNvme.Io;
@@ -393,8 +394,9 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             return;
         }
 
-        _log.Warning("{0}: path {1} lost ({2}); reconnecting in {3:0.###}s", _options.Name, path.Address, reason, resiliency.ReconnectDelay.TotalSeconds);
-        Timers.StartSingleTimer(ReconnectKey(path), new ReconnectPath(path.Name), resiliency.ReconnectDelay);
+        var delay = ReconnectJitter.Apply(resiliency.ReconnectDelay, Random.Shared);
+        _log.Warning("{0}: path {1} lost ({2}); reconnecting in {3:0.###}s", _options.Name, path.Address, reason, delay.TotalSeconds);
+        Timers.StartSingleTimer(ReconnectKey(path), new ReconnectPath(path.Name), delay);
     }
 
     private void OnReconnectPath(ReconnectPath message)

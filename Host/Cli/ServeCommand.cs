@@ -100,6 +100,8 @@ internal static class ServeCommand
 
     public static async Task<int> RunAsync(ServeOptions options, CancellationToken cancellationToken)
     {
+        // Every queue pair is a descriptor: take what the hard limit allows (refused clearly beyond it).
+        _ = Transport.DescriptorLimit.RaiseSoftLimitToHard();
         Config hocon;
         string configName = options.ConfigPath ?? Path.Combine(Environment.CurrentDirectory, "akka.hocon");
         try

@@ -67,13 +67,17 @@ internal static class TargetCommand
 
     private static async Task<int> RunAsync(TargetConfig settings, bool verbose, CancellationToken cancellationToken)
     {
+        // Every accepted connection is a descriptor: take what the hard limit allows.
+        _ = Transport.DescriptorLimit.RaiseSoftLimitToHard();
         using var signals = new ProcessSignals(cancellationToken);
         using var serilog = new LoggerConfiguration()
             .MinimumLevel.Is(verbose ? LogEventLevel.Debug : LogEventLevel.Warning)
             .WriteTo.Console(standardErrorFromLevel: LogEventLevel.Verbose)
             .CreateLogger();
         using var loggers = new SerilogLoggerFactory(serilog);
-        await using var target = new NvmeTarget(logger: loggers.CreateLogger("ActorNvme.Target"));
+        await using var target = new NvmeTarget(
+            settings.MaxConnections is { } maxConnections ? new TargetOptions { MaxConnections = maxConnections } : null,
+            logger: loggers.CreateLogger("ActorNvme.Target"));
         try
         {
             foreach (int port in settings.Subsystems.Select(s => s.Port).Append(settings.DiscoveryPort).Distinct())

@@ -73,8 +73,8 @@ internal sealed class PerfAttach : IAsyncDisposable
             system.EventStream.Subscribe(collector, typeof(BlockDeviceAdded));
             system.EventStream.Subscribe(collector, typeof(Controller.StateChanged));
 
-            // -c: the I/O queues' receive threads (where completions and the next submissions run)
-            // are pinned to the mask's cores in turn, as SPDK pins a worker per core.
+            // -c: one I/O thread per core of the mask, pinned (where completions and the next submissions
+            // run), the queue pairs spread over them in turn, as SPDK pins a worker per core.
             var ioConnector = new TransportIoQueueConnector(NvmeTransports.ForIoQueues(new RawSocketTransportOptions
             {
                 SpinBeforeBlocking = settings.IoReceiveSpin,

@@ -54,6 +54,8 @@ public static class PerfCommand
 
     private static async Task<int> RunAsync(PerfOptions options, CancellationToken cancellationToken)
     {
+        // Every queue pair is a descriptor: take what the hard limit allows (refused clearly beyond it).
+        _ = Transport.DescriptorLimit.RaiseSoftLimitToHard();
         var log = Console.Error;
         await log.WriteLineAsync(Describe(options)).ConfigureAwait(false);
         PerfAttach attach;

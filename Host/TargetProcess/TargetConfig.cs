@@ -14,7 +14,7 @@ public sealed record TargetSubsystemConfig(string Nqn, int Port, IReadOnlyList<T
 /// What <c>actornvme target</c> serves. Defaults: discovery on 127.0.0.1:8009, two subsystems on :4420
 /// and :4421 with one 64 MiB RAM namespace each. A JSON file (<c>--config</c>) can say all of it:
 /// <code>
-/// { "address": "127.0.0.1", "discovery_port": 8009, "rpc_socket": "/var/tmp/actornvme-target.sock",
+/// { "address": "127.0.0.1", "discovery_port": 8009, "rpc_socket": "/var/tmp/actornvme-target.sock", "max_connections": 1024,
 ///   "subsystems": [ { "nqn": "nqn.2016-06.io.actornvme:disk1", "port": 4420,
 ///                     "namespaces": [ { "size_mib": 64, "block_size": 512, "backend": "ram" } ],
 ///                     "hosts": [ "nqn.2014-08.org.nvmexpress:uuid:..." ] } ] }
@@ -32,6 +32,9 @@ public sealed record TargetConfig
     public int DiscoveryPort { get; init; } = 8009;
 
     public string RpcSocket { get; init; } = DefaultRpcSocket;
+
+    /// <summary>Connections the target holds at once (two per controller with one I/O queue); null: the target's default.</summary>
+    public int? MaxConnections { get; init; }
 
     public IReadOnlyList<TargetSubsystemConfig> Subsystems { get; init; } = Defaults([4420, 4421], 64L * 1024 * 1024, 512, nullBackend: false);
 
@@ -55,12 +58,13 @@ public sealed record TargetConfig
         using var document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
         try
         {
-            var p = RpcParams.Parse(path, document.RootElement, ["address", "discovery_port", "rpc_socket", "subsystems"]);
+            var p = RpcParams.Parse(path, document.RootElement, ["address", "discovery_port", "rpc_socket", "max_connections", "subsystems"]);
             var config = new TargetConfig
             {
                 Address = p.OptionalNonEmptyString("address", 256) ?? "127.0.0.1",
                 DiscoveryPort = (int)(p.OptionalInt64("discovery_port", 0, 65535) ?? 8009),
                 RpcSocket = p.OptionalNonEmptyString("rpc_socket", 107) ?? DefaultRpcSocket,
+                MaxConnections = (int?)p.OptionalInt64("max_connections", 1, 1_000_000),
             };
             if (document.RootElement.TryGetProperty("subsystems", out var subsystems))
             {

@@ -18,21 +18,37 @@ public sealed record RawSocketTransportOptions
     /// </summary>
     public TimeSpan SpinBeforeBlocking { get; init; } = TimeSpan.Zero;
 
-    /// <summary>First size of the receive and send buffers; they grow (rarely) to hold the largest PDU seen.</summary>
+    /// <summary>
+    /// First size of the receive and send buffers; they grow (rarely) to hold the largest PDU seen.
+    /// They come from the shared pool while a queue pair is busy and go back when it is idle.
+    /// </summary>
     public int InitialBufferSize { get; init; } = 256 * 1024;
 
     /// <summary>
-    /// Cores for the receive threads (Linux): each new connection's thread is pinned to the next core
-    /// of this list in turn, so the queue pairs of a run spread over these cores as SPDK's workers do.
-    /// Null or empty: threads are not pinned.
+    /// Cores for the I/O threads (Linux): one I/O thread per listed core, pinned to it; each new
+    /// connection goes to the next of them in turn, so the queue pairs of a run spread over these
+    /// cores as SPDK's workers do. Null or empty: <see cref="IoThreads"/> unpinned threads.
     /// </summary>
     public IReadOnlyList<int>? ReceiveThreadCores { get; init; }
+
+    /// <summary>
+    /// I/O threads serving all connections of this shape (Linux; shared process-wide): 0 means one
+    /// per core. Each serves many queue pairs; an idle queue pair owns no thread.
+    /// </summary>
+    public int IoThreads { get; init; }
+
+    /// <summary>
+    /// A dedicated receive thread per connection (the design before I/O threads; the only one where
+    /// epoll is not available). For comparisons in the benchmarks.
+    /// </summary>
+    public bool DedicatedReceiveThreads { get; init; }
 }
 
 /// <summary>
-/// NVMe/TCP over a raw <see cref="Socket"/>: the queue pair's read loop runs on a dedicated thread
-/// that receives straight into one buffer, and the send path writes one batch per flush with a
-/// single send on the thread that flushes. No pipe, no thread pool, no hop. The measurements behind
+/// NVMe/TCP over a raw <see cref="Socket"/>: the queue pair's read loop runs on one of a bounded set
+/// of I/O threads (<see cref="IoThread"/>: one per core, each serving many sockets through epoll),
+/// receives straight into one buffer, and the send path writes one batch per flush with a single
+/// send on the thread that flushes. No pipe, no thread pool, no hop. The measurements behind
 /// this design are in the project's performance notes; the benchmarks compare it with <see cref="Tcp.TcpTransport"/>.
 /// </summary>
 public sealed class RawSocketTransport(RawSocketTransportOptions? options = null) : INvmeTransport
@@ -50,15 +66,79 @@ public sealed class RawSocketTransport(RawSocketTransportOptions? options = null
         // Connect without the socket engine: an asynchronous connect registers the socket with
         // .NET's epoll thread, which then wakes on every readiness change of a socket that this
         // design only ever reads and writes synchronously (measured: a third of a core at QD128).
-        var socket = await Task.Run(() => Connect(endpoint, address), cancellationToken).ConfigureAwait(false);
         var cores = _options.ReceiveThreadCores;
+        var ioThreads = _options.DedicatedReceiveThreads ? null : IoThreadGroup.For(_options.IoThreads, cores);
+        if (ioThreads is not null)
+        {
+            // The connect waits on the I/O thread's epoll, not on a blocked thread: thousands of
+            // connects in flight cost no thread each.
+            var ioThread = ioThreads.Next();
+            var connected = await ConnectOnIoThreadAsync(ioThread, endpoint, address, cancellationToken).ConfigureAwait(false);
+            return new RawSocketConnection(connected, address, _options, ioThread: ioThread);
+        }
+
+        var socket = await Task.Run(() => Connect(endpoint, address), cancellationToken).ConfigureAwait(false);
+
         int? core = cores is { Count: > 0 } ? cores[(int)((uint)(Interlocked.Increment(ref _connections) - 1) % (uint)cores.Count)] : null;
         return new RawSocketConnection(socket, address, _options, core);
     }
 
+    private async Task<Socket> ConnectOnIoThreadAsync(IoThread ioThread, IPEndPoint endpoint, TransportAddress address, CancellationToken cancellationToken)
+    {
+        var socket = DescriptorLimit.OpenTcpSocket(endpoint.AddressFamily, address);
+        socket.NoDelay = true;
+        socket.Blocking = false;
+        try
+        {
+            try
+            {
+                socket.Connect(endpoint);
+                return socket;
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
+            {
+            }
+
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(_options.ConnectTimeout);
+            try
+            {
+                await ioThread.WaitWritableAsync((int)socket.Handle, deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectTimeout, $"no TCP connection to {address} within {_options.ConnectTimeout.TotalSeconds:0.###} s"));
+            }
+
+            var error = (SocketError)(int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
+            if (error != SocketError.Success)
+            {
+                throw new SocketException((int)error);
+            }
+
+            return socket;
+        }
+        catch (SocketException e)
+        {
+            DisposeAfterUnregistering(ioThread, socket);
+            throw new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectFailed, $"TCP connect to {address} failed: {e.SocketErrorCode}", e));
+        }
+        catch
+        {
+            DisposeAfterUnregistering(ioThread, socket);
+            throw;
+        }
+    }
+
+    /// <summary>Closes on the I/O thread, after any posted unregistration of the descriptor has run.</summary>
+    private static void DisposeAfterUnregistering(IoThread ioThread, Socket socket) => ioThread.Post(socket.Dispose);
+
     private Socket Connect(IPEndPoint endpoint, TransportAddress address)
     {
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, Blocking = false };
+        // Near the descriptor limit a connection is refused here, not left to abort the process later.
+        var socket = DescriptorLimit.OpenTcpSocket(endpoint.AddressFamily, address);
+        socket.NoDelay = true;
+        socket.Blocking = false;
         try
         {
             try
@@ -103,17 +183,19 @@ internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe, ITcpUs
     private readonly SocketWriter _writer;
     private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly int? _core;
+    private readonly IoThread? _ioThread;
 
-    public RawSocketConnection(Socket socket, TransportAddress remote, RawSocketTransportOptions options, int? core = null)
+    public RawSocketConnection(Socket socket, TransportAddress remote, RawSocketTransportOptions options, int? core = null, IoThread? ioThread = null)
     {
         _socket = socket;
         _core = core;
+        _ioThread = ioThread;
 
         // Non-blocking: both directions try first and wait in poll() only when the kernel says so,
         // so a receive can spin briefly before it sleeps.
         _socket.Blocking = false;
         RemoteAddress = remote;
-        _reader = new SocketReader(socket, options.InitialBufferSize, (long)(options.SpinBeforeBlocking.TotalSeconds * System.Diagnostics.Stopwatch.Frequency));
+        _reader = new SocketReader(socket, options.InitialBufferSize, (long)(options.SpinBeforeBlocking.TotalSeconds * System.Diagnostics.Stopwatch.Frequency), ioThread);
         _writer = new SocketWriter(socket, options.InitialBufferSize);
     }
 
@@ -136,6 +218,25 @@ internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe, ITcpUs
     public Task RunReadLoop(Func<Task> readLoop)
     {
         ArgumentNullException.ThrowIfNull(readLoop);
+        if (_ioThread is { } ioThread)
+        {
+            // The loop starts on its I/O thread and stays there: each read either completes at once or
+            // parks until the thread sees data, then resumes inline on it.
+            var started = new TaskCompletionSource<Task>(TaskCreationOptions.RunContinuationsAsynchronously);
+            ioThread.Post(() =>
+            {
+                if (_closed.Task.IsCompleted)
+                {
+                    started.TrySetResult(readLoop());
+                    return;
+                }
+
+                ioThread.Attach(_reader, (int)_socket.Handle);
+                started.TrySetResult(readLoop());
+            });
+            return started.Task.Unwrap();
+        }
+
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
@@ -176,6 +277,18 @@ internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe, ITcpUs
         }
         catch (ObjectDisposedException)
         {
+        }
+
+        if (_ioThread is { } ioThread)
+        {
+            // After the posted cancel has ended a parked read: unregister, then close, on the I/O thread.
+            ioThread.Post(() =>
+            {
+                ioThread.Detach(_reader, (int)_socket.Handle);
+                _reader.OnDetached();
+                _socket.Dispose();
+            });
+            return;
         }
 
         _socket.Dispose();

@@ -6,11 +6,15 @@ namespace ActorNvme.Transport.RawSocket;
 
 /// <summary>
 /// A <see cref="PipeWriter"/> that buffers one batch in an array and sends it on flush, on the
-/// flushing thread. Only the queue pair's writer-flag holder uses it (single writer).
+/// flushing thread. Only the queue pair's writer-flag holder uses it (single writer). The array is
+/// rented from the shared pool for a batch and returned once it is sent: a queue pair that sends
+/// nothing holds no send buffer (thousands of idle queue pairs would otherwise hold one each).
 /// </summary>
 internal sealed class SocketWriter(Socket socket, int initialSize) : PipeWriter
 {
-    private byte[] _buffer = new byte[initialSize];
+    private const int FirstBufferSize = 4096;
+
+    private byte[] _buffer = [];
     private int _written;
     private bool _completed;
 
@@ -50,6 +54,7 @@ internal sealed class SocketWriter(Socket socket, int initialSize) : PipeWriter
             if (error != SocketError.Success)
             {
                 _written = 0;
+                ReleaseBuffer();
                 throw new SocketException((int)error);
             }
 
@@ -57,6 +62,7 @@ internal sealed class SocketWriter(Socket socket, int initialSize) : PipeWriter
         }
 
         _written = 0;
+        ReleaseBuffer();
         return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: _completed));
     }
 
@@ -74,9 +80,20 @@ internal sealed class SocketWriter(Socket socket, int initialSize) : PipeWriter
         int needed = _written + Math.Max(sizeHint, 1);
         if (needed > _buffer.Length)
         {
-            var larger = new byte[Math.Max(needed, _buffer.Length * 2)];
+            // Small first (a connect's PDUs, a batch of capsules), doubling within a batch up to what it needs.
+            var larger = TransportBufferPool.Rent(Math.Max(needed, Math.Max(Math.Min(FirstBufferSize, initialSize), _buffer.Length * 2)));
             Buffer.BlockCopy(_buffer, 0, larger, 0, _written);
+            ReleaseBuffer();
             _buffer = larger;
+        }
+    }
+
+    private void ReleaseBuffer()
+    {
+        if (_buffer.Length != 0)
+        {
+            TransportBufferPool.Return(_buffer);
+            _buffer = [];
         }
     }
 }

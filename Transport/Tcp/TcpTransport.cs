@@ -33,7 +33,9 @@ public sealed class TcpTransport : INvmeTransport
         try
         {
             var endpoint = await ResolveAsync(address, deadline.Token).ConfigureAwait(false);
-            socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            // Near the descriptor limit a connection is refused here, not left to abort the process later.
+            socket = DescriptorLimit.OpenTcpSocket(endpoint.AddressFamily, address);
+            socket.NoDelay = true;
             await socket.ConnectAsync(endpoint, deadline.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
@@ -52,7 +54,13 @@ public sealed class TcpTransport : INvmeTransport
             throw;
         }
 
-        var connection = SocketConnection.Create(socket, _sendPipe, _receivePipe, SocketConnectionOptions.InlineReads | SocketConnectionOptions.InlineWrites, address.ToString());
+        var connectionOptions = SocketConnectionOptions.InlineReads | SocketConnectionOptions.InlineWrites;
+        if (_options.ZeroLengthReads)
+        {
+            connectionOptions |= SocketConnectionOptions.ZeroLengthReads;
+        }
+
+        var connection = SocketConnection.Create(socket, _sendPipe, _receivePipe, connectionOptions, address.ToString());
         return new TcpConnection(connection, address);
     }
 

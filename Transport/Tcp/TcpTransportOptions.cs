@@ -23,6 +23,12 @@ public sealed record TcpTransportOptions
     /// <summary>Bytes queued for sending before a flush waits for the socket.</summary>
     public int SendBufferLimit { get; init; } = 4 * 1024 * 1024;
 
+    /// <summary>
+    /// Wait for data with a zero-length receive before renting a segment: an idle connection then holds
+    /// no receive buffer (an extra system call per wake-up; right for admin queues, of which a process may hold thousands).
+    /// </summary>
+    public bool ZeroLengthReads { get; init; }
+
     internal void Validate()
     {
         if (ConnectTimeout <= TimeSpan.Zero)

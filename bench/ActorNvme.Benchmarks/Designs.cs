@@ -11,13 +11,19 @@ public static class Designs
     public const string RawBlocking = "raw-socket-blocking";
     public const string RawSpin = "raw-socket-spin50us";
 
-    public static readonly string[] All = [Pipelines, RawBlocking, RawSpin];
+    // The design before per-core I/O threads: a receive thread per queue pair.
+    public const string DedicatedBlocking = "dedicated-blocking";
+    public const string DedicatedSpin = "dedicated-spin50us";
+
+    public static readonly string[] All = [Pipelines, RawBlocking, RawSpin, DedicatedBlocking, DedicatedSpin];
 
     public static INvmeTransport Create(string design) => design switch
     {
         Pipelines => new TcpTransport(),
         RawBlocking => new RawSocketTransport(),
         RawSpin => new RawSocketTransport(new RawSocketTransportOptions { SpinBeforeBlocking = TimeSpan.FromMicroseconds(50) }),
+        DedicatedBlocking => new RawSocketTransport(new RawSocketTransportOptions { DedicatedReceiveThreads = true }),
+        DedicatedSpin => new RawSocketTransport(new RawSocketTransportOptions { DedicatedReceiveThreads = true, SpinBeforeBlocking = TimeSpan.FromMicroseconds(50) }),
         _ => throw new ArgumentOutOfRangeException(nameof(design), design, string.Join(", ", All)),
     };
 
