@@ -139,9 +139,11 @@ internal sealed partial class Association
 
     private void InitializationExpired()
     {
-        if (!Volatile.Read(ref _initialized) && Listener.Gate.IsOpen)
+        // Half-open connections (nothing sent, or an ICReq and no Connect) hold a slot of max_connections:
+        // a connection that has not bound a queue by now is reaped, so they cannot lock real hosts out.
+        if (Volatile.Read(ref _controller) is null && Listener.Gate.IsOpen)
         {
-            Close("no ICReq within the initialization timeout");
+            Close(Volatile.Read(ref _initialized) ? "ICReq but no Connect within the initialization timeout" : "no ICReq within the initialization timeout");
         }
     }
 

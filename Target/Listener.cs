@@ -131,7 +131,8 @@ internal sealed class TcpTargetListener : TargetListener
         var socket = new Socket(_ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            // No ReuseAddress: on Linux .NET turns it into SO_REUSEPORT too, and a second target on the same
+            // port would bind as well and split the connections. A port in use is refused (EADDRINUSE).
             socket.Bind(new IPEndPoint(_ip, _port));
             // A deep backlog (the kernel caps it at somaxconn): thousands of hosts connecting at once
             // must not lose SYNs, whose retransmission a second later can outlast a short KATO.

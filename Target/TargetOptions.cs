@@ -88,8 +88,8 @@ public sealed record TargetOptions
     /// </summary>
     public bool ReportCurrentDiscoverySubsystem { get; init; } = true;
 
-    /// <summary>Time a new connection has to send its ICReq before it is closed.</summary>
-    public TimeSpan InitializationTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Time a new connection has to send its ICReq and a Fabrics Connect before it is closed (half-open connections are reaped).</summary>
+    public TimeSpan InitializationTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     internal void Validate()
     {
