@@ -5,7 +5,8 @@ namespace ActorNvme.Cluster;
 /// <summary>
 /// The cluster-wide view of controllers and block devices: every node keeps its own (its entities report
 /// to a per-node actor, <see cref="NodeViewActorName"/>), and any node gathers the others' by asking
-/// that actor on every member's address. Everything here crosses nodes, so it is made of strings and numbers.
+/// that actor on every member's address. Everything here crosses nodes, so it is made of strings and numbers,
+/// and its lists are arrays: the JSON serializer cannot rebuild the compiler's type behind a collection expression.
 /// </summary>
 public static class ClusterView
 {
@@ -93,7 +94,7 @@ internal sealed class NodeViewActor : ReceiveActor
         Receive<ClusterView.GetNodeView>(_ => Sender.Tell(new ClusterView.NodeView(
             node,
             address,
-            [.. _subsystems.Values.OrderBy(s => s.SubsystemNqn, StringComparer.Ordinal)])));
+            _subsystems.Values.OrderBy(s => s.SubsystemNqn, StringComparer.Ordinal).ToArray())));
     }
 
     public static Props Props(string node) => Akka.Actor.Props.Create(() => new NodeViewActor(node));

@@ -28,7 +28,7 @@ internal sealed class SubsystemEntityActor : ReceiveActor
     private bool _detaching;
     private bool _handingOff;
     private bool _attached;
-    private IReadOnlyList<string> _devices = [];
+    private IReadOnlyList<string> _devices = Array.Empty<string>();
 
     // Paths already given to the current subsystem: the coordinator re-sends the desired state every few
     // hundred milliseconds, and only a path not seen before becomes an AddPath.
@@ -66,8 +66,8 @@ internal sealed class SubsystemEntityActor : ReceiveActor
             report.Name,
             report.SubsystemNqn,
             report.HostNqn,
-            [.. report.Paths.Select(p => new ClusterView.PathView(p.Name, p.State.ToString(), p.Reason, p.Address.Host, p.Address.Port))],
-            [.. report.Devices.Select(d => new ClusterView.DeviceView(d.Name, d.Controller, d.SubsystemNqn, d.NamespaceId, d.BlockSize, d.BlockCount))]);
+            report.Paths.Select(p => new ClusterView.PathView(p.Name, p.State.ToString(), p.Reason, p.Address.Host, p.Address.Port)).ToArray(),
+            report.Devices.Select(d => new ClusterView.DeviceView(d.Name, d.Controller, d.SubsystemNqn, d.NamespaceId, d.BlockSize, d.BlockCount)).ToArray());
         _nodeView.Tell(new ClusterView.LocalSubsystemChanged(Self.Path.Name, view));
     }
 
@@ -154,7 +154,7 @@ internal sealed class SubsystemEntityActor : ReceiveActor
 
     private void OnAttached(SubsystemMessages.Attached message)
     {
-        _devices = [.. message.Devices.Select(d => d.Name)];
+        _devices = message.Devices.Select(d => d.Name).ToArray(); // an array: a collection expression's type does not deserialize on another node
         if (!_attached && _desired is { } desired)
         {
             _attached = true;
@@ -174,7 +174,7 @@ internal sealed class SubsystemEntityActor : ReceiveActor
         _subsystem = null;
         _attached = false;
         _detaching = false;
-        _devices = [];
+        _devices = Array.Empty<string>();
         if (_handingOff)
         {
             if (_desired is { } moving)

@@ -161,6 +161,7 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
         await Eventually("every subsystem attached once", () =>
             _target.Subsystems.All(s => s.ControllerCount == 1) && OwnersNow().Count == SubsystemCount);
         var owners = OwnersNow();
+        output.WriteLine("placement: " + string.Join(", ", owners.OrderBy(o => o.Key, StringComparer.Ordinal).Select(o => $"{o.Key[^6..]}→{o.Value}")));
         Assert.True(owners.Values.Distinct().Count() > 1, "placed on one node only: the owners would not be told apart");
 
         // The views follow the subsystems' reports, which may come just after the Attached event: wait until
