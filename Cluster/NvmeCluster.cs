@@ -15,8 +15,11 @@ public sealed class NvmeCluster
 {
     public const string CoordinatorName = "nvme-discovery-coordinator";
 
-    private NvmeCluster(IActorRef region, string node, NvmeClusterSettings settings)
+    private readonly ActorSystem _system;
+
+    private NvmeCluster(ActorSystem system, IActorRef region, string node, NvmeClusterSettings settings)
     {
+        _system = system;
         Region = region;
         Node = node;
         Settings = settings;
@@ -29,6 +32,10 @@ public sealed class NvmeCluster
     public string Node { get; }
 
     public NvmeClusterSettings Settings { get; }
+
+    /// <summary>Every node's controllers and block devices (see <see cref="ClusterView.GatherAsync"/>).</summary>
+    public Task<ClusterView.Gathered> GatherViewAsync(TimeSpan perNodeTimeout, CancellationToken cancellationToken = default) =>
+        ClusterView.GatherAsync(_system, Settings.Role, perNodeTimeout, cancellationToken);
 
     /// <summary>
     /// Starts the region and the singleton. <paramref name="discoveryLog"/> reads a discovery log (only the
@@ -45,11 +52,12 @@ public sealed class NvmeCluster
         string node = settings.NodeName.Length > 0 ? settings.NodeName : cluster.SelfAddress.ToString();
         connector ??= TransportAdminConnector.Tcp();
 
+        var nodeView = system.ActorOf(NodeViewActor.Props(node), ClusterView.NodeViewActorName);
         var sharding = ClusterSharding.Get(system);
         var shardingSettings = ClusterShardingSettings.Create(system).WithRole(settings.Role);
         var region = sharding.Start(
             ClusterSubsystem.TypeName,
-            SubsystemEntityActor.Props(hostSettings, connector, node),
+            SubsystemEntityActor.Props(hostSettings, connector, node, nodeView),
             shardingSettings,
             new ClusterSubsystem.MessageExtractor(settings.Shards),
             sharding.DefaultShardAllocationStrategy(shardingSettings),
@@ -61,7 +69,7 @@ public sealed class NvmeCluster
                 PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(settings.Role)),
             CoordinatorName);
-        return new NvmeCluster(region, node, settings);
+        return new NvmeCluster(system, region, node, settings);
     }
 
     /// <summary>

@@ -21,34 +21,55 @@ internal sealed class SubsystemEntityActor : ReceiveActor
     private readonly NvmeHostSettings _settings;
     private readonly IAdminConnector _connector;
     private readonly string _node;
+    private readonly IActorRef _nodeView;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private ClusterSubsystem.EnsureAttached? _desired;
     private IActorRef? _subsystem;
     private bool _detaching;
     private bool _handingOff;
     private bool _attached;
-    private IReadOnlyList<string> _devices = [];
+    private IReadOnlyList<string> _devices = Array.Empty<string>();
 
     // Paths already given to the current subsystem: the coordinator re-sends the desired state every few
     // hundred milliseconds, and only a path not seen before becomes an AddPath.
     private readonly HashSet<string> _paths = new(StringComparer.Ordinal);
 
-    public SubsystemEntityActor(NvmeHostSettings settings, IAdminConnector connector, string node)
+    public SubsystemEntityActor(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView)
     {
         _settings = settings;
         _connector = connector;
         _node = node;
+        _nodeView = nodeView;
         Receive<ClusterSubsystem.EnsureAttached>(OnEnsureAttached);
         Receive<ClusterSubsystem.EnsureDetached>(OnEnsureDetached);
         Receive<ClusterSubsystem.GetOwnership>(m => Sender.Tell(new ClusterSubsystem.Ownership(m.SubsystemNqn, m.HostNqn, _node, _attached, _devices)));
         Receive<ClusterSubsystem.HandOff>(_ => OnHandOff());
         Receive<SubsystemMessages.Attached>(OnAttached);
-        Receive<SubsystemMessages.Report>(_ => { });
+        Receive<SubsystemMessages.Report>(OnReport);
         Receive<Terminated>(OnSubsystemTerminated);
     }
 
-    public static Props Props(NvmeHostSettings settings, IAdminConnector connector, string node) =>
-        Akka.Actor.Props.Create(() => new SubsystemEntityActor(settings, connector, node));
+    public static Props Props(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView) =>
+        Akka.Actor.Props.Create(() => new SubsystemEntityActor(settings, connector, node, nodeView));
+
+    protected override void PostStop() => _nodeView.Tell(new ClusterView.LocalSubsystemChanged(Self.Path.Name, null));
+
+    /// <summary>The subsystem's state after every change: this node's view (the cluster-wide lists) is made of these.</summary>
+    private void OnReport(SubsystemMessages.Report report)
+    {
+        if (!report.Subsystem.Equals(_subsystem))
+        {
+            return; // a late report of a subsystem already replaced
+        }
+
+        var view = report.Removed is not null ? null : new ClusterView.SubsystemView(
+            report.Name,
+            report.SubsystemNqn,
+            report.HostNqn,
+            report.Paths.Select(p => new ClusterView.PathView(p.Name, p.State.ToString(), p.Reason, p.Address.Host, p.Address.Port)).ToArray(),
+            report.Devices.Select(d => new ClusterView.DeviceView(d.Name, d.Controller, d.SubsystemNqn, d.NamespaceId, d.BlockSize, d.BlockCount)).ToArray());
+        _nodeView.Tell(new ClusterView.LocalSubsystemChanged(Self.Path.Name, view));
+    }
 
     private void OnEnsureAttached(ClusterSubsystem.EnsureAttached message)
     {
@@ -133,7 +154,7 @@ internal sealed class SubsystemEntityActor : ReceiveActor
 
     private void OnAttached(SubsystemMessages.Attached message)
     {
-        _devices = [.. message.Devices.Select(d => d.Name)];
+        _devices = message.Devices.Select(d => d.Name).ToArray(); // an array: a collection expression's type does not deserialize on another node
         if (!_attached && _desired is { } desired)
         {
             _attached = true;
@@ -149,10 +170,11 @@ internal sealed class SubsystemEntityActor : ReceiveActor
         }
 
         bool wasDetaching = _detaching;
+        _nodeView.Tell(new ClusterView.LocalSubsystemChanged(Self.Path.Name, null));
         _subsystem = null;
         _attached = false;
         _detaching = false;
-        _devices = [];
+        _devices = Array.Empty<string>();
         if (_handingOff)
         {
             if (_desired is { } moving)

@@ -177,51 +177,88 @@ internal static class NvmeCliCommands
     {
         var bdevs = (await client.CallAsync("bdev_get_bdevs", null, cancellationToken).ConfigureAwait(false))?.AsArray() ?? [];
         var controllers = (await client.CallAsync("bdev_nvme_get_controllers", null, cancellationToken).ConfigureAwait(false))?.AsArray() ?? [];
-        var rows = new List<(string Node, string Controller, string Nqn, uint Nsid, ulong Bytes, int BlockSize, string Paths)>();
+        var rows = new List<(string Node, string Controller, string Nqn, uint Nsid, ulong Bytes, int BlockSize, string Paths, string? Owner)>();
+        var unanswered = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var bdev in bdevs)
         {
             string node = bdev!["name"]!.GetValue<string>();
+            string? owner = OwnerOf(bdev);
+            if ((bdev["actornvme"] as JsonObject)?["unanswered"] is JsonArray missing)
+            {
+                unanswered.UnionWith(missing.OfType<JsonValue>().Select(m => m.TryGetValue<string>(out var name) ? name : null).OfType<string>());
+            }
+
             var nvme = bdev["driver_specific"]?["nvme"]?.AsArray();
             string nqn = nvme is { Count: > 0 } ? nvme[0]!["ctrlr_data"]?["subnqn"]?.GetValue<string>() ?? string.Empty : string.Empty;
             uint nsid = nvme is { Count: > 0 } ? nvme[0]!["ns_data"]?["id"]?.GetValue<uint>() ?? 0 : 0;
             int blockSize = bdev["block_size"]!.GetValue<int>();
             ulong blocks = bdev["num_blocks"]!.GetValue<ulong>();
-            var controller = controllers.FirstOrDefault(c => c!["ctrlrs"]!.AsArray().Any(p => p!["trid"]?["subnqn"]?.GetValue<string>() == nqn) && node.StartsWith(c["name"]!.GetValue<string>(), StringComparison.Ordinal));
+            // In a cluster two nodes may both have a controller of one name: the block device's is its owner's.
+            var controller = controllers.FirstOrDefault(c => c!["ctrlrs"]!.AsArray().Any(p => p!["trid"]?["subnqn"]?.GetValue<string>() == nqn) && node.StartsWith(c["name"]!.GetValue<string>(), StringComparison.Ordinal) && OwnerOf(c) == owner);
             string paths = controller is null
                 ? string.Empty
                 : string.Join(", ", controller["ctrlrs"]!.AsArray().Select(p => $"{p!["trid"]!["traddr"]}:{p["trid"]!["trsvcid"]} {p["state"]}"));
-            rows.Add((node, controller?["name"]?.GetValue<string>() ?? string.Empty, nqn, nsid, blocks * (ulong)blockSize, blockSize, paths));
+            rows.Add((node, controller?["name"]?.GetValue<string>() ?? string.Empty, nqn, nsid, blocks * (ulong)blockSize, blockSize, paths, owner));
         }
+
+        bool clustered = rows.Any(r => r.Owner is not null);
 
         if (json)
         {
-            var devices = new JsonArray([.. rows.Select(r => (JsonNode?)new JsonObject
+            var devices = new JsonArray([.. rows.Select(r =>
             {
-                ["DevicePath"] = r.Node,
-                ["Controller"] = r.Controller,
-                ["SubsystemNQN"] = r.Nqn,
-                ["NameSpace"] = r.Nsid,
-                ["PhysicalSize"] = r.Bytes,
-                ["SectorSize"] = r.BlockSize,
-                ["Paths"] = r.Paths,
+                var device = new JsonObject
+                {
+                    ["DevicePath"] = r.Node,
+                    ["Controller"] = r.Controller,
+                    ["SubsystemNQN"] = r.Nqn,
+                    ["NameSpace"] = r.Nsid,
+                    ["PhysicalSize"] = r.Bytes,
+                    ["SectorSize"] = r.BlockSize,
+                    ["Paths"] = r.Paths,
+                };
+                if (clustered)
+                {
+                    device["Owner"] = r.Owner ?? string.Empty;
+                }
+
+                return (JsonNode?)device;
             })]);
-            await output.WriteLineAsync(new JsonObject { ["Devices"] = devices }.ToJsonString(Indented)).ConfigureAwait(false);
+            var document = new JsonObject { ["Devices"] = devices };
+            if (unanswered.Count > 0)
+            {
+                document["Unanswered"] = new JsonArray([.. unanswered.Select(n => (JsonNode?)n)]);
+            }
+
+            await output.WriteLineAsync(document.ToJsonString(Indented)).ConfigureAwait(false);
             return 0;
         }
 
         var table = new StringBuilder();
-        string Row(string node, string controller, string nsid, string usage, string format, string nqn, string paths) =>
-            $"{node,-16} {controller,-12} {nsid,-9} {usage,-12} {format,-8} {nqn,-48} {paths}".TrimEnd();
-        table.AppendLine(Row("Node", "Controller", "Namespace", "Size", "Format", "Subsystem NQN", "Paths"));
-        table.AppendLine(Row(new string('-', 16), new string('-', 12), new string('-', 9), new string('-', 12), new string('-', 8), new string('-', 48), new string('-', 20)));
+        int ownerWidth = clustered ? Math.Max(8, rows.Max(r => r.Owner?.Length ?? 0)) : 0;
+        string Row(string node, string owner, string controller, string nsid, string usage, string format, string nqn, string paths) =>
+            (clustered
+                ? $"{node,-16} {owner.PadRight(ownerWidth)} {controller,-12} {nsid,-9} {usage,-12} {format,-8} {nqn,-48} {paths}"
+                : $"{node,-16} {controller,-12} {nsid,-9} {usage,-12} {format,-8} {nqn,-48} {paths}").TrimEnd();
+        table.AppendLine(Row("Node", "Owner", "Controller", "Namespace", "Size", "Format", "Subsystem NQN", "Paths"));
+        table.AppendLine(Row(new string('-', 16), new string('-', ownerWidth), new string('-', 12), new string('-', 9), new string('-', 12), new string('-', 8), new string('-', 48), new string('-', 20)));
         foreach (var r in rows)
         {
-            table.AppendLine(Row(r.Node, r.Controller, r.Nsid.ToString(CultureInfo.InvariantCulture), Size(r.Bytes), $"{r.BlockSize} B", r.Nqn, r.Paths));
+            table.AppendLine(Row(r.Node, r.Owner ?? string.Empty, r.Controller, r.Nsid.ToString(CultureInfo.InvariantCulture), Size(r.Bytes), $"{r.BlockSize} B", r.Nqn, r.Paths));
+        }
+
+        if (unanswered.Count > 0)
+        {
+            table.AppendLine($"partial list: no answer from {string.Join(", ", unanswered)}");
         }
 
         await output.WriteAsync(table.ToString()).ConfigureAwait(false);
         return 0;
     }
+
+    /// <summary>The owning cluster node of a list entry (<c>"actornvme": {"owner": ...}</c>), or null outside a cluster.</summary>
+    private static string? OwnerOf(JsonNode? entry) =>
+        (entry?["actornvme"] as JsonObject)?["owner"] is JsonValue value && value.TryGetValue<string>(out var owner) ? owner : null;
 
     internal static async Task<int> ConnectAsync(JsonRpcClient client, ConnectRequest request, TextWriter output, CancellationToken cancellationToken)
     {

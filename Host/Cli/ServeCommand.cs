@@ -47,7 +47,7 @@ internal static class ServeCommand
         var waitForRpc = new Option<bool>("--wait-for-rpc") { Description = "Start the host only on framework_start_init (bdev_nvme_set_options first), as SPDK's --wait-for-rpc" };
         var metrics = new Option<int>("--metrics-console") { Description = "Print the ActorNvme meter's instruments every N seconds through OpenTelemetry's console exporter (0: off)", DefaultValueFactory = _ => 0 };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log at Debug level" };
-        var cluster = new Option<bool>("--cluster") { Description = "Run as a node of an ActorNvme cluster (Akka.Cluster): each subsystem is owned by exactly one node (no JSON-RPC server in this mode yet)" };
+        var cluster = new Option<bool>("--cluster") { Description = "Run as a node of an ActorNvme cluster (Akka.Cluster): each subsystem is owned by exactly one node; its JSON-RPC server (--rpc-socket, one per node) lists every node's controllers and block devices with their owner" };
         var seeds = new Option<string[]>("--seed-node") { Description = "Cluster seed node as host:port (repeat for more; the first node lists itself)", AllowMultipleArgumentsPerToken = true };
         var port = new Option<int>("--port") { Description = "Akka.Remote port of this cluster node (0: any free port)", DefaultValueFactory = _ => 0 };
         var hostname = new Option<string>("--hostname") { Description = "Address this cluster node listens on and is reached at", DefaultValueFactory = _ => "127.0.0.1" };
@@ -87,6 +87,7 @@ internal static class ServeCommand
                         ReconcileInterval = Seconds(parse.GetValue(reconcile)),
                         MinMembers = parse.GetValue(minMembers),
                     },
+                    RpcSocket = parse.GetValue(socket)!,
                     IoWriter = parse.GetValue(ioWriter),
                     HostNqn = parse.GetValue(hostNqn),
                     Verbose = parse.GetValue(verbose),
@@ -197,6 +198,12 @@ internal static class ServeCommand
         if (options.Node.SeedNodes.Count == 0)
         {
             await Console.Error.WriteLineAsync("actornvme serve --cluster: give at least one --seed-node (the first node lists itself)").ConfigureAwait(false);
+            return 2;
+        }
+
+        if (options.RpcSocket is { } rpcSocket && RpcSocketProblem(rpcSocket) is { } problem)
+        {
+            await Console.Error.WriteLineAsync($"actornvme serve --cluster: --rpc-socket {rpcSocket}: {problem}").ConfigureAwait(false);
             return 2;
         }
 

@@ -7,6 +7,7 @@ using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
 using ActorNvme.Cluster;
 using ActorNvme.Host.Discover;
+using ActorNvme.Host.JsonRpc;
 using ActorNvme.Io;
 using ActorNvme.Protocol.Data;
 
@@ -27,6 +28,9 @@ public sealed record ClusterNodeOptions
     public string? HostNqn { get; init; }
 
     public bool Verbose { get; init; }
+
+    /// <summary>Unix socket of this node's JSON-RPC server (cluster-wide lists); null: none.</summary>
+    public string? RpcSocket { get; init; }
 }
 
 /// <summary>
@@ -55,13 +59,27 @@ public static class ClusterNodeRunner
         var hostSettings = NvmeHostSettings.Create(system);
         var cluster = NvmeCluster.Start(system, (path, timeout, token) => ReadDiscoveryLogAsync(path, hostSettings, timeout, token));
         var writer = TextWriter.Synchronized(output);
+        await using var rpc = options.RpcSocket is { } socket
+            ? new JsonRpcServer(socket, new ClusterRpcService((timeout, token) => cluster.GatherViewAsync(timeout, token), cluster.Node))
+            : null;
+        try
+        {
+            rpc?.Start();
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
+        {
+            await Console.Error.WriteLineAsync($"actornvme serve --cluster: --rpc-socket {options.RpcSocket}: {e.Message}").ConfigureAwait(false);
+            await system.Terminate().ConfigureAwait(false);
+            return 1;
+        }
+
         var observer = system.ActorOf(Props.Create(() => new NodeObserver(writer, cluster.Node, options.IoWriter)), "cluster-node-observer");
         system.EventStream.Subscribe(observer, typeof(ClusterSubsystem.OwnershipEvent));
         system.EventStream.Subscribe(observer, typeof(BlockDeviceAdded));
         system.EventStream.Subscribe(observer, typeof(BlockDeviceRemoved));
         var akkaCluster = Akka.Cluster.Cluster.Get(system);
         akkaCluster.RegisterOnMemberUp(() => writer.WriteLine($"{EventPrefix} {Now()} {cluster.Node} MemberUp - {akkaCluster.SelfAddress}"));
-        writer.WriteLine($"{EventPrefix} {Now()} {cluster.Node} NodeStarted - {akkaCluster.SelfAddress} host {hostSettings.HostNqn} hostid {hostSettings.HostId}");
+        writer.WriteLine($"{EventPrefix} {Now()} {cluster.Node} NodeStarted - {akkaCluster.SelfAddress} host {hostSettings.HostNqn} hostid {hostSettings.HostId}{(rpc is null ? string.Empty : " rpc " + rpc.SocketPath)}");
         writer.Flush();
 
         var terminated = system.WhenTerminated;

@@ -380,6 +380,7 @@ public static class ClusterDemoRunner
                 "serve", "--cluster", "--node-name", name, "--port", port.ToString(CultureInfo.InvariantCulture), "--seed-node", seed,
                 "--discovery-address", discovery, "--min-members", options.Nodes.ToString(CultureInfo.InvariantCulture),
                 "--stable-after", seconds, "--heartbeat-pause", seconds, "--reconcile-interval", "0.5", "--io-writer", "--host-nqn", hostNqn,
+                "--rpc-socket", Path.Combine(Path.GetTempPath(), $"actornvme-{name}-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}.sock"),
             })
             {
                 start.ArgumentList.Add(arg);

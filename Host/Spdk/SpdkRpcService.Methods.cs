@@ -754,18 +754,7 @@ public sealed partial class SpdkRpcService
                 continue;
             }
 
-            string hostNqn = controller.HostNqn;
-            result.Add(new JsonObject
-            {
-                ["name"] = controller.Name,
-                ["ctrlrs"] = new JsonArray([.. paths.Select(path => (JsonNode?)new JsonObject
-                {
-                    ["state"] = SpdkJson.State(path.State),
-                    ["trid"] = SpdkJson.Trid(path.Address, controller.SubsystemNqn),
-                    ["host"] = new JsonObject { ["nqn"] = hostNqn, ["addr"] = string.Empty, ["svcid"] = string.Empty },
-                    ["actornvme"] = new JsonObject { ["path"] = path.Path, ["state"] = path.State.ToString(), ["reason"] = path.Reason, ["origin"] = controller.Origin },
-                })]),
-            });
+            result.Add(Controller(controller));
         }
 
         if (only is not null && result.Count == 0)
@@ -923,7 +912,20 @@ public sealed partial class SpdkRpcService
         return result;
     }
 
-    private static JsonObject Bdev(BlockDeviceInfo device, NvmeHost.ControllerList controllers)
+    /// <summary>One entry of bdev_nvme_get_controllers: a controller (subsystem) and its paths.</summary>
+    internal static JsonObject Controller(NvmeHost.ControllerSummary controller) => new()
+    {
+        ["name"] = controller.Name,
+        ["ctrlrs"] = new JsonArray([.. controller.Paths.Select(path => (JsonNode?)new JsonObject
+        {
+            ["state"] = SpdkJson.State(path.State),
+            ["trid"] = SpdkJson.Trid(path.Address, controller.SubsystemNqn),
+            ["host"] = new JsonObject { ["nqn"] = controller.HostNqn, ["addr"] = string.Empty, ["svcid"] = string.Empty },
+            ["actornvme"] = new JsonObject { ["path"] = path.Path, ["state"] = path.State.ToString(), ["reason"] = path.Reason, ["origin"] = controller.Origin },
+        })]),
+    };
+
+    internal static JsonObject Bdev(BlockDeviceInfo device, NvmeHost.ControllerList controllers)
     {
         var paths = controllers.Controllers.Where(c => c.Name == device.Controller).SelectMany(c => c.Paths).ToArray();
         return new JsonObject

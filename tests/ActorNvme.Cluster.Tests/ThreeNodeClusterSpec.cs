@@ -149,6 +149,77 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal(0, _nodes.Sum(n => n.VerifyFailures));
     }
 
+    [Fact]
+    public async Task Any_nodes_cluster_wide_list_has_every_subsystem_exactly_once_with_its_owner()
+    {
+        int[] ports = FreePorts(3);
+        for (int i = 0; i < 3; i++)
+        {
+            _nodes.Add(StartNode($"node-{i}", ports[i], ports[0]));
+        }
+
+        // Owners on more than one node, so that a wrong owner would show (a node whose region registered late
+        // gets its share by rebalancing).
+        await Eventually("every subsystem attached once, on more than one node", () =>
+            _target.Subsystems.All(s => s.ControllerCount == 1) && OwnersNow() is { Count: SubsystemCount } now && now.Values.Distinct().Count() > 1);
+        var owners = OwnersNow();
+        output.WriteLine("placement: " + string.Join(", ", owners.OrderBy(o => o.Key, StringComparer.Ordinal).Select(o => $"{o.Key[^6..]}→{o.Value}")));
+
+        // The views follow the subsystems' reports, which may come just after the Attached event: wait until
+        // each node's list names every subsystem, then check it names each once, with the node that holds it.
+        foreach (var node in _nodes)
+        {
+            var service = new ActorNvme.Host.ClusterNode.ClusterRpcService((timeout, token) => node.Cluster.GatherViewAsync(timeout, token), node.Name)
+            {
+                PerNodeTimeout = TimeSpan.FromSeconds(10),
+            };
+            System.Text.Json.Nodes.JsonArray bdevs = [];
+            System.Text.Json.Nodes.JsonArray controllers = [];
+            await EventuallyAsync($"{node.Name}'s cluster-wide lists name every subsystem", async () =>
+            {
+                bdevs = (await service.DispatchAsync("bdev_get_bdevs", null, CancellationToken.None))!.AsArray();
+                controllers = (await service.DispatchAsync("bdev_nvme_get_controllers", null, CancellationToken.None))!.AsArray();
+                return NqnsOf(bdevs).Distinct().Count() == SubsystemCount && controllers.Count >= SubsystemCount;
+            });
+
+            Assert.Equal(SubsystemCount, bdevs.Count);
+            foreach (var bdev in bdevs)
+            {
+                string nqn = bdev!["driver_specific"]!["nvme"]![0]!["ctrlr_data"]!["subnqn"]!.GetValue<string>();
+                Assert.Equal(owners[nqn], bdev["actornvme"]!["owner"]!.GetValue<string>());
+                Assert.Null(bdev["actornvme"]!["unanswered"]);
+            }
+
+            Assert.Equal(SubsystemCount, controllers.Count);
+            foreach (var controller in controllers)
+            {
+                string nqn = controller!["ctrlrs"]![0]!["trid"]!["subnqn"]!.GetValue<string>();
+                Assert.Equal(owners[nqn], controller["actornvme"]!["owner"]!.GetValue<string>());
+            }
+
+            Assert.Equal(SubsystemCount, controllers.Select(c => c!["ctrlrs"]![0]!["trid"]!["subnqn"]!.GetValue<string>()).Distinct().Count());
+        }
+    }
+
+    private static IEnumerable<string> NqnsOf(System.Text.Json.Nodes.JsonArray bdevs) =>
+        bdevs.Select(b => b!["driver_specific"]!["nvme"]![0]!["ctrlr_data"]!["subnqn"]!.GetValue<string>());
+
+    private async Task EventuallyAsync(string what, Func<Task<bool>> condition)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (clock.Elapsed > Deadline)
+            {
+                Assert.Fail($"{what}: not within {Deadline.TotalSeconds:0} s");
+            }
+
+            await Task.Delay(200);
+        }
+
+        output.WriteLine($"{what}: after {clock.Elapsed.TotalSeconds:0.0} s");
+    }
+
     private Dictionary<string, string> OwnersNow()
     {
         var owners = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -184,12 +255,12 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
             """);
         var system = NvmeCluster.CreateSystem(options, application);
         var settings = NvmeHostSettings.Create(system);
-        NvmeCluster.Start(system, async (path, timeout, token) =>
+        var cluster = NvmeCluster.Start(system, async (path, timeout, token) =>
         {
             var log = await DiscoveryLogReader.ReadAsync(ClusterSubsystem.ParsePath(path), settings.HostNqn, settings.HostId, timeout, token);
             return [.. log.Entries.Where(e => e.SubsystemType == SubsystemType.Nvm).Select(e => new DiscoveredSubsystem(e.SubsystemNqn, $"{e.TransportAddress}:{e.TransportServiceId}"))];
         });
-        var node = new Node(name, system);
+        var node = new Node(name, system, cluster);
         var observer = system.ActorOf(Props.Create(() => new NodeObserver(node)));
         system.EventStream.Subscribe(observer, typeof(ClusterSubsystem.OwnershipEvent));
         system.EventStream.Subscribe(observer, typeof(BlockDeviceAdded));
@@ -230,8 +301,10 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
     }
 
     /// <summary>What one node reported: its ownership events and its writers' counts.</summary>
-    private sealed class Node(string name, ActorSystem system)
+    private sealed class Node(string name, ActorSystem system, NvmeCluster cluster)
     {
+        public NvmeCluster Cluster { get; } = cluster;
+
         private readonly ConcurrentQueue<ClusterSubsystem.OwnershipEvent> _events = new();
         private readonly ConcurrentDictionary<string, long> _writes = new(StringComparer.Ordinal);
         private int _verifyFailures;

@@ -59,6 +59,7 @@ public sealed class NvmeCliCommandsTests : IAsyncLifetime
         Assert.Equal(0, await NvmeCliCommands.ListAsync(client, json: false, table, CancellationToken.None));
         var lines = table.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.StartsWith("Node", lines[0], StringComparison.Ordinal);
+        Assert.DoesNotContain("Owner", lines[0], StringComparison.Ordinal); // a single daemon: no owners, no column
         Assert.Equal(2 + 3, lines.Length); // header, rule, three namespaces
         Assert.Contains(lines, l => l.StartsWith("nvme0n1 ", StringComparison.Ordinal) && l.Contains("4 MiB", StringComparison.Ordinal) && l.Contains(FirstNqn, StringComparison.Ordinal) && l.Contains($"127.0.0.1:{_port} enabled", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith("nvme1n2 ", StringComparison.Ordinal) && l.Contains("4096 B", StringComparison.Ordinal));
