@@ -17,6 +17,8 @@ public sealed class TransportIoQueueConnector(INvmeTransport transport) : IIoQue
     /// <paramref name="ioThreads"/> shared I/O threads, 0: one per core), which poll for a busy queue
     /// for <paramref name="receiveSpin"/> before they block (io-receive-spin).
     /// </summary>
+    private static readonly Lazy<INvmeTransport> TlsInner = new(() => NvmeTransports.ForAdminQueues());
+
     public static TransportIoQueueConnector Tcp(TimeSpan receiveSpin = default, int ioThreads = 0) =>
         new(NvmeTransports.ForIoQueues(receiveSpin > TimeSpan.Zero || ioThreads > 0 ? new RawSocketTransportOptions { SpinBeforeBlocking = receiveSpin, IoThreads = ioThreads } : null));
 
@@ -92,7 +94,9 @@ public sealed class TransportIoQueueConnector(INvmeTransport transport) : IIoQue
         CancellationToken lifetime)
     {
         // ICReq/ICResp only; Connect is sent here so its answer (SQHD) can be read.
-        INvmeTransport secured = request.Tls is { } tls ? new TlsPskTransport(transport, tls) : transport;
+        // TLS records are read and written through a stream over the connection's pipe: that needs the
+        // pipelines transport underneath, not the raw-socket one (whose reads the shared I/O threads drive).
+        INvmeTransport secured = request.Tls is { } tls ? new TlsPskTransport(transport is RawSocketTransport ? TlsInner.Value : transport, tls) : transport;
         var opened = request.TcpUserTimeout > TimeSpan.Zero ? new TcpUserTimeoutTransport(secured, request.TcpUserTimeout) : secured;
         var queue = await IoQueuePair.ConnectAsync(opened, request.Address, queueId, options, connect: null, lifetime).ConfigureAwait(false);
         try

@@ -100,7 +100,7 @@ public sealed class TlsPskTransportTests
     }
 
     [Fact]
-    public async Task Over_a_raw_socket_to_a_loopback_listener()
+    public async Task Over_tcp_to_a_loopback_listener()
     {
         string key = NvmeTlsPsk.Generate(NvmeTlsPskHash.Sha384);
         using var listener = new TcpListener(IPAddress.Loopback, 0);
@@ -112,7 +112,7 @@ public sealed class TlsPskTransportTests
             await EchoAsync(new TcpTransport().Wrap(socket, new TransportAddress("client", 0)), key, null);
         });
 
-        await using var connection = await new TlsPskTransport(new RawSocketTransport(), Session(key)).ConnectAsync(address, CancellationToken.None).AsTask().WaitAsync(Deadline);
+        await using var connection = await new TlsPskTransport(NvmeTransports.ForAdminQueues(), Session(key)).ConnectAsync(address, CancellationToken.None).AsTask().WaitAsync(Deadline);
         var data = new byte[64 * 1024 + 17];
         new Random(3).NextBytes(data);
         await connection.Pipe.Output.WriteAsync(data);
