@@ -34,6 +34,12 @@ public sealed record ServeOptions
 
     public bool Verbose { get; init; }
 
+    /// <summary>Also write the log to this file (appended); null: console only.</summary>
+    public string? LogFile { get; init; }
+
+    /// <summary>Log lines as compact JSON (one object per line: @t, @l, @mt and properties) on the console and in the file.</summary>
+    public bool LogJson { get; init; }
+
     /// <summary>Run as a node of an ActorNvme cluster (see <see cref="ClusterNode.ClusterNodeRunner"/>); null: a single process.</summary>
     public ClusterNode.ClusterNodeOptions? Cluster { get; init; }
 }
@@ -47,6 +53,8 @@ internal static class ServeCommand
         var waitForRpc = new Option<bool>("--wait-for-rpc") { Description = "Start the host only on framework_start_init (bdev_nvme_set_options first), as SPDK's --wait-for-rpc" };
         var metrics = new Option<int>("--metrics-console") { Description = "Print the ActorNvme meter's instruments every N seconds through OpenTelemetry's console exporter (0: off)", DefaultValueFactory = _ => 0 };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log at Debug level" };
+        var logFile = new Option<string?>("--log-file") { Description = "Also append the log to this file" };
+        var logJson = new Option<bool>("--log-json") { Description = "Log as compact JSON, one object per line (console and --log-file)" };
         var cluster = new Option<bool>("--cluster") { Description = "Run as a node of an ActorNvme cluster (Akka.Cluster): each subsystem is owned by exactly one node; its JSON-RPC server (--rpc-socket, one per node) lists every node's controllers and block devices with their owner" };
         var seeds = new Option<string[]>("--seed-node") { Description = "Cluster seed node as host:port (repeat for more; the first node lists itself)", AllowMultipleArgumentsPerToken = true };
         var port = new Option<int>("--port") { Description = "Akka.Remote port of this cluster node (0: any free port)", DefaultValueFactory = _ => 0 };
@@ -62,7 +70,7 @@ internal static class ServeCommand
         var ioWriter = new Option<bool>("--io-writer") { Description = "Cluster node: write and verify a block of every attached block device continuously (demo load)" };
         var command = new Command("serve", "Run the ActorNvme daemon: the NVMe host with an SPDK-compatible JSON-RPC server on a Unix socket")
         {
-            socket, config, waitForRpc, metrics, verbose, cluster, seeds, port, hostname, nodeName, discovery, strategy, stableAfter, heartbeatPause, reconcile, minMembers, hostNqn, ioWriter,
+            socket, config, waitForRpc, metrics, verbose, logFile, logJson, cluster, seeds, port, hostname, nodeName, discovery, strategy, stableAfter, heartbeatPause, reconcile, minMembers, hostNqn, ioWriter,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(
             new ServeOptions
@@ -72,6 +80,8 @@ internal static class ServeCommand
                 WaitForRpc = parse.GetValue(waitForRpc),
                 MetricsConsoleSeconds = parse.GetValue(metrics),
                 Verbose = parse.GetValue(verbose),
+                LogFile = parse.GetValue(logFile),
+                LogJson = parse.GetValue(logJson),
                 Cluster = !parse.GetValue(cluster) ? null : new ClusterNode.ClusterNodeOptions
                 {
                     Node = new ActorNvme.Cluster.NvmeClusterNodeOptions
@@ -135,11 +145,21 @@ internal static class ServeCommand
         }
 
         var level = new LoggingLevelSwitch(options.Verbose ? LogEventLevel.Debug : LogEventLevel.Information);
-        Log.Logger = new LoggerConfiguration()
+        const string Template = "[{Timestamp:HH:mm:ss.fff} {Level:u3}] {Message:lj}{NewLine}{Exception}";
+        var logging = new LoggerConfiguration()
             .MinimumLevel.ControlledBy(level)
-            .Enrich.FromLogContext()
-            .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss.fff} {Level:u3}] {Message:lj}{NewLine}{Exception}")
-            .CreateLogger();
+            .Enrich.FromLogContext();
+        logging = options.LogJson
+            ? logging.WriteTo.Console(new Serilog.Formatting.Compact.CompactJsonFormatter())
+            : logging.WriteTo.Console(outputTemplate: Template);
+        if (options.LogFile is { } logPath)
+        {
+            logging = options.LogJson
+                ? logging.WriteTo.File(new Serilog.Formatting.Compact.CompactJsonFormatter(), logPath)
+                : logging.WriteTo.File(logPath, outputTemplate: "[{Timestamp:yyyy-MM-dd HH:mm:ss.fff} {Level:u3}] {Message:lj}{NewLine}{Exception}");
+        }
+
+        Log.Logger = logging.CreateLogger();
         try
         {
             var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
