@@ -24,6 +24,9 @@ public enum HostErrorKind
     NotFound,
     Timeout,
     Failed,
+
+    /// <summary>The target refused the TCP connection (nothing listens there): final, known at the first attempt.</summary>
+    ConnectionRefused,
 }
 
 /// <summary>

@@ -408,8 +408,9 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
     /// <summary>
     /// A path whose authentication was refused will not attach by waiting (the keys do not change): the
     /// attach fails at once with the refusal, as SPDK's DNR rules end the attempt, instead of at its deadline.
+    /// So does a further path whose port refuses the connection.
     /// </summary>
-    private void FailAttachOnRefusedAuthentication(SubsystemMessages.Report report)
+    private void FailAttachOnFinalRefusal(SubsystemMessages.Report report)
     {
         if (report.Origin is not null || !_attached.TryGetValue(report.Name, out var child) || child.WaitingForAttach is not { } replyTo)
         {
@@ -419,6 +420,22 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         var refused = report.Paths.FirstOrDefault(p => (child.AttachingPath is null || p.Address == child.AttachingPath)
             && (p.Reason?.StartsWith(nameof(CloseReason.AuthenticationFailed), StringComparison.Ordinal) == true
                 || p.Reason?.StartsWith(nameof(CloseReason.TlsHandshakeFailed), StringComparison.Ordinal) == true));
+        if (refused is null && child.AttachingPath is { } adding)
+        {
+            // A further path whose port refuses the connection is answered at once too (a first path is the
+            // RPC's to judge, which knows SPDK's errno for it); the path is not left behind.
+            var dead = report.Paths.FirstOrDefault(p => p.Address == adding
+                && p.Reason?.StartsWith(nameof(CloseReason.ConnectFailed), StringComparison.Ordinal) == true
+                && p.Reason.Contains("refused", StringComparison.OrdinalIgnoreCase));
+            if (dead is not null)
+            {
+                Timers.Cancel(("attach", report.Name));
+                AbandonAttach(child, replyTo, adding, new NvmeHost.Failed(HostErrorKind.ConnectionRefused, $"controller {report.Name}: path {dead.Address} not added: {dead.Reason}"), "connection refused");
+            }
+
+            return;
+        }
+
         if (refused is null)
         {
             return;
@@ -512,7 +529,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         }
 
         _registry[report.Name] = report;
-        FailAttachOnRefusedAuthentication(report);
+        FailAttachOnFinalRefusal(report);
     }
 
     /// <summary>A report counts only from a subsystem the host still considers alive under that name.</summary>

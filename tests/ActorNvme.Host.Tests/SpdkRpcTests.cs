@@ -205,6 +205,36 @@ public sealed class SpdkRpcTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_further_path_to_a_port_that_refuses_is_econnrefused_at_once_and_not_left_behind()
+    {
+        await using var target = new ActorNvme.Target.NvmeTarget();
+        const string nqn = "nqn.2016-06.io.actornvme:dead-path";
+        target.AddSubsystem(nqn).AddNamespace(ActorNvme.Target.NamespaceOptions.Ram(1024 * 1024, 512));
+        var live = target.ListenTcp("127.0.0.1", 0);
+        await _service.DispatchAsync("bdev_nvme_attach_controller", Parse($$"""{"name":"dp","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{live.Address.Port}}","subnqn":"{{nqn}}","multipath":"multipath"}"""), CancellationToken.None);
+
+        int dead;
+        using (var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            dead = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        }
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var error = await Assert.ThrowsAsync<JsonRpcException>(() => _service.DispatchAsync(
+            "bdev_nvme_attach_controller",
+            Parse($$"""{"name":"dp","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{dead}}","subnqn":"{{nqn}}","multipath":"multipath","fabrics_connect_timeout_us":60000000}"""),
+            CancellationToken.None));
+        Assert.Equal(JsonRpcErrorCodes.ConnectionRefused, error.Code);
+        Assert.Contains($"127.0.0.1:{dead}", error.Message, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(50), $"answered after {clock.Elapsed}, as if it had waited for its 60 s deadline");
+
+        var controllers = (await _service.DispatchAsync("bdev_nvme_get_controllers", Parse("""{"name":"dp"}"""), CancellationToken.None))!.AsArray();
+        Assert.Single(controllers[0]!["ctrlrs"]!.AsArray()); // the dead path was not kept
+        await _service.DispatchAsync("bdev_nvme_detach_controller", Parse("""{"name":"dp"}"""), CancellationToken.None);
+    }
+
+    [Fact]
     public async Task A_multipath_policy_applies_to_the_named_block_device_only()
     {
         await using var target = new ActorNvme.Target.NvmeTarget();
