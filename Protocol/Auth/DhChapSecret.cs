@@ -61,36 +61,16 @@ public sealed class DhChapSecret : IDisposable
             return false;
         }
 
-        byte[] decoded;
-        try
+        if (!KeyWithCrc.TryDecode(
+            parts[2],
+            length => (length - 4) is 32 or 48 or 64 ? null : $"the key with its CRC is {length} bytes long; expected 36, 52 or 68 (a 32, 48 or 64-byte key)",
+            out var key,
+            out error))
         {
-            decoded = Convert.FromBase64String(parts[2]);
-        }
-        catch (FormatException)
-        {
-            error = "the key is not valid base64";
             return false;
         }
 
-        int keyLength = decoded.Length - 4;
-        if (keyLength is not (32 or 48 or 64))
-        {
-            CryptographicOperations.ZeroMemory(decoded);
-            error = $"the key with its CRC is {decoded.Length} bytes long; expected 36, 52 or 68 (a 32, 48 or 64-byte key)";
-            return false;
-        }
-
-        var key = decoded[..keyLength];
-        uint stored = BinaryPrimitives.ReadUInt32LittleEndian(decoded.AsSpan(keyLength));
-        CryptographicOperations.ZeroMemory(decoded);
-        if (Crc32Ieee.Compute(key) != stored)
-        {
-            CryptographicOperations.ZeroMemory(key);
-            error = "the key's CRC-32 does not match (a typo or a truncated key)";
-            return false;
-        }
-
-        secret = new DhChapSecret(key, (byte)(parts[1][1] - '0'));
+        secret = new DhChapSecret(key!, (byte)(parts[1][1] - '0'));
         error = null;
         return true;
     }

@@ -81,39 +81,21 @@ public sealed class NvmeTlsPsk : IDisposable
                 return false;
         }
 
-        byte[] decoded;
-        try
-        {
-            decoded = Convert.FromBase64String(parts[2]);
-        }
-        catch (FormatException)
-        {
-            error = "the key is not valid base64";
-            return false;
-        }
-
-        int keyLength = decoded.Length - 4;
         int? expected = hash switch { NvmeTlsPskHash.Sha256 => 32, NvmeTlsPskHash.Sha384 => 48, _ => null };
-        if (expected is { } length ? keyLength != length : keyLength is not (32 or 48))
+        string hashField = parts[1];
+        if (!KeyWithCrc.TryDecode(
+            parts[2],
+            length => (expected is { } want ? length - 4 == want : (length - 4) is 32 or 48) ? null
+                : expected is { } l
+                    ? $"the key with its CRC is {length} bytes long; hash {hashField} needs {l + 4} (a {l}-byte key)"
+                    : $"the key with its CRC is {length} bytes long; expected 36 or 52 (a 32 or 48-byte key)",
+            out var key,
+            out error))
         {
-            CryptographicOperations.ZeroMemory(decoded);
-            error = expected is { } l
-                ? $"the key with its CRC is {decoded.Length} bytes long; hash {parts[1]} needs {l + 4} (a {l}-byte key)"
-                : $"the key with its CRC is {decoded.Length} bytes long; expected 36 or 52 (a 32 or 48-byte key)";
             return false;
         }
 
-        var key = decoded[..keyLength];
-        uint stored = BinaryPrimitives.ReadUInt32LittleEndian(decoded.AsSpan(keyLength));
-        CryptographicOperations.ZeroMemory(decoded);
-        if (Crc32Ieee.Compute(key) != stored)
-        {
-            CryptographicOperations.ZeroMemory(key);
-            error = "the key's CRC-32 does not match (a typo or a truncated key)";
-            return false;
-        }
-
-        psk = new NvmeTlsPsk(key, hash);
+        psk = new NvmeTlsPsk(key!, hash);
         error = null;
         return true;
     }
