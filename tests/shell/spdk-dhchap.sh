@@ -16,99 +16,27 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "$me: SKIP (nvmf_tgt is run as root only)"
   exit 77
 fi
-rc=0
-bundle=$(scripts/spdk-peer.sh) || rc=$?
-if [ "$rc" -eq 77 ]; then
-  echo "$me: SKIP (SPDK's bundle is not present at ../shared/peers/spdk)"
-  exit 77
-elif [ "$rc" -ne 0 ]; then
-  echo "$me: FAIL (scripts/spdk-peer.sh could not make SPDK's target ready)"
-  exit 1
-fi
+# shellcheck source=lib/preflight.sh
+. tests/shell/lib/preflight.sh
+# shellcheck source=lib/spdk-keys.sh
+. tests/shell/lib/spdk-keys.sh
+require_spdk_bundle
 
 logs=artifacts/spdk-dhchap
 mkdir -p "$logs"
-rc=0
-ACTORNVME_SPDK_BUNDLE=$bundle dotnet test tests/ActorNvme.RealPeer.Tests -c Release --no-build \
-  --filter "FullyQualifiedName~SpdkDhChapTests" --logger "console;verbosity=normal" >"$logs/dotnet-test.log" 2>&1 || rc=$?
-summary=$(grep -E "^(Passed!|Failed!|Total tests|     Passed|     Failed|     Skipped)" "$logs/dotnet-test.log" || true)
-echo "$summary"
-if [ "$rc" -ne 0 ]; then
-  grep -E "^\s+Failed |Error Message" -A3 "$logs/dotnet-test.log" | head -40 || true
-  echo "$me: FAIL (see $logs/dotnet-test.log)"
-  exit 1
-fi
-if grep -qE "Skipped SpdkDhChap|\[SKIP\]" "$logs/dotnet-test.log"; then
-  echo "$me: FAIL (facts were skipped although the bundle is present)"
-  exit 1
-fi
-if ! grep -qE "Passed!|Total tests" "$logs/dotnet-test.log"; then
-  echo "$me: FAIL (no test ran; is tests/ActorNvme.RealPeer.Tests built?)"
-  exit 1
-fi
+run_realpeer_facts SpdkDhChapTests
 
 # Part 2: the same through `actornvme serve`'s JSON-RPC with SPDK's method and parameter names: keyring_file_add_key
 # (SPDK's rpc.py), then bdev_nvme_attach_controller with dhchap_key / dhchap_ctrlr_key naming keyring keys (raw
 # JSON-RPC: this rpc.py also sends parameters of newer SPDK releases); a wrong key refused.
 dll=${ACTORNVME_DLL:-Host/bin/Release/net10.0/actornvme.dll}
-if [ ! -f "$dll" ]; then
-  echo "$me: FAIL ($dll is not built; run dotnet build -c Release first)"
-  exit 1
-fi
-work=$(mktemp -d /tmp/anvme-dhchap.XXXXXX)
-chmod 700 "$work"
-tgt_pid=
-serve_pid=
-cleanup() {
-  cp "$work"/*.log "$logs"/ 2>/dev/null || true
-  [ -z "$serve_pid" ] || kill -TERM "$serve_pid" 2>/dev/null || true
-  [ -z "$tgt_pid" ] || kill -INT "$tgt_pid" 2>/dev/null || true
-  for pid in $serve_pid $tgt_pid; do
-    wait "$pid" 2>/dev/null || true
-  done
-  [ -z "$tgt_pid" ] || rm -rf "/var/run/dpdk/spdk_pid$tgt_pid"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "$me: FAIL ($*)"; tail -n 30 "$work/serve.log" 2>/dev/null || true; exit 1; }
-tgt_rpc() { python3 "$bundle/scripts/rpc.py" -s "$work/tgt.sock" "$@" >/dev/null || fail "rpc.py (target) $*"; }
-our_rpc() { python3 "$bundle/scripts/rpc.py" -s "$work/serve.sock" -t 60 "$@"; }
-# raw_rpc METHOD JSON-PARAMS: one JSON-RPC 2.0 call; prints the result, or the error and fails.
-raw_rpc() {
-  python3 - "$work/serve.sock" "$1" "$2" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(90)
-s.connect(sys.argv[1])
-s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": sys.argv[2], "params": json.loads(sys.argv[3])}).encode())
-buf = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    buf += chunk
-    try:
-        answer = json.loads(buf)
-        break
-    except ValueError:
-        continue
-if "error" in answer:
-    print(json.dumps(answer["error"]))
-    sys.exit(1)
-print(json.dumps(answer["result"]))
-PY
-}
+require_built "$dll"
+open_scratch anvme-dhchap
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 host_nqn=nqn.2014-08.org.nvmexpress:uuid:7d1c1f0e-2b3a-4c5d-8e9f-0a1b2c3d4e5f
 sub_nqn=nqn.2016-06.io.spdk:cnode7
-"$bundle/build/bin/nvmf_tgt" -m 0x1 --no-huge -s 1024 --disable-cpumask-locks -r "$work/tgt.sock" >"$work/tgt.log" 2>&1 &
-tgt_pid=$!
-for _ in $(seq 600); do
-  grep -q "Reactor started on core 0" "$work/tgt.log" 2>/dev/null && [ -S "$work/tgt.sock" ] && break
-  kill -0 "$tgt_pid" 2>/dev/null || fail "nvmf_tgt exited"
-  sleep 0.1
-done
+start_nvmf_tgt
 # DHHC-1 keys (hh 01 and 03) made here with zlib's CRC-32, not by our code; both sides read the same 0600 files.
 gen_key() { python3 - "$1" <<'PY'
 import base64, os, sys, zlib

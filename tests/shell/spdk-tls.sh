@@ -21,6 +21,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 # shellcheck source=lib/preflight.sh
 . tests/shell/lib/preflight.sh
+# shellcheck source=lib/spdk-keys.sh
+. tests/shell/lib/spdk-keys.sh
 require_spdk_bundle
 dll=${ACTORNVME_DLL:-Host/bin/Release/net10.0/actornvme.dll}
 require_built "$dll"
@@ -29,69 +31,10 @@ logs=artifacts/spdk-tls
 mkdir -p "$logs"
 
 # Part 1.
-rc=0
-ACTORNVME_SPDK_BUNDLE=$bundle dotnet test tests/ActorNvme.RealPeer.Tests -c Release --no-build \
-  --filter "FullyQualifiedName~SpdkTlsTests" --logger "console;verbosity=normal" >"$logs/dotnet-test.log" 2>&1 || rc=$?
-grep -E "^(Passed!|Failed!|Total tests|     Passed|     Failed|     Skipped)" "$logs/dotnet-test.log" || true
-if [ "$rc" -ne 0 ]; then
-  grep -E "^\s+Failed |Error Message" -A3 "$logs/dotnet-test.log" | head -40 || true
-  echo "$me: FAIL (see $logs/dotnet-test.log)"
-  exit 1
-fi
-if grep -qE "Skipped SpdkTls|\[SKIP\]" "$logs/dotnet-test.log"; then
-  echo "$me: FAIL (facts were skipped although the bundle is present)"
-  exit 1
-fi
-if ! grep -qE "Passed!|Total tests" "$logs/dotnet-test.log"; then
-  echo "$me: FAIL (no test ran; is tests/ActorNvme.RealPeer.Tests built?)"
-  exit 1
-fi
+run_realpeer_facts SpdkTlsTests
 
 # Part 2.
-work=$(mktemp -d /tmp/anvme-tls.XXXXXX)
-chmod 700 "$work"
-tgt_pid=
-serve_pid=
-cleanup() {
-  cp "$work"/*.log "$logs"/ 2>/dev/null || true
-  [ -z "$serve_pid" ] || kill -TERM "$serve_pid" 2>/dev/null || true
-  [ -z "$tgt_pid" ] || kill -INT "$tgt_pid" 2>/dev/null || true
-  for pid in $serve_pid $tgt_pid; do
-    wait "$pid" 2>/dev/null || true
-  done
-  [ -z "$tgt_pid" ] || rm -rf "/var/run/dpdk/spdk_pid$tgt_pid"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "$me: FAIL ($*)"; tail -n 30 "$work/serve.log" 2>/dev/null || true; exit 1; }
-tgt_rpc() { python3 "$bundle/scripts/rpc.py" -s "$work/tgt.sock" "$@" >/dev/null || fail "rpc.py (target) $*"; }
-our_rpc() { python3 "$bundle/scripts/rpc.py" -s "$work/serve.sock" -t 60 "$@"; }
-# raw_rpc METHOD JSON-PARAMS: one JSON-RPC 2.0 call; prints the result, or the error and fails.
-raw_rpc() {
-  python3 - "$work/serve.sock" "$1" "$2" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(90)
-s.connect(sys.argv[1])
-s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": sys.argv[2], "params": json.loads(sys.argv[3])}).encode())
-buf = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    buf += chunk
-    try:
-        answer = json.loads(buf)
-        break
-    except ValueError:
-        continue
-if "error" in answer:
-    print(json.dumps(answer["error"]))
-    sys.exit(1)
-print(json.dumps(answer["result"]))
-PY
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+open_scratch anvme-tls
 
 plain_port=$(free_port)
 tls_port=$(free_port)
@@ -99,13 +42,7 @@ host_nqn=nqn.2014-08.org.nvmexpress:uuid:3e9f0a1b-5c6d-4e7f-8a9b-0c1d2e3f4a5b
 plain_nqn=nqn.2016-06.io.spdk:cnode20
 tls_nqn=nqn.2016-06.io.spdk:cnode21
 tls384_nqn=nqn.2016-06.io.spdk:cnode22
-"$bundle/build/bin/nvmf_tgt" -m 0x1 --no-huge -s 1024 --disable-cpumask-locks -r "$work/tgt.sock" >"$work/tgt.log" 2>&1 &
-tgt_pid=$!
-for _ in $(seq 600); do
-  grep -q "Reactor started on core 0" "$work/tgt.log" 2>/dev/null && [ -S "$work/tgt.sock" ] && break
-  kill -0 "$tgt_pid" 2>/dev/null || fail "nvmf_tgt exited"
-  sleep 0.1
-done
+start_nvmf_tgt
 # NVMeTLSkey-1 interchange strings, without a trailing newline (SPDK refuses one): 01 = 32-byte key, 02 = 48-byte key.
 gen_psk() { python3 - "$1" <<'PY'
 import base64, os, sys, zlib
