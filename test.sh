@@ -27,6 +27,7 @@ status=0
 t=$SECONDS
 dotnet test ActorNvme.sln -c Release --no-build --nologo \
   --filter 'FullyQualifiedName!~ActorNvme.RealPeer.Tests' \
+  --blame-hang-timeout 25m \
   --logger "trx" --results-directory "$results" \
   --logger "console;verbosity=normal" || status=$?
 t_unit=$((SECONDS - t))
