@@ -271,13 +271,18 @@ public sealed class NvmeTarget : IAsyncDisposable
         }
 
         Task[] running;
+        Association[] open;
         lock (_sync)
         {
             running = [.. _associations.Values];
-            foreach (var association in _associations.Keys)
-            {
-                association.Close("target stopped", force: true);
-            }
+            open = [.. _associations.Keys];
+        }
+
+        // Closed outside the lock: a close may run the association's read loop to its end inline (pipe
+        // readers resume on the closing thread), and that end takes the lock to unregister itself.
+        foreach (var association in open)
+        {
+            association.Close("target stopped", force: true);
         }
 
         await Task.WhenAll(running).WaitAsync(StopTimeout).ConfigureAwait(false);
@@ -396,15 +401,16 @@ public sealed class NvmeTarget : IAsyncDisposable
     private async Task TakeDownCoreAsync(TargetListener listener, string reason)
     {
         listener.Stop();
-        Task[] running;
+        List<KeyValuePair<Association, Task>> affected;
         lock (_sync)
         {
-            var affected = _associations.Where(a => a.Key.Listener == listener).ToList();
-            running = [.. affected.Select(a => a.Value)];
-            foreach (var (association, _) in affected)
-            {
-                association.Close(reason, force: true);
-            }
+            affected = [.. _associations.Where(a => a.Key.Listener == listener)];
+        }
+
+        var running = affected.Select(a => a.Value).ToArray();
+        foreach (var (association, _) in affected)
+        {
+            association.Close(reason, force: true); // outside the lock, as in StopAsync
         }
 
         Log.ListenerStopped(listener.ToString(), reason);
