@@ -105,9 +105,20 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         Receive<DiscoveryService.PathsClaimed>(OnPathsClaimed);
         Receive<SubsystemMessages.Report>(report =>
         {
-            if (report.Paths.Any(p => p.State == ControllerState.Live) && _subsystems.TryGetValue(report.SubsystemNqn, out var child) && child.Actor.Equals(report.Subsystem))
+            if (_subsystems.TryGetValue(report.SubsystemNqn, out var child) && child.Actor.Equals(report.Subsystem))
             {
-                child.EverLive = true;
+                if (report.Paths.Any(p => p.State == ControllerState.Live))
+                {
+                    child.EverLive = true;
+                    child.Unreachable = null;
+                }
+                else if (child.Devices is null && report.Paths.Count > 0 && report.Paths.All(IsRefusal))
+                {
+                    // Known at once: waiting for the attach deadline would not change the answer. The
+                    // subsystem keeps retrying under the loss-timeout rules; the waiters hear why now.
+                    child.Unreachable = string.Join("; ", report.Paths.Select(p => $"{p.Address}: {p.Reason}"));
+                    AnswerAttachWaiters();
+                }
             }
 
             Context.Parent.Tell(report);
@@ -831,18 +842,25 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
         }
 
         var attached = new List<BlockDeviceInfo>();
+        var unreachable = new List<DiscoveryService.SkippedEntry>();
         foreach (var child in _subsystems.Values)
         {
             if (child.Devices is null)
             {
+                if (child.Unreachable is { } why)
+                {
+                    unreachable.Add(new DiscoveryService.SkippedEntry(child.Nqn, string.Join(", ", child.Addresses), $"not reachable now, retried every reconnect-delay: {why}"));
+                    continue;
+                }
+
                 return; // not every subsystem is attached yet
             }
 
             attached.AddRange(child.Devices);
         }
 
-        var skipped = Skipped();
-        if (skipped.Count > 0)
+        var skipped = Skipped().Concat(unreachable).ToArray();
+        if (skipped.Length > 0)
         {
             _log.Info("{0}: attached {1} block device(s); skipped: {2}", _options.Name, attached.Count, string.Join("; ", skipped.Select(s => $"{s.SubsystemNqn} at {s.Address}: {s.Reason}")));
         }
@@ -869,6 +887,13 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
 
         _attachWaiters.Clear();
     }
+
+    /// <summary>A path whose last attempt the peer refused outright, as opposed to one still trying or timing out.</summary>
+    private static bool IsRefusal(SubsystemMessages.PathReport path) =>
+        path.State != ControllerState.Live && path.Reason is { } reason
+        && ((reason.StartsWith(nameof(CloseReason.ConnectFailed), StringComparison.Ordinal) && reason.Contains("refused", StringComparison.OrdinalIgnoreCase))
+            || reason.StartsWith(nameof(CloseReason.AuthenticationFailed), StringComparison.Ordinal)
+            || reason.StartsWith(nameof(CloseReason.TlsHandshakeFailed), StringComparison.Ordinal));
 
     private DiscoveryService.Info Snapshot()
     {
@@ -937,5 +962,8 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
 
         /// <summary>Whether any of its paths was ever Live (reported so): a name never seen Live can be used again.</summary>
         public bool EverLive { get; set; }
+
+        /// <summary>Set while every path's last attempt was refused outright (connection refused, authentication or TLS refused): why, per path.</summary>
+        public string? Unreachable { get; set; }
     }
 }

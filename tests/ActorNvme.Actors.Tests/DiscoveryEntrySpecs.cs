@@ -225,6 +225,41 @@ public class DiscoveryEntrySpecs : TestKit
     }
 
     [Fact]
+    public void Wait_for_attach_answers_at_once_when_a_listed_port_refuses_and_keeps_retrying_it()
+    {
+        const string DeadNqn = "nqn.2016-06.io.example:dead";
+        var deadPort = new TransportAddress("192.0.2.1", 4425);
+        _fabric.RefusesAddress = a => a == deadPort;
+        _fabric.DiscoveryLog = () => Page(
+            1,
+            Entry(SubsystemType.Nvm, NvmNqn, "192.0.2.1", 4420),
+            Entry(SubsystemType.Nvm, DeadNqn, "192.0.2.1", 4425));
+        var service = StartService();
+
+        // Virtual time never moves: the answer cannot come from the 30 s deadline.
+        service.Tell(new DiscoveryService.WaitForAttach(TimeSpan.FromSeconds(30)), TestActor);
+        var done = ExpectMsg<DiscoveryService.AttachCompleted>(TimeSpan.FromSeconds(10));
+        Assert.Equal(NvmNqn, Assert.Single(done.Devices).SubsystemNqn);
+        var skipped = Assert.Single(done.Skipped!);
+        Assert.Equal(DeadNqn, skipped.SubsystemNqn);
+        Assert.Contains("refused", skipped.Reason, StringComparison.Ordinal);
+        Assert.Contains("192.0.2.1:4425", skipped.Reason, StringComparison.Ordinal);
+
+        // Not given up: the port comes back and the subsystem attaches at a later retry.
+        _events.FishForMessage<BlockDeviceAdded>(m => m.Device.SubsystemNqn == NvmNqn, TimeSpan.FromSeconds(5));
+        _fabric.RefusesAddress = _ => false;
+        var scheduler = (TestScheduler)Sys.Scheduler;
+        for (int i = 0; i < 40 && !_events.HasMessages; i++)
+        {
+            scheduler.Advance(TimeSpan.FromMilliseconds(500));
+            Thread.Sleep(50);
+        }
+
+        var added = _events.FishForMessage<BlockDeviceAdded>(m => m.Device.SubsystemNqn == DeadNqn, TimeSpan.FromSeconds(10));
+        Assert.Equal(DeadNqn, added.Device.SubsystemNqn);
+    }
+
+    [Fact]
     public void With_a_psk_an_entry_asking_for_tls_13_is_attached_over_tls_and_a_tls_12_one_is_skipped()
     {
         const string Tls12Nqn = "nqn.2016-06.io.example:tls12";

@@ -25,6 +25,9 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
     /// <summary>Connects fail at once with "connection refused".</summary>
     public volatile bool Refusing;
 
+    /// <summary>Connects to the addresses it names fail at once with "connection refused" (a dead port).</summary>
+    public Func<TransportAddress, bool> RefusesAddress { get; set; } = _ => false;
+
     public uint NamespaceCount { get; set; } = 1;
 
     /// <summary>
@@ -151,7 +154,7 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
         Interlocked.Increment(ref _connectAttempts);
         _connectsByAddress.AddOrUpdate(request.Address, 1, (_, n) => n + 1);
         MaybeThrow(FaultPoint.Connect);
-        if (Refusing)
+        if (Refusing || RefusesAddress(request.Address))
         {
             return Task.FromException<IAdminConnection>(new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectFailed, $"connection to {request.Address} refused")));
         }
@@ -178,7 +181,7 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
     /// <summary>"Connects" I/O queues: a set without queues, so block devices exist but hold their I/O.</summary>
     public Task<IoQueueSet> ConnectAsync(IoQueueConnectRequest request, CancellationToken lifetime)
     {
-        if (Refusing)
+        if (Refusing || RefusesAddress(request.Address))
         {
             return Task.FromException<IoQueueSet>(new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectFailed, $"connection to {request.Address} refused")));
         }
