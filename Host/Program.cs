@@ -56,6 +56,7 @@ public static class Program
             TargetCommand.Create(),
             Soak.SoakCommand.Create(),
             Soak.IdleControllersCommand.Create(),
+            CompletionCommand.Create(),
             perf,
         };
         foreach (var command in NvmeCliCommands.Create())

@@ -231,6 +231,7 @@ public abstract partial class QueuePair
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AnswerWithData(CommandSlot slot, CompletionQueueEntry completion)
     {
+        _completionsReceived++; // the read loop's own counter: only it answers from the wire
         if (slot.Direction == DataDirection.ControllerToHost && slot.BytesReceived != slot.TransferLength && completion.Status.IsSuccess && !IsAuthenticationReceive(slot.Command))
         {
             completion = completion with { Status = ShortTransferStatus };

@@ -93,6 +93,18 @@ public abstract partial class QueuePair : IAsyncDisposable, IReceiveDemand
     /// <summary>Commands submitted and not yet delivered (so answers are due), or a handshake under way.</summary>
     bool IReceiveDemand.AwaitsData => Volatile.Read(ref _unfinished) > 0 || !_initializedOnReadLoop;
 
+    private long _completionsReceived;
+
+    /// <summary>Completions the controller sent (CapsuleResp, or C2HData with SUCCESS) since the queue pair opened.</summary>
+    public long CompletionsReceived => Volatile.Read(ref _completionsReceived);
+
+    /// <summary>Commands accepted and not yet finished (sent or waiting to be sent, and their answers not yet delivered).</summary>
+    public int Outstanding => Math.Max(0, Volatile.Read(ref _unfinished));
+
+    long IReceiveDemand.CompletionsReceived => CompletionsReceived;
+
+    int IReceiveDemand.Outstanding => Outstanding;
+
     /// <summary>Closes the queue pair with <paramref name="reason"/> (first reason wins); outstanding commands fail with ConnectionClosed.</summary>
     public void Abort(ConnectionClosed reason)
     {

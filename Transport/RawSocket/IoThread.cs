@@ -29,16 +29,26 @@ internal sealed class IoThread
     private ulong _nextToken;
     private int _wakePending;
 
+    // Statistics, written by this thread only (read elsewhere through a posted snapshot).
+    private long _polls;
+    private long _idlePolls;
+    private long _socketCompletions;
+    private long _retiredCompletions; // completions of queue pairs that have gone
+
     private IoThread(int epoll, int wakeFd, int? core, string name)
     {
         _epoll = epoll;
         _wakeFd = wakeFd;
         _eventSize = Epoll.EventSize;
         _events = new byte[MaxEventsPerWait * _eventSize];
+        Name = name;
         Epoll.Add(_epoll, _wakeFd, Epoll.In, WakeToken);
         var thread = new Thread(() => Run(core)) { IsBackground = true, Name = name };
         thread.Start();
     }
+
+    /// <summary>The thread's name, as statistics show it.</summary>
+    public string Name { get; }
 
     /// <summary>Connections this thread serves now (for tests and scale reports).</summary>
     public int ConnectionCount => Volatile.Read(ref _connectionCount);
@@ -92,6 +102,7 @@ internal sealed class IoThread
     {
         if (_readers.Remove(reader.Token))
         {
+            _retiredCompletions += reader.Demand?.CompletionsReceived ?? 0;
             Interlocked.Decrement(ref _connectionCount);
             Epoll.Remove(_epoll, fd);
         }
@@ -140,6 +151,28 @@ internal sealed class IoThread
         return writable.Task;
     }
 
+    /// <summary>This thread's counters and the queue pairs it serves, read on this thread.</summary>
+    internal Task<PollGroupStatistics> SnapshotAsync()
+    {
+        var snapshot = new TaskCompletionSource<PollGroupStatistics>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(() =>
+        {
+            long completions = _retiredCompletions;
+            long outstanding = 0;
+            foreach (var reader in _readers.Values)
+            {
+                if (reader.Demand is { } demand)
+                {
+                    completions += demand.CompletionsReceived;
+                    outstanding += demand.Outstanding;
+                }
+            }
+
+            snapshot.TrySetResult(new PollGroupStatistics(Name, _polls, _idlePolls, _socketCompletions, completions, completions + outstanding, outstanding, _readers.Count));
+        });
+        return snapshot.Task;
+    }
+
     /// <summary>Called by a reader going to sleep while answers are due: the loop polls for it until its spin time ends.</summary>
     internal void Spin(SocketReader reader) => _spinners.Add(reader);
 
@@ -156,8 +189,10 @@ internal sealed class IoThread
             RunPosted();
             int timeout = KeepSpinning() ? 0 : -1;
             int count = Epoll.Wait(_epoll, _events, MaxEventsPerWait, timeout);
+            _polls++;
             if (count == 0 && timeout == 0)
             {
+                _idlePolls++;
                 Thread.SpinWait(SpinIterationsPerTry);
                 continue;
             }
@@ -181,6 +216,7 @@ internal sealed class IoThread
 
                 if (_readers.TryGetValue(token, out var reader))
                 {
+                    _socketCompletions++;
                     try
                     {
                         reader.OnReadable();
@@ -287,6 +323,10 @@ internal sealed class IoThreadGroup
 
         return new IoThreadGroup([.. threads]);
     }
+
+    /// <summary>Every group started so far in this process.</summary>
+    public static IEnumerable<IoThreadGroup> Started() =>
+        Shared.Values.Where(g => g.IsValueCreated && g.Value is not null).Select(g => g.Value!);
 
     /// <summary>The thread the next connection goes to (in turn).</summary>
     public IoThread Next() => _threads[(int)((uint)(Interlocked.Increment(ref _next) - 1) % (uint)_threads.Length)];

@@ -98,6 +98,40 @@ public sealed class SpdkIoStatTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Transport_statistics_count_the_completions_of_the_io_done_on_the_io_threads()
+    {
+        _target.AddSubsystem(Nqn).AddNamespace(NamespaceOptions.Ram(1024 * 1024, BlockSize));
+        var port = _target.ListenTcp("127.0.0.1", 0);
+        await CallAsync("bdev_nvme_attach_controller", $$"""{"name":"ts","trtype":"tcp","traddr":"127.0.0.1","trsvcid":"{{port.Address.Port}}","subnqn":"{{Nqn}}"}""");
+        var device = await DeviceWithPathsAsync("tsn1", 1);
+
+        static (long Completions, long Submitted, long Polls, int QueuePairs) Sum(JsonNode? result)
+        {
+            var tcp = result!["poll_groups"]!.AsArray().Select(g => g!["transports"]![0]!).ToArray();
+            Assert.All(tcp, t => Assert.Equal("TCP", t!["trname"]!.GetValue<string>()));
+            return (
+                tcp.Sum(t => t!["nvme_completions"]!.GetValue<long>()),
+                tcp.Sum(t => t!["submitted_requests"]!.GetValue<long>()),
+                tcp.Sum(t => t!["polls"]!.GetValue<long>()),
+                tcp.Sum(t => t!["actornvme"]!["queue_pairs"]!.GetValue<int>()));
+        }
+
+        var before = Sum(await CallAsync("bdev_nvme_get_transport_statistics", null));
+        const int Reads = 500;
+        var block = new byte[BlockSize];
+        for (int i = 0; i < Reads; i++)
+        {
+            await device.ReadAsync((ulong)i, block);
+        }
+
+        var after = Sum(await CallAsync("bdev_nvme_get_transport_statistics", "{}"));
+        Assert.True(after.Completions - before.Completions >= Reads, $"nvme_completions grew by {after.Completions - before.Completions}, fewer than the {Reads} reads done");
+        Assert.True(after.Submitted >= after.Completions, $"submitted_requests {after.Submitted} < nvme_completions {after.Completions}");
+        Assert.True(after.Polls > before.Polls, "no poll counted");
+        Assert.True(after.QueuePairs >= 1, "the device's I/O queue is in no poll group");
+    }
+
+    [Fact]
     public async Task A_failed_io_counts_as_an_error_of_its_kind()
     {
         _target.AddSubsystem(Nqn).AddNamespace(NamespaceOptions.Ram(1024 * 1024, BlockSize));

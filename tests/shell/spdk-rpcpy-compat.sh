@@ -161,7 +161,7 @@ methods=$(ok rpc_get_methods)
 for m in rpc_get_methods spdk_get_version framework_start_init framework_wait_init bdev_nvme_set_options \
          bdev_nvme_start_discovery bdev_nvme_stop_discovery bdev_nvme_get_discovery_info bdev_nvme_attach_controller \
          bdev_nvme_detach_controller bdev_nvme_reset_controller bdev_nvme_get_controllers bdev_nvme_set_multipath_policy \
-         bdev_nvme_get_io_paths bdev_get_bdevs bdev_get_iostat bdev_reset_iostat log_set_level log_get_level spdk_kill_instance framework_get_config \
+         bdev_nvme_get_io_paths bdev_get_bdevs bdev_get_iostat bdev_reset_iostat bdev_nvme_get_transport_statistics log_set_level log_get_level spdk_kill_instance framework_get_config \
          framework_get_subsystems; do
   jq -e --arg m "$m" 'index($m) != null' <<<"$methods" >/dev/null || fail "rpc_get_methods does not list $m"
 done
@@ -194,6 +194,8 @@ ok bdev_get_iostat --names ctln1 | jq -e '.tick_rate > 0 and (.bdevs[0].name == 
 ok bdev_reset_iostat -b ctln1 -m all >/dev/null
 [ "$(ok bdev_get_iostat --names ctln1 | jq -r '.bdevs[0].num_read_ops')" = "0" ] || fail "bdev_reset_iostat -m all left read ops counted"
 refused -19 "nope" 8000 bdev_get_iostat --names nope
+ok bdev_nvme_get_transport_statistics | jq -e '(.poll_groups | length) >= 1 and ([.poll_groups[].transports[0] | select(.trname == "TCP" and (.nvme_completions | type == "number") and .submitted_requests >= .nvme_completions)] | length) == (.poll_groups | length)' >/dev/null \
+  || fail "bdev_nvme_get_transport_statistics is not SPDK's shape"
 refused -95 "per_channel" 8000 bdev_get_iostat -c
 ok bdev_nvme_set_multipath_policy -b ctln1 -p active_active -s round_robin -r 2 >/dev/null
 ok bdev_nvme_reset_controller ctl >/dev/null
