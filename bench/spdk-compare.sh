@@ -4,8 +4,8 @@
 # line per run and then the ratio table (medians over the rounds) in Markdown, for bench/RESULTS.md.
 #   bench/spdk-compare.sh [seconds] [warm-up seconds] [rounds] [queue depths...]
 # The target runs on core 0, every host on core 1 (taskset), one at a time.
-# SPDK_BUNDLE: an unpacked SPDK bundle (absolute path); without it the tarball from
-#   ../shared/peers/spdk (relative to the repository) is unpacked into a temporary directory.
+# SPDK_BUNDLE: an unpacked SPDK bundle (absolute path); without it scripts/spdk-peer.sh makes the one
+#   from ../shared/peers/spdk (relative to the repository) ready.
 # PERF_PORT (default 4460): the target's TCP port on 127.0.0.1.
 # PERF_SPINS="US ..." (default: perf's own default): one BlockDevice run per value of --spin in every
 #   round (device-sUS), so polling and blocking receives are compared in the same round; --bare runs
@@ -28,28 +28,12 @@ target_core=${TARGET_CORE:-0}
 nqn=nqn.2016-06.io.spdk:cnode0
 work=$(mktemp -d)
 
-if [ -z "${SPDK_BUNDLE:-}" ]; then
-  tarball=$(ls ../shared/peers/spdk/spdk-*.tar.xz | head -1)
-  tar -xJf "$tarball" -C "$work"
-  SPDK_BUNDLE=$(ls -d "$work"/spdk-*/)
-fi
-bin=$SPDK_BUNDLE/build/bin
-sock=$work/tgt.sock
-rpc() { python3 "$SPDK_BUNDLE/scripts/rpc.py" -s "$sock" "$@" >/dev/null; }
-
 dotnet build Host -c Release -nologo -v quiet >/dev/null
 perf_dll=Host/bin/Release/net10.0/actornvme.dll
 
-taskset -c "$target_core" "$bin/nvmf_tgt" -m "$(printf '0x%x' $((1 << target_core)))" --no-huge -s 1024 -r "$sock" >"$work/tgt.log" 2>&1 &
-target_pid=$!
-trap 'kill -INT "$target_pid" 2>/dev/null || true; wait "$target_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do grep -q "Reactor started" "$work/tgt.log" && break; sleep 0.1; done
-sleep 0.5
-rpc nvmf_create_transport -t TCP
-rpc bdev_malloc_create 64 4096 -b Malloc0
-rpc nvmf_create_subsystem "$nqn" -a -s SPDK00000000000001
-rpc nvmf_subsystem_add_ns "$nqn" Malloc0
-rpc nvmf_subsystem_add_listener "$nqn" -t tcp -a 127.0.0.1 -s "$port"
+. bench/lib/spdk-target.sh
+trap 'spdk_target_stop; rm -rf "$work"' EXIT
+spdk_target_start "$target_core" malloc "$nqn" "$port"
 trid="trtype:tcp adrfam:IPv4 traddr:127.0.0.1 trsvcid:$port subnqn:$nqn"
 
 results=$work/results.txt

@@ -5,8 +5,8 @@
 # Prints one line per run, then appends a Markdown table (every run, and the medians with the ratio
 # ours/SPDK) to bench/RESULTS.md, with the load average before and after. Not a test: timings never gate CI.
 #   bench/target-vs-spdk.sh [seconds] [rounds] [queue depth]
-# SPDK_BUNDLE: an unpacked SPDK bundle (absolute path); without it the tarball from
-#   ../shared/peers/spdk (relative to the repository) is unpacked into a temporary directory.
+# SPDK_BUNDLE: an unpacked SPDK bundle (absolute path); without it scripts/spdk-peer.sh makes the one
+#   from ../shared/peers/spdk (relative to the repository) ready.
 # PERF_PORT (default 4462): the targets' TCP port on 127.0.0.1.
 # PERF_CORE (default 1) / TARGET_CORE (default 0): where spdk_nvme_perf and the target run.
 # PERF_BUILD=0: use the build already there.
@@ -24,24 +24,18 @@ spdk_nqn=nqn.2016-06.io.spdk:cnode0
 work=$(mktemp -d)
 target_pid=""
 
-if [ -z "${SPDK_BUNDLE:-}" ]; then
-  tarball=$(ls ../shared/peers/spdk/spdk-*.tar.xz | head -1)
-  tar -xJf "$tarball" -C "$work"
-  SPDK_BUNDLE=$(ls -d "$work"/spdk-*/)
-fi
-bin=$SPDK_BUNDLE/build/bin
-sock=$work/tgt.sock
-rpc() { python3 "$SPDK_BUNDLE/scripts/rpc.py" -s "$sock" "$@" >/dev/null; }
+. bench/lib/spdk-target.sh
 
+# Either target may take a while to drain; one that has not gone after 10 s is killed.
 stop_target() {
   if [ -n "$target_pid" ]; then
     kill -INT "$target_pid" 2>/dev/null || true
-    # Either target may take a while to drain; one that has not gone after 10 s is killed.
     for _ in $(seq 1 100); do kill -0 "$target_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$target_pid" 2>/dev/null || true
     wait "$target_pid" 2>/dev/null || true
     target_pid=""
   fi
+  spdk_target_stop
 }
 trap 'stop_target; rm -rf "$work"' EXIT
 
@@ -49,16 +43,7 @@ trap 'stop_target; rm -rf "$work"' EXIT
 dll=Host/bin/Release/net10.0/actornvme.dll
 
 start_spdk() {
-  rm -f "$sock"
-  taskset -c "$target_core" "$bin/nvmf_tgt" -m "$(printf '0x%x' $((1 << target_core)))" --no-huge -s 1024 -r "$sock" >"$work/tgt.log" 2>&1 &
-  target_pid=$!
-  for _ in $(seq 1 100); do grep -qs "Reactor started" "$work/tgt.log" && break; sleep 0.1; done
-  sleep 0.5
-  rpc nvmf_create_transport -t TCP
-  rpc bdev_null_create Null0 64 4096
-  rpc nvmf_create_subsystem "$spdk_nqn" -a -s SPDK00000000000001
-  rpc nvmf_subsystem_add_ns "$spdk_nqn" Null0
-  rpc nvmf_subsystem_add_listener "$spdk_nqn" -t tcp -a 127.0.0.1 -s "$port"
+  spdk_target_start "$target_core" null "$spdk_nqn" "$port"
   nqn=$spdk_nqn
 }
 
