@@ -67,23 +67,39 @@ public sealed class LinuxAuthTlsTests(LinuxAuthTlsTests.Guest guest, ITestOutput
         Assert.Equal(1, Count(guest.Target.ExecChecked("dmesg", GuestTimeout), $"for NQN {HostNqn} with DH-HMAC-CHAP"));
     }
 
-    [LinuxSecurityPeerTheory]
-    [InlineData(NvmeTlsPskHash.Sha256, "AES-128-GCM")]
-    [InlineData(NvmeTlsPskHash.Sha384, "AES-256-GCM")]
-    public async Task Tls_with_a_psk_runs_the_suite_of_its_hash_and_data_reads_back_on_two_queues(NvmeTlsPskHash hash, string cipher)
+    [LinuxSecurityPeerFact]
+    public async Task Tls_with_a_sha256_psk_runs_aes_128_gcm_and_data_reads_back_on_two_queues()
     {
         ConfigureOpen(TlsSubsystem);
-        string psk = NvmeTlsPsk.Generate(hash);
+        string psk = NvmeTlsPsk.Generate(NvmeTlsPskHash.Sha256);
         string tlsPsk = InstallPsk(psk, TlsSubsystem);
         guest.Target.ExecChecked(": >/tmp/tlshd.log", GuestTimeout);
 
-        await WriteAndReadBackAsync(TlsSubsystem, TlsPort, Settings() with { TlsPsk = NvmeTlsPsk.Parse(psk) }, Secrets(psk, tlsPsk), seed: 100 + (int)hash);
+        await WriteAndReadBackAsync(TlsSubsystem, TlsPort, Settings() with { TlsPsk = NvmeTlsPsk.Parse(psk) }, Secrets(psk, tlsPsk), seed: 101);
 
         // tlshd's own account: one successful TLS 1.3 handshake per queue, with the suite of the PSK's hash.
         string log = guest.Target.ExecChecked("cat /tmp/tlshd.log", GuestTimeout);
         Assert.True(Count(log, "was successful") >= 3, log);
-        Assert.Contains($"(TLS1.3)", log, StringComparison.Ordinal);
-        Assert.Contains(cipher, log, StringComparison.Ordinal);
+        Assert.Contains("(TLS1.3)--(AES-128-GCM)", log, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A 48-byte PSK (identity NVMe0R02) means TLS_AES_256_GCM_SHA384 and a SHA-384 binder (as SPDK does too), but
+    /// tlshd 1.0.0 binds every PSK to SHA-256 (its own client picks CHACHA20-POLY1305 with such a key), so it cannot
+    /// verify our binder and ends the handshake. The refusal must still be quick and clear.
+    /// </summary>
+    [LinuxSecurityPeerFact]
+    public async Task A_sha384_psk_is_refused_clearly_since_tlshd_binds_every_psk_to_sha256()
+    {
+        ConfigureOpen(TlsSubsystem);
+        string psk = NvmeTlsPsk.Generate(NvmeTlsPskHash.Sha384);
+        string tlsPsk = InstallPsk(psk, TlsSubsystem);
+        guest.Target.ExecChecked(": >/tmp/tlshd.log", GuestTimeout);
+
+        string reason = await RefusedAsync(TlsSubsystem, TlsPort, Settings() with { TlsPsk = NvmeTlsPsk.Parse(psk) }, Secrets(psk, tlsPsk));
+        Assert.Contains($"TLS handshake with {TlsSubsystem}", reason, StringComparison.Ordinal);
+        Assert.Contains("NVMe0R02", reason, StringComparison.Ordinal);
+        Assert.Contains($"Handshake with 'unknown' ({guest.Target.HostAddress}) failed", guest.Target.ExecChecked("cat /tmp/tlshd.log", GuestTimeout), StringComparison.Ordinal);
     }
 
     [LinuxSecurityPeerFact]

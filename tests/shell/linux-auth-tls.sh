@@ -34,7 +34,7 @@ scripts/nvmet-qemu/nvmet.sh with -- dotnet test tests/ActorNvme.RealPeer.Tests -
 
 grep -E "^nvmet: timing:" "$logs/run.log" | sed "s/^/$me: /" || true
 grep -E "^\s+(Passed|Failed|Skipped) " "$logs/run.log" | sed "s/^ */$me: /" || true
-grep -E "^(Passed!|Failed!)" "$logs/run.log" | sed "s/^/$me: /" || true
+grep -E "^\s*(Total tests|Passed|Failed|Skipped): " "$logs/run.log" | tr -s ' ' | sed "s/^/$me:/" | paste -sd' ' || true
 if [ "$rc" -ne 0 ]; then
   grep -E "Error Message" -A6 "$logs/run.log" | head -60 || true
   tail -n 20 "$logs/run.log"
@@ -45,5 +45,8 @@ if grep -qE "^\s+Skipped " "$logs/run.log"; then
   echo "$me: FAIL (facts were skipped inside the 6.12 guest)"
   exit 1
 fi
-grep -qE "^Passed!" "$logs/run.log" || { echo "$me: FAIL (no test ran)"; exit 1; }
+if ! grep -qE "^Test Run Successful" "$logs/run.log" || ! grep -qE "^\s+Passed: [1-9]" "$logs/run.log"; then
+  echo "$me: FAIL (no test ran)"
+  exit 1
+fi
 echo "$me: PASS ($SECONDS s in all)"
