@@ -5,7 +5,7 @@
 # Idempotent: when everything is present it only asks dpkg and returns.
 set -euo pipefail
 
-packages=(qemu-system-x86 cpio kmod busybox-static tshark iproute2 socat jq)
+packages=(qemu-system-x86 cpio kmod busybox-static xz-utils tshark iproute2 socat jq)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -134,6 +134,12 @@ public sealed partial class ControllerActor
             var failed = run.Machine.Abandon(kind, $"did not finish within {m.Timeout.TotalSeconds:0.###}s");
             Lose(LossOf(failed.Failure));
         });
+        // A controller may refuse DH-HMAC-CHAP by closing the connection (Linux nvmet does): the loss is the refusal.
+        Receive<ConnectionEnded>(m => m.Generation == association.Generation && run.Machine.Step == BringUpStep.Authentication, m =>
+        {
+            var failed = run.Machine.OnConnectionLost(m.Reason.ToString());
+            Lose(failed is null ? m.Reason : LossOf(failed.Failure));
+        });
         Common();
     }
 

@@ -293,6 +293,29 @@ public sealed class DhChapHostExchange
         return new DhChapStep.Send(DhChapMessages.Success2(_transactionId), "AUTH_Send DH-HMAC-CHAP_Success2");
     }
 
+    /// <summary>
+    /// The connection ended with the transaction under way. After AUTH_Failure2 the failure is the host's own
+    /// finding (a controller may end the connection on receiving it, as Linux nvmet does); after the Reply it is
+    /// a refusal of the host's response, which Linux nvmet gives by tearing the queue down instead of AUTH_Failure1.
+    /// </summary>
+    public DhChapStep.Failed OnConnectionLost(string why)
+    {
+        if (_state == State.Finished)
+        {
+            throw new InvalidOperationException("the authentication transaction has ended already");
+        }
+
+        if (_state == State.SentFailure2)
+        {
+            return (DhChapStep.Failed)Finish(_afterFailure2!);
+        }
+
+        string detail = _state is State.SentReply or State.AwaitSuccess1
+            ? $"{_where}: the controller closed the connection instead of answering the host's DH-HMAC-CHAP_Reply, so it refused the host's response (is the dhchap-key the controller's?): {why}"
+            : $"{_where}: the controller closed the connection during {Step}: {why}";
+        return (DhChapStep.Failed)Finish(new DhChapStep.Failed(DhChapFailureKind.HostRefused, detail));
+    }
+
     /// <summary>Tells the controller the transaction failed (AUTH_Failure2), then fails with <paramref name="detail"/>.</summary>
     private DhChapStep SendFailure2(DhChapFailureReason reason, DhChapFailureKind kind, string detail)
     {

@@ -161,6 +161,23 @@ public sealed class ControllerBringUp : IAdminScript
         return Fail(kind, detail, null);
     }
 
+    /// <summary>
+    /// The connection ended: while DH-HMAC-CHAP is under way that ends the transaction with its own failure
+    /// (<see cref="DhChapHostExchange.OnConnectionLost"/>), naming the subsystem, queue and step; null otherwise.
+    /// </summary>
+    public BringUpAction.Failed? OnConnectionLost(string why)
+    {
+        if (_authentication is not { } exchange || _finished)
+        {
+            return null;
+        }
+
+        _authentication = null;
+        _outstanding = null;
+        _waiting = false;
+        return Fail(BringUpFailureKind.AuthenticationFailed, exchange.OnConnectionLost(why).Detail, null);
+    }
+
     /// <summary>How long CSTS.RDY may take: CAP.TO, but never less than <see cref="BringUpOptions.MinimumReadyTimeout"/>.</summary>
     public TimeSpan ReadyTimeout => _capabilities.ReadyTimeout > _options.MinimumReadyTimeout ? _capabilities.ReadyTimeout : _options.MinimumReadyTimeout;
 

@@ -85,6 +85,9 @@ public sealed class TlsPskTransport(INvmeTransport inner, TlsPskSession session)
     {
         TlsFatalAlertReceived received => $"the controller sent alert {AlertDescription.GetText(received.AlertDescription)} ({Hint(received.AlertDescription)})",
         TlsFatalAlert raised when client.PskRefused => $"the controller did not accept the PSK identity {client.Session.Identity} (wrong PSK, or this host NQN has no PSK there)",
+        // BouncyCastle raises a bare handshake_failure when the stream ends before the handshake completed.
+        TlsFatalAlert raised when raised.AlertDescription == AlertDescription.handshake_failure && raised.Message == AlertDescription.GetText(raised.AlertDescription)
+            => $"the controller closed the connection before the handshake completed, without an alert (Linux's tlshd does so for a wrong PSK, or one it binds to another hash, for identity {client.Session.Identity})",
         TlsFatalAlert raised => $"this host stopped it with alert {AlertDescription.GetText(raised.AlertDescription)}{(raised.Message is { Length: > 0 } m ? $": {m}" : string.Empty)}",
         ConnectionClosedException closed => closed.Closed.Detail,
         EndOfStreamException or IOException or OperationCanceledException => $"the controller closed the connection during the handshake (wrong PSK, no PSK for this host NQN, or a listener without TLS): {e.Message}",

@@ -24,6 +24,8 @@
 #   ACTORNVME_NVMET_BOOT_TIMEOUT  seconds to wait for the guest's ready line (default 180)
 #   ACTORNVME_NVMET_LOCK_WAIT     seconds `with` waits while another `with` uses the same
 #                                 namespace, e.g. a test run in another checkout (default 1200)
+#   ACTORNVME_NVMET_SUITE    boot the kernel of this Debian suite instead of the system's, e.g.
+#                            trixie (6.12: DH-HMAC-CHAP, TLS with tlshd); see build-image.sh
 #
 # One harness per namespace name: `with` holds a lock (/tmp/actornvme-nvmet.<netns>.lock) from
 # before `up` until after `down`, so concurrent runs take turns instead of tearing down each
@@ -34,6 +36,7 @@
 # Variables exported to COMMAND by `run`/`with`:
 #   ACTORNVME_NVMET_ADDR=10.0.0.2  ACTORNVME_NVMET_HOSTADDR=10.0.0.1  ACTORNVME_NVMET_NETNS=<ns>
 #   ACTORNVME_NVMET_CONTROL=<unix socket>  ACTORNVME_NVMET_KERNEL=<guest kernel version>
+#   ACTORNVME_NVMET_FEATURES=<what the target can do beyond plain NVMe/TCP: "dhchap tls" or empty>
 #
 # Control channel. The guest runs the same agent (guest/commands/control-agent, which documents the
 # framing) on two serial ports, neither of which uses the guest network:
@@ -174,6 +177,7 @@ cmd_up() {
   rm -rf "$RUNDIR"
   mkdir -m 0700 "$RUNDIR" || die "cannot create $RUNDIR"
   echo "$kver" >"$RUNDIR/kernel-version"
+  cat "$image/features" >"$RUNDIR/features" 2>/dev/null || : >"$RUNDIR/features"
 
   ip netns add "$NS" || die "cannot create network namespace $NS"
   ip -n "$NS" link set lo up
@@ -320,6 +324,7 @@ cmd_run() {
     ACTORNVME_NVMET_NETNS="$NS" \
     ACTORNVME_NVMET_CONTROL="$CONTROL" \
     ACTORNVME_NVMET_KERNEL="$(cat "$RUNDIR/kernel-version")" \
+    ACTORNVME_NVMET_FEATURES="$(cat "$RUNDIR/features" 2>/dev/null)" \
     "$@"
 }
 

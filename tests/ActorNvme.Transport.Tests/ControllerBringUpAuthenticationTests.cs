@@ -71,6 +71,47 @@ public sealed class ControllerBringUpAuthenticationTests
     }
 
     [Fact]
+    public void A_connection_closed_instead_of_answering_the_reply_is_an_authentication_failure_naming_the_step()
+    {
+        using var key = DhChapSecret.Parse(DhChapSecret.Generate());
+        using var wrong = DhChapSecret.Parse(DhChapSecret.Generate());
+        var controller = new AuthenticatingController(new DhChapControllerExchange(key, null, HostNqn, SubsystemNqn));
+        var machine = new ControllerBringUp(Options(new DhChapHostCredentials(wrong)));
+        var action = machine.Start();
+        int sends = 0;
+        while (action is BringUpAction.Submit submit && sends < 2)
+        {
+            if (submit.Command.Command.FabricsType == FabricsCommandType.AuthenticationSend && submit.Command.Step == BringUpStep.Authentication)
+            {
+                sends++;
+                if (sends == 2)
+                {
+                    break; // the Reply is on the wire; Linux nvmet, refusing it, tears the queue down
+                }
+            }
+
+            action = machine.OnCompletion(controller.Answer(submit.Command));
+        }
+
+        Assert.Equal(2, sends);
+        var failed = Assert.IsType<BringUpAction.Failed>(machine.OnConnectionLost("PeerClosed (Remote): closed the connection"));
+
+        Assert.Equal(BringUpStep.Authentication, failed.Failure.Step);
+        Assert.Equal(BringUpFailureKind.AuthenticationFailed, failed.Failure.Kind);
+        Assert.Contains(SubsystemNqn, failed.Failure.ToString(), StringComparison.Ordinal);
+        Assert.Contains("DH-HMAC-CHAP_Reply", failed.Failure.ToString(), StringComparison.Ordinal);
+        Assert.Null(machine.OnConnectionLost("again"));
+    }
+
+    [Fact]
+    public void A_connection_lost_outside_authentication_is_left_to_the_caller()
+    {
+        var machine = new ControllerBringUp(Options(null));
+        Assert.IsType<BringUpAction.Submit>(machine.Start());
+        Assert.Null(machine.OnConnectionLost("PeerClosed (Remote): closed the connection"));
+    }
+
+    [Fact]
     public void Ascr_is_refused_as_unsupported()
     {
         using var key = DhChapSecret.Parse(DhChapSecret.Generate());

@@ -225,6 +225,59 @@ public class DhChapExchangeTests
     }
 
     [Fact]
+    public void A_connection_closed_after_the_reply_is_a_refusal_of_the_hosts_response_naming_subsystem_and_step()
+    {
+        using var hostKey = DhChapSecret.Parse(DhChapSecret.Generate());
+        using var otherKey = DhChapSecret.Parse(DhChapSecret.Generate());
+        var controller = new DhChapControllerExchange(hostKey, null, HostNqn, SubsystemNqn);
+        var host = new DhChapHostExchange(new DhChapHostCredentials(otherKey), HostNqn, SubsystemNqn, queueId: 0);
+        controller.OnSend(Assert.IsType<DhChapStep.Send>(host.Start()).Message);
+        host.OnSent(NvmeStatus.Success);
+        var reply = Assert.IsType<DhChapStep.Send>(host.OnReceived(NvmeStatus.Success, controller.OnReceive()));
+        Assert.Equal(DhChapMessageKind.Reply, DhChapMessages.KindOf(reply.Message));
+
+        // Linux nvmet tears the queue down instead of answering with AUTH_Failure1.
+        var failed = host.OnConnectionLost("PeerClosed (Remote): closed the connection");
+
+        Assert.Equal(DhChapFailureKind.HostRefused, failed.Kind);
+        Assert.Contains(SubsystemNqn, failed.Detail, StringComparison.Ordinal);
+        Assert.Contains("DH-HMAC-CHAP_Reply", failed.Detail, StringComparison.Ordinal);
+        Assert.Contains("dhchap-key", failed.Detail, StringComparison.Ordinal);
+        Assert.Throws<InvalidOperationException>(() => host.OnConnectionLost("again"));
+    }
+
+    [Fact]
+    public void A_connection_closed_after_failure2_keeps_the_hosts_own_finding()
+    {
+        using var hostKey = DhChapSecret.Parse(DhChapSecret.Generate());
+        using var controllerKey = DhChapSecret.Parse(DhChapSecret.Generate());
+        using var expectedKey = DhChapSecret.Parse(DhChapSecret.Generate());
+        var controller = new DhChapControllerExchange(hostKey, controllerKey, HostNqn, SubsystemNqn);
+        var host = new DhChapHostExchange(new DhChapHostCredentials(hostKey, expectedKey), HostNqn, SubsystemNqn, queueId: 0);
+        var step = host.Start();
+        while (step is not DhChapStep.Send { Description: "AUTH_Send AUTH_Failure2" })
+        {
+            step = step switch
+            {
+                DhChapStep.Send send => Sent(send),
+                DhChapStep.Receive => host.OnReceived(NvmeStatus.Success, controller.OnReceive()),
+                _ => throw new InvalidOperationException($"no AUTH_Failure2 was sent: {step}"),
+            };
+        }
+
+        var failed = host.OnConnectionLost("PeerClosed (Remote): closed the connection");
+
+        Assert.Equal(DhChapFailureKind.ControllerNotAuthenticated, failed.Kind);
+        Assert.Contains("controller authentication failed", failed.Detail, StringComparison.Ordinal);
+
+        DhChapStep Sent(DhChapStep.Send send)
+        {
+            controller.OnSend(send.Message);
+            return host.OnSent(NvmeStatus.Success);
+        }
+    }
+
+    [Fact]
     public void A_status_error_on_receive_is_a_refusal_naming_the_step()
     {
         using var hostKey = DhChapSecret.Parse(DhChapSecret.Generate());

@@ -30,6 +30,7 @@ public sealed class LinuxTarget
     public const string HostAddressVariable = "ACTORNVME_NVMET_HOSTADDR";
     public const string NamespaceVariable = "ACTORNVME_NVMET_NETNS";
     public const string KernelVariable = "ACTORNVME_NVMET_KERNEL";
+    public const string FeaturesVariable = "ACTORNVME_NVMET_FEATURES";
 
     /// <summary>Port of nvmet-default's discovery (and I/O) port, port id 1.</summary>
     public const int DiscoveryPort = 8009;

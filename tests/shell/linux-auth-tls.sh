@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# test-timeout: 600
+# DH-HMAC-CHAP and TLS 1.3 (PSK) of our host against Linux 6.12's nvmet: boots the harness's guest once with
+# Debian 13's kernel and tlshd (ACTORNVME_NVMET_SUITE=trixie, fetched through a private apt configuration into
+# .cache/nvmet-qemu) and runs the LinuxAuthTlsTests facts of tests/ActorNvme.RealPeer.Tests inside it. They
+# reconfigure the target between cases (nvmet-dhchap, nvmet-allow, nvmet-tls-port, nvmet-psk): unidirectional
+# and bidirectional authentication with SHA-256/384/512 and null, ffdhe2048 and ffdhe8192; TLS with a SHA-256
+# and a SHA-384 PSK; TLS with bidirectional authentication; each followed by writes read back on two I/O
+# queues. A wrong host key, a wrong controller key, a missing key and a wrong PSK must be refused within 5 s
+# with an error naming the subsystem and the step, and no secret in the error or the logs.
+# Its own namespace and guest, so it never shares the 6.1 real-peer suite's. Needs the test project built
+# (dotnet build -c Release). Logs in artifacts/linux-auth-tls/.
+# Exit: 0 passed, 1 failed, 77 skipped (not root, or the harness's tools missing).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+me=linux-auth-tls
+class=LinuxAuthTlsTests
+# shellcheck source=lib/preflight.sh
+. tests/shell/lib/preflight.sh
+require_root_and_tools qemu-system-x86_64 ip flock cpio xz
+require_built tests/ActorNvme.RealPeer.Tests/bin/Release/net10.0/ActorNvme.RealPeer.Tests.dll
+
+logs=artifacts/$me
+rm -rf "$logs"
+mkdir -p "$logs"
+export ACTORNVME_NVMET_SUITE=trixie
+export ACTORNVME_NVMET_NETNS=anvme-authtls-$$
+export ACTORNVME_NVMET_LOGDIR=$logs
+
+rc=0
+scripts/nvmet-qemu/nvmet.sh with -- dotnet test tests/ActorNvme.RealPeer.Tests -c Release --no-build --nologo \
+  --filter "FullyQualifiedName~$class" --logger "console;verbosity=detailed" >"$logs/run.log" 2>&1 || rc=$?
+
+grep -E "^nvmet: timing:" "$logs/run.log" | sed "s/^/$me: /" || true
+grep -E "^\s+(Passed|Failed|Skipped) " "$logs/run.log" | sed "s/^ */$me: /" || true
+grep -E "^\s*(Total tests|Passed|Failed|Skipped): " "$logs/run.log" | tr -s ' ' | sed "s/^/$me:/" | paste -sd' ' || true
+if [ "$rc" -ne 0 ]; then
+  grep -E "Error Message" -A6 "$logs/run.log" | head -60 || true
+  tail -n 20 "$logs/run.log"
+  echo "$me: FAIL (exit $rc; see $logs/run.log)"
+  exit 1
+fi
+if grep -qE "^\s+Skipped " "$logs/run.log"; then
+  echo "$me: FAIL (facts were skipped inside the 6.12 guest)"
+  exit 1
+fi
+if ! grep -qE "^Test Run Successful" "$logs/run.log" || ! grep -qE "^\s+Passed: [1-9]" "$logs/run.log"; then
+  echo "$me: FAIL (no test ran)"
+  exit 1
+fi
+echo "$me: PASS ($SECONDS s in all)"
