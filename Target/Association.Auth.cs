@@ -16,6 +16,7 @@ internal sealed partial class Association
 
     // Owned by the read loop (set by Connect, used by its commands), disposed when the connection ends.
     private QueueAuthentication? _authentication;
+    private bool _authenticationFailed;
 
     /// <summary>
     /// After a successful Connect: when the host has keys for the subsystem, the queue must authenticate
@@ -37,13 +38,14 @@ internal sealed partial class Association
 
     /// <summary>A command other than authentication that must wait: the queue has keys and has not proven them yet.</summary>
     private bool AwaitsAuthentication(in SubmissionQueueEntry sqe) =>
-        _authentication is { QueueAuthenticated: false }
-        && !(sqe.IsFabrics && sqe.FabricsType is FabricsCommandType.PropertyGet or FabricsCommandType.PropertySet);
+        _authenticationFailed
+        || (_authentication is { QueueAuthenticated: false }
+            && !(sqe.IsFabrics && sqe.FabricsType is FabricsCommandType.PropertyGet or FabricsCommandType.PropertySet));
 
     private static bool IsAuthenticationCommand(in SubmissionQueueEntry sqe) =>
         sqe.IsFabrics && sqe.FabricsType is FabricsCommandType.AuthenticationSend or FabricsCommandType.AuthenticationReceive;
 
-    /// <summary>Authentication Send or Receive; false when the connection ends (the transaction failed and the host has been told).</summary>
+    /// <summary>Authentication Send or Receive. A failed transaction ends the connection shortly after (<see cref="TargetOptions.AuthenticationFailureLinger"/>).</summary>
     private async ValueTask<bool> HandleAuthenticationAsync(Controller controller, SubmissionQueueEntry sqe, ReadOnlySequence<byte> data)
     {
         var invalidField = NvmeStatus.Generic(GenericStatus.InvalidField, true);
@@ -124,11 +126,35 @@ internal sealed partial class Association
         }
     }
 
-    /// <summary>The transaction failed and the host knows: this connection (only this one) ends once its output is flushed.</summary>
+    /// <summary>
+    /// The transaction failed and the host knows: this connection (only this one) ends after a short linger, so that the
+    /// host reads the refusal before it sees the connection close; until then nothing else runs on it.
+    /// </summary>
     private bool EndAuthentication(Controller controller, string reason)
     {
+        if (_authenticationFailed)
+        {
+            return true;
+        }
+
+        _authenticationFailed = true;
+        _authentication!.QueueAuthenticated = false;
         _target.Log.AuthenticationFailed(Remote, controller.HostNqn, controller.Subsystem.Nqn, _queueId, reason);
-        _closeReason = $"DH-HMAC-CHAP failed: {reason}";
-        return false;
+        _ = CloseAfterAsync(_options.AuthenticationFailureLinger, $"DH-HMAC-CHAP failed: {reason}");
+        return true;
+    }
+
+    private async Task CloseAfterAsync(TimeSpan delay, string reason)
+    {
+        try
+        {
+            await Task.Delay(delay, _stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        Close(reason);
     }
 }

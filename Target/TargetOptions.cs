@@ -91,6 +91,13 @@ public sealed record TargetOptions
     /// <summary>Time a new connection has to send its ICReq and a Fabrics Connect before it is closed (half-open connections are reaped).</summary>
     public TimeSpan InitializationTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How long a queue whose DH-HMAC-CHAP failed stays open after the host has been told (AUTH_Failure1) or has given up
+    /// (AUTH_Failure2) before the target closes it; meanwhile everything else is refused. Closing at once makes hosts such
+    /// as SPDK's see a dropped connection instead of the refusal.
+    /// </summary>
+    public TimeSpan AuthenticationFailureLinger { get; init; } = TimeSpan.FromSeconds(1);
+
     internal void Validate()
     {
         if (MaxH2CData < PduSizes.MinMaxH2CData)

@@ -206,6 +206,10 @@ public sealed class DhChapTargetTests
         Assert.True(DhChapMessages.TryReadFailure(answer.Data, out _, out var reason));
         Assert.Equal(DhChapMessageKind.Failure1, DhChapMessages.KindOf(answer.Data));
         Assert.Equal(DhChapFailureReason.IncorrectMessage, reason);
+
+        // Until the target closes it (after a linger that lets the host read the refusal), nothing else runs on it.
+        var cap = await raw.CommandAsync(FabricsCommands.PropertyGet(0, true));
+        Assert.Equal(NvmeStatus.Specific((byte)FabricsStatus.AuthenticationRequired, doNotRetry: true), cap.Status.WithoutPhase);
         var (end, _) = await raw.ReceiveUntilClosedAsync(Deadline);
         Assert.NotEqual(ReceiveKind.Timeout, end);
 
