@@ -136,23 +136,25 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 grep -q "actornvme target: ready" "$work/target.log" || fail "actornvme target did not start within 60 s"
-perf() { # LABEL PORT SUBNQN [ARGS]: prints IOPS, or "refused"
+spdk_perf() { # LABEL PORT SUBNQN [ARGS]: prints IOPS, or "refused"
   local label=$1 port=$2 nqn=$3 out; shift 3
   out=$(timeout 120 "$bundle/build/bin/spdk_nvme_perf" -q 32 -o 4096 -w randread -t 3 -c 0x2 --no-huge -s 512 \
     -r "trtype:tcp adrfam:IPv4 traddr:127.0.0.1 trsvcid:$port subnqn:$nqn hostnqn:$host_nqn" "$@" 2>&1) || true
   printf '== %s\n%s\n' "$label" "$out" >>"$work/perf.log"
   echo "$out" | awk '/^Total/ {print int($3); found=1} END {if (!found) print "refused"}'
 }
-uni=$(perf uni "$port_uni" "$ours_uni" --dhchap-key "$work/host.key")
-bi=$(perf bi "$port_bi" "$ours_bi" --dhchap-key "$work/host2.key" --dhchap-ctrlr-key "$work/ctrlr2.key")
-bi2048=$(perf bi-2048 "$port_2048" "$ours_2048" --dhchap-key "$work/host.key" --dhchap-ctrlr-key "$work/ctrlr.key")
-tls=$(perf tls-bi "$port_tls" "$ours_tls" -S ssl --psk-path "$work/psk.key" --dhchap-key "$work/host.key" --dhchap-ctrlr-key "$work/ctrlr.key")
-wrong_host=$(perf wrong-host "$port_uni" "$ours_uni" --dhchap-key "$work/wrong.key")
-wrong_ctrlr=$(perf wrong-ctrlr "$port_bi" "$ours_bi" --dhchap-key "$work/host2.key" --dhchap-ctrlr-key "$work/wrong-ctrlr.key")
-no_key=$(perf no-key "$port_uni" "$ours_uni")
+uni=$(spdk_perf uni "$port_uni" "$ours_uni" --dhchap-key "$work/host.key")
+bi=$(spdk_perf bi "$port_bi" "$ours_bi" --dhchap-key "$work/host2.key" --dhchap-ctrlr-key "$work/ctrlr2.key")
+bi2048=$(spdk_perf bi-2048 "$port_2048" "$ours_2048" --dhchap-key "$work/host.key" --dhchap-ctrlr-key "$work/ctrlr.key")
+tls=$(spdk_perf tls-bi "$port_tls" "$ours_tls" -S ssl --psk-path "$work/psk.key" --dhchap-key "$work/host.key" --dhchap-ctrlr-key "$work/ctrlr.key")
+start=$SECONDS
+wrong_host=$(spdk_perf wrong-host "$port_uni" "$ours_uni" --dhchap-key "$work/wrong.key")
+wrong_host_took=$((SECONDS - start))
+wrong_ctrlr=$(spdk_perf wrong-ctrlr "$port_bi" "$ours_bi" --dhchap-key "$work/host2.key" --dhchap-ctrlr-key "$work/wrong-ctrlr.key")
+no_key=$(spdk_perf no-key "$port_uni" "$ours_uni")
 echo "$me: spdk_nvme_perf against actornvme target, IOPS at QD32 (4 KiB randread, 3 s, load average $(cut -d' ' -f1 /proc/loadavg)):"
 echo "$me:   unidirectional $uni   bidirectional $bi   bidirectional sha256/ffdhe2048 $bi2048   TLS + bidirectional $tls"
-echo "$me:   wrong host key: $wrong_host   wrong controller key: $wrong_ctrlr   no key: $no_key"
+echo "$me:   wrong host key: $wrong_host (perf exited after $wrong_host_took s)   wrong controller key: $wrong_ctrlr   no key: $no_key"
 for result in "uni:$uni" "bi:$bi" "bi-2048:$bi2048" "tls-bi:$tls"; do
   case ${result#*:} in ''|refused|*[!0-9]*) fail "spdk_nvme_perf $result did not run I/O (see $logs/perf.log, $logs/target.log)" ;; esac
   [ "${result#*:}" -gt 0 ] || fail "spdk_nvme_perf $result: 0 IOPS"
@@ -160,7 +162,8 @@ done
 [ "$wrong_host" = refused ] || fail "spdk_nvme_perf with a wrong host key ran I/O"
 [ "$wrong_ctrlr" = refused ] || fail "spdk_nvme_perf with a wrong controller key ran I/O"
 [ "$no_key" = refused ] || fail "spdk_nvme_perf without a key ran I/O"
-grep -q "controller challenge mismatch\|ctrlr.*mismatch\|controller authentication" "$work/perf.log" || fail "perf did not report the wrong controller key (see $logs/perf.log)"
+grep -q "received AUTH_failure1: rc=1, rce=1" "$work/perf.log" || fail "perf did not read AUTH_Failure1 for the wrong host key (see $logs/perf.log)"
+grep -q "controller challenge mismatch" "$work/perf.log" || fail "perf did not report the wrong controller key (see $logs/perf.log)"
 grep -q "DH-HMAC-CHAP of host $host_nqn .* failed: the host's response does not match its key" "$work/target.log" \
   || fail "the target did not log the wrong host key (see $logs/target.log)"
 for key in host.key host2.key ctrlr.key ctrlr2.key wrong.key psk.key; do
