@@ -30,6 +30,7 @@ internal sealed partial class Association
         }
 
         _authentication = new QueueAuthentication(keys, hostNqn, subsystem.Nqn);
+        _ = CloseUnlessAuthenticatedAsync(_options.AuthenticationTimeout);
         return (uint)AuthenticationRequired << 16;
     }
 
@@ -86,12 +87,8 @@ internal sealed partial class Association
             CryptographicOperations.ZeroMemory(message);
             NoteAuthenticated(controller, authentication);
             await CompleteAsync(sqe.CommandId, NvmeStatus.Success).ConfigureAwait(false);
-            if (exchange.HostGaveUp)
-            {
-                return EndAuthentication(controller, exchange.Failure!);
-            }
-
-            return true;
+            // A failure found in what the host sent is told by the next Receive; the linger starts now either way.
+            return !exchange.HasFailed || EndAuthentication(controller, exchange.Failure!);
         }
 
         if (length < DhChapMessages.FailureSize || length > MaxAuthenticationReceive || sqe.DataPointer.Length < length)
@@ -142,6 +139,24 @@ internal sealed partial class Association
         _target.Log.AuthenticationFailed(Remote, controller.HostNqn, controller.Subsystem.Nqn, _queueId, reason);
         _ = CloseAfterAsync(_options.AuthenticationFailureLinger, $"DH-HMAC-CHAP failed: {reason}");
         return true;
+    }
+
+    /// <summary>A queue that has not authenticated in time holds a connection for nothing: it is closed.</summary>
+    private async Task CloseUnlessAuthenticatedAsync(TimeSpan timeout)
+    {
+        try
+        {
+            await Task.Delay(timeout, _stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        if (_authentication is { QueueAuthenticated: false } && Listener.Gate.IsOpen)
+        {
+            Close($"no DH-HMAC-CHAP transaction succeeded within {timeout.TotalSeconds:0.#} s of Connect");
+        }
     }
 
     private async Task CloseAfterAsync(TimeSpan delay, string reason)

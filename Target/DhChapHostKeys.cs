@@ -53,8 +53,14 @@ internal sealed class QueueAuthentication : IDisposable
 
     public DhChapControllerExchange Exchange { get; }
 
-    /// <summary>Commands other than authentication may run: a transaction has succeeded on this queue (a re-authentication in progress keeps it).</summary>
-    public bool QueueAuthenticated { get; set; }
+    private volatile bool _queueAuthenticated;
+
+    /// <summary>Commands other than authentication may run: a transaction has succeeded on this queue (a re-authentication in progress keeps it). Read by the authentication timer too.</summary>
+    public bool QueueAuthenticated
+    {
+        get => _queueAuthenticated;
+        set => _queueAuthenticated = value;
+    }
 
     public void Dispose()
     {

@@ -98,8 +98,16 @@ public sealed record TargetOptions
     /// </summary>
     public TimeSpan AuthenticationFailureLinger { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Time a queue that must authenticate (DH-HMAC-CHAP) has, from its Connect, before it is closed.</summary>
+    public TimeSpan AuthenticationTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     internal void Validate()
     {
+        if (AuthenticationFailureLinger < TimeSpan.Zero || AuthenticationFailureLinger > TimeSpan.FromMinutes(1) || AuthenticationTimeout <= TimeSpan.Zero || AuthenticationTimeout > TimeSpan.FromHours(1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(AuthenticationTimeout), "AuthenticationFailureLinger is 0..60 s; AuthenticationTimeout is more than 0 and at most an hour");
+        }
+
         if (MaxH2CData < PduSizes.MinMaxH2CData)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxH2CData), MaxH2CData, $"MAXH2CDATA must be at least {PduSizes.MinMaxH2CData}");

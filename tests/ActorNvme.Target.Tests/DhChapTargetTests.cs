@@ -258,6 +258,25 @@ public sealed class DhChapTargetTests
     }
 
     [Fact]
+    public async Task A_queue_that_does_not_authenticate_in_time_is_closed_and_its_sibling_stays()
+    {
+        await using var t = TestTarget.Create(options: new TargetOptions { AuthenticationTimeout = TimeSpan.FromSeconds(1) });
+        string hostKey = DhChapSecret.Generate();
+        t.Target.SetDhChapKeys(TestTarget.Nqn, HostNqn, hostKey);
+        // The sibling is another host, one without keys: no clock runs for it.
+        await using var sibling = await ConnectAdminAsync(t);
+        await BringUpAsync(sibling, null, "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000002");
+
+        await using var idle = await t.ConnectAsync();
+        await idle.InitializeAsync();
+        Assert.True((await idle.ConnectAsync(TestTarget.Nqn)).Status.IsSuccess);
+        var (end, _) = await idle.ReceiveUntilClosedAsync(Deadline);
+        Assert.NotEqual(ReceiveKind.Timeout, end);
+        await WaitUntilAsync(() => t.Subsystem.ControllerCount == 1);
+        Assert.False(sibling.Closed.IsCompleted);
+    }
+
+    [Fact]
     public async Task Keys_that_do_not_parse_are_refused_without_echoing_them()
     {
         await using var target = new NvmeTarget();
@@ -281,9 +300,9 @@ public sealed class DhChapTargetTests
     private static Task<AdminClient> ConnectAdminAsync(TestTarget t) =>
         AdminClient.ConnectAsync(new InMemoryTransport(t.Network), t.Listener.Address, QueuePairOptions.Admin).WaitAsync(Deadline);
 
-    private static Task<ControllerBringUpResult> BringUpAsync(AdminClient client, DhChapHostCredentials? credentials)
+    private static Task<ControllerBringUpResult> BringUpAsync(AdminClient client, DhChapHostCredentials? credentials, string hostNqn = HostNqn)
     {
-        var parameters = new FabricsConnectParameters(RawClient.HostId, TestTarget.Nqn, HostNqn);
+        var parameters = new FabricsConnectParameters(RawClient.HostId, TestTarget.Nqn, hostNqn);
         var options = new BringUpOptions(parameters, QueuePairOptions.Admin.QueueSize) { Goal = BringUpGoal.Identified, Authentication = credentials };
         return client.BringUpAsync(options).WaitAsync(Deadline);
     }
