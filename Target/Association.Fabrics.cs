@@ -128,7 +128,7 @@ internal sealed partial class Association
 
             Install(created, 0, sqSize + 1, disableSqFlow);
             _target.Log.ControllerCreated(subsystem.IsDiscovery ? "discovery" : "nvm", created.Id, subsystemNqn, hostNqn, Remote);
-            return CompleteAsync(sqe.CommandId, NvmeStatus.Success, created.Id, connectResponse: true);
+            return CompleteAsync(sqe.CommandId, NvmeStatus.Success, created.Id | StartAuthentication(subsystem, hostNqn), connectResponse: true);
         }
 
         if (subsystem.IsDiscovery)
@@ -160,7 +160,7 @@ internal sealed partial class Association
 
         owner.Touch();
         Install(owner, queueId, sqSize + 1, disableSqFlow);
-        return CompleteAsync(sqe.CommandId, NvmeStatus.Success, owner.Id, connectResponse: true);
+        return CompleteAsync(sqe.CommandId, NvmeStatus.Success, owner.Id | StartAuthentication(subsystem, hostNqn), connectResponse: true);
     }
 
     private void Install(Controller controller, ushort queueId, int queueSize, bool disableSqFlow)

@@ -327,6 +327,17 @@ internal sealed partial class Association
             return true;
         }
 
+        if (controller is not null && IsAuthenticationCommand(sqe))
+        {
+            return await HandleAuthenticationAsync(controller, sqe, frame.Data).ConfigureAwait(false);
+        }
+
+        if (controller is not null && AwaitsAuthentication(sqe))
+        {
+            await CompleteAsync(sqe.CommandId, NvmeStatus.Specific((byte)FabricsStatus.AuthenticationRequired, doNotRetry: true)).ConfigureAwait(false);
+            return true;
+        }
+
         if (sqe.IsFabrics)
         {
             await HandleFabricsAsync(sqe, frame.Data).ConfigureAwait(false);
@@ -449,6 +460,7 @@ internal sealed partial class Association
         }
 
         ReleaseTransfers();
+        _authentication?.Dispose();
         _target.Unregister(this);
         Interlocked.Exchange(ref _closeRequested, 1);
 

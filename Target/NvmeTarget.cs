@@ -32,6 +32,7 @@ public sealed class NvmeTarget : IAsyncDisposable
     private readonly List<NvmSubsystem> _subsystems = [];
     private readonly List<DiscoveryReferral> _referrals = [];
     private readonly ConcurrentDictionary<(string Host, string Subsystem), string> _tlsPsks = new();
+    private readonly ConcurrentDictionary<(string Host, string Subsystem), DhChapHostKeys> _dhChapKeys = new();
     private readonly Dictionary<Association, Task> _associations = [];
     private ushort _nextPortId = 1;
     private long _generation;
@@ -135,6 +136,40 @@ public sealed class NvmeTarget : IAsyncDisposable
     /// <summary>The PSK for a handshake's identity; null when none was set.</summary>
     internal NvmeTlsPsk? FindTlsPsk(string hostNqn, string subsystemNqn) =>
         _tlsPsks.TryGetValue((hostNqn, subsystemNqn), out var interchange) ? NvmeTlsPsk.Parse(interchange) : null;
+
+    /// <summary>
+    /// Requires DH-HMAC-CHAP of <paramref name="hostNqn"/> on every queue (admin and I/O) it connects to
+    /// <paramref name="subsystemNqn"/>: its Connect answer carries AUTHREQ.ATR and every command but Authentication
+    /// Send/Receive and Property Get/Set is refused with Authentication Required until the host has proven its key.
+    /// Null removes the requirement. Refused (FormatException, ArgumentException) when a key does not parse or a list is empty.
+    /// Controllers already connected keep what they authenticated with; new queues use the new keys.
+    /// </summary>
+    public void SetDhChapKeys(string subsystemNqn, string hostNqn, DhChapHostKeys? keys)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(subsystemNqn);
+        ArgumentException.ThrowIfNullOrEmpty(hostNqn);
+        if (subsystemNqn == DiscoverySubsystem.WellKnownNqn)
+        {
+            throw new ArgumentException("the discovery subsystem does not authenticate hosts (as nvmet and SPDK)", nameof(subsystemNqn));
+        }
+
+        if (keys is null)
+        {
+            _dhChapKeys.TryRemove((hostNqn, subsystemNqn), out _);
+            return;
+        }
+
+        keys.Validate($"DH-HMAC-CHAP keys of {hostNqn} for {subsystemNqn}");
+        _dhChapKeys[(hostNqn, subsystemNqn)] = keys with { HostKey = keys.HostKey.Trim(), ControllerKey = keys.ControllerKey?.Trim() };
+    }
+
+    /// <summary>As <see cref="SetDhChapKeys(string, string, DhChapHostKeys?)"/> with DHHC-1 strings and every hash and group allowed.</summary>
+    public void SetDhChapKeys(string subsystemNqn, string hostNqn, string hostKey, string? controllerKey = null) =>
+        SetDhChapKeys(subsystemNqn, hostNqn, new DhChapHostKeys(hostKey, controllerKey));
+
+    /// <summary>The keys a host must prove for a subsystem; null when it need not authenticate.</summary>
+    internal DhChapHostKeys? FindDhChapKeys(string hostNqn, string subsystemNqn) =>
+        _dhChapKeys.TryGetValue((hostNqn, subsystemNqn), out var keys) ? keys : null;
 
     /// <summary>Listens on <paramref name="address"/> of an in-memory network.</summary>
     public TargetListener ListenInMemory(InMemoryNetwork network, TransportAddress address, bool secureChannel = false)

@@ -91,8 +91,23 @@ public sealed record TargetOptions
     /// <summary>Time a new connection has to send its ICReq and a Fabrics Connect before it is closed (half-open connections are reaped).</summary>
     public TimeSpan InitializationTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How long a queue whose DH-HMAC-CHAP failed stays open after the host has been told (AUTH_Failure1) or has given up
+    /// (AUTH_Failure2) before the target closes it; meanwhile everything else is refused. Closing at once makes hosts such
+    /// as SPDK's see a dropped connection instead of the refusal.
+    /// </summary>
+    public TimeSpan AuthenticationFailureLinger { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Time a queue that must authenticate (DH-HMAC-CHAP) has, from its Connect, before it is closed.</summary>
+    public TimeSpan AuthenticationTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     internal void Validate()
     {
+        if (AuthenticationFailureLinger < TimeSpan.Zero || AuthenticationFailureLinger > TimeSpan.FromMinutes(1) || AuthenticationTimeout <= TimeSpan.Zero || AuthenticationTimeout > TimeSpan.FromHours(1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(AuthenticationTimeout), "AuthenticationFailureLinger is 0..60 s; AuthenticationTimeout is more than 0 and at most an hour");
+        }
+
         if (MaxH2CData < PduSizes.MinMaxH2CData)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxH2CData), MaxH2CData, $"MAXH2CDATA must be at least {PduSizes.MinMaxH2CData}");

@@ -13,7 +13,7 @@ internal static class TargetCommand
 {
     public static Command Create()
     {
-        var config = new Option<FileInfo?>("--config", "-c") { Description = "JSON file describing the target (address, discovery_port, rpc_socket, subsystems[{nqn, port, namespaces[{size_mib, block_size, backend}]}])" };
+        var config = new Option<FileInfo?>("--config", "-c") { Description = "JSON file describing the target (address, discovery_port, rpc_socket, subsystems[{nqn, port, secure_channel, namespaces[{size_mib, block_size, backend}], hosts[nqn | {nqn, dhchap_key, dhchap_ctrlr_key, dhchap_digests, dhchap_dhgroups, psk}]}])" };
         var address = new Option<string?>("--address", "-a") { Description = "Address every listener binds (default 127.0.0.1)" };
         var discoveryPort = new Option<int?>("--discovery-port", "-d") { Description = "Discovery listener port (default 8009; 0: any free port)" };
         var ports = new Option<string?>("--ports", "-p") { Description = "Comma-separated ports, one NVM subsystem each (default 4420,4421; 0: any free port)" };
@@ -92,7 +92,25 @@ internal static class TargetCommand
             Console.Out.WriteLine($"actornvme target: discovery tcp {discovery.Address}");
             foreach (var s in settings.Subsystems)
             {
-                var listener = target.Listeners.FirstOrDefault(l => s.Port != 0 && l.Address.Port == s.Port) ?? target.ListenTcp(settings.Address, s.Port);
+                var listener = target.Listeners.FirstOrDefault(l => s.Port != 0 && l.Address.Port == s.Port) ?? target.ListenTcp(settings.Address, s.Port, s.SecureChannel);
+                if (listener.SecureChannel != s.SecureChannel)
+                {
+                    throw new InvalidOperationException($"subsystem {s.Nqn}: port {s.Port} is shared with a subsystem that does {(listener.SecureChannel ? string.Empty : "not ")}require TLS");
+                }
+
+                foreach (var host in s.HostKeys)
+                {
+                    if (host.DhChap is not null)
+                    {
+                        target.SetDhChapKeys(s.Nqn, host.Nqn, host.DhChap);
+                    }
+
+                    if (host.Psk is not null)
+                    {
+                        target.SetTlsPsk(s.Nqn, host.Nqn, host.Psk);
+                    }
+                }
+
                 var subsystem = target.AddSubsystem(new NvmSubsystemOptions(s.Nqn) { LinkToAllListeners = false, AllowAnyHost = s.Hosts is null, AllowedHosts = s.Hosts ?? [] });
                 subsystem.Link(listener);
                 foreach (var ns in s.Namespaces)
@@ -101,7 +119,10 @@ internal static class TargetCommand
                 }
 
                 string namespaces = s.Namespaces.Count == 0 ? "no namespace" : string.Join(", ", s.Namespaces.Select(n => $"{(n.Null ? "null" : "RAM")} {n.SizeBytes / (1024 * 1024)} MiB ({n.BlockSize} B blocks)"));
-                Console.Out.WriteLine($"actornvme target: subsystem {s.Nqn} tcp {listener.Address}: {namespaces}");
+                string security = string.Concat(
+                    s.SecureChannel ? " (TLS PSK)" : string.Empty,
+                    s.HostKeys.Any(h => h.DhChap is not null) ? $" (DH-HMAC-CHAP for {s.HostKeys.Count(h => h.DhChap is not null)} host(s))" : string.Empty);
+                Console.Out.WriteLine($"actornvme target: subsystem {s.Nqn} tcp {listener.Address}{security}: {namespaces}");
             }
         }
         catch (Exception e) when (e is SocketException or ArgumentException or InvalidOperationException or FormatException)

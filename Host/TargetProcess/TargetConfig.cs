@@ -1,14 +1,34 @@
 using System.Text.Json;
 using ActorNvme.Host.JsonRpc;
+using ActorNvme.Protocol.Auth;
+using ActorNvme.Target;
+using ActorNvme.Transport.Authentication;
 
 namespace ActorNvme.Host.TargetProcess;
 
 /// <summary>One namespace of a subsystem of <c>actornvme target</c>.</summary>
 public sealed record TargetNamespaceConfig(long SizeBytes, int BlockSize = 512, bool Null = false);
 
-/// <summary>One NVM subsystem of <c>actornvme target</c>, listening on its own port.</summary>
 /// <summary>One NVM subsystem of the target; <paramref name="Hosts"/>, when given, are the only host NQNs it lets connect.</summary>
-public sealed record TargetSubsystemConfig(string Nqn, int Port, IReadOnlyList<TargetNamespaceConfig> Namespaces, IReadOnlyList<string>? Hosts = null);
+public sealed record TargetSubsystemConfig(string Nqn, int Port, IReadOnlyList<TargetNamespaceConfig> Namespaces, IReadOnlyList<string>? Hosts = null)
+{
+    /// <summary>Its listener takes only NVMe/TCP over TLS 1.3 with a PSK (SPDK's listener -k); each host needs a "psk".</summary>
+    public bool SecureChannel { get; init; }
+
+    /// <summary>Keys of the hosts listed as objects: DH-HMAC-CHAP they must pass on every queue, the TLS PSK they use.</summary>
+    public IReadOnlyList<TargetHostConfig> HostKeys { get; init; } = [];
+}
+
+/// <summary>A host of a subsystem with keys, as SPDK's <c>nvmf_subsystem_add_host --dhchap-key --dhchap-ctrlr-key --psk</c>.</summary>
+public sealed record TargetHostConfig(string Nqn)
+{
+    public DhChapHostKeys? DhChap { get; init; }
+
+    /// <summary>The TLS PSK interchange string (<c>NVMeTLSkey-1:...</c>), for secure-channel listeners.</summary>
+    public string? Psk { get; init; }
+
+    public override string ToString() => $"host {Nqn}{(DhChap is null ? string.Empty : ", DH-HMAC-CHAP")}{(Psk is null ? string.Empty : ", TLS PSK")}";
+}
 
 /// <summary>
 /// What <c>actornvme target</c> serves. Defaults: discovery on 127.0.0.1:8009, two subsystems on :4420
@@ -19,7 +39,11 @@ public sealed record TargetSubsystemConfig(string Nqn, int Port, IReadOnlyList<T
 ///                     "namespaces": [ { "size_mib": 64, "block_size": 512, "backend": "ram" } ],
 ///                     "hosts": [ "nqn.2014-08.org.nvmexpress:uuid:..." ] } ] }
 /// </code>
-/// Without "hosts" a subsystem lets any host connect; with it, only those (others: Connect Invalid Host).
+/// Without "hosts" a subsystem lets any host connect; with it, only those (others: Connect Invalid Host). A host may
+/// be an object with keys, as SPDK's nvmf_subsystem_add_host: <c>{ "nqn": "...", "dhchap_key": "/abs/host.key",
+/// "dhchap_ctrlr_key": "/abs/ctrlr.key", "dhchap_digests": ["sha256", ...], "dhchap_dhgroups": ["null", "ffdhe2048", ...],
+/// "psk": "/abs/psk.key" }</c> (each key inline or the absolute path of a 0600 file); with "dhchap_key" it must pass
+/// DH-HMAC-CHAP on every queue. <c>"secure_channel": true</c> on a subsystem makes its port TLS-only (as SPDK's -k).
 /// </summary>
 public sealed record TargetConfig
 {
@@ -86,7 +110,7 @@ public sealed record TargetConfig
 
     private static TargetSubsystemConfig ParseSubsystem(string where, JsonElement element)
     {
-        var p = RpcParams.Parse(where, element, ["nqn", "port", "namespaces", "hosts"]);
+        var p = RpcParams.Parse(where, element, ["nqn", "port", "namespaces", "hosts", "secure_channel"]);
         var namespaces = new List<TargetNamespaceConfig>();
         if (element.TryGetProperty("namespaces", out var list))
         {
@@ -109,6 +133,92 @@ public sealed record TargetConfig
             }
         }
 
-        return new TargetSubsystemConfig(p.RequiredNonEmptyString("nqn", 223), (int)p.RequiredInt64("port", 0, 65535), namespaces, p.OptionalStringArray("hosts", 1024, 223));
+        var (hosts, hostKeys) = ParseHosts(where, element);
+        var subsystem = new TargetSubsystemConfig(p.RequiredNonEmptyString("nqn", 223), (int)p.RequiredInt64("port", 0, 65535), namespaces, hosts)
+        {
+            SecureChannel = p.OptionalBool("secure_channel") ?? false,
+            HostKeys = hostKeys,
+        };
+        if (subsystem.SecureChannel && (hosts is null || hostKeys.Any(h => h.Psk is null) || hosts.Count != hostKeys.Count))
+        {
+            throw new InvalidDataException($"{where}: a secure_channel subsystem lists its hosts, each with a psk");
+        }
+
+        return subsystem;
+    }
+
+    /// <summary>"hosts": NQN strings, or objects with an "nqn" and keys.</summary>
+    private static (IReadOnlyList<string>? Hosts, IReadOnlyList<TargetHostConfig> Keys) ParseHosts(string where, JsonElement subsystem)
+    {
+        if (!subsystem.TryGetProperty("hosts", out var list) || list.ValueKind == JsonValueKind.Null)
+        {
+            return (null, []);
+        }
+
+        if (list.ValueKind != JsonValueKind.Array || list.GetArrayLength() > 1024)
+        {
+            throw new InvalidDataException($"{where}: 'hosts' must be an array of at most 1024 host NQNs or host objects");
+        }
+
+        var hosts = new List<string>();
+        var keys = new List<TargetHostConfig>();
+        int i = 0;
+        foreach (var item in list.EnumerateArray())
+        {
+            string at = $"{where}.hosts[{i++}]";
+            if (item.ValueKind == JsonValueKind.String)
+            {
+                string nqn = item.GetString()!;
+                if (nqn.Length is 0 or > 223)
+                {
+                    throw new InvalidDataException($"{at}: a host NQN is 1..223 characters");
+                }
+
+                hosts.Add(nqn);
+                continue;
+            }
+
+            var h = RpcParams.Parse(at, item, ["nqn", "dhchap_key", "dhchap_ctrlr_key", "dhchap_digests", "dhchap_dhgroups", "psk"]);
+            string hostNqn = h.RequiredNonEmptyString("nqn", 223);
+            string? hostKey = KeyText(h.OptionalNonEmptyString("dhchap_key", 4096), "DHHC-", $"{at}.dhchap_key");
+            string? controllerKey = KeyText(h.OptionalNonEmptyString("dhchap_ctrlr_key", 4096), "DHHC-", $"{at}.dhchap_ctrlr_key");
+            if (controllerKey is not null && hostKey is null)
+            {
+                throw new InvalidDataException($"{at}: dhchap_ctrlr_key is set without dhchap_key");
+            }
+
+            DhChapHostKeys? dhChap = null;
+            if (hostKey is not null)
+            {
+                dhChap = new DhChapHostKeys(hostKey, controllerKey)
+                {
+                    Hashes = h.OptionalStringArray("dhchap_digests", 3, 16)?.Select(n => DhChapHashes.TryParse(n, out var id) ? id : throw new InvalidDataException($"{at}: dhchap_digests: '{n}' is not sha256, sha384 or sha512")).ToArray(),
+                    Groups = h.OptionalStringArray("dhchap_dhgroups", 6, 16)?.Select(n => DhChapGroups.TryParse(n, out var id) ? id : throw new InvalidDataException($"{at}: dhchap_dhgroups: '{n}' is not null or ffdhe2048..ffdhe8192")).ToArray(),
+                };
+            }
+
+            hosts.Add(hostNqn);
+            keys.Add(new TargetHostConfig(hostNqn) { DhChap = dhChap, Psk = KeyText(h.OptionalNonEmptyString("psk", 4096), "NVMeTLSkey-", $"{at}.psk") });
+        }
+
+        return (hosts, keys);
+    }
+
+    /// <summary>A key given inline (starting with <paramref name="inlinePrefix"/>) or as the absolute path of a 0600 file.</summary>
+    private static string? KeyText(string? valueOrPath, string inlinePrefix, string setting)
+    {
+        if (valueOrPath is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return (valueOrPath.StartsWith(inlinePrefix, StringComparison.Ordinal) ? valueOrPath : DhChapKeys.ReadKeyFile(valueOrPath, setting)).Trim();
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidDataException(e.Message, e);
+        }
     }
 }

@@ -113,6 +113,54 @@ public sealed class CommandTests
     }
 
     [Fact]
+    public void Target_config_takes_host_keys_as_nvmf_subsystem_add_host_does_and_refuses_bad_ones()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return; // key files are checked for mode 0600
+        }
+
+        string dir = Directory.CreateTempSubdirectory("anvme-keys").FullName;
+        try
+        {
+            string hostKey = ActorNvme.Protocol.Auth.DhChapSecret.Generate(32, 1);
+            string keyFile = Path.Combine(dir, "host.key");
+            File.WriteAllText(keyFile, hostKey + "\n");
+            File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            string path = Path.Combine(dir, "target.json");
+            string ctrlrKey = ActorNvme.Protocol.Auth.DhChapSecret.Generate(48, 2);
+            File.WriteAllText(path, $$"""
+                {"subsystems":[{"nqn":"nqn.x:1","port":0,"hosts":["nqn.h:plain",
+                  {"nqn":"nqn.h:keyed","dhchap_key":"{{keyFile}}","dhchap_ctrlr_key":"{{ctrlrKey}}","dhchap_digests":["sha384"],"dhchap_dhgroups":["null","ffdhe2048"]}]}]}
+                """);
+            var subsystem = Assert.Single(TargetConfig.Load(path).Subsystems);
+            Assert.Equal(["nqn.h:plain", "nqn.h:keyed"], subsystem.Hosts);
+            var keyed = Assert.Single(subsystem.HostKeys);
+            Assert.Equal(hostKey, keyed.DhChap!.HostKey);
+            Assert.Equal(ctrlrKey, keyed.DhChap.ControllerKey);
+            Assert.Equal([ActorNvme.Protocol.Auth.DhChapHashId.Sha384], keyed.DhChap.Hashes);
+            Assert.Equal([ActorNvme.Protocol.Auth.DhChapGroupId.Null, ActorNvme.Protocol.Auth.DhChapGroupId.Ffdhe2048], keyed.DhChap.Groups);
+            Assert.DoesNotContain("DHHC", keyed.ToString(), StringComparison.Ordinal);
+
+            File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+            var error = Assert.Throws<InvalidDataException>(() => TargetConfig.Load(path));
+            Assert.Contains("0600", error.Message, StringComparison.Ordinal);
+
+            File.WriteAllText(path, """{"subsystems":[{"nqn":"nqn.x:1","port":0,"hosts":[{"nqn":"nqn.h:1","dhchap_key":"DHHC-1:00:abc:","dhchap_digests":["md5"]}]}]}""");
+            error = Assert.Throws<InvalidDataException>(() => TargetConfig.Load(path));
+            Assert.Contains("md5", error.Message, StringComparison.Ordinal);
+
+            File.WriteAllText(path, """{"subsystems":[{"nqn":"nqn.x:1","port":0,"secure_channel":true,"hosts":[{"nqn":"nqn.h:1","dhchap_key":"DHHC-1:00:abc:"}]}]}""");
+            error = Assert.Throws<InvalidDataException>(() => TargetConfig.Load(path));
+            Assert.Contains("psk", error.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Metrics_are_published_on_the_ActorNvme_meter_and_never_throw()
     {
         var seen = new List<string>();

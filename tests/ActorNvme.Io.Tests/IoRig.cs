@@ -70,10 +70,12 @@ public sealed class IoRig : IAsyncDisposable
         int blockSize = 512,
         long namespaceBytes = 32L * 1024 * 1024,
         int paths = 1,
-        int extraNamespaces = 0)
+        int extraNamespaces = 0,
+        Action<NvmeTarget>? configureTarget = null)
     {
         settings = (settings ?? FastSettings()).Validated();
         var target = new NvmeTarget(targetOptions);
+        configureTarget?.Invoke(target);
         var subsystem = target.AddSubsystem(Nqn);
         subsystem.AddNamespace(NamespaceOptions.Ram(namespaceBytes, blockSize));
         for (int i = 0; i < extraNamespaces; i++)

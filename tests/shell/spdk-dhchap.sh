@@ -7,6 +7,7 @@
 # SHA-384/ffdhe2048 and SHA-512/ffdhe8192 authentication with writes and reads on two I/O queues after it;
 # a wrong host key, a wrong controller key and a missing key refused with errors naming subsystem and step.
 # Needs the test project built (dotnet build -c Release). Logs in artifacts/spdk-dhchap/.
+# Part 3: SPDK's spdk_nvme_perf authenticates against `actornvme target` (uni-, bidirectional, TLS + DH-HMAC-CHAP).
 # Exit: 0 passed, 1 failed, 77 skipped (no SPDK bundle at ../shared/peers/spdk, or not root).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -87,4 +88,85 @@ if echo "$out" | grep -q "not attached within"; then fail "the refusal came only
 echo "$out" | grep -q "$sub_nqn" || fail "the refusal does not name $sub_nqn: $out"
 if grep -q "$(cut -d: -f3 "$work/wrong.key")" "$work/serve.log"; then fail "a secret is in the serve log"; fi
 echo "$me: rpc.py: attach with keyring keys OK, wrong key refused in $((SECONDS - start)) s"
+kill -TERM "$serve_pid" 2>/dev/null || true
+wait "$serve_pid" 2>/dev/null || true
+serve_pid=
+
+# Part 3: the other direction. SPDK's spdk_nvme_perf (its --dhchap-key / --dhchap-ctrlr-key files, -S ssl --psk-path)
+# authenticates against `actornvme target` (keys in its JSON config, as nvmf_subsystem_add_host takes them):
+# unidirectional, bidirectional, bidirectional restricted to SHA-256/ffdhe2048, and TLS + bidirectional DH-HMAC-CHAP
+# together; a wrong host key and a wrong controller key are refused (perf finds no controller, still exits 0).
+kill -INT "$tgt_pid" 2>/dev/null || true
+wait "$tgt_pid" 2>/dev/null || true
+rm -rf "/var/run/dpdk/spdk_pid$tgt_pid"
+tgt_pid=
+gen_psk() { python3 <<'PY'
+import base64, os, sys, zlib
+key = os.urandom(32)
+sys.stdout.write("NVMeTLSkey-1:01:%s:" % base64.b64encode(key + zlib.crc32(key).to_bytes(4, "little")).decode())
+PY
+}
+gen_key 02 >"$work/host2.key"
+gen_key 00 >"$work/ctrlr2.key"
+gen_key 03 >"$work/wrong-ctrlr.key"
+gen_psk >"$work/psk.key"
+ours_uni=nqn.2016-06.io.actornvme:dhchap-uni
+ours_bi=nqn.2016-06.io.actornvme:dhchap-bi
+ours_2048=nqn.2016-06.io.actornvme:dhchap-2048
+ours_tls=nqn.2016-06.io.actornvme:dhchap-tls
+port_uni=$(free_port); port_bi=$(free_port); port_2048=$(free_port); port_tls=$(free_port); port_disc=$(free_port)
+host_obj() { # KEY [CTRLR-KEY] [EXTRA-JSON]
+  echo "{\"nqn\":\"$host_nqn\",\"dhchap_key\":\"$work/$1\"${2:+,\"dhchap_ctrlr_key\":\"$work/$2\"}${3:-}}"
+}
+cat >"$work/target.json" <<JSON
+{ "address": "127.0.0.1", "discovery_port": $port_disc, "rpc_socket": "$work/target.sock",
+  "subsystems": [
+    { "nqn": "$ours_uni", "port": $port_uni, "namespaces": [ { "size_mib": 32 } ], "hosts": [ $(host_obj host.key) ] },
+    { "nqn": "$ours_bi", "port": $port_bi, "namespaces": [ { "size_mib": 32 } ], "hosts": [ $(host_obj host2.key ctrlr2.key) ] },
+    { "nqn": "$ours_2048", "port": $port_2048, "namespaces": [ { "size_mib": 32 } ],
+      "hosts": [ $(host_obj host.key ctrlr.key ',"dhchap_digests":["sha256"],"dhchap_dhgroups":["ffdhe2048"]') ] },
+    { "nqn": "$ours_tls", "port": $port_tls, "secure_channel": true, "namespaces": [ { "size_mib": 32 } ],
+      "hosts": [ $(host_obj host.key ctrlr.key ",\"psk\":\"$work/psk.key\"") ] } ] }
+JSON
+dotnet "$dll" target -c "$work/target.json" >"$work/target.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 600); do
+  grep -q "actornvme target: ready" "$work/target.log" 2>/dev/null && break
+  kill -0 "$serve_pid" 2>/dev/null || fail "actornvme target exited: $(tail -n 5 "$work/target.log")"
+  sleep 0.1
+done
+grep -q "actornvme target: ready" "$work/target.log" || fail "actornvme target did not start within 60 s"
+spdk_perf() { # LABEL PORT SUBNQN [ARGS]: prints IOPS, or "refused"
+  local label=$1 port=$2 nqn=$3 out; shift 3
+  out=$(timeout 120 "$bundle/build/bin/spdk_nvme_perf" -q 32 -o 4096 -w randread -t 3 -c 0x2 --no-huge -s 512 \
+    -r "trtype:tcp adrfam:IPv4 traddr:127.0.0.1 trsvcid:$port subnqn:$nqn hostnqn:$host_nqn" "$@" 2>&1) || true
+  printf '== %s\n%s\n' "$label" "$out" >>"$work/perf.log"
+  echo "$out" | awk '/^Total/ {print int($3); found=1} END {if (!found) print "refused"}'
+}
+uni=$(spdk_perf uni "$port_uni" "$ours_uni" --dhchap-key "$work/host.key")
+bi=$(spdk_perf bi "$port_bi" "$ours_bi" --dhchap-key "$work/host2.key" --dhchap-ctrlr-key "$work/ctrlr2.key")
+bi2048=$(spdk_perf bi-2048 "$port_2048" "$ours_2048" --dhchap-key "$work/host.key" --dhchap-ctrlr-key "$work/ctrlr.key")
+tls=$(spdk_perf tls-bi "$port_tls" "$ours_tls" -S ssl --psk-path "$work/psk.key" --dhchap-key "$work/host.key" --dhchap-ctrlr-key "$work/ctrlr.key")
+start=$SECONDS
+wrong_host=$(spdk_perf wrong-host "$port_uni" "$ours_uni" --dhchap-key "$work/wrong.key")
+wrong_host_took=$((SECONDS - start))
+wrong_ctrlr=$(spdk_perf wrong-ctrlr "$port_bi" "$ours_bi" --dhchap-key "$work/host2.key" --dhchap-ctrlr-key "$work/wrong-ctrlr.key")
+no_key=$(spdk_perf no-key "$port_uni" "$ours_uni")
+echo "$me: spdk_nvme_perf against actornvme target, IOPS at QD32 (4 KiB randread, 3 s, load average $(cut -d' ' -f1 /proc/loadavg)):"
+echo "$me:   unidirectional $uni   bidirectional $bi   bidirectional sha256/ffdhe2048 $bi2048   TLS + bidirectional $tls"
+echo "$me:   wrong host key: $wrong_host (perf exited after $wrong_host_took s)   wrong controller key: $wrong_ctrlr   no key: $no_key"
+for result in "uni:$uni" "bi:$bi" "bi-2048:$bi2048" "tls-bi:$tls"; do
+  case ${result#*:} in ''|refused|*[!0-9]*) fail "spdk_nvme_perf $result did not run I/O (see $logs/perf.log, $logs/target.log)" ;; esac
+  [ "${result#*:}" -gt 0 ] || fail "spdk_nvme_perf $result: 0 IOPS"
+done
+[ "$wrong_host" = refused ] || fail "spdk_nvme_perf with a wrong host key ran I/O"
+[ "$wrong_ctrlr" = refused ] || fail "spdk_nvme_perf with a wrong controller key ran I/O"
+[ "$no_key" = refused ] || fail "spdk_nvme_perf without a key ran I/O"
+grep -q "received AUTH_failure1: rc=1, rce=1" "$work/perf.log" || fail "perf did not read AUTH_Failure1 for the wrong host key (see $logs/perf.log)"
+grep -q "controller challenge mismatch" "$work/perf.log" || fail "perf did not report the wrong controller key (see $logs/perf.log)"
+grep -q "DH-HMAC-CHAP of host $host_nqn .* failed: the host's response does not match its key" "$work/target.log" \
+  || fail "the target did not log the wrong host key (see $logs/target.log)"
+for key in host.key host2.key ctrlr.key ctrlr2.key wrong.key psk.key; do
+  if grep -q "$(cut -d: -f3 "$work/$key")" "$work/target.log"; then fail "a secret ($key) is in the target log"; fi
+done
 echo "$me: PASS"

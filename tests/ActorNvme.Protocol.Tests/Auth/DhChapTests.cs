@@ -341,6 +341,83 @@ public class DhChapExchangeTests
         }
     }
 
+    [Fact]
+    public void The_controller_answers_messages_out_of_order_with_failure1_incorrect_message_and_never_throws()
+    {
+        using var hostKey = DhChapSecret.Parse(DhChapSecret.Generate());
+        var negotiate = DhChapMessages.Negotiate(3, DhChapHashes.All, DhChapGroups.All);
+        var outOfOrder = new List<Action<DhChapControllerExchange>>
+        {
+            c => c.OnSend(DhChapMessages.Reply(3, new byte[32], [], 0, [])),
+            c => c.OnSend(DhChapMessages.Success2(3)),
+            c => c.OnReceive(),
+            c => { c.OnSend(negotiate); c.OnSend(negotiate); },
+            c => { c.OnSend(negotiate); c.OnReceive(); c.OnReceive(); },
+            c => c.OnSend([]),
+        };
+        foreach (var wrong in outOfOrder)
+        {
+            var controller = new DhChapControllerExchange(hostKey, null, HostNqn, SubsystemNqn);
+            wrong(controller);
+            Assert.True(controller.HasFailed);
+            Assert.False(controller.Authenticated);
+            var answer = controller.OnReceive();
+            Assert.Equal(DhChapMessageKind.Failure1, DhChapMessages.KindOf(answer));
+            Assert.True(DhChapMessages.TryReadFailure(answer, out _, out var reason));
+            Assert.Equal(DhChapFailureReason.IncorrectMessage, reason);
+        }
+    }
+
+    [Fact]
+    public void The_controller_refuses_secure_channel_concatenation_and_a_reply_for_another_transaction()
+    {
+        using var hostKey = DhChapSecret.Parse(DhChapSecret.Generate());
+        var concatenation = DhChapMessages.Negotiate(3, DhChapHashes.All, DhChapGroups.All);
+        concatenation[6] = 1;
+        var controller = new DhChapControllerExchange(hostKey, null, HostNqn, SubsystemNqn);
+        controller.OnSend(concatenation);
+        Assert.True(DhChapMessages.TryReadFailure(controller.OnReceive(), out _, out var reason));
+        Assert.Equal(DhChapFailureReason.ConcatenationMismatch, reason);
+
+        controller = new DhChapControllerExchange(hostKey, null, HostNqn, SubsystemNqn, [DhChapHashId.Sha256], [DhChapGroupId.Null]);
+        controller.OnSend(DhChapMessages.Negotiate(3, DhChapHashes.All, DhChapGroups.All));
+        Assert.True(DhChapMessages.TryReadChallenge(controller.OnReceive(), out var challenge, out _, out _));
+        byte[] key = hostKey.TransformedKey(HostNqn);
+        var response = DhChapResponses.Host(DhChapHashId.Sha256, key, challenge!.Challenge, challenge.SequenceNumber, 4, 0, HostNqn, SubsystemNqn);
+        controller.OnSend(DhChapMessages.Reply(4, response, [], 0, []));
+        Assert.True(DhChapMessages.TryReadFailure(controller.OnReceive(), out _, out reason));
+        Assert.Equal(DhChapFailureReason.IncorrectPayload, reason);
+        Assert.Contains("transaction", controller.Failure, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Random_bytes_sent_to_the_controller_never_throw()
+    {
+        var random = new Random(41);
+        using var hostKey = DhChapSecret.Parse(DhChapSecret.Generate());
+        for (int i = 0; i < 500; i++)
+        {
+            var controller = new DhChapControllerExchange(hostKey, hostKey, HostNqn, SubsystemNqn, groups: [DhChapGroupId.Null]);
+            if (i % 2 == 0)
+            {
+                controller.OnSend(DhChapMessages.Negotiate(1, DhChapHashes.All, DhChapGroups.All));
+                controller.OnReceive();
+            }
+
+            var garbage = new byte[random.Next(0, 300)];
+            random.NextBytes(garbage);
+            if (garbage.Length > 1 && i % 3 == 0)
+            {
+                garbage[0] = 0x01;
+                garbage[1] = 0x02;
+            }
+
+            controller.OnSend(garbage);
+            Assert.False(controller.Authenticated);
+            Assert.True(DhChapMessages.KindOf(controller.OnReceive()) is DhChapMessageKind.Failure1);
+        }
+    }
+
     private static DhChapStep.Failed HostFailureAfter(byte[] challenge)
     {
         using var hostKey = DhChapSecret.Parse(DhChapSecret.Generate());
