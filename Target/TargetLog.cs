@@ -73,4 +73,7 @@ internal static partial class TargetLog
 
     [LoggerMessage(EventId = 22, Level = LogLevel.Debug, Message = "Corrupted the data digest of command {CommandId} to {Remote}")]
     public static partial void DigestCorrupted(this ILogger logger, string remote, ushort commandId);
+
+    [LoggerMessage(EventId = 24, Level = LogLevel.Information, Message = "{Command} (action {Action}) on namespace {NamespaceId} from {HostNqn} (host id {HostId}): {Status}")]
+    public static partial void Reservation(this ILogger logger, string hostNqn, Guid hostId, uint namespaceId, string command, byte action, string status);
 }
