@@ -79,6 +79,59 @@ public sealed partial class SubsystemActor
         }
     }
 
+    /// <summary>
+    /// A graceful detach (a handover) gives up this host's reservations before the controllers shut down, so the
+    /// next owner acquires without preempting anyone: preemption is kept for owners that crashed or are cut off.
+    /// True when the release was started (the detach continues on <see cref="ReservationsReleased"/>).
+    /// </summary>
+    private bool ReleaseReservationsFirst(Subsystem.Detach message)
+    {
+        if (_releasingReservations)
+        {
+            return true;
+        }
+
+        if (_options.Fence is not { } fence || message.Kind != RemovalReason.Detached)
+        {
+            return false;
+        }
+
+        var held = _blockDevices.Where(d => !_fencing.Contains(d.Key) && d.Value.Device.SupportsReservations && d.Value.Device.HasUsablePath)
+            .Select(d => d.Value.Device)
+            .ToArray();
+        if (held.Length == 0)
+        {
+            return false;
+        }
+
+        _releasingReservations = true;
+        var log = _log;
+        string name = _options.Name;
+        Task.WhenAll(held.Select(async device =>
+        {
+            try
+            {
+                await device.ReservationRegisterAsync(Protocol.Nvme.ReservationRegisterAction.Unregister, fence.Key, 0).AsTask().WaitAsync(ReleaseTimeout).ConfigureAwait(false);
+                log.Info("{0}: {1}: unregistered key 0x{2:x16} (reservation released) before the handover", name, device.Name, fence.Key);
+            }
+            catch (Exception e) when (e is BlockDeviceException or TimeoutException)
+            {
+                // The next owner then preempts the leftover registration: still safe, as this host is shutting down.
+                log.Warning("{0}: {1}: could not give up the reservation before the handover: {2}", name, device.Name, e.Message);
+            }
+        })).PipeTo(Self, success: () => ReservationsReleased.Instance, failure: _ => ReservationsReleased.Instance);
+        return true;
+    }
+
+    private static readonly TimeSpan ReleaseTimeout = TimeSpan.FromSeconds(5);
+
+    private bool _releasingReservations;
+
+    private sealed record ReservationsReleased
+    {
+        public static ReservationsReleased Instance { get; } = new();
+    }
+
     private sealed record DeviceFenced(uint NamespaceId, BlockDeviceOwner Owner, ReservationFence? Result, string? Error);
 
     private sealed record RetryFence(uint NamespaceId, BlockDeviceOwner Owner);

@@ -63,6 +63,7 @@ public sealed partial class SubsystemActor : ReceiveActor, IWithTimers
         Receive<Subsystem.GetBlockDevice>(OnGetBlockDevice);
         Receive<DeviceFenced>(OnDeviceFenced);
         Receive<RetryFence>(OnRetryFence);
+        Receive<ReservationsReleased>(_ => DetachNow());
         Receive<Subsystem.SetMultipathPolicy>(OnSetMultipathPolicy);
         Receive<Subsystem.GetIoPaths>(OnGetIoPaths);
         Receive<Subsystem.GetStatus>(_ => Sender.Tell(new Subsystem.Status(
@@ -469,6 +470,16 @@ public sealed partial class SubsystemActor : ReceiveActor, IWithTimers
     {
         _removal = message.Kind;
         _stopReason = message.Reason;
+        if (ReleaseReservationsFirst(message))
+        {
+            return; // detached once this host's registrations are gone (ReservationsReleased)
+        }
+
+        DetachNow();
+    }
+
+    private void DetachNow()
+    {
         if (_paths.Count == 0)
         {
             Context.Stop(Self);
