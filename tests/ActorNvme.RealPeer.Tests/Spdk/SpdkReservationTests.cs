@@ -115,7 +115,7 @@ public sealed class SpdkReservationTests(SpdkReservationTests.Peer peer) : IClas
             if (_subsystems.Add(nqn))
             {
                 await Target.AddSubsystemAsync(nqn, bdev);
-                await Target.RpcAsync("nvmf_subsystem_allow_any_host", "-e", nqn);
+                await Target.RpcAsync("nvmf_subsystem_allow_any_host", "--allow-any-host", nqn);
             }
         }
 
