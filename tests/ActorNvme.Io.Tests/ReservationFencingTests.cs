@@ -131,6 +131,25 @@ public sealed class ReservationFencingTests
         Assert.Equal(BlockDeviceErrorKind.ReservationConflict, error.Kind);
     }
 
+    [Fact]
+    public async Task A_graceful_detach_gives_the_reservation_up_so_the_next_owner_preempts_nobody()
+    {
+        await using var rig = await TwoHostRig.StartAsync();
+        var a = await rig.AttachAsync("hosta", HostSettings(HostIdA), rig.ListenerA, new WriterFence(KeyA));
+        Assert.Equal(HostIdA, rig.Reservations.Holder);
+        await a.WriteAsync(0, Block(0xA0));
+
+        rig.Actors["hosta"].Tell(new ActorNvme.Actors.Subsystem.Subsystem.Detach("handed over", RemovalReason.Detached));
+        await IoRig.WaitUntilAsync(() => rig.Subsystem.ShutdownsRequested >= 1, "A's controller to shut down (CC.SHN)");
+        Assert.Null(rig.Reservations.KeyOf(HostIdA)); // unregistered before CC.SHN
+        Assert.Equal(ReservationType.None, rig.Reservations.Type);
+
+        await rig.AttachAsync("hostb", HostSettings(HostIdB), rig.ListenerB, new WriterFence(KeyB));
+        var fenced = rig.Events.OfType<WriterFenced>().Single(f => f.BlockDevice == "hostbn1");
+        Assert.Null(fenced.Fence.Preempted);
+        Assert.Equal(HostIdB, rig.Reservations.Holder);
+    }
+
     /// <summary>Our Target with one RAM namespace and two listeners (one per host), and one actor system for both hosts.</summary>
     private sealed class TwoHostRig : IAsyncDisposable
     {
@@ -162,6 +181,8 @@ public sealed class ReservationFencingTests
 
         public IReadOnlyCollection<object> Events => _events;
 
+        public ConcurrentDictionary<string, IActorRef> Actors { get; } = new();
+
         public static Task<TwoHostRig> StartAsync()
         {
             var target = new NvmeTarget();
@@ -176,7 +197,7 @@ public sealed class ReservationFencingTests
         public async Task<BlockDevice> AttachAsync(string name, NvmeHostSettings settings, TargetListener listener, WriterFence? fence = null)
         {
             var options = new SubsystemOptions(name, Nqn, [listener.Address], settings.Validated(), Fence: fence);
-            System.ActorOf(ActorNvme.Actors.Subsystem.Subsystem.Props(options, TransportAdminConnector.Tcp(), TransportIoQueueConnector.Tcp()), name);
+            Actors[name] = System.ActorOf(ActorNvme.Actors.Subsystem.Subsystem.Props(options, TransportAdminConnector.Tcp(), TransportIoQueueConnector.Tcp()), name);
             string device = $"{name}n1";
             await IoRig.WaitUntilAsync(() => _events.OfType<BlockDeviceAdded>().Any(a => a.Device.Name == device), $"block device {device}");
             return _events.OfType<BlockDeviceAdded>().Last(a => a.Device.Name == device).BlockDevice!;
