@@ -64,10 +64,11 @@ t_shell=$((SECONDS - t))
 # In CI, or whenever we are root (scripts/ensure-deps.sh then installed what they need), they must
 # run: a skipped or empty real-peer run fails the whole test run.
 realpeer_trx=realpeer.trx
-# SpdkDhChapTests and SpdkTlsTests need SPDK's target, not the Linux guest: tests/shell/spdk-dhchap.sh
-# and tests/shell/spdk-tls.sh run them. LinuxAuthTlsTests need the 6.12 guest: tests/shell/linux-auth-tls.sh.
+# SpdkDhChapTests, SpdkTlsTests and SpdkReservationTests need SPDK's target, not the Linux guest:
+# tests/shell/spdk-dhchap.sh, spdk-tls.sh and spdk-reservations.sh run them. LinuxAuthTlsTests need the
+# 6.12 guest: tests/shell/linux-auth-tls.sh.
 realpeer_args=(tests/ActorNvme.RealPeer.Tests -c Release --no-build --nologo
-  --filter 'FullyQualifiedName!~SpdkDhChapTests&FullyQualifiedName!~SpdkTlsTests&FullyQualifiedName!~LinuxAuthTlsTests'
+  --filter 'FullyQualifiedName!~SpdkDhChapTests&FullyQualifiedName!~SpdkTlsTests&FullyQualifiedName!~SpdkReservationTests&FullyQualifiedName!~LinuxAuthTlsTests'
   --blame-hang-timeout 10m --blame-hang-dump-type none
   --logger "trx;LogFileName=$realpeer_trx" --results-directory "$results"
   --logger "console;verbosity=normal")

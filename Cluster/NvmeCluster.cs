@@ -3,6 +3,7 @@ using Akka.Cluster.Sharding;
 using Akka.Cluster.Tools.Singleton;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Settings;
+using ActorNvme.Actors.Subsystem;
 
 namespace ActorNvme.Cluster;
 
@@ -51,13 +52,20 @@ public sealed class NvmeCluster
         var cluster = Akka.Cluster.Cluster.Get(system);
         string node = settings.NodeName.Length > 0 ? settings.NodeName : cluster.SelfAddress.ToString();
         connector ??= TransportAdminConnector.Tcp();
+        WriterFence? fence = null;
+        if (settings.FenceWithReservations)
+        {
+            // Registrants are told apart by host identifier: each node needs its own, stable across its restarts.
+            hostSettings = hostSettings with { HostId = NodeFence.HostIdOf(hostSettings.HostNqn, node) };
+            fence = new WriterFence(NodeFence.KeyOf(node));
+        }
 
         var nodeView = system.ActorOf(NodeViewActor.Props(node), ClusterView.NodeViewActorName);
         var sharding = ClusterSharding.Get(system);
         var shardingSettings = ClusterShardingSettings.Create(system).WithRole(settings.Role);
         var region = sharding.Start(
             ClusterSubsystem.TypeName,
-            SubsystemEntityActor.Props(hostSettings, connector, node, nodeView),
+            SubsystemEntityActor.Props(hostSettings, connector, node, nodeView, fence),
             shardingSettings,
             new ClusterSubsystem.MessageExtractor(settings.Shards),
             sharding.DefaultShardAllocationStrategy(shardingSettings),

@@ -25,6 +25,13 @@ public sealed record NvmeClusterSettings
     /// <summary>Cluster role of the nodes that hold subsystems (sharding and the coordinator singleton run under it).</summary>
     public string Role { get; init; } = "actornvme";
 
+    /// <summary>
+    /// Whether a node that starts a subsystem takes each namespace's reservation (Write Exclusive, preempting
+    /// and aborting the previous owner's key) before handing its block device to writers, where the namespace
+    /// supports reservations.
+    /// </summary>
+    public bool FenceWithReservations { get; init; } = true;
+
     private static readonly Lazy<Config> Reference = new(() =>
     {
         using var stream = typeof(NvmeClusterSettings).Assembly.GetManifestResourceStream("ActorNvme.Cluster.cluster.conf")
@@ -68,6 +75,7 @@ public sealed record NvmeClusterSettings
             ReassertInterval = reassert,
             Discovery = [.. discovery],
             NodeName = section.GetString("node-name") ?? string.Empty,
+            FenceWithReservations = section.GetBoolean("fence-with-reservations", true),
             Role = section.GetString("role") is { Length: > 0 } role ? role : throw new ArgumentException("actornvme.cluster.role is empty"),
         };
     }

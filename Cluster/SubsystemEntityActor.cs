@@ -22,6 +22,7 @@ internal sealed class SubsystemEntityActor : ReceiveActor
     private readonly IAdminConnector _connector;
     private readonly string _node;
     private readonly IActorRef _nodeView;
+    private readonly WriterFence? _fence;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private ClusterSubsystem.EnsureAttached? _desired;
     private IActorRef? _subsystem;
@@ -34,8 +35,9 @@ internal sealed class SubsystemEntityActor : ReceiveActor
     // hundred milliseconds, and only a path not seen before becomes an AddPath.
     private readonly HashSet<string> _paths = new(StringComparer.Ordinal);
 
-    public SubsystemEntityActor(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView)
+    public SubsystemEntityActor(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView, WriterFence? fence = null)
     {
+        _fence = fence;
         _settings = settings;
         _connector = connector;
         _node = node;
@@ -49,8 +51,9 @@ internal sealed class SubsystemEntityActor : ReceiveActor
         Receive<Terminated>(OnSubsystemTerminated);
     }
 
-    public static Props Props(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView) =>
-        Akka.Actor.Props.Create(() => new SubsystemEntityActor(settings, connector, node, nodeView));
+    /// <param name="fence">When set, every block device is handed to writers only after this node holds its namespace's reservation (preempting a previous owner that crashed or is cut off).</param>
+    public static Props Props(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView, WriterFence? fence = null) =>
+        Akka.Actor.Props.Create(() => new SubsystemEntityActor(settings, connector, node, nodeView, fence));
 
     protected override void PostStop() => _nodeView.Tell(new ClusterView.LocalSubsystemChanged(Self.Path.Name, null));
 
@@ -110,7 +113,7 @@ internal sealed class SubsystemEntityActor : ReceiveActor
         _paths.Clear();
         _paths.UnionWith(message.Paths);
         var settings = _settings with { HostNqn = message.HostNqn };
-        var options = new SubsystemOptions(ClusterSubsystem.LocalName(message.SubsystemNqn), message.SubsystemNqn, paths, settings, Origin: "cluster");
+        var options = new SubsystemOptions(ClusterSubsystem.LocalName(message.SubsystemNqn), message.SubsystemNqn, paths, settings, Origin: "cluster", Fence: _fence);
         _subsystem = Context.ActorOf(SubsystemMessages.Props(options, _connector), ChildName);
         Context.Watch(_subsystem);
         _attached = false;

@@ -62,7 +62,7 @@ public sealed record MultipathPolicy(MultipathPolicyMode Mode, MultipathSelector
 /// <para>Continuations of the returned tasks run on the I/O thread serving the queue pair, which serves
 /// many queue pairs: they must not block (hand long work to another thread).</para>
 /// </remarks>
-public sealed class BlockDevice
+public sealed partial class BlockDevice
 {
     private static readonly PathEntry[] NoPaths = [];
 
@@ -183,6 +183,17 @@ public sealed class BlockDevice
         CheckRange(lba, blocks, nameof(source));
         return Start(IoKind.Write, lba, blocks, default, source);
     }
+
+    /// <summary>RESCAP of the namespace: which reservation types it supports (None: no reservations).</summary>
+    public Protocol.Nvme.ReservationCapabilities ReservationCapabilities { get; internal init; }
+
+    /// <summary>Whether the namespace supports Write Exclusive reservations (what <see cref="FenceAsync"/> takes).</summary>
+    public bool SupportsReservations => (ReservationCapabilities & Protocol.Nvme.ReservationCapabilities.WriteExclusive) != 0;
+
+    /// <summary>Commands the target refused with Reservation Conflict.</summary>
+    public long ReservationConflicts => Interlocked.Read(ref _reservationConflicts);
+
+    private long _reservationConflicts;
 
     /// <summary>Makes every completed write durable (NVM Flush).</summary>
     public ValueTask FlushAsync() => Start(IoKind.Flush, 0, 1, default, default);
@@ -377,6 +388,18 @@ public sealed class BlockDevice
             Statistics.AnaRefused();
         }
 
+        if (!digestError && IsReservationConflict(status))
+        {
+            // Fenced (or never allowed): retrying cannot help, and a writer that was fenced off must learn it at once.
+            Interlocked.Increment(ref _reservationConflicts);
+            operation.Fail(new BlockDeviceException(
+                BlockDeviceErrorKind.ReservationConflict,
+                Name,
+                $"{operation.Describe()} failed: reservation conflict: another host holds the reservation of namespace {NamespaceId} of {SubsystemNqn} (this host was fenced off, or never held it); not retried ({status.ToString(Protocol.Nvme.CommandSet.Nvm)})",
+                status));
+            return;
+        }
+
         if (!digestError && status.Type == Protocol.Nvme.StatusCodeType.Generic && status.Code == (byte)Protocol.Nvme.GenericStatus.AbortRequested)
         {
             // Aborted on purpose (its command timeout passed, action abort): that is how this I/O ends.
@@ -448,6 +471,9 @@ public sealed class BlockDevice
     }
 
     /// <summary>ANA inaccessible or transition: the path may serve again within ANATT; persistent loss: it will not.</summary>
+    internal static bool IsReservationConflict(Protocol.Nvme.NvmeStatus status) =>
+        status.Type == Protocol.Nvme.StatusCodeType.Generic && status.Code == (byte)Protocol.Nvme.GenericStatus.ReservationConflict;
+
     private static bool IsAnaWait(Protocol.Nvme.NvmeStatus status) =>
         status.Code is (byte)Protocol.Nvme.PathStatus.AsymmetricAccessInaccessible
             or (byte)Protocol.Nvme.PathStatus.AsymmetricAccessTransition

@@ -26,6 +26,13 @@ public enum BlockDeviceErrorKind
     /// have executed it.
     /// </summary>
     PathLost = 6,
+
+    /// <summary>
+    /// The namespace's reservation excludes this host (SCT 0, SC 83h): another host holds it, or preempted
+    /// this host's registration (a new owner fencing this one off). Never retried: the same command fails
+    /// again until the reservation changes, and a fenced writer must stop writing.
+    /// </summary>
+    ReservationConflict = 7,
 }
 
 /// <summary>A block-device operation that failed; <see cref="Kind"/> says why, the message says what in words.</summary>

@@ -21,6 +21,7 @@ public sealed class BlockDeviceOwner
     /// <param name="nguid">NGUID, 0 when the namespace reports none.</param>
     /// <param name="eui64">EUI-64, 0 when the namespace reports none.</param>
     /// <param name="uuid">Namespace UUID, empty when the namespace reports none.</param>
+    /// <param name="reservationCapabilities">RESCAP of the namespace (None: no reservations).</param>
     public BlockDeviceOwner(
         string name,
         string subsystemNqn,
@@ -30,13 +31,15 @@ public sealed class BlockDeviceOwner
         BlockDeviceOptions? options = null,
         UInt128 nguid = default,
         ulong eui64 = 0,
-        Guid uuid = default)
+        Guid uuid = default,
+        Protocol.Nvme.ReservationCapabilities reservationCapabilities = Protocol.Nvme.ReservationCapabilities.None)
     {
         Device = new BlockDevice(name, subsystemNqn, namespaceId, blockSize, blockCount, options)
         {
             Nguid = nguid,
             Eui64 = eui64,
             Uuid = uuid,
+            ReservationCapabilities = reservationCapabilities,
         };
     }
 

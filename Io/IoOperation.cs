@@ -13,6 +13,9 @@ internal enum IoKind : byte
     Flush,
     WriteZeroes,
     Deallocate,
+
+    /// <summary>A reservation command (Register, Acquire, Release, Report) prepared by the caller.</summary>
+    Reservation,
 }
 
 /// <summary>
@@ -94,6 +97,9 @@ internal sealed class IoOperation : IValueTaskSource
 
     public ReadOnlyMemory<byte> Source { get; private set; }
 
+    /// <summary>For <see cref="IoKind.Reservation"/>: the command (NSID filled at issue).</summary>
+    public SubmissionQueueEntry Command { get; set; }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static IoOperation Rent(BlockDevice device, IoKind kind, ulong lba, ulong blocks, Memory<byte> destination, ReadOnlyMemory<byte> source)
     {
@@ -156,6 +162,15 @@ internal sealed class IoOperation : IValueTaskSource
                 int blocks = (int)Math.Min(remaining, NvmCommands.MaxBlocksPerCommand);
                 ChunkBlocks = (ulong)blocks;
                 return queue.SubmitAsync(NvmCommands.WriteZeroes(nsid, lba, blocks), DataDirection.None, default, default, out _commandId);
+            }
+
+            case IoKind.Reservation:
+            {
+                ChunkBlocks = remaining;
+                var command = Command;
+                command.NamespaceId = nsid;
+                var direction = !Source.IsEmpty ? DataDirection.HostToController : !Destination.IsEmpty ? DataDirection.ControllerToHost : DataDirection.None;
+                return queue.SubmitAsync(command, direction, Source, Destination, out _commandId);
             }
 
             default:
@@ -224,6 +239,7 @@ internal sealed class IoOperation : IValueTaskSource
         IoKind.Flush => "flush",
         IoKind.WriteZeroes => $"write zeroes of {Blocks} block(s) at LBA {Lba}",
         IoKind.Deallocate => $"deallocate of {Blocks} block(s) at LBA {Lba}",
+        IoKind.Reservation => $"{(NvmOpcode)Command.Opcode} (action {ReservationCommands.Action(Command)})",
         _ => $"{(Kind == IoKind.Read ? "read" : "write")} of {Blocks} block(s) at LBA {Lba}",
     };
 
@@ -295,6 +311,7 @@ internal sealed class IoOperation : IValueTaskSource
         Device = null!;
         Destination = default;
         Source = default;
+        Command = default;
         Avoid = null;
         _set = null;
         BlocksDone = 0;

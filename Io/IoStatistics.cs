@@ -60,6 +60,11 @@ public sealed class IoStatistics
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void Completed(IoKind kind, long bytes, long latencyTicks)
     {
+        if ((int)kind >= Kinds)
+        {
+            return; // reservation commands: not I/O in the statistics' sense
+        }
+
         int at = (int)kind * Stride;
         Interlocked.Increment(ref _counters[at]);
         Interlocked.Add(ref _counters[at + 1], bytes);
@@ -68,7 +73,13 @@ public sealed class IoStatistics
         RaiseTo(ref _counters[at + 4], latencyTicks);
     }
 
-    internal void Failed(IoKind kind) => Interlocked.Increment(ref _counters[((int)kind * Stride) + 5]);
+    internal void Failed(IoKind kind)
+    {
+        if ((int)kind < Kinds)
+        {
+            Interlocked.Increment(ref _counters[((int)kind * Stride) + 5]);
+        }
+    }
 
     /// <summary>A command came back with an ANA status (inaccessible, persistent loss, change): the target saw it on a path it would not serve.</summary>
     internal void AnaRefused() => Interlocked.Increment(ref _anaRefusals);

@@ -132,6 +132,7 @@ internal sealed partial class Association
             FormattedLbaSize = 0,
             MultiPathCapabilities = 1, // may be shared by several controllers (multi-path)
             DeallocateFeatures = 0x09, // deallocated blocks read as zeros; Write Zeroes may deallocate
+            ReservationCapabilities = (byte)NamespaceReservations.Capabilities,
             AnaGroupId = ns.AnaGroupId,
             Nguid = Nguid(ns),
             LbaFormats = formats,
@@ -177,7 +178,7 @@ internal sealed partial class Association
             MaxOutstandingCommands = (ushort)_options.MaxIoQueueSize,
             NumberOfNamespaces = nvm?.Options.MaxNamespaces ?? 0,
             MaxAllowedNamespaces = nvm?.Options.MaxNamespaces ?? 0, // MNAN: Linux refuses an ANA-reporting controller with 0
-            OptionalNvmCommands = discovery ? (ushort)0 : (ushort)0x0C, // Dataset Management, Write Zeroes
+            OptionalNvmCommands = discovery ? (ushort)0 : (ushort)(OptionalNvmCommandSupport.DatasetManagement | OptionalNvmCommandSupport.WriteZeroes | OptionalNvmCommandSupport.Reservations),
             VolatileWriteCache = discovery ? (byte)0 : (byte)1,
             SglSupport = 0x0000_0001 | (_options.InCapsuleDataSize > 0 ? 1u << 20 : 0), // SGLs; offsets for in-capsule data
             SubsystemNqn = controller.Subsystem.Nqn,

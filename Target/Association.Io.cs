@@ -19,13 +19,14 @@ internal sealed partial class Association
     {
         Write,
         DatasetManagement,
+        Reservation,
     }
 
     private ValueTask HandleIoAsync(Controller controller, SubmissionQueueEntry sqe, ReadOnlySequence<byte> data)
     {
         var nvm = controller.Nvm!;
         var opcode = (NvmOpcode)sqe.Opcode;
-        if (opcode is not (NvmOpcode.Read or NvmOpcode.Write or NvmOpcode.Flush or NvmOpcode.WriteZeroes or NvmOpcode.DatasetManagement))
+        if (opcode is not (NvmOpcode.Read or NvmOpcode.Write or NvmOpcode.Flush or NvmOpcode.WriteZeroes or NvmOpcode.DatasetManagement) && !IsReservationCommand(opcode))
         {
             return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.InvalidOpcode, true));
         }
@@ -46,6 +47,17 @@ internal sealed partial class Association
             return CompleteAsync(sqe.CommandId, path);
         }
 
+        if (IsReservationCommand(opcode))
+        {
+            return HandleReservationAsync(controller, sqe, ns, data);
+        }
+
+        var reservation = ReservationStatusFor(controller, ns, opcode);
+        if (!reservation.IsSuccess)
+        {
+            return CompleteAsync(sqe.CommandId, reservation);
+        }
+
         controller.NoteIo(ns);
 
         switch (opcode)
@@ -53,7 +65,7 @@ internal sealed partial class Association
             case NvmOpcode.Flush:
                 return CompleteAsync(sqe.CommandId, NvmeStatus.Success);
             case NvmOpcode.DatasetManagement:
-                return DatasetManagementAsync(sqe, ns, data);
+                return DatasetManagementAsync(controller, sqe, ns, data);
         }
 
         ulong startLba = NvmCommands.StartLba(sqe);
@@ -138,10 +150,10 @@ internal sealed partial class Association
             return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.SglDescriptorTypeInvalid, true));
         }
 
-        return StartTransferAsync(new Transfer(sqe.CommandId, TransferKind.Write, ns, offset, (int)length, sqe));
+        return StartTransferAsync(new Transfer(sqe.CommandId, TransferKind.Write, ns, offset, (int)length, sqe) { Controller = controller });
     }
 
-    private ValueTask DatasetManagementAsync(SubmissionQueueEntry sqe, TargetNamespace ns, ReadOnlySequence<byte> data)
+    private ValueTask DatasetManagementAsync(Controller controller, SubmissionQueueEntry sqe, TargetNamespace ns, ReadOnlySequence<byte> data)
     {
         int length = NvmCommands.RangeCount(sqe) * DsmRangeSize;
         var sgl = sqe.DataPointer;
@@ -174,7 +186,7 @@ internal sealed partial class Association
             return CompleteAsync(sqe.CommandId, NvmeStatus.Generic(GenericStatus.SglDescriptorTypeInvalid, true));
         }
 
-        return StartTransferAsync(new Transfer(sqe.CommandId, TransferKind.DatasetManagement, ns, 0, length, sqe));
+        return StartTransferAsync(new Transfer(sqe.CommandId, TransferKind.DatasetManagement, ns, 0, length, sqe) { Controller = controller });
     }
 
     private static NvmeStatus Deallocate(in SubmissionQueueEntry sqe, TargetNamespace ns, ReadOnlySpan<byte> ranges)
@@ -276,6 +288,18 @@ internal sealed partial class Association
 
             long tornDownAt = controller.TornDownAt;
             bool executed = tornDownAt == 0 || Environment.TickCount64 - tornDownAt <= quiesceMs;
+            if (executed && !ns.Reservations.Allows(controller.HostId, write: true))
+            {
+                // Preempted while it waited (and not aborted): a fenced host's write never lands.
+                faults.DelayedExecutionEnded(write: true, executed: false, stale: false);
+                if (tornDownAt == 0)
+                {
+                    await SendLaterAsync(() => WriteResponseAsync(commandId, NamespaceReservations.ReservationConflictStatus, 0, 0, false, flush: true)).ConfigureAwait(false);
+                }
+
+                return;
+            }
+
             if (executed)
             {
                 ns.Write(offset, data);
@@ -325,7 +349,7 @@ internal sealed partial class Association
         while (_transfers.ContainsKey(_nextTransferTag));
 
         transfer.Tag = _nextTransferTag;
-        if (transfer.Kind == TransferKind.DatasetManagement || transfer.Namespace.Backend != NamespaceBackend.Null)
+        if (transfer.Kind != TransferKind.Write || transfer.Namespace.Backend != NamespaceBackend.Null)
         {
             transfer.Buffer = ArrayPool<byte>.Shared.Rent(transfer.Length);
         }
@@ -400,6 +424,16 @@ internal sealed partial class Association
         {
             status = NvmeStatus.Generic(GenericStatus.TransientTransportError);
         }
+        else if (transfer.Kind == TransferKind.Reservation)
+        {
+            var keys = new byte[ReservationCommands.KeyPairSize];
+            transfer.Buffer.AsSpan(0, transfer.Length).CopyTo(keys);
+            status = ExecuteReservation(transfer.Controller!, transfer.Command, transfer.Namespace, keys);
+        }
+        else if (transfer.Controller is { } writer && !(status = ReservationStatusFor(writer, transfer.Namespace, (NvmOpcode)transfer.Command.Opcode)).IsSuccess)
+        {
+            // Preempted while its data was arriving: the data is dropped.
+        }
         else if (transfer.Kind == TransferKind.Write)
         {
             if (transfer.Buffer is not null)
@@ -455,6 +489,9 @@ internal sealed partial class Association
         public int Length { get; } = length;
 
         public SubmissionQueueEntry Command { get; } = command;
+
+        /// <summary>Whose command it is: the reservation is checked again when the data has arrived.</summary>
+        public Controller? Controller { get; init; }
 
         public ushort Tag { get; set; }
 

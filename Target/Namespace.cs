@@ -65,6 +65,9 @@ public abstract class TargetNamespace
 
     public abstract NamespaceBackend Backend { get; }
 
+    /// <summary>Registrants, holder and type of this namespace's reservation (Reservation Register/Acquire/Release/Report).</summary>
+    public NamespaceReservations Reservations { get; } = new();
+
     private readonly System.Collections.Concurrent.ConcurrentDictionary<Controller, byte> _ioControllers = new();
     private int _peakIoHosts;
 

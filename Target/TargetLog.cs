@@ -79,4 +79,7 @@ internal static partial class TargetLog
 
     [LoggerMessage(EventId = 24, Level = LogLevel.Warning, Message = "DH-HMAC-CHAP of host {HostNqn} ({Remote}) on queue {QueueId} of {SubsystemNqn} failed: {Reason}; closing the connection")]
     public static partial void AuthenticationFailed(this ILogger logger, string remote, string hostNqn, string subsystemNqn, ushort queueId, string reason);
+
+    [LoggerMessage(EventId = 25, Level = LogLevel.Information, Message = "{Command} (action {Action}) on namespace {NamespaceId} from {HostNqn} (host id {HostId}): {Status}")]
+    public static partial void Reservation(this ILogger logger, string hostNqn, Guid hostId, uint namespaceId, string command, byte action, string status);
 }

@@ -33,7 +33,7 @@ public enum ControllerRole
 public sealed record ControllerOptions(string Name, TransportAddress Address, string SubsystemNqn, ControllerRole Role, NvmeHostSettings Settings);
 
 /// <summary>A namespace as identified on a live controller.</summary>
-public sealed record NamespaceInfo(uint NamespaceId, int BlockSize, ulong BlockCount, UInt128 Nguid, ulong Eui64, Guid Uuid);
+public sealed record NamespaceInfo(uint NamespaceId, int BlockSize, ulong BlockCount, UInt128 Nguid, ulong Eui64, Guid Uuid, Protocol.Nvme.ReservationCapabilities Reservations = Protocol.Nvme.ReservationCapabilities.None);
 
 /// <summary>What a controller learned while coming up.</summary>
 public sealed record ControllerInfo(

@@ -159,7 +159,7 @@ public sealed partial class ControllerActor
         }
 
         var identify = result.Identify!.Value;
-        var namespaces = result.Namespaces.Select(n => new NamespaceInfo(n.NamespaceId, n.BlockSize, n.BlockCount, n.Nguid, n.Eui64, n.Uuid)).ToArray();
+        var namespaces = result.Namespaces.Select(n => new NamespaceInfo(n.NamespaceId, n.BlockSize, n.BlockCount, n.Nguid, n.Eui64, n.Uuid, n.Reservations)).ToArray();
         var info = new ControllerInfo(result.ControllerId, result.Capabilities, result.Version, identify, namespaces);
         var live = new LiveData(info, result.Configuration, result.KeepAliveInterval)
         {

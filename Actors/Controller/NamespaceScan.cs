@@ -180,12 +180,12 @@ internal sealed class NamespaceScan
             if (_known.TryGetValue(nsid, out var known) && known.BlockSize == blockSize && known.Nguid == ns.Nguid && known.Eui64 == ns.Eui64)
             {
                 // The same namespace, perhaps resized: keep its UUID, skip the descriptors.
-                _found[nsid] = known with { BlockCount = ns.NamespaceSize };
+                _found[nsid] = known with { BlockCount = ns.NamespaceSize, Reservations = (Protocol.Nvme.ReservationCapabilities)ns.ReservationCapabilities };
                 _identifyIndex++;
                 return NextIdentify();
             }
 
-            _withoutUuid = new NamespaceInfo(nsid, blockSize, ns.NamespaceSize, ns.Nguid, ns.Eui64, Guid.Empty);
+            _withoutUuid = new NamespaceInfo(nsid, blockSize, ns.NamespaceSize, ns.Nguid, ns.Eui64, Guid.Empty, (Protocol.Nvme.ReservationCapabilities)ns.ReservationCapabilities);
             _phase = Phase.Descriptors;
             return new NamespaceScanStep.Submit(
                 AdminCommands.Identify((byte)IdentifyCns.NamespaceIdentificationDescriptors, nsid),

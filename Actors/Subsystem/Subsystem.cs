@@ -133,4 +133,14 @@ public enum RemovalReason
 
 /// <summary>One NVM subsystem under a name (nvme0): its paths and its block devices.</summary>
 /// <param name="Origin">The discovery service that found it, or null when attached by hand.</param>
-public sealed record SubsystemOptions(string Name, string SubsystemNqn, IReadOnlyList<TransportAddress> Paths, NvmeHostSettings Settings, string? Origin = null);
+/// <param name="Fence">When set, each block device whose namespace supports reservations is handed out only after this host holds its reservation (see <see cref="WriterFence"/>).</param>
+public sealed record SubsystemOptions(string Name, string SubsystemNqn, IReadOnlyList<TransportAddress> Paths, NvmeHostSettings Settings, string? Origin = null, WriterFence? Fence = null);
+
+/// <summary>
+/// Single writer, proven at the target: before a block device is handed out, register <paramref name="Key"/>
+/// and hold a reservation of <paramref name="Type"/>, preempting (and aborting) whichever host held it before.
+/// </summary>
+public sealed record WriterFence(ulong Key, Protocol.Nvme.ReservationType Type = Protocol.Nvme.ReservationType.WriteExclusive);
+
+/// <summary>Published when this host took (or already held) the reservation of a block device's namespace.</summary>
+public sealed record WriterFenced(string SubsystemNqn, string BlockDevice, uint NamespaceId, ReservationFence Fence);

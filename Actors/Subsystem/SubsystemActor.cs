@@ -20,7 +20,7 @@ namespace ActorNvme.Actors.Subsystem;
 /// actor's supervisor strategy and counts as a loss of its path: a new controller (new incarnation,
 /// new generation tags) takes the path over after reconnect-delay, under the same deadline.
 /// </summary>
-public sealed class SubsystemActor : ReceiveActor, IWithTimers
+public sealed partial class SubsystemActor : ReceiveActor, IWithTimers
 {
     private readonly SubsystemOptions _options;
     private readonly IAdminConnector _connector;
@@ -61,6 +61,9 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         Receive<Subsystem.Detach>(OnDetach);
         Receive<Subsystem.ResetPaths>(_ => OnResetPaths());
         Receive<Subsystem.GetBlockDevice>(OnGetBlockDevice);
+        Receive<DeviceFenced>(OnDeviceFenced);
+        Receive<RetryFence>(OnRetryFence);
+        Receive<ReservationsReleased>(_ => DetachNow());
         Receive<Subsystem.SetMultipathPolicy>(OnSetMultipathPolicy);
         Receive<Subsystem.GetIoPaths>(OnGetIoPaths);
         Receive<Subsystem.GetStatus>(_ => Sender.Tell(new Subsystem.Status(
@@ -245,7 +248,8 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
             new BlockDeviceOptions(_options.Settings.IoRetries, _options.Settings.IoHoldLimit, _options.Settings.IoPathLossRetries),
             ns.Nguid,
             ns.Eui64,
-            ns.Uuid);
+            ns.Uuid,
+            ns.Reservations);
         blockDevice.SetPolicy(_policy);
         blockDevice.SetFailFast(_failingFast);
         foreach (var live in _paths.Values.Where(p => p.Live))
@@ -259,7 +263,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         _devices[ns.NamespaceId] = device;
         _blockDevices[ns.NamespaceId] = blockDevice;
         _log.Info("{0}: block device {1} added ({2} blocks of {3} bytes)", _options.Name, device.Name, device.BlockCount, device.BlockSize);
-        Context.System.EventStream.Publish(new BlockDeviceAdded(device, blockDevice.Device));
+        PublishOrFence(ns.NamespaceId, blockDevice);
     }
 
     private void RemoveDevice(uint namespaceId, string reason)
@@ -270,6 +274,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
         }
 
         blockDevice.Delete(reason);
+        _fencing.Remove(namespaceId);
         foreach (var key in _anaStates.Keys.Where(k => k.NamespaceId == namespaceId).ToArray())
         {
             _anaStates.Remove(key);
@@ -465,6 +470,16 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
     {
         _removal = message.Kind;
         _stopReason = message.Reason;
+        if (ReleaseReservationsFirst(message))
+        {
+            return; // detached once this host's registrations are gone (ReservationsReleased)
+        }
+
+        DetachNow();
+    }
+
+    private void DetachNow()
+    {
         if (_paths.Count == 0)
         {
             Context.Stop(Self);
@@ -584,7 +599,7 @@ public sealed class SubsystemActor : ReceiveActor, IWithTimers
 
     private void OnGetBlockDevice(Subsystem.GetBlockDevice request)
     {
-        var device = _blockDevices.Values.Select(d => d.Device).FirstOrDefault(d => d.Name == request.Name);
+        var device = _blockDevices.Where(d => !_fencing.Contains(d.Key)).Select(d => d.Value.Device).FirstOrDefault(d => d.Name == request.Name);
         Sender.Tell(device is not null
             ? new Subsystem.BlockDeviceResult(request.Name, device)
             : new Subsystem.BlockDeviceResult(request.Name, null, $"{_options.Name} has no block device named {request.Name} (it has: {(_blockDevices.Count == 0 ? "none yet" : string.Join(", ", _blockDevices.Values.Select(d => d.Device.Name)))})"));

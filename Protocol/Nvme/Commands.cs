@@ -27,6 +27,10 @@ public enum NvmOpcode : byte
     Read = 0x02,
     WriteZeroes = 0x08,
     DatasetManagement = 0x09,
+    ReservationRegister = 0x0D,
+    ReservationReport = 0x0E,
+    ReservationAcquire = 0x11,
+    ReservationRelease = 0x15,
 }
 
 /// <summary>FCTYPE of fabrics commands (opcode 0x7F).</summary>

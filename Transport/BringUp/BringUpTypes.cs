@@ -128,7 +128,7 @@ public sealed record BringUpFailure(BringUpStep Step, string Description, BringU
 }
 
 /// <summary>A namespace found while identifying.</summary>
-public sealed record IdentifiedNamespace(uint NamespaceId, int BlockSize, ulong BlockCount, UInt128 Nguid, ulong Eui64, Guid Uuid);
+public sealed record IdentifiedNamespace(uint NamespaceId, int BlockSize, ulong BlockCount, UInt128 Nguid, ulong Eui64, Guid Uuid, Protocol.Nvme.ReservationCapabilities Reservations = Protocol.Nvme.ReservationCapabilities.None);
 
 /// <summary>What a finished bring-up learned.</summary>
 public sealed record ControllerBringUpResult(

@@ -362,7 +362,7 @@ public sealed class ControllerBringUp : IAdminScript
         }
         else if (ns.IsActive)
         {
-            _namespaceWithoutUuid = new IdentifiedNamespace(nsid, blockSize, ns.NamespaceSize, ns.Nguid, ns.Eui64, Guid.Empty);
+            _namespaceWithoutUuid = new IdentifiedNamespace(nsid, blockSize, ns.NamespaceSize, ns.Nguid, ns.Eui64, Guid.Empty, (Protocol.Nvme.ReservationCapabilities)ns.ReservationCapabilities);
             return Submit(BringUpStep.NamespaceDescriptors, $"Identify Namespace {nsid} identification descriptors", AdminCommands.Identify((byte)IdentifyCns.NamespaceIdentificationDescriptors, nsid), dataInLength: NamespaceIdentifiers.Size);
         }
 

@@ -11,6 +11,7 @@ using ActorNvme.Cluster;
 using ActorNvme.Host.Discover;
 using ActorNvme.Io;
 using ActorNvme.Protocol.Data;
+using ActorNvme.Protocol.Nvme;
 using ActorNvme.Target;
 using Xunit.Abstractions;
 
@@ -144,6 +145,17 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
         {
             Assert.Single(survivors, n => n.AttachedNow().Contains(subsystem.Nqn));
             Assert.Equal(1, subsystem.FindNamespace(1)!.PeakConcurrentIoHosts);
+        }
+
+        // Fenced at the target: each orphaned namespace's Write Exclusive reservation is held by the survivor that
+        // owns it now (its node-derived host identifier), and the crashed node's key is no longer registered.
+        foreach (string nqn in orphaned)
+        {
+            var reservations = _target.Subsystems.Single(s => s.Nqn == nqn).FindNamespace(1)!.Reservations;
+            var owner = survivors.Single(n => n.AttachedNow().Contains(nqn));
+            Assert.Equal(ReservationType.WriteExclusive, reservations.Type);
+            Assert.Equal(NodeFence.HostIdOf(HostNqn, owner.Name), reservations.Holder);
+            Assert.Null(reservations.KeyOf(NodeFence.HostIdOf(HostNqn, crashed.Name)));
         }
 
         Assert.Equal(0, _nodes.Sum(n => n.VerifyFailures));

@@ -36,7 +36,7 @@ public sealed class AdminTests
         Assert.Equal(0x66, decoded.SubmissionQueueEntrySize);
         Assert.Equal(decoded.NumberOfNamespaces, decoded.MaxAllowedNamespaces); // MNAN, required by Linux with ANA
         Assert.Equal(1024u, BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(516))); // NN
-        Assert.Equal(0x0Cu, BinaryPrimitives.ReadUInt16LittleEndian(d.AsSpan(520))); // ONCS: DSM, Write Zeroes
+        Assert.Equal(0x2Cu, BinaryPrimitives.ReadUInt16LittleEndian(d.AsSpan(520))); // ONCS: DSM, Write Zeroes, Reservations
         Assert.Equal(0x00100001u, BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(536))); // SGLS
         Assert.Equal(TestTarget.Nqn, Ascii(d, 768, 256));
         Assert.Equal((64u + 16384) / 16, BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(1792))); // IOCCSZ
