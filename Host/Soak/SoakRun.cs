@@ -180,6 +180,8 @@ internal sealed class SoakRun
             ["stall_max_ms"] = durations.Length == 0 ? 0 : Math.Round(durations[^1], 1),
             ["stalls"] = new JsonArray([.. stalls.Select(s => (JsonNode?)new JsonObject { ["at_unix_ms"] = s.AtUnixMs, ["ms"] = Math.Round(s.Ms, 1) })]),
             ["ana_refusals"] = _device.Statistics.Snapshot().AnaRefusals,
+            ["policy"] = $"{_options.Policy.Mode}/{_options.Policy.Selector}",
+            ["commands_per_path"] = new JsonObject([.. _device.CompletedPerPath.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]),
             ["readers"] = _options.Readers,
             ["reader_reads"] = Interlocked.Read(ref _readerReads),
             ["reader_errors"] = Interlocked.Read(ref _readerErrors),
