@@ -107,7 +107,7 @@ faults=$(cat "$work/faults.count" 2>/dev/null || echo 0)
 ana_faults=$(grep -c ' ana ' "$work/faults.log" 2>/dev/null || true)
 grep '^soak: ' "$work/soak.log" | sed "s/^/$me: /"
 echo "$me: $faults faults in $seconds s against Linux $(cat "$work/kernel" 2>/dev/null || echo '(version unknown)') nvmet ($ana_faults ANA flips to inaccessible and back, $((faults - ana_faults)) unlinks and links)"
-soak_check_chaos "$summary" "${ana_faults:-0}" $((writers + readers))
+soak_check_chaos "$summary" "${ana_faults:-0}" $((writers + readers)) "$kato_ms"
 [ "$faults" -gt 0 ] || soak_fail "no fault was injected"
 spread=$(grep '^{' "$work/spread.log" 2>/dev/null | tail -n 1 || true)
 if [ -z "$spread" ]; then

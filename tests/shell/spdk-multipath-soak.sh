@@ -109,7 +109,7 @@ grep '^soak: checkpoint' "$work/soak.log" | tail -n 3 | sed "s/^/$me: /" || true
 summary=$(grep '^{' "$work/soak.log" | tail -n 1)
 [ -n "$summary" ] || fail "actornvme soak printed no summary (exit $soak_rc): $(tail -n 20 "$work/soak.log")"
 echo "$me: $faults faults in $seconds s ($ana_flips ANA flips to inaccessible and back, $listener_drops listeners removed and added again)"
-soak_check_chaos "$summary" "$ana_flips" $((writers + readers))
+soak_check_chaos "$summary" "$ana_flips" $((writers + readers)) "$kato_ms"
 [ "$with_faults" = 0 ] || [ "$faults" -gt 0 ] || fail "no fault was injected"
 [ "$soak_rc" -eq 0 ] || fail "actornvme soak exited $soak_rc"
 

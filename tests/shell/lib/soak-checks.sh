@@ -10,7 +10,7 @@ soak_fail() {
 # soak_field SUMMARY FIELD: one field of a summary.
 soak_field() { jq -r ".$2" <<<"$1"; }
 
-# soak_check_chaos SUMMARY ANA_FAULTS WORKERS: prints the chaos phase's figures and checks them:
+# soak_check_chaos SUMMARY ANA_FAULTS WORKERS KATO_MS: prints the chaos phase's figures and checks them:
 # - no acknowledged write lost, no bad read, writes and reader reads completed;
 # - ANA refusals bounded: a path's first ANA refusal marks it unusable for every later command (until the
 #   ANA log or ANATT says otherwise), so one ANA fault can only be met by the commands already in flight on
@@ -19,10 +19,14 @@ soak_field() { jq -r ".$2" <<<"$1"; }
 #   wave when ANATT runs out before the next ANA log page is read. A host that kept sending to an
 #   inaccessible path would pass this bound within a few faults;
 # - failover: the longest gap in the readers' completions (a path lost to the first read done on the
-#   other one) stays under 1 s.
+#   other one) stays under 1 s;
+# - writes resume within what the resubmit rule allows: the loss is seen within KATO (at once when the
+#   connection closes), then the lost path's writes wait the write resubmit delay the soak reports (KATO
+#   as the target rounds it to its keep-alive granularity, plus a quarter, plus CQT); 1 s more for a
+#   loaded machine. A write stuck on a lost path, or fenced for good, would exceed it.
 soak_check_chaos() {
-  local summary=$1 ana_faults=$2 workers=$3
-  local lost bad writes refusals bound reader_reads read_max
+  local summary=$1 ana_faults=$2 workers=$3 kato_ms=$4
+  local lost bad writes refusals bound reader_reads read_max write_max write_limit
   lost=$(soak_field "$summary" lost_acknowledged_writes)
   bad=$(soak_field "$summary" bad_reads)
   writes=$(soak_field "$summary" writes)
@@ -30,7 +34,9 @@ soak_check_chaos() {
   reader_reads=$(soak_field "$summary" reader_reads)
   read_max=$(soak_field "$summary" read_stall_max_ms)
   bound=$((ana_faults * workers * 2))
-  echo "$me: $(jq -r '"\(.writes) writes, \(.reads) reads, \(.write_errors) write errors, \(.read_errors) read errors; \(.lost_acknowledged_writes) lost acknowledged writes, \(.bad_reads) bad reads; writers: \(.stall_count) stalls over \(.stalls_over_ms) ms: p50 \(.stall_p50_ms) ms, p99 \(.stall_p99_ms) ms, max \(.stall_max_ms) ms"' <<<"$summary")"
+  write_max=$(soak_field "$summary" stall_max_ms)
+  write_limit=$(awk -v fence="$(soak_field "$summary" write_resubmit_delay_ms)" -v kato="$kato_ms" 'BEGIN { printf "%.0f", fence + kato + 1000 }')
+  echo "$me: $(jq -r '"\(.writes) writes, \(.reads) reads, \(.write_errors) write errors, \(.read_errors) read errors; \(.lost_acknowledged_writes) lost acknowledged writes, \(.bad_reads) bad reads; writers: \(.stall_count) stalls over \(.stalls_over_ms) ms: p50 \(.stall_p50_ms) ms, p99 \(.stall_p99_ms) ms, max \(.stall_max_ms) ms (limit '"$write_limit"' ms: write resubmit delay \(.write_resubmit_delay_ms) ms + KATO '"$kato_ms"' ms + 1 s)"' <<<"$summary")"
   echo "$me: ana refusals: $refusals commands answered with an ANA state (bound $bound = $ana_faults ANA faults x $workers writers and readers x 2)"
   echo "$me: failover time (read gaps, path loss to the first read done on the other path): $(jq -r '"p50 \(.read_stall_p50_ms) ms, p99 \(.read_stall_p99_ms) ms, max \(.read_stall_max_ms) ms over \(.read_stall_count) gaps longer than \(.stalls_over_ms) ms; readers: \(.reader_reads) reads, \(.reader_errors) errors"' <<<"$summary")"
   [ "$lost" = 0 ] || soak_fail "$lost acknowledged writes lost: $(jq -c '.problems[:5]' <<<"$summary")"
@@ -39,6 +45,7 @@ soak_check_chaos() {
   [ "$reader_reads" -gt 0 ] || soak_fail "no reader's read completed"
   [ "$refusals" -le "$bound" ] || soak_fail "$refusals ANA refusals exceed the $bound that can be in flight when $ana_faults ANA states change: I/O kept going to an inaccessible path"
   awk -v gap="$read_max" 'BEGIN { exit !(gap < 1000) }' || soak_fail "reads took $read_max ms to resume on the other path (must be under 1000 ms)"
+  awk -v gap="$write_max" -v limit="$write_limit" 'BEGIN { exit !(gap <= limit) }' || soak_fail "writes stalled $write_max ms, more than the $write_limit ms the resubmit rule allows"
 }
 
 # soak_check_spread SUMMARY: the no-fault active_active round_robin run spread its commands over exactly
