@@ -41,6 +41,11 @@ internal sealed record SoakOptions(
 internal sealed class SoakRun
 {
     private const ulong Magic = 0x4B414F53_4D564E41; // "ANVMSOAK" read little-endian
+    private const int PatternStart = 32; // magic, LBA, generation, writer, run
+
+    // Stamped in every block, so blocks an earlier soak left on the same namespace count as unwritten, not
+    // as a generation this run never wrote (nor as one it did).
+    private readonly int _run = Random.Shared.Next(1, int.MaxValue);
 
     private readonly SoakOptions _options;
     private readonly BlockDevice _device;
@@ -445,28 +450,29 @@ internal sealed class SoakRun
         }
     }
 
-    private static void Stamp(Span<byte> data, ulong lba, long generation, int writer)
+    private void Stamp(Span<byte> data, ulong lba, long generation, int writer)
     {
         BinaryPrimitives.WriteUInt64LittleEndian(data, Magic);
         BinaryPrimitives.WriteUInt64LittleEndian(data[8..], lba);
         BinaryPrimitives.WriteInt64LittleEndian(data[16..], generation);
         BinaryPrimitives.WriteInt32LittleEndian(data[24..], writer);
-        for (int i = 28; i < data.Length; i++)
+        BinaryPrimitives.WriteInt32LittleEndian(data[28..], _run);
+        for (int i = PatternStart; i < data.Length; i++)
         {
             data[i] = Pattern(lba, generation, i);
         }
     }
 
-    private static bool TryReadStamp(ReadOnlySpan<byte> data, ulong lba, out long generation)
+    private bool TryReadStamp(ReadOnlySpan<byte> data, ulong lba, out long generation)
     {
         generation = 0;
-        if (BinaryPrimitives.ReadUInt64LittleEndian(data) != Magic || BinaryPrimitives.ReadUInt64LittleEndian(data[8..]) != lba)
+        if (BinaryPrimitives.ReadUInt64LittleEndian(data) != Magic || BinaryPrimitives.ReadUInt64LittleEndian(data[8..]) != lba || BinaryPrimitives.ReadInt32LittleEndian(data[28..]) != _run)
         {
             return false;
         }
 
         generation = BinaryPrimitives.ReadInt64LittleEndian(data[16..]);
-        for (int i = 28; i < data.Length; i++)
+        for (int i = PatternStart; i < data.Length; i++)
         {
             if (data[i] != Pattern(lba, generation, i))
             {
@@ -477,7 +483,8 @@ internal sealed class SoakRun
         return generation > 0;
     }
 
-    private static bool IsUnwritten(ReadOnlySpan<byte> data) => BinaryPrimitives.ReadUInt64LittleEndian(data) != Magic;
+    /// <summary>Not written by this run: no stamp at all, or an earlier run's.</summary>
+    private bool IsUnwritten(ReadOnlySpan<byte> data) => BinaryPrimitives.ReadUInt64LittleEndian(data) != Magic || BinaryPrimitives.ReadInt32LittleEndian(data[28..]) != _run;
 
     private static byte Pattern(ulong lba, long generation, int offset) => (byte)((lba * 31) + ((ulong)generation * 17) + (ulong)offset);
 
