@@ -41,6 +41,11 @@ internal sealed record SoakOptions(
 internal sealed class SoakRun
 {
     private const ulong Magic = 0x4B414F53_4D564E41; // "ANVMSOAK" read little-endian
+    private const int PatternStart = 32; // magic, LBA, generation, writer, run
+
+    // Stamped in every block, so blocks an earlier soak left on the same namespace count as unwritten, not
+    // as a generation this run never wrote (nor as one it did).
+    private readonly int _run = Random.Shared.Next(1, int.MaxValue);
 
     private readonly SoakOptions _options;
     private readonly BlockDevice _device;
@@ -59,6 +64,7 @@ internal sealed class SoakRun
     private long _lostWrites;
     private long _badReads;
     private long _checkpoints;
+    private TimeSpan _writeResubmitDelay;
     private volatile TaskCompletionSource? _pause;
     private int _paused;
 
@@ -130,6 +136,7 @@ internal sealed class SoakRun
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var started = Stopwatch.StartNew();
+        NoteWriteResubmitDelay();
         await PrepareReadRegionAsync(cancellationToken).ConfigureAwait(false);
         var stallWatch = Task.Run(() => WatchStallsAsync(() => Interlocked.Read(ref _completions), _stalls, pausable: true, stop.Token), CancellationToken.None);
         var readStallWatch = _options.Readers == 0
@@ -158,6 +165,7 @@ internal sealed class SoakRun
         var settle = _options.KeepAliveTimeout + (_options.KeepAliveTimeout / 4) + TimeSpan.FromSeconds(1);
         await CheckpointAsync(log, started.Elapsed, settle, writersRunning: false).ConfigureAwait(false);
 
+        NoteWriteResubmitDelay();
         var stalls = _stalls.ToArray();
         var durations = stalls.Select(s => s.Ms).Order().ToArray();
         var readDurations = _readStalls.Select(s => s.Ms).Order().ToArray();
@@ -178,8 +186,11 @@ internal sealed class SoakRun
             ["stall_p50_ms"] = Percentile(durations, 0.50),
             ["stall_p99_ms"] = Percentile(durations, 0.99),
             ["stall_max_ms"] = durations.Length == 0 ? 0 : Math.Round(durations[^1], 1),
+            ["write_resubmit_delay_ms"] = Math.Round(_writeResubmitDelay.TotalMilliseconds, 1),
             ["stalls"] = new JsonArray([.. stalls.Select(s => (JsonNode?)new JsonObject { ["at_unix_ms"] = s.AtUnixMs, ["ms"] = Math.Round(s.Ms, 1) })]),
             ["ana_refusals"] = _device.Statistics.Snapshot().AnaRefusals,
+            ["policy"] = $"{_options.Policy.Mode}/{_options.Policy.Selector}",
+            ["commands_per_path"] = new JsonObject([.. _device.CompletedPerPath.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]),
             ["readers"] = _options.Readers,
             ["reader_reads"] = Interlocked.Read(ref _readerReads),
             ["reader_errors"] = Interlocked.Read(ref _readerErrors),
@@ -190,6 +201,18 @@ internal sealed class SoakRun
             ["read_stalls"] = new JsonArray([.. _readStalls.Select(s => (JsonNode?)new JsonObject { ["at_unix_ms"] = s.AtUnixMs, ["ms"] = Math.Round(s.Ms, 1) })]),
             ["problems"] = new JsonArray([.. _problems.Take(20).Select(p => (JsonNode?)p)]),
         };
+    }
+
+    /// <summary>The longest any path makes a lost path's writes wait (KATO as the target rounds it, plus CQT): what bounds the writers' stalls.</summary>
+    private void NoteWriteResubmitDelay()
+    {
+        foreach (var path in _device.Paths)
+        {
+            if (path.Value.WriteResubmitDelay > _writeResubmitDelay)
+            {
+                _writeResubmitDelay = path.Value.WriteResubmitDelay;
+            }
+        }
     }
 
     private static double Percentile(double[] sorted, double p) =>
@@ -427,28 +450,29 @@ internal sealed class SoakRun
         }
     }
 
-    private static void Stamp(Span<byte> data, ulong lba, long generation, int writer)
+    private void Stamp(Span<byte> data, ulong lba, long generation, int writer)
     {
         BinaryPrimitives.WriteUInt64LittleEndian(data, Magic);
         BinaryPrimitives.WriteUInt64LittleEndian(data[8..], lba);
         BinaryPrimitives.WriteInt64LittleEndian(data[16..], generation);
         BinaryPrimitives.WriteInt32LittleEndian(data[24..], writer);
-        for (int i = 28; i < data.Length; i++)
+        BinaryPrimitives.WriteInt32LittleEndian(data[28..], _run);
+        for (int i = PatternStart; i < data.Length; i++)
         {
             data[i] = Pattern(lba, generation, i);
         }
     }
 
-    private static bool TryReadStamp(ReadOnlySpan<byte> data, ulong lba, out long generation)
+    private bool TryReadStamp(ReadOnlySpan<byte> data, ulong lba, out long generation)
     {
         generation = 0;
-        if (BinaryPrimitives.ReadUInt64LittleEndian(data) != Magic || BinaryPrimitives.ReadUInt64LittleEndian(data[8..]) != lba)
+        if (BinaryPrimitives.ReadUInt64LittleEndian(data) != Magic || BinaryPrimitives.ReadUInt64LittleEndian(data[8..]) != lba || BinaryPrimitives.ReadInt32LittleEndian(data[28..]) != _run)
         {
             return false;
         }
 
         generation = BinaryPrimitives.ReadInt64LittleEndian(data[16..]);
-        for (int i = 28; i < data.Length; i++)
+        for (int i = PatternStart; i < data.Length; i++)
         {
             if (data[i] != Pattern(lba, generation, i))
             {
@@ -459,7 +483,8 @@ internal sealed class SoakRun
         return generation > 0;
     }
 
-    private static bool IsUnwritten(ReadOnlySpan<byte> data) => BinaryPrimitives.ReadUInt64LittleEndian(data) != Magic;
+    /// <summary>Not written by this run: no stamp at all, or an earlier run's.</summary>
+    private bool IsUnwritten(ReadOnlySpan<byte> data) => BinaryPrimitives.ReadUInt64LittleEndian(data) != Magic || BinaryPrimitives.ReadInt32LittleEndian(data[28..]) != _run;
 
     private static byte Pattern(ulong lba, long generation, int offset) => (byte)((lba * 31) + ((ulong)generation * 17) + (ulong)offset);
 
