@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Cluster.Sharding;
 using Akka.Event;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Settings;
@@ -34,12 +35,24 @@ internal sealed class SubsystemEntityActor : ReceiveActor
     // hundred milliseconds, and only a path not seen before becomes an AddPath.
     private readonly HashSet<string> _paths = new(StringComparer.Ordinal);
 
-    public SubsystemEntityActor(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView)
+    public SubsystemEntityActor(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView, TimeSpan unclaimedTimeout)
     {
         _settings = settings;
         _connector = connector;
         _node = node;
         _nodeView = nodeView;
+
+        // Remember-entities starts every remembered entity after a restart or a move, before anyone asks for
+        // it; one that the desired state no longer names is never asked for, and is forgotten after this.
+        Context.SetReceiveTimeout(unclaimedTimeout);
+        Receive<ReceiveTimeout>(_ =>
+        {
+            if (_desired is null && _subsystem is null)
+            {
+                _log.Info("{0}: no desired state within the unclaimed-entity timeout; forgotten", Self.Path.Name);
+                Forget();
+            }
+        });
         Receive<ClusterSubsystem.EnsureAttached>(OnEnsureAttached);
         Receive<ClusterSubsystem.EnsureDetached>(OnEnsureDetached);
         Receive<ClusterSubsystem.GetOwnership>(m => Sender.Tell(new ClusterSubsystem.Ownership(m.SubsystemNqn, m.HostNqn, _node, _attached, _devices)));
@@ -49,8 +62,18 @@ internal sealed class SubsystemEntityActor : ReceiveActor
         Receive<Terminated>(OnSubsystemTerminated);
     }
 
-    public static Props Props(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView) =>
-        Akka.Actor.Props.Create(() => new SubsystemEntityActor(settings, connector, node, nodeView));
+    public static Props Props(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView, TimeSpan unclaimedTimeout) =>
+        Akka.Actor.Props.Create(() => new SubsystemEntityActor(settings, connector, node, nodeView, unclaimedTimeout));
+
+    /// <summary>
+    /// Stops for good: through the shard (passivation), so that remember-entities forgets the entity; an
+    /// entity that only stopped itself would be started again.
+    /// </summary>
+    private void Forget()
+    {
+        Context.SetReceiveTimeout(null);
+        Context.Parent.Tell(new Passivate(PoisonPill.Instance));
+    }
 
     protected override void PostStop() => _nodeView.Tell(new ClusterView.LocalSubsystemChanged(Self.Path.Name, null));
 
@@ -79,6 +102,7 @@ internal sealed class SubsystemEntityActor : ReceiveActor
         }
 
         _desired = message;
+        Context.SetReceiveTimeout(null);
         if (_subsystem is not null)
         {
             if (!_detaching)
@@ -110,7 +134,17 @@ internal sealed class SubsystemEntityActor : ReceiveActor
         _paths.Clear();
         _paths.UnionWith(message.Paths);
         var settings = _settings with { HostNqn = message.HostNqn };
-        var options = new SubsystemOptions(ClusterSubsystem.LocalName(message.SubsystemNqn), message.SubsystemNqn, paths, settings, Origin: "cluster");
+        try
+        {
+            settings = message.Options?.Apply(settings) ?? settings;
+        }
+        catch (InvalidNvmeSettingsException e)
+        {
+            _log.Warning("{0}: options not applied ({1}); the node's settings are used", message.SubsystemNqn, e.Message);
+        }
+
+        string name = message.Name is { Length: > 0 } given ? given : ClusterSubsystem.LocalName(message.SubsystemNqn);
+        var options = new SubsystemOptions(name, message.SubsystemNqn, paths, settings, Origin: "cluster");
         _subsystem = Context.ActorOf(SubsystemMessages.Props(options, _connector), ChildName);
         Context.Watch(_subsystem);
         _attached = false;
@@ -123,7 +157,7 @@ internal sealed class SubsystemEntityActor : ReceiveActor
         _desired = null;
         if (_subsystem is null)
         {
-            Context.Stop(Self);
+            Forget();
             return;
         }
 
@@ -186,7 +220,7 @@ internal sealed class SubsystemEntityActor : ReceiveActor
         }
         else if (_desired is null)
         {
-            Context.Stop(Self);
+            Forget();
         }
         else if (wasDetaching)
         {
