@@ -47,7 +47,7 @@ public static class DesiredState
     /// <summary>Stop reading this discovery controller's log; what only it listed is detached after the next successful read.</summary>
     public sealed record StopDiscovery(string Path);
 
-    /// <summary>Attach this subsystem through these paths under this name, whether or not a discovery log lists it.</summary>
+    /// <summary>Attach this subsystem through these paths under this name, whether or not a discovery log lists it (paths as an array: it crosses nodes).</summary>
     public sealed record Attach(string Name, string SubsystemNqn, IReadOnlyList<string> Paths, AttachOptions? Options = null);
 
     /// <summary>Detach the subsystem attached under this name (unless a discovery log still lists it).</summary>

@@ -255,7 +255,7 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
             paths.AddRange(found.Paths.Where(p => !paths.Contains(p, StringComparer.Ordinal)));
         }
 
-        return new ClusterSubsystem.EnsureAttached(attach.SubsystemNqn, _hostNqn, [.. paths]) { Name = attach.Name, Options = attach.Options };
+        return new ClusterSubsystem.EnsureAttached(attach.SubsystemNqn, _hostNqn, paths.ToArray()) { Name = attach.Name, Options = attach.Options };
     }
 
     /// <summary>Every desired attachment now: the explicit ones (with the paths discovery adds) and the discovered ones.</summary>
@@ -390,7 +390,7 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
 
         foreach (var (nqn, paths) in wanted)
         {
-            _discovered[nqn] = new ClusterSubsystem.EnsureAttached(nqn, _hostNqn, [.. paths]) { Options = optionsOf[nqn] };
+            _discovered[nqn] = new ClusterSubsystem.EnsureAttached(nqn, _hostNqn, paths.ToArray()) { Options = optionsOf[nqn] };
             if (_attached.Add(nqn))
             {
                 _log.Info("desired: {0} through {1}", nqn, string.Join(", ", paths));

@@ -44,7 +44,7 @@ public sealed class NvmeCluster
 
     /// <summary>Attaches a subsystem by hand under <paramref name="name"/> (kept in the store).</summary>
     public Task<DesiredState.Result> AttachAsync(string name, string subsystemNqn, IReadOnlyList<string> paths, DesiredState.AttachOptions? options = null, TimeSpan? timeout = null) =>
-        AskCoordinator(new DesiredState.Attach(name, subsystemNqn, [.. paths], options), timeout);
+        AskCoordinator(new DesiredState.Attach(name, subsystemNqn, paths.ToArray(), options), timeout);
 
     public Task<DesiredState.Result> DetachAsync(string name, TimeSpan? timeout = null) =>
         AskCoordinator(new DesiredState.Detach(name), timeout);

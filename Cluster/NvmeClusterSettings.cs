@@ -259,7 +259,7 @@ public sealed record ClusterStoreSettings(ClusterStoreProvider Provider, string 
     /// <summary>
     /// The Akka.Persistence configuration of this store: Akka.Persistence.Sql as the default journal and
     /// snapshot store (the desired state and the remembered entities use the defaults), tables created on
-    /// first use.
+    /// first use; the plugin's own defaults under them (it registers them only when its extension is asked for).
     /// </summary>
     public Config ToAkkaConfig()
     {
@@ -284,7 +284,7 @@ public sealed record ClusterStoreSettings(ClusterStoreProvider Provider, string 
                 }
               }
             }
-            """);
+            """).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
     }
 
     /// <summary>Creates the SQLite file's directory; nothing for PostgreSQL (its tables are created on first use).</summary>
