@@ -63,14 +63,15 @@ rc=0
 ACTORNVME_TEST_POSTGRES="Host=127.0.0.1;Port=$port;Username=actornvme;Database=actornvme" \
   timeout 150 dotnet test "$test_dll" --nologo \
   --filter 'FullyQualifiedName~ClusterRestartSpec.Every_attachment_comes_back_after_a_full_restart_from_PostgreSQL' \
-  --logger 'console;verbosity=normal' >"$log" 2>&1 || rc=$?
+  --logger 'console;verbosity=detailed' >"$log" 2>&1 || rc=$?
 cp "$data/server.log" "$logs/" 2>/dev/null || true
 
 # The case must have run (not been skipped) and passed.
-if [ "$rc" -ne 0 ] || ! grep -Eq 'Passed!.*Failed: +0, Passed: +1, Skipped: +0' "$log"; then
+if [ "$rc" -ne 0 ] || ! grep -q 'Passed ActorNvme.Cluster.Tests.ClusterRestartSpec.Every_attachment_comes_back_after_a_full_restart_from_PostgreSQL' "$log" \
+  || grep -Eq '^ *Skipped ' "$log"; then
   echo "$me: FAIL (exit $rc; see $log)"
-  grep -E 'Passed!|Failed!|Error Message|Assert' "$log" | head -n 20 || true
+  grep -E '^ *(Passed|Failed|Skipped) |Error Message|Assert' "$log" | head -n 20 || true
   exit 1
 fi
-grep -E 'after [0-9.]+ s' "$log" | sed "s/^ */$me: /" || true
+grep -E '^ *[a-z][a-z ]*: after [0-9.]+ s$' "$log" | sed "s/^ */$me: /" || true
 echo "$me: ok (every attachment back after a full restart, from PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}'))"
