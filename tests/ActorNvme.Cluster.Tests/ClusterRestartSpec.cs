@@ -82,9 +82,18 @@ public sealed class ClusterRestartSpec(ITestOutputHelper output) : IAsyncLifetim
     public Task Every_attachment_comes_back_after_a_full_restart_from_PostgreSQL() =>
         RestartAsync("postgresql:" + Environment.GetEnvironmentVariable(PostgresVariable));
 
-    private async Task RestartAsync(string store)
+    /// <summary>
+    /// Remember-entities alone restores ownership: after the restart no discovery log can be read (the
+    /// coordinator learns nothing from them), and the discovered subsystems still come back, because their
+    /// shards start their remembered entities and each entity attaches from its stored desired state.
+    /// </summary>
+    [Fact]
+    public Task Remembered_subsystems_come_back_after_a_full_restart_even_when_no_discovery_log_can_be_read() =>
+        RestartAsync($"sqlite:{Path.Combine(_directory, "cluster-state.db")}", readsFailAfterRestart: true);
+
+    private async Task RestartAsync(string store, bool readsFailAfterRestart = false)
     {
-        StartNodes(store);
+        StartNodes(store, readsFail: false);
         var cluster = _nodes[0].Cluster;
         string discovery = _discovery!.Address.ToString();
         string otherPath = _otherListener!.Address.ToString();
@@ -112,7 +121,7 @@ public sealed class ClusterRestartSpec(ITestOutputHelper output) : IAsyncLifetim
         await Eventually("no controller left at the targets", () => _target.Subsystems.Concat(_other.Subsystems).All(s => s.ControllerCount == 0));
 
         // Fresh nodes, same store, nothing asked of them.
-        StartNodes(store);
+        StartNodes(store, readsFailAfterRestart);
         await Eventually("every subsystem attached once again after the restart", () => AllAttachedOnce(expectDropped: false));
 
         var state = await _nodes[1].Cluster.GetDesiredStateAsync();
@@ -140,12 +149,12 @@ public sealed class ClusterRestartSpec(ITestOutputHelper output) : IAsyncLifetim
 
     private int ControllersAt(string nqn) => (_target.FindSubsystem(nqn) ?? _other.FindSubsystem(nqn))!.ControllerCount;
 
-    private void StartNodes(string store)
+    private void StartNodes(string store, bool readsFail)
     {
         int[] ports = FreePorts(2);
         for (int i = 0; i < ports.Length; i++)
         {
-            _nodes.Add(StartNode($"node-{i}", ports[i], ports[0], store));
+            _nodes.Add(StartNode($"node-{i}", ports[i], ports[0], store, readsFail));
         }
     }
 
@@ -156,7 +165,7 @@ public sealed class ClusterRestartSpec(ITestOutputHelper output) : IAsyncLifetim
         _nodes.Clear();
     }
 
-    private Node StartNode(string name, int port, int seedPort, string store)
+    private Node StartNode(string name, int port, int seedPort, string store, bool readsFail)
     {
         var options = new NvmeClusterNodeOptions
         {
@@ -179,6 +188,11 @@ public sealed class ClusterRestartSpec(ITestOutputHelper output) : IAsyncLifetim
         var settings = NvmeHostSettings.Create(system);
         var cluster = NvmeCluster.Start(system, async (path, timeout, token) =>
         {
+            if (readsFail)
+            {
+                throw new IOException($"discovery controller {path} unreachable (the spec's)");
+            }
+
             var log = await DiscoveryLogReader.ReadAsync(ClusterSubsystem.ParsePath(path), settings.HostNqn, settings.HostId, timeout, token);
             return [.. log.Entries.Where(e => e.SubsystemType == SubsystemType.Nvm).Select(e => new DiscoveredSubsystem(e.SubsystemNqn, $"{e.TransportAddress}:{e.TransportServiceId}"))];
         });
