@@ -183,6 +183,8 @@ public sealed class ClusterRestartSpec(ITestOutputHelper output) : IAsyncLifetim
             akka.loglevel = WARNING
             akka.stdout-loglevel = WARNING
             akka.cluster.split-brain-resolver.down-all-when-unstable = off
+            # Snapshots after every second event: the recovery after the restart starts from one.
+            actornvme.cluster.store.snapshot-every = 2
             """);
         var system = NvmeCluster.CreateSystem(options, application);
         var settings = NvmeHostSettings.Create(system);
