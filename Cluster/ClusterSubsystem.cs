@@ -27,6 +27,12 @@ public static class ClusterSubsystem
     public sealed record EnsureAttached(string SubsystemNqn, string HostNqn, IReadOnlyList<string> Paths)
     {
         public string EntityId => ClusterSubsystem.EntityId(SubsystemNqn, HostNqn);
+
+        /// <summary>The local controller name of an explicit attach; null: one made from the NQN.</summary>
+        public string? Name { get; init; }
+
+        /// <summary>Loss-timeout options of the attach or of the discovery that found it; null: the node's settings.</summary>
+        public DesiredState.AttachOptions? Options { get; init; }
     }
 
     /// <summary>Desired state: not attached anywhere (gone from a successful discovery log read).</summary>

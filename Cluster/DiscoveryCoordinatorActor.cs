@@ -2,6 +2,8 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.Event;
+using Akka.Persistence;
+using ActorNvme.Actors.Settings;
 
 namespace ActorNvme.Cluster;
 
@@ -20,48 +22,271 @@ public delegate Task<IReadOnlyList<DiscoveredSubsystem>> DiscoveryLogSource(stri
 /// for every NVM subsystem listed (again and again: that is what starts an entity on its new owner),
 /// <see cref="ClusterSubsystem.EnsureDetached"/> for one that a successful read of every log no longer
 /// lists. A failed read removes nothing.
+/// It also owns the desired state started at run time (<see cref="DesiredState"/>): discoveries and
+/// explicit attaches, event-sourced in the cluster's store, so that a full restart of the cluster reads the
+/// same logs and attaches the same subsystems.
 /// </summary>
-internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
+internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithTimers
 {
+    /// <summary>One desired state per cluster (the actor is a singleton).</summary>
+    public const string DesiredStatePersistenceId = "actornvme-desired-state";
+
     private const string TickKey = "reconcile";
     private readonly NvmeClusterSettings _settings;
     private readonly string _hostNqn;
+    private readonly NvmeHostSettings _hostSettings;
+    private readonly List<DesiredState.Discovery> _discoveries = [];
+    private readonly List<DesiredState.ExplicitAttach> _explicit = [];
     private readonly IActorRef _region;
     private readonly DiscoveryLogSource _source;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<string> _attached = new(StringComparer.Ordinal);
     private const string ReassertKey = "reassert";
 
-    // The desired attachments of the last read, re-sent every reassert interval (between reads): what
-    // starts an entity on its new owner soon after a handover or a takeover.
-    private IReadOnlyList<ClusterSubsystem.EnsureAttached> _desired = [];
+    // The attachments the discovery logs asked for (by subsystem NQN), re-sent with the explicit ones every
+    // reassert interval (between reads): what starts an entity on its new owner soon after a handover or a
+    // takeover, and on its old owner after a full restart.
+    private readonly Dictionary<string, ClusterSubsystem.EnsureAttached> _discovered = new(StringComparer.Ordinal);
     private bool _reading;
     private bool _regionsReady;
     private DateTimeOffset _startedAt;
 
-    public DiscoveryCoordinatorActor(NvmeClusterSettings settings, string hostNqn, IActorRef region, DiscoveryLogSource source)
+    public DiscoveryCoordinatorActor(NvmeClusterSettings settings, NvmeHostSettings hostSettings, IActorRef region, DiscoveryLogSource source)
     {
         _settings = settings;
-        _hostNqn = hostNqn;
+        _hostSettings = hostSettings;
+        _hostNqn = hostSettings.HostNqn;
         _region = region;
         _source = source;
-        Receive<Tick>(_ => OnTick());
-        Receive<Reassert>(_ =>
+        Recover<SnapshotOffer>(offer =>
         {
-            foreach (var attach in _desired)
+            if (offer.Snapshot is DesiredState.Snapshot snapshot)
             {
-                _region.Tell(attach);
+                _discoveries.Clear();
+                _discoveries.AddRange(snapshot.Discoveries);
+                _explicit.Clear();
+                _explicit.AddRange(snapshot.Attaches);
             }
         });
-        Receive<CurrentRegions>(OnCurrentRegions);
-        Receive<RegionsUnknown>(_ => { });
-        Receive<ReadsDone>(OnReadsDone);
+        Recover<DesiredState.DiscoveryStarted>(Apply);
+        Recover<DesiredState.DiscoveryStopped>(Apply);
+        Recover<DesiredState.AttachAdded>(Apply);
+        Recover<DesiredState.AttachRemoved>(Apply);
+        Recover<RecoveryCompleted>(_ => _log.Info(
+            "desired state recovered: {0} discovery controller(s), {1} attach(es) started at run time", _discoveries.Count, _explicit.Count));
+
+        Command<Tick>(_ => OnTick());
+        Command<Reassert>(_ => ReassertDesired());
+        Command<CurrentRegions>(OnCurrentRegions);
+        Command<RegionsUnknown>(_ => { });
+        Command<ReadsDone>(OnReadsDone);
+        Command<DesiredState.StartDiscovery>(OnStartDiscovery);
+        Command<DesiredState.StopDiscovery>(OnStopDiscovery);
+        Command<DesiredState.Attach>(OnAttach);
+        Command<DesiredState.Detach>(OnDetach);
+        Command<DesiredState.GetDesiredState>(_ => Sender.Tell(ToSnapshot()));
+        Command<SaveSnapshotSuccess>(m => DeleteSnapshots(new SnapshotSelectionCriteria(m.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(m => _log.Warning("desired state: snapshot not saved: {0}", m.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(_ => { });
     }
+
+    public override string PersistenceId => DesiredStatePersistenceId;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(NvmeClusterSettings settings, string hostNqn, IActorRef region, DiscoveryLogSource source) =>
-        Akka.Actor.Props.Create(() => new DiscoveryCoordinatorActor(settings, hostNqn, region, source));
+    public static Props Props(NvmeClusterSettings settings, NvmeHostSettings hostSettings, IActorRef region, DiscoveryLogSource source) =>
+        Akka.Actor.Props.Create(() => new DiscoveryCoordinatorActor(settings, hostSettings, region, source));
+
+    private void OnStartDiscovery(DesiredState.StartDiscovery command)
+    {
+        if (DesiredState.Refusal(command, _hostSettings) is { } refusal)
+        {
+            Sender.Tell(new DesiredState.Result(false, refusal));
+            return;
+        }
+
+        if (DiscoveryPaths().Contains(command.Path, StringComparer.Ordinal))
+        {
+            Sender.Tell(new DesiredState.Result(false, $"discovery {command.Path} is already started"));
+            return;
+        }
+
+        if (_discoveries.Count >= DesiredState.MaxEntries)
+        {
+            Sender.Tell(new DesiredState.Result(false, $"at most {DesiredState.MaxEntries} discoveries"));
+            return;
+        }
+
+        var replyTo = Sender;
+        Persist(new DesiredState.DiscoveryStarted(new DesiredState.Discovery(command.Path, command.Options)), e =>
+        {
+            Apply(e);
+            AfterPersist();
+            _log.Info("discovery started: {0}", command.Path);
+            replyTo.Tell(new DesiredState.Result(true, $"discovery {command.Path} started"));
+            Self.Tell(Tick.Instance); // read it now, not at the next interval
+        });
+    }
+
+    private void OnStopDiscovery(DesiredState.StopDiscovery command)
+    {
+        if (!_discoveries.Any(d => d.Path == command.Path))
+        {
+            string why = _settings.Discovery.Contains(command.Path, StringComparer.Ordinal)
+                ? $"discovery {command.Path} comes from the configuration (actornvme.cluster.discovery)"
+                : $"no discovery {command.Path} was started";
+            Sender.Tell(new DesiredState.Result(false, why));
+            return;
+        }
+
+        var replyTo = Sender;
+        Persist(new DesiredState.DiscoveryStopped(command.Path), e =>
+        {
+            Apply(e);
+            AfterPersist();
+            _log.Info("discovery stopped: {0}", command.Path);
+            replyTo.Tell(new DesiredState.Result(true, $"discovery {command.Path} stopped"));
+            Self.Tell(Tick.Instance);
+        });
+    }
+
+    private void OnAttach(DesiredState.Attach command)
+    {
+        if (DesiredState.Refusal(command, _hostSettings) is { } refusal)
+        {
+            Sender.Tell(new DesiredState.Result(false, refusal));
+            return;
+        }
+
+        if (_explicit.Any(a => a.Name == command.Name))
+        {
+            Sender.Tell(new DesiredState.Result(false, $"name {command.Name} is in use"));
+            return;
+        }
+
+        if (_explicit.FirstOrDefault(a => a.SubsystemNqn == command.SubsystemNqn) is { } other)
+        {
+            Sender.Tell(new DesiredState.Result(false, $"{command.SubsystemNqn} is already attached as {other.Name}"));
+            return;
+        }
+
+        if (_explicit.Count >= DesiredState.MaxEntries)
+        {
+            Sender.Tell(new DesiredState.Result(false, $"at most {DesiredState.MaxEntries} attaches"));
+            return;
+        }
+
+        var replyTo = Sender;
+        var attach = new DesiredState.ExplicitAttach(command.Name, command.SubsystemNqn, [.. command.Paths.Distinct(StringComparer.Ordinal)], command.Options);
+        Persist(new DesiredState.AttachAdded(attach), e =>
+        {
+            Apply(e);
+            AfterPersist();
+            _log.Info("attach {0}: {1} through {2}", attach.Name, attach.SubsystemNqn, string.Join(", ", attach.Paths));
+            replyTo.Tell(new DesiredState.Result(true, $"{attach.Name} attaching"));
+            if (_regionsReady)
+            {
+                _region.Tell(ToEnsureAttached(attach));
+            }
+        });
+    }
+
+    private void OnDetach(DesiredState.Detach command)
+    {
+        if (_explicit.FirstOrDefault(a => a.Name == command.Name) is not { } attach)
+        {
+            Sender.Tell(new DesiredState.Result(false, $"no attach named {command.Name}"));
+            return;
+        }
+
+        var replyTo = Sender;
+        Persist(new DesiredState.AttachRemoved(command.Name), e =>
+        {
+            Apply(e);
+            AfterPersist();
+            if (!_discovered.ContainsKey(attach.SubsystemNqn))
+            {
+                _region.Tell(new ClusterSubsystem.EnsureDetached(attach.SubsystemNqn, _hostNqn, $"{attach.Name} detached"));
+            }
+
+            _log.Info("detach {0} ({1})", attach.Name, attach.SubsystemNqn);
+            replyTo.Tell(new DesiredState.Result(true, $"{attach.Name} detached"));
+        });
+    }
+
+    private void Apply(object e)
+    {
+        switch (e)
+        {
+            case DesiredState.DiscoveryStarted started:
+                _discoveries.Add(started.Discovery);
+                break;
+            case DesiredState.DiscoveryStopped stopped:
+                _discoveries.RemoveAll(d => d.Path == stopped.Path);
+                break;
+            case DesiredState.AttachAdded added:
+                _explicit.Add(added.Attach);
+                break;
+            case DesiredState.AttachRemoved removed:
+                _explicit.RemoveAll(a => a.Name == removed.Name);
+                break;
+        }
+    }
+
+    private void AfterPersist()
+    {
+        if (LastSequenceNr % _settings.Store.SnapshotEvery == 0)
+        {
+            SaveSnapshot(ToSnapshot());
+        }
+    }
+
+    private DesiredState.Snapshot ToSnapshot() => new([.. _discoveries], [.. _explicit]);
+
+    /// <summary>The configuration's discovery controllers, then those started at run time.</summary>
+    private List<string> DiscoveryPaths() => [.. _settings.Discovery.Concat(_discoveries.Select(d => d.Path)).Distinct(StringComparer.Ordinal)];
+
+    private ClusterSubsystem.EnsureAttached ToEnsureAttached(DesiredState.ExplicitAttach attach)
+    {
+        var paths = attach.Paths.ToList();
+        if (_discovered.TryGetValue(attach.SubsystemNqn, out var found))
+        {
+            paths.AddRange(found.Paths.Where(p => !paths.Contains(p, StringComparer.Ordinal)));
+        }
+
+        return new ClusterSubsystem.EnsureAttached(attach.SubsystemNqn, _hostNqn, paths.ToArray()) { Name = attach.Name, Options = attach.Options };
+    }
+
+    /// <summary>Every desired attachment now: the explicit ones (with the paths discovery adds) and the discovered ones.</summary>
+    private IEnumerable<ClusterSubsystem.EnsureAttached> DesiredAttachments()
+    {
+        foreach (var attach in _explicit)
+        {
+            yield return ToEnsureAttached(attach);
+        }
+
+        foreach (var (nqn, found) in _discovered)
+        {
+            if (!_explicit.Any(a => a.SubsystemNqn == nqn))
+            {
+                yield return found;
+            }
+        }
+    }
+
+    private void ReassertDesired()
+    {
+        if (!_regionsReady)
+        {
+            return; // before the first placement: see OnTick
+        }
+
+        foreach (var attach in DesiredAttachments())
+        {
+            _region.Tell(attach);
+        }
+    }
 
     /// <summary>Longest wait for every live node's region before placing anyway.</summary>
     private static readonly TimeSpan RegionWaitLimit = TimeSpan.FromSeconds(10);
@@ -69,7 +294,7 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         _startedAt = DateTimeOffset.UtcNow;
-        _log.Info("discovery coordinator started: {0} discovery controller(s), every {1}", _settings.Discovery.Count, _settings.ReconcileInterval);
+        _log.Info("discovery coordinator started: {0} configured discovery controller(s), every {1}", _settings.Discovery.Count, _settings.ReconcileInterval);
         Self.Tell(Tick.Instance);
         Timers.StartPeriodicTimer(TickKey, Tick.Instance, _settings.ReconcileInterval);
         Timers.StartPeriodicTimer(ReassertKey, Reassert.Instance, _settings.ReassertInterval);
@@ -103,15 +328,23 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
 
     private void StartReads()
     {
-        if (_reading || _settings.Discovery.Count == 0)
+        if (_reading)
         {
             return; // one round at a time: a slow target does not pile reads up
+        }
+
+        var paths = DiscoveryPaths();
+        if (paths.Count == 0)
+        {
+            OnReadsDone(new ReadsDone([])); // nothing to read: a successful round that lists nothing
+            ReassertDesired();
+            return;
         }
 
         _reading = true;
         var source = _source;
         var timeout = _settings.DiscoveryTimeout;
-        var reads = _settings.Discovery.Select(async path =>
+        var reads = paths.Select(async path =>
         {
             try
             {
@@ -129,6 +362,7 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
     {
         _reading = false;
         var wanted = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var optionsOf = new Dictionary<string, DesiredState.AttachOptions?>(StringComparer.Ordinal);
         bool allRead = true;
         foreach (var result in message.Results)
         {
@@ -144,6 +378,7 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
                 if (!wanted.TryGetValue(entry.SubsystemNqn, out var paths))
                 {
                     wanted[entry.SubsystemNqn] = paths = [];
+                    optionsOf[entry.SubsystemNqn] = _discoveries.FirstOrDefault(d => d.Path == result.Path)?.Options;
                 }
 
                 if (!paths.Contains(entry.Path, StringComparer.Ordinal))
@@ -153,12 +388,9 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
             }
         }
 
-        var desired = new List<ClusterSubsystem.EnsureAttached>();
         foreach (var (nqn, paths) in wanted)
         {
-            var attach = new ClusterSubsystem.EnsureAttached(nqn, _hostNqn, paths);
-            desired.Add(attach);
-            _region.Tell(attach);
+            _discovered[nqn] = new ClusterSubsystem.EnsureAttached(nqn, _hostNqn, paths.ToArray()) { Options = optionsOf[nqn] };
             if (_attached.Add(nqn))
             {
                 _log.Info("desired: {0} through {1}", nqn, string.Join(", ", paths));
@@ -167,14 +399,19 @@ internal sealed class DiscoveryCoordinatorActor : ReceiveActor, IWithTimers
 
         if (allRead)
         {
-            _desired = desired;
             foreach (string gone in _attached.Where(n => !wanted.ContainsKey(n)).ToArray())
             {
                 _attached.Remove(gone);
-                _region.Tell(new ClusterSubsystem.EnsureDetached(gone, _hostNqn, "no longer in the discovery log"));
-                _log.Info("no longer listed: {0}", gone);
+                _discovered.Remove(gone);
+                if (!_explicit.Any(a => a.SubsystemNqn == gone))
+                {
+                    _region.Tell(new ClusterSubsystem.EnsureDetached(gone, _hostNqn, "no longer in the discovery log"));
+                    _log.Info("no longer listed: {0}", gone);
+                }
             }
         }
+
+        ReassertDesired();
     }
 
     /// <summary>A log with more entries than this is cut: a hostile discovery controller costs a bounded amount.</summary>

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Cluster.Tools.Singleton;
+using Akka.Pattern;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
@@ -18,16 +19,44 @@ public sealed class NvmeCluster
 
     private readonly ActorSystem _system;
 
-    private NvmeCluster(ActorSystem system, IActorRef region, string node, NvmeClusterSettings settings)
+    private NvmeCluster(ActorSystem system, IActorRef region, IActorRef coordinator, string node, NvmeClusterSettings settings)
     {
         _system = system;
         Region = region;
+        Coordinator = coordinator;
         Node = node;
         Settings = settings;
     }
 
     /// <summary>The shard region of <see cref="ClusterSubsystem"/> entities: send it their messages.</summary>
     public IActorRef Region { get; }
+
+    /// <summary>
+    /// The discovery coordinator singleton (a proxy, from any node): send it <see cref="DesiredState"/>'s commands.
+    /// </summary>
+    public IActorRef Coordinator { get; }
+
+    /// <summary>Starts reading a discovery controller's log (kept in the store: it is read again after a full restart).</summary>
+    public Task<DesiredState.Result> StartDiscoveryAsync(string path, DesiredState.AttachOptions? options = null, TimeSpan? timeout = null) =>
+        AskCoordinator(new DesiredState.StartDiscovery(path, options), timeout);
+
+    public Task<DesiredState.Result> StopDiscoveryAsync(string path, TimeSpan? timeout = null) =>
+        AskCoordinator(new DesiredState.StopDiscovery(path), timeout);
+
+    /// <summary>Attaches a subsystem by hand under <paramref name="name"/> (kept in the store).</summary>
+    public Task<DesiredState.Result> AttachAsync(string name, string subsystemNqn, IReadOnlyList<string> paths, DesiredState.AttachOptions? options = null, TimeSpan? timeout = null) =>
+        AskCoordinator(new DesiredState.Attach(name, subsystemNqn, paths.ToArray(), options), timeout);
+
+    public Task<DesiredState.Result> DetachAsync(string name, TimeSpan? timeout = null) =>
+        AskCoordinator(new DesiredState.Detach(name), timeout);
+
+    public Task<DesiredState.Snapshot> GetDesiredStateAsync(TimeSpan? timeout = null) =>
+        Coordinator.Ask<DesiredState.Snapshot>(DesiredState.GetDesiredState.Instance, timeout ?? DefaultAskTimeout);
+
+    private static readonly TimeSpan DefaultAskTimeout = TimeSpan.FromSeconds(30);
+
+    private Task<DesiredState.Result> AskCoordinator(object command, TimeSpan? timeout) =>
+        Coordinator.Ask<DesiredState.Result>(command, timeout ?? DefaultAskTimeout);
 
     /// <summary>This node's name in events.</summary>
     public string Node { get; }
@@ -48,6 +77,13 @@ public sealed class NvmeCluster
         ArgumentNullException.ThrowIfNull(discoveryLog);
         var config = system.Settings.Config.WithFallback(NvmeClusterSettings.ReferenceConfig);
         var settings = NvmeClusterSettings.Create(config);
+        if (config.GetString("akka.persistence.journal.plugin") != ClusterStoreSettings.JournalPluginId)
+        {
+            throw new InvalidOperationException(
+                "the ActorSystem has no cluster store: create it with NvmeCluster.CreateSystem or WithNvmeCluster, or put NvmeCluster.StoreConfig(config) in its configuration");
+        }
+
+        settings.Store.Prepare();
         var hostSettings = NvmeHostSettings.Create(system);
         var cluster = Akka.Cluster.Cluster.Get(system);
         string node = settings.NodeName.Length > 0 ? settings.NodeName : cluster.SelfAddress.ToString();
@@ -65,19 +101,31 @@ public sealed class NvmeCluster
         var shardingSettings = ClusterShardingSettings.Create(system).WithRole(settings.Role);
         var region = sharding.Start(
             ClusterSubsystem.TypeName,
-            SubsystemEntityActor.Props(hostSettings, connector, node, nodeView, fence),
+            SubsystemEntityActor.Props(hostSettings, connector, node, nodeView, settings.UnclaimedEntityTimeout, fence),
             shardingSettings,
             new ClusterSubsystem.MessageExtractor(settings.Shards),
             sharding.DefaultShardAllocationStrategy(shardingSettings),
             ClusterSubsystem.HandOff.Instance);
 
+        // Under a back-off supervisor: a store that cannot be read or written stops the coordinator (Akka.Persistence's
+        // rule), and it is started again, here, rather than leaving the cluster without one until the singleton moves.
+        var coordinator = BackoffSupervisor.Props(Backoff.OnStop(
+            DiscoveryCoordinatorActor.Props(settings, hostSettings, region, discoveryLog),
+            "coordinator",
+            TimeSpan.FromSeconds(1),
+            TimeSpan.FromSeconds(30),
+            0.2,
+            -1));
         system.ActorOf(
             ClusterSingletonManager.Props(
-                DiscoveryCoordinatorActor.Props(settings, hostSettings.HostNqn, region, discoveryLog),
+                coordinator,
                 PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(settings.Role)),
             CoordinatorName);
-        return new NvmeCluster(system, region, node, settings);
+        var proxy = system.ActorOf(
+            ClusterSingletonProxy.Props($"/user/{CoordinatorName}", ClusterSingletonProxySettings.Create(system).WithRole(settings.Role)),
+            CoordinatorName + "-proxy");
+        return new NvmeCluster(system, region, proxy, node, settings);
     }
 
     /// <summary>
@@ -91,6 +139,19 @@ public sealed class NvmeCluster
             .WithFallback(application ?? Akka.Configuration.Config.Empty)
             .WithFallback(NvmeClusterSettings.ReferenceConfig)
             .WithFallback(NvmeHostSettings.ReferenceConfig);
-        return ActorSystem.Create(NvmeClusterNodeOptions.SystemName, config);
+        // The application's own akka.persistence settings (if any) come before the store's.
+        var withStore = options.ToConfig()
+            .WithFallback(application ?? Akka.Configuration.Config.Empty)
+            .WithFallback(StoreConfig(config))
+            .WithFallback(NvmeClusterSettings.ReferenceConfig)
+            .WithFallback(NvmeHostSettings.ReferenceConfig);
+        return ActorSystem.Create(NvmeClusterNodeOptions.SystemName, withStore);
     }
+
+    /// <summary>
+    /// The Akka.Persistence configuration of the store that <paramref name="config"/>'s <c>actornvme.cluster.store</c>
+    /// names (refused with the key named when it is not valid), to put in an ActorSystem's configuration.
+    /// </summary>
+    public static Akka.Configuration.Config StoreConfig(Akka.Configuration.Config config) =>
+        NvmeClusterSettings.Create(config).Store.ToAkkaConfig();
 }

@@ -32,6 +32,12 @@ public sealed record NvmeClusterSettings
     /// </summary>
     public bool FenceWithReservations { get; init; } = true;
 
+    /// <summary>Where the desired state and the remembered entities are kept (<c>actornvme.cluster.store</c>).</summary>
+    public ClusterStoreSettings Store { get; init; } = ClusterStoreSettings.Sqlite(ClusterStoreSettings.DefaultSqliteFile());
+
+    /// <summary>An entity restarted by remember-entities and given no desired state within this long is forgotten.</summary>
+    public TimeSpan UnclaimedEntityTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
     private static readonly Lazy<Config> Reference = new(() =>
     {
         using var stream = typeof(NvmeClusterSettings).Assembly.GetManifestResourceStream("ActorNvme.Cluster.cluster.conf")
@@ -46,6 +52,8 @@ public sealed record NvmeClusterSettings
     /// <summary>Reads the section (with the library defaults under it); refuses values out of range, naming the key.</summary>
     public static NvmeClusterSettings Create(Config config)
     {
+        ArgumentNullException.ThrowIfNull(config);
+        RefuseUnknownKeys(config);
         var section = config.WithFallback(ReferenceConfig).GetConfig("actornvme.cluster");
         int shards = section.GetInt("shards");
         if (shards is < 1 or > 10_000)
@@ -67,8 +75,16 @@ public sealed record NvmeClusterSettings
             ClusterSubsystem.ParsePath(path);
         }
 
+        var unclaimed = section.GetTimeSpan("unclaimed-entity-timeout");
+        if (unclaimed <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("actornvme.cluster.unclaimed-entity-timeout is positive");
+        }
+
         return new NvmeClusterSettings
         {
+            Store = ClusterStoreSettings.Create(section.GetConfig("store")),
+            UnclaimedEntityTimeout = unclaimed,
             Shards = shards,
             ReconcileInterval = interval,
             DiscoveryTimeout = timeout,
@@ -79,6 +95,216 @@ public sealed record NvmeClusterSettings
             Role = section.GetString("role") is { Length: > 0 } role ? role : throw new ArgumentException("actornvme.cluster.role is empty"),
         };
     }
+
+    private static readonly Lazy<HashSet<string>> KnownKeys = new(() => [.. LeafPaths(ReferenceConfig.GetConfig("actornvme.cluster"))]);
+
+    /// <summary>A misspelt key would otherwise be ignored and its default used: every key under actornvme.cluster must be one cluster.conf defines.</summary>
+    private static void RefuseUnknownKeys(Config config)
+    {
+        var section = config.GetConfig("actornvme.cluster");
+        if (section is null || section.IsEmpty)
+        {
+            return;
+        }
+
+        foreach (string key in LeafPaths(section))
+        {
+            if (!KnownKeys.Value.Contains(key))
+            {
+                throw new ArgumentException($"actornvme.cluster.{key} is not a setting (the settings and their defaults are in the cluster library's cluster.conf)");
+            }
+        }
+    }
+
+    // The paths of the values of a config and of its fallbacks, objects descended into.
+    private static IEnumerable<string> LeafPaths(Config config)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var current = config; current is not null && !current.IsEmpty; current = current.Fallback)
+        {
+            if (current.Root is { } root && root.IsObject())
+            {
+                foreach (string path in LeafPaths(root.GetObject(), string.Empty).Where(seen.Add))
+                {
+                    yield return path;
+                }
+            }
+        }
+    }
+
+    private static IEnumerable<string> LeafPaths(Akka.Configuration.Hocon.HoconObject node, string prefix)
+    {
+        foreach (var (key, value) in node.Items)
+        {
+            string path = prefix + key;
+            if (value.IsObject())
+            {
+                foreach (string inner in LeafPaths(value.GetObject(), path + "."))
+                {
+                    yield return inner;
+                }
+            }
+            else
+            {
+                yield return path;
+            }
+        }
+    }
+}
+
+public enum ClusterStoreProvider
+{
+    /// <summary>One SQLite file (embedded).</summary>
+    Sqlite,
+
+    /// <summary>A PostgreSQL server.</summary>
+    PostgreSql,
+}
+
+/// <summary>
+/// The <c>actornvme.cluster.store</c> section: the Akka.Persistence.Sql journal and snapshot store that keep
+/// the desired state and the remembered entities.
+/// </summary>
+public sealed record ClusterStoreSettings(ClusterStoreProvider Provider, string ConnectionString, int SnapshotEvery)
+{
+    /// <summary>Journal plugin id of the store.</summary>
+    public const string JournalPluginId = "akka.persistence.journal.sql";
+
+    /// <summary>Snapshot plugin id of the store.</summary>
+    public const string SnapshotPluginId = "akka.persistence.snapshot-store.sql";
+
+    /// <summary>The SQLite file, for <see cref="ClusterStoreProvider.Sqlite"/>; null otherwise.</summary>
+    public string? SqliteFile { get; init; }
+
+    public static ClusterStoreSettings Sqlite(string file) =>
+        new(ClusterStoreProvider.Sqlite, SqliteConnectionString(file), 100) { SqliteFile = file };
+
+    public static ClusterStoreSettings PostgreSql(string connectionString) =>
+        new(ClusterStoreProvider.PostgreSql, CheckedPostgreSql(connectionString), 100);
+
+    /// <summary>Reads the section; refuses an unknown provider, an unusable file name or connection string, naming the key.</summary>
+    public static ClusterStoreSettings Create(Config store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        int snapshotEvery = store.GetInt("snapshot-every");
+        if (snapshotEvery is < 1 or > 1_000_000)
+        {
+            throw new ArgumentException($"actornvme.cluster.store.snapshot-every is 1..1000000, not {snapshotEvery.ToString(CultureInfo.InvariantCulture)}");
+        }
+
+        string provider = store.GetString("provider") ?? string.Empty;
+        switch (provider)
+        {
+            case "sqlite":
+            {
+                string file = store.GetString("sqlite-file") is { Length: > 0 } given ? given : DefaultSqliteFile();
+                if (file.IndexOfAny(['\0', '\n', '\r', ';']) >= 0)
+                {
+                    throw new ArgumentException("actornvme.cluster.store.sqlite-file has a character a file name here may not have (NUL, newline or ';')");
+                }
+
+                return Sqlite(Path.GetFullPath(file)) with { SnapshotEvery = snapshotEvery };
+            }
+
+            case "postgresql":
+            {
+                string connection = store.GetString("connection-string") ?? string.Empty;
+                if (connection.Length == 0)
+                {
+                    throw new ArgumentException("actornvme.cluster.store.connection-string is required with provider = postgresql");
+                }
+
+                try
+                {
+                    return PostgreSql(connection) with { SnapshotEvery = snapshotEvery };
+                }
+                catch (ArgumentException e)
+                {
+                    throw new ArgumentException($"actornvme.cluster.store.connection-string is not a PostgreSQL connection string: {e.Message}", e);
+                }
+            }
+
+            default:
+                throw new ArgumentException($"actornvme.cluster.store.provider is sqlite or postgresql, not '{provider}'");
+        }
+    }
+
+    /// <summary>cluster-state.db in the state directory (the same directory the host identity is kept in).</summary>
+    public static string DefaultSqliteFile() => Path.Combine(DefaultStateDirectory(), "cluster-state.db");
+
+    private static string DefaultStateDirectory()
+    {
+        if (Environment.GetEnvironmentVariable("ACTORNVME_STATE_DIR") is { Length: > 0 } explicitDirectory)
+        {
+            return explicitDirectory;
+        }
+
+        if (OperatingSystem.IsLinux() && Environment.UserName == "root")
+        {
+            return "/var/lib/actornvme";
+        }
+
+        string stateHome = Environment.GetEnvironmentVariable("XDG_STATE_HOME") is { Length: > 0 } xdg
+            ? xdg
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state");
+        return Path.Combine(stateHome, "actornvme");
+    }
+
+    private static string SqliteConnectionString(string file) =>
+        new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder { DataSource = file }.ToString();
+
+    private static string CheckedPostgreSql(string connectionString)
+    {
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        if (string.IsNullOrEmpty(builder.Host))
+        {
+            throw new ArgumentException("it names no Host");
+        }
+
+        return builder.ConnectionString;
+    }
+
+    /// <summary>
+    /// The Akka.Persistence configuration of this store: Akka.Persistence.Sql as the default journal and
+    /// snapshot store (the desired state and the remembered entities use the defaults), tables created on
+    /// first use; the plugin's own defaults under them (it registers them only when its extension is asked for).
+    /// </summary>
+    public Config ToAkkaConfig()
+    {
+        string providerName = Provider == ClusterStoreProvider.Sqlite ? "SQLite.MS" : "PostgreSQL.15";
+        string connection = Quote(ConnectionString);
+        return ConfigurationFactory.ParseString($$"""
+            akka.persistence {
+              journal {
+                plugin = "{{JournalPluginId}}"
+                sql {
+                  connection-string = {{connection}}
+                  provider-name = "{{providerName}}"
+                  auto-initialize = on
+                }
+              }
+              snapshot-store {
+                plugin = "{{SnapshotPluginId}}"
+                sql {
+                  connection-string = {{connection}}
+                  provider-name = "{{providerName}}"
+                  auto-initialize = on
+                }
+              }
+            }
+            """).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+    }
+
+    /// <summary>Creates the SQLite file's directory; nothing for PostgreSQL (its tables are created on first use).</summary>
+    public void Prepare()
+    {
+        if (SqliteFile is { } file && Path.GetDirectoryName(file) is { Length: > 0 } directory)
+        {
+            Directory.CreateDirectory(directory);
+        }
+    }
+
+    private static string Quote(string value) => "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 }
 
 /// <summary>What a node of an ActorNvme cluster is started with (the command line's options).</summary>
@@ -111,6 +337,12 @@ public sealed record NvmeClusterNodeOptions
 
     /// <summary>Members that must have joined before any is Up (and so before shards are allocated); null: 1.</summary>
     public int? MinMembers { get; init; }
+
+    /// <summary>
+    /// The desired-state store: <c>sqlite:FILE</c> or <c>postgresql:CONNECTION-STRING</c>; null: the
+    /// configuration's (<c>actornvme.cluster.store</c>, SQLite in the state directory by default).
+    /// </summary>
+    public string? Store { get; init; }
 
     private static readonly string[] Strategies = ["keep-majority", "keep-oldest", "static-quorum", "down-all", "lease-majority", "keep-referee"];
 
@@ -165,6 +397,22 @@ public sealed record NvmeClusterNodeOptions
             }
 
             lines.Add($"akka.cluster.min-nr-of-members = {min.ToString(CultureInfo.InvariantCulture)}");
+        }
+
+        if (Store is { } store)
+        {
+            int colon = store.IndexOf(':', StringComparison.Ordinal);
+            string kind = colon > 0 ? store[..colon] : store;
+            string value = colon > 0 ? store[(colon + 1)..] : string.Empty;
+            if (value.Length == 0 || kind is not ("sqlite" or "postgresql"))
+            {
+                throw new ArgumentException($"store '{store}' is not sqlite:FILE or postgresql:CONNECTION-STRING");
+            }
+
+            lines.Add($"actornvme.cluster.store.provider = {kind}");
+            lines.Add(kind == "sqlite"
+                ? $"actornvme.cluster.store.sqlite-file = {Quote(value)}"
+                : $"actornvme.cluster.store.connection-string = {Quote(value)}");
         }
 
         if (ReconcileInterval is { } interval)

@@ -1,5 +1,7 @@
 using Akka.Actor;
+using Akka.Cluster.Sharding;
 using Akka.Event;
+using Akka.Persistence;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
@@ -14,9 +16,16 @@ namespace ActorNvme.Cluster;
 /// it detaches its subsystem (every controller shuts down with CC.SHN) and stops only when the subsystem
 /// has terminated, so the shard — and the next owner's first connect — comes after the last command of
 /// this one.
+/// Its desired state (the last <see cref="ClusterSubsystem.EnsureAttached"/> that changed it, or a detach) is
+/// kept in the cluster's store: when remember-entities starts it again — on its shard's new node, or after a
+/// full restart of the cluster — it attaches at once, without waiting for the coordinator to read the logs
+/// (or when they cannot be read).
 /// </summary>
-internal sealed class SubsystemEntityActor : ReceiveActor
+internal sealed class SubsystemEntityActor : ReceivePersistentActor
 {
+    /// <summary>Prefix of the entities' persistence ids (the rest is the entity's actor name).</summary>
+    public const string PersistencePrefix = "nvme-subsystem-entity|";
+
     private const string ChildName = "subsystem";
     private readonly NvmeHostSettings _settings;
     private readonly IAdminConnector _connector;
@@ -25,6 +34,9 @@ internal sealed class SubsystemEntityActor : ReceiveActor
     private readonly WriterFence? _fence;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private ClusterSubsystem.EnsureAttached? _desired;
+
+    // What the store holds for this entity: compared with each EnsureAttached so that only a change is written.
+    private ClusterSubsystem.EnsureAttached? _stored;
     private IActorRef? _subsystem;
     private bool _detaching;
     private bool _handingOff;
@@ -35,25 +47,114 @@ internal sealed class SubsystemEntityActor : ReceiveActor
     // hundred milliseconds, and only a path not seen before becomes an AddPath.
     private readonly HashSet<string> _paths = new(StringComparer.Ordinal);
 
-    public SubsystemEntityActor(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView, WriterFence? fence = null)
+    public SubsystemEntityActor(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView, TimeSpan unclaimedTimeout, WriterFence? fence = null)
     {
         _fence = fence;
         _settings = settings;
         _connector = connector;
         _node = node;
         _nodeView = nodeView;
-        Receive<ClusterSubsystem.EnsureAttached>(OnEnsureAttached);
-        Receive<ClusterSubsystem.EnsureDetached>(OnEnsureDetached);
-        Receive<ClusterSubsystem.GetOwnership>(m => Sender.Tell(new ClusterSubsystem.Ownership(m.SubsystemNqn, m.HostNqn, _node, _attached, _devices)));
-        Receive<ClusterSubsystem.HandOff>(_ => OnHandOff());
-        Receive<SubsystemMessages.Attached>(OnAttached);
-        Receive<SubsystemMessages.Report>(OnReport);
-        Receive<Terminated>(OnSubsystemTerminated);
+
+        // Remember-entities starts every remembered entity after a restart or a move, before anyone asks for
+        // it; one that the desired state no longer names is never asked for, and is forgotten after this.
+        Context.SetReceiveTimeout(unclaimedTimeout);
+        Recover<ClusterSubsystem.EnsureAttached>(e => _stored = e);
+        Recover<ClusterSubsystem.EnsureDetached>(_ => _stored = null);
+        Recover<RecoveryCompleted>(_ =>
+        {
+            if (_stored is { } stored)
+            {
+                _log.Info("{0}: remembered; attaching again", stored.SubsystemNqn);
+                OnEnsureAttached(stored);
+            }
+        });
+        Command<ReceiveTimeout>(_ =>
+        {
+            if (_desired is null && _subsystem is null)
+            {
+                _log.Info("{0}: no desired state within the unclaimed-entity timeout; forgotten", Self.Path.Name);
+                Forget();
+            }
+        });
+        Command<ClusterSubsystem.EnsureAttached>(OnDesired);
+        Command<ClusterSubsystem.EnsureDetached>(OnDetachWanted);
+        Command<DeleteMessagesSuccess>(_ => { });
+        Command<DeleteMessagesFailure>(m => _log.Warning("{0}: older desired states not deleted: {1}", Self.Path.Name, m.Cause.Message));
+        Command<ClusterSubsystem.GetOwnership>(m => Sender.Tell(new ClusterSubsystem.Ownership(m.SubsystemNqn, m.HostNqn, _node, _attached, _devices)));
+        Command<ClusterSubsystem.HandOff>(_ => OnHandOff());
+        Command<SubsystemMessages.Attached>(OnAttached);
+        Command<SubsystemMessages.Report>(OnReport);
+        Command<Terminated>(OnSubsystemTerminated);
     }
 
+    public override string PersistenceId => PersistencePrefix + Self.Path.Name;
+
+    /// <summary>Writes a desired state that differs from the stored one, then acts on it.</summary>
+    private void OnDesired(ClusterSubsystem.EnsureAttached message)
+    {
+        if (_handingOff)
+        {
+            return; // see OnEnsureAttached
+        }
+
+        if (_stored is { } stored && SameDesire(stored, message))
+        {
+            OnEnsureAttached(message);
+            return;
+        }
+
+        // Paths as an array: the stored event is read back by the JSON serializer.
+        var normalized = message with { Paths = message.Paths.ToArray() };
+        Persist(normalized, e =>
+        {
+            _stored = e;
+            DeleteOlder();
+            OnEnsureAttached(e);
+        });
+    }
+
+    private void OnDetachWanted(ClusterSubsystem.EnsureDetached message)
+    {
+        if (_stored is null)
+        {
+            OnEnsureDetached(message);
+            return;
+        }
+
+        Persist(message, e =>
+        {
+            _stored = null;
+            DeleteOlder();
+            OnEnsureDetached(e);
+        });
+    }
+
+    // Only the latest desired state matters: the ones before it are deleted.
+    private void DeleteOlder()
+    {
+        if (LastSequenceNr > 1)
+        {
+            DeleteMessages(LastSequenceNr - 1);
+        }
+    }
+
+    private static bool SameDesire(ClusterSubsystem.EnsureAttached a, ClusterSubsystem.EnsureAttached b) =>
+        a.SubsystemNqn == b.SubsystemNqn && a.HostNqn == b.HostNqn && a.Name == b.Name && Equals(a.Options, b.Options)
+        && a.Paths.ToHashSet(StringComparer.Ordinal).SetEquals(b.Paths);
+
     /// <param name="fence">When set, every block device is handed to writers only after this node holds its namespace's reservation (preempting a previous owner that crashed or is cut off).</param>
-    public static Props Props(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView, WriterFence? fence = null) =>
-        Akka.Actor.Props.Create(() => new SubsystemEntityActor(settings, connector, node, nodeView, fence));
+    public static Props Props(NvmeHostSettings settings, IAdminConnector connector, string node, IActorRef nodeView, TimeSpan unclaimedTimeout, WriterFence? fence = null) =>
+        Akka.Actor.Props.Create(() => new SubsystemEntityActor(settings, connector, node, nodeView, unclaimedTimeout, fence));
+
+    /// <summary>
+    /// Stops for good: through the shard (passivation), so that remember-entities forgets the entity; an
+    /// entity that only stopped itself would be started again.
+    /// </summary>
+    private void Forget()
+    {
+        Context.SetReceiveTimeout(null);
+        Context.Parent.Tell(new Passivate(PoisonPill.Instance));
+    }
 
     protected override void PostStop() => _nodeView.Tell(new ClusterView.LocalSubsystemChanged(Self.Path.Name, null));
 
@@ -82,6 +183,7 @@ internal sealed class SubsystemEntityActor : ReceiveActor
         }
 
         _desired = message;
+        Context.SetReceiveTimeout(null);
         if (_subsystem is not null)
         {
             if (!_detaching)
@@ -113,7 +215,17 @@ internal sealed class SubsystemEntityActor : ReceiveActor
         _paths.Clear();
         _paths.UnionWith(message.Paths);
         var settings = _settings with { HostNqn = message.HostNqn };
-        var options = new SubsystemOptions(ClusterSubsystem.LocalName(message.SubsystemNqn), message.SubsystemNqn, paths, settings, Origin: "cluster", Fence: _fence);
+        try
+        {
+            settings = message.Options?.Apply(settings) ?? settings;
+        }
+        catch (InvalidNvmeSettingsException e)
+        {
+            _log.Warning("{0}: options not applied ({1}); the node's settings are used", message.SubsystemNqn, e.Message);
+        }
+
+        string name = message.Name is { Length: > 0 } given ? given : ClusterSubsystem.LocalName(message.SubsystemNqn);
+        var options = new SubsystemOptions(name, message.SubsystemNqn, paths, settings, Origin: "cluster", Fence: _fence);
         _subsystem = Context.ActorOf(SubsystemMessages.Props(options, _connector), ChildName);
         Context.Watch(_subsystem);
         _attached = false;
@@ -126,7 +238,7 @@ internal sealed class SubsystemEntityActor : ReceiveActor
         _desired = null;
         if (_subsystem is null)
         {
-            Context.Stop(Self);
+            Forget();
             return;
         }
 
@@ -189,7 +301,7 @@ internal sealed class SubsystemEntityActor : ReceiveActor
         }
         else if (_desired is null)
         {
-            Context.Stop(Self);
+            Forget();
         }
         else if (wasDetaching)
         {

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the real-peer tests need (QEMU for the Linux NVMe/TCP target, the
 # tools that build its initramfs, tshark for dissecting captures) and the shell tests need (socat as a
-# generic JSON-RPC client, jq), but only those that are missing.
+# generic JSON-RPC client, jq; PostgreSQL 15 for the cluster's full-restart test, which starts a throwaway
+# server of its own), but only those that are missing.
 # Idempotent: when everything is present it only asks dpkg and returns.
 set -euo pipefail
 
-packages=(qemu-system-x86 cpio kmod busybox-static xz-utils tshark iproute2 socat jq)
+packages=(qemu-system-x86 cpio kmod busybox-static xz-utils tshark iproute2 socat jq postgresql-15)
 
 missing=()
 for p in "${packages[@]}"; do

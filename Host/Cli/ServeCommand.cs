@@ -67,10 +67,11 @@ internal static class ServeCommand
         var reconcile = new Option<double?>("--reconcile-interval") { Description = "Seconds between discovery log reads of the cluster's coordinator (default 1)" };
         var minMembers = new Option<int?>("--min-members") { Description = "Cluster members that must have joined before subsystems are placed (default 1)" };
         var hostNqn = new Option<string?>("--host-nqn") { Description = "Cluster node: the host NQN the whole cluster connects with (default: actornvme.host-nqn)" };
+        var store = new Option<string?>("--cluster-store") { Description = "Cluster node: where the desired state is kept: sqlite:FILE (default: cluster-state.db in the state directory) or postgresql:CONNECTION-STRING" };
         var ioWriter = new Option<bool>("--io-writer") { Description = "Cluster node: write and verify a block of every attached block device continuously (demo load)" };
         var command = new Command("serve", "Run the ActorNvme daemon: the NVMe host with an SPDK-compatible JSON-RPC server on a Unix socket")
         {
-            socket, config, waitForRpc, metrics, verbose, logFile, logJson, cluster, seeds, port, hostname, nodeName, discovery, strategy, stableAfter, heartbeatPause, reconcile, minMembers, hostNqn, ioWriter,
+            socket, config, waitForRpc, metrics, verbose, logFile, logJson, cluster, seeds, port, hostname, nodeName, discovery, strategy, stableAfter, heartbeatPause, reconcile, minMembers, hostNqn, store, ioWriter,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(
             new ServeOptions
@@ -96,6 +97,7 @@ internal static class ServeCommand
                         AcceptableHeartbeatPause = Seconds(parse.GetValue(heartbeatPause)),
                         ReconcileInterval = Seconds(parse.GetValue(reconcile)),
                         MinMembers = parse.GetValue(minMembers),
+                        Store = parse.GetValue(store),
                     },
                     RpcSocket = parse.GetValue(socket)!,
                     IoWriter = parse.GetValue(ioWriter),

@@ -44,6 +44,10 @@ public static class ClusterDemoRunner
 {
     public const string NqnPrefix = "nqn.2016-06.io.actornvme:cluster-demo-";
 
+    // The nodes' desired-state store: one of this run's own (the state directory's would bring an earlier
+    // run's subsystems back), shared by the three node processes, removed at the end.
+    private static readonly string DemoStore = Path.Combine(Path.GetTempPath(), $"actornvme-demo-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}.db");
+
     public static async Task<int> RunAsync(ClusterDemoOptions options, TextWriter output, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -154,6 +158,11 @@ public static class ClusterDemoRunner
             foreach (var node in nodes)
             {
                 await node.StopAsync().ConfigureAwait(false);
+            }
+
+            foreach (string file in new[] { DemoStore, DemoStore + "-journal", DemoStore + "-wal", DemoStore + "-shm" })
+            {
+                File.Delete(file);
             }
         }
 
@@ -380,6 +389,7 @@ public static class ClusterDemoRunner
                 "serve", "--cluster", "--node-name", name, "--port", port.ToString(CultureInfo.InvariantCulture), "--seed-node", seed,
                 "--discovery-address", discovery, "--min-members", options.Nodes.ToString(CultureInfo.InvariantCulture),
                 "--stable-after", seconds, "--heartbeat-pause", seconds, "--reconcile-interval", "0.5", "--io-writer", "--host-nqn", hostNqn,
+                "--cluster-store", "sqlite:" + DemoStore,
                 "--rpc-socket", Path.Combine(Path.GetTempPath(), $"actornvme-{name}-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}.sock"),
             })
             {

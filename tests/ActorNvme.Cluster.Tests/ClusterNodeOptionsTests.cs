@@ -83,4 +83,47 @@ public sealed class ClusterNodeOptionsTests
         Assert.Throws<ActorNvme.Actors.Settings.InvalidNvmeSettingsException>(() =>
             ActorNvme.Actors.Settings.NvmeHostSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString("actornvme.clustr.discovery = []")));
     }
+
+    [Theory]
+    [InlineData("actornvme.cluster.shardz = 3", "actornvme.cluster.shardz")]
+    [InlineData("actornvme.cluster.store.provder = sqlite", "actornvme.cluster.store.provder")]
+    [InlineData("actornvme.cluster.store.provider = mysql", "actornvme.cluster.store.provider")]
+    [InlineData("actornvme.cluster.store.provider = postgresql", "actornvme.cluster.store.connection-string")]
+    [InlineData("actornvme.cluster.store { provider = postgresql, connection-string = \"Port=5432\" }", "actornvme.cluster.store.connection-string")]
+    [InlineData("actornvme.cluster.store.snapshot-every = 0", "actornvme.cluster.store.snapshot-every")]
+    [InlineData("actornvme.cluster.unclaimed-entity-timeout = 0s", "actornvme.cluster.unclaimed-entity-timeout")]
+    public void A_bad_cluster_key_or_store_value_is_refused_with_the_key_named(string hocon, string key)
+    {
+        var e = Assert.Throws<ArgumentException>(() => NvmeClusterSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(hocon)));
+        Assert.Contains(key, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_store_is_SQLite_by_default_and_PostgreSQL_when_asked()
+    {
+        var byDefault = NvmeClusterSettings.Create(Akka.Configuration.Config.Empty).Store;
+        Assert.Equal(ClusterStoreProvider.Sqlite, byDefault.Provider);
+        Assert.EndsWith("cluster-state.db", byDefault.SqliteFile, StringComparison.Ordinal);
+
+        var postgres = NvmeClusterSettings.Create(new NvmeClusterNodeOptions { Store = "postgresql:Host=db.example;Username=nvme;Database=actornvme" }.ToConfig()).Store;
+        Assert.Equal(ClusterStoreProvider.PostgreSql, postgres.Provider);
+        var akka = postgres.ToAkkaConfig();
+        Assert.Equal(ClusterStoreSettings.JournalPluginId, akka.GetString("akka.persistence.journal.plugin"));
+        Assert.Equal("PostgreSQL.15", akka.GetString("akka.persistence.journal.sql.provider-name"));
+        Assert.Contains("db.example", akka.GetString("akka.persistence.snapshot-store.sql.connection-string"), StringComparison.Ordinal);
+
+        var sqlite = NvmeClusterSettings.Create(new NvmeClusterNodeOptions { Store = "sqlite:/tmp/x/state.db" }.ToConfig()).Store;
+        Assert.Equal("/tmp/x/state.db", sqlite.SqliteFile);
+        Assert.Equal("SQLite.MS", sqlite.ToAkkaConfig().GetString("akka.persistence.journal.sql.provider-name"));
+    }
+
+    [Theory]
+    [InlineData("mysql:x")]
+    [InlineData("sqlite:")]
+    [InlineData("postgresql")]
+    public void A_store_option_that_is_not_sqlite_or_postgresql_is_refused(string store)
+    {
+        var e = Assert.Throws<ArgumentException>(() => new NvmeClusterNodeOptions { Store = store }.ToConfig());
+        Assert.Contains("sqlite:FILE or postgresql:CONNECTION-STRING", e.Message, StringComparison.Ordinal);
+    }
 }

@@ -32,6 +32,9 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
     private readonly List<Node> _nodes = [];
     private TargetListener? _discovery;
 
+    // Each spec its own store: a shared one would bring another spec's subsystems back (remember-entities).
+    private readonly string _store = Path.Combine(Path.GetTempPath(), $"actornvme-spec-{Guid.NewGuid():N}.db");
+
     public Task InitializeAsync()
     {
         _discovery = _target.ListenTcp("127.0.0.1", 0);
@@ -54,6 +57,8 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
         }
 
         await _target.DisposeAsync().ConfigureAwait(false);
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        File.Delete(_store);
     }
 
     [Fact]
@@ -260,6 +265,7 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
             // seen unreachable at the moment of the crash would make keep-majority down the survivors too.
             AcceptableHeartbeatPause = TimeSpan.FromSeconds(10),
             ReconcileInterval = TimeSpan.FromMilliseconds(300),
+            Store = "sqlite:" + _store,
         };
         var application = ConfigurationFactory.ParseString($"""
             actornvme.host-nqn = "{HostNqn}"

@@ -16,8 +16,10 @@ public sealed class WithNvmeClusterTests
     {
         int port = FreePort();
         NvmeCluster? started = null;
+        string store = Path.Combine(Path.GetTempPath(), $"actornvme-hosted-{Guid.NewGuid():N}.db");
         var options = new NvmeClusterNodeOptions
         {
+            Store = "sqlite:" + store,
             Port = port,
             NodeName = "hosted",
             SeedNodes = [$"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}"],
@@ -49,6 +51,8 @@ public sealed class WithNvmeClusterTests
         finally
         {
             await host.StopAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            File.Delete(store);
         }
     }
 
