@@ -89,6 +89,49 @@ public sealed class OurTargetSecurityTests(ITestOutputHelper output)
     }
 
     [LinuxSecurityPeerFact]
+    public async Task The_linux_host_runs_bidirectional_dh_hmac_chap_inside_tls_against_our_target_and_data_lands()
+    {
+        string hostKey = DhChapSecret.Generate(32, 1);
+        string controllerKey = DhChapSecret.Generate(48, 2);
+        string psk = NvmeTlsPsk.Generate(NvmeTlsPskHash.Sha256);
+        await using var run = Start(new DhChapHostKeys(hostKey, controllerKey) { Hashes = [DhChapHashId.Sha384], Groups = [DhChapGroupId.Ffdhe3072] });
+        run.Target.SetTlsPsk(SubsystemNqn, HostNqn, psk);
+        string tlsPsk = TlsPskFor(psk);
+
+        var (code, text) = run.Connect(TlsPort, $"-s '{hostKey}' -c '{controllerKey}' -t {tlsPsk} -l 8192");
+
+        Assert.True(code == 0, text);
+        int instance = run.AssertDataLanded(text, lba: 8192);
+        Assert.Contains($"kernel: nvme nvme{instance}: qid 0: controller authenticated", text, StringComparison.Ordinal);
+        Assert.Contains("(TLS1.3)--(AES-128-GCM)", text, StringComparison.Ordinal);
+        Assert.True(Assert.Single(run.Subsystem.GetControllers()).Listener.SecureChannel);
+        run.AssertEveryQueueAuthenticated("sha384", "ffdhe3072", bidirectional: true);
+        run.AssertNoSecret(hostKey, controllerKey, psk, tlsPsk);
+    }
+
+    [LinuxSecurityPeerFact]
+    public async Task A_wrong_psk_fails_the_linux_hosts_tls_handshake_with_our_target()
+    {
+        string psk = NvmeTlsPsk.Generate(NvmeTlsPskHash.Sha256);
+        string wrong = NvmeTlsPsk.Generate(NvmeTlsPskHash.Sha256);
+        await using var run = Start(keys: null);
+        run.Target.SetTlsPsk(SubsystemNqn, HostNqn, psk);
+        string wrongTlsPsk = TlsPskFor(wrong);
+
+        var clock = Stopwatch.StartNew();
+        var (code, text) = run.Connect(TlsPort, $"-t {wrongTlsPsk}");
+        output.WriteLine($"the guest's connect ended after {clock.Elapsed.TotalSeconds:0.0} s");
+
+        Assert.True(code == 1, text);
+        Assert.Contains("connect: failed", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("was successful", text, StringComparison.Ordinal);
+        // Our Target ended the handshake (the binder does not verify with its PSK) and no controller came to be.
+        Assert.Contains(run.Logs, l => l.Name == "ConnectionRefused" && l.Message.Contains("TLS handshake", StringComparison.Ordinal));
+        Assert.Equal(0, run.Subsystem.ControllerCount);
+        run.AssertNoSecret(psk, wrong, wrongTlsPsk);
+    }
+
+    [LinuxSecurityPeerFact]
     public async Task A_wrong_host_key_is_refused_by_our_target_and_the_linux_hosts_connect_fails()
     {
         string hostKey = DhChapSecret.Generate(32, 1);
@@ -101,7 +144,8 @@ public sealed class OurTargetSecurityTests(ITestOutputHelper output)
 
         Assert.True(code == 1, text);
         Assert.Contains("connect: failed", text, StringComparison.Ordinal);
-        Assert.Contains("qid 0: authentication failed", text, StringComparison.Ordinal);
+        // -129 (EKEYREJECTED): the host read our AUTH_Failure1 (a host left without it fails only after its 60 s timeout).
+        Assert.Contains("qid 0: authentication failed, error -129", text, StringComparison.Ordinal);
         // Our Target refused the admin queue's response and created nothing that lives on.
         var failure = Assert.Single(run.Logs, l => l.Name == "AuthenticationFailed");
         Assert.Equal(HostNqn, failure.Value("HostNqn"));
