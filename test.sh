@@ -65,10 +65,10 @@ t_shell=$((SECONDS - t))
 # run: a skipped or empty real-peer run fails the whole test run.
 realpeer_trx=realpeer.trx
 # SpdkDhChapTests, SpdkTlsTests and SpdkReservationTests need SPDK's target, not the Linux guest:
-# tests/shell/spdk-dhchap.sh, spdk-tls.sh and spdk-reservations.sh run them. LinuxAuthTlsTests need the
-# 6.12 guest: tests/shell/linux-auth-tls.sh.
+# tests/shell/spdk-dhchap.sh, spdk-tls.sh and spdk-reservations.sh run them. LinuxAuthTlsTests and
+# OurTargetSecurityTests need the 6.12 guest: tests/shell/linux-auth-tls.sh.
 realpeer_args=(tests/ActorNvme.RealPeer.Tests -c Release --no-build --nologo
-  --filter 'FullyQualifiedName!~SpdkDhChapTests&FullyQualifiedName!~SpdkTlsTests&FullyQualifiedName!~SpdkReservationTests&FullyQualifiedName!~LinuxAuthTlsTests'
+  --filter 'FullyQualifiedName!~SpdkDhChapTests&FullyQualifiedName!~SpdkTlsTests&FullyQualifiedName!~SpdkReservationTests&FullyQualifiedName!~LinuxAuthTlsTests&FullyQualifiedName!~OurTargetSecurityTests'
   --blame-hang-timeout 10m --blame-hang-dump-type none
   --logger "trx;LogFileName=$realpeer_trx" --results-directory "$results"
   --logger "console;verbosity=normal")

@@ -74,7 +74,7 @@ internal static partial class TargetLog
     [LoggerMessage(EventId = 22, Level = LogLevel.Debug, Message = "Corrupted the data digest of command {CommandId} to {Remote}")]
     public static partial void DigestCorrupted(this ILogger logger, string remote, ushort commandId);
 
-    [LoggerMessage(EventId = 23, Level = LogLevel.Information, Message = "Host {HostNqn} ({Remote}) authenticated queue {QueueId} of {SubsystemNqn} with DH-HMAC-CHAP {Hash}/{Group}{Direction}")]
+    [LoggerMessage(EventId = 26, Level = LogLevel.Information, Message = "Host {HostNqn} ({Remote}) authenticated queue {QueueId} of {SubsystemNqn} with DH-HMAC-CHAP {Hash}/{Group}{Direction}")]
     public static partial void HostAuthenticated(this ILogger logger, string remote, string hostNqn, string subsystemNqn, ushort queueId, string hash, string group, string direction);
 
     [LoggerMessage(EventId = 24, Level = LogLevel.Warning, Message = "DH-HMAC-CHAP of host {HostNqn} ({Remote}) on queue {QueueId} of {SubsystemNqn} failed: {Reason}; closing the connection")]

@@ -8,14 +8,20 @@
 # and a SHA-384 PSK; TLS with bidirectional authentication; each followed by writes read back on two I/O
 # queues. A wrong host key, a wrong controller key, a missing key and a wrong PSK must be refused within 5 s
 # with an error naming the subsystem and the step, and no secret in the error or the logs.
+# Then, in the same guest, OurTargetSecurityTests: the guest's own Linux host (nvme-host-connect) against our Target
+# in this process, with DH-HMAC-CHAP (sha256/null; bidirectional sha512/ffdhe2048), TLS 1.3 with a SHA-256 PSK, and
+# a wrong host key that must be refused.
 # Its own namespace and guest, so it never shares the 6.1 real-peer suite's. Needs the test project built
 # (dotnet build -c Release). Logs in artifacts/linux-auth-tls/.
+# ACTORNVME_LINUX_AUTH_TLS_FILTER, when set, replaces the dotnet test filter (e.g. one class).
 # Exit: 0 passed, 1 failed, 77 skipped (not root, or the harness's tools missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 me=linux-auth-tls
-class=LinuxAuthTlsTests
+classes="LinuxAuthTlsTests OurTargetSecurityTests"
+filter=$(printf 'FullyQualifiedName~%s|' $classes)
+filter=${filter%|}
 # shellcheck source=lib/preflight.sh
 . tests/shell/lib/preflight.sh
 require_root_and_tools qemu-system-x86_64 ip flock cpio xz
@@ -30,7 +36,7 @@ export ACTORNVME_NVMET_LOGDIR=$logs
 
 rc=0
 scripts/nvmet-qemu/nvmet.sh with -- dotnet test tests/ActorNvme.RealPeer.Tests -c Release --no-build --nologo \
-  --filter "FullyQualifiedName~$class" --logger "console;verbosity=detailed" >"$logs/run.log" 2>&1 || rc=$?
+  --filter "${ACTORNVME_LINUX_AUTH_TLS_FILTER:-$filter}" --logger "console;verbosity=detailed" >"$logs/run.log" 2>&1 || rc=$?
 
 grep -E "^nvmet: timing:" "$logs/run.log" | sed "s/^/$me: /" || true
 grep -E "^\s+(Passed|Failed|Skipped) " "$logs/run.log" | sed "s/^ */$me: /" || true
