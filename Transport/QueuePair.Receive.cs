@@ -110,8 +110,22 @@ public abstract partial class QueuePair
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool ParseBuffered(ref ReadOnlySequence<byte> buffer)
     {
+        int every = Options.SendEveryCompletions;
+        long flushAt = every > 0 ? _completionsReceived + every : long.MaxValue;
         while (true)
         {
+            if (_completionsReceived >= flushAt)
+            {
+                flushAt = _completionsReceived + every;
+
+                // Only while the target is short of work (fewer than 4N commands sent and unanswered): a deep
+                // queue keeps it busy anyway, and there an early send only costs a system call.
+                if (!_sendQueue.IsEmpty && Volatile.Read(ref _capsulesWritten) - _completionsReceived < 4L * every)
+                {
+                    RunWriter();
+                }
+            }
+
             switch (PduFramer.TryParse(buffer, _framerOptions, out var frame, out var fault))
             {
                 case FrameStatus.NeedMoreData:

@@ -11,6 +11,7 @@ public abstract partial class QueuePair
     private const int FlushThreshold = 256 * 1024;
 
     private int _writerBusy;
+    private long _capsulesWritten; // command capsules put in the output (the writer-flag holder's count)
     private bool _outputFinished; // owned by the writer-flag holder
     private byte[]? _termReq;     // set before _closed; written once by the send path
     private int _dispatchThreadId; // the read loop's managed thread id while it parses, else 0
@@ -139,6 +140,7 @@ public abstract partial class QueuePair
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private int WriteCapsule(CommandSlot slot)
     {
+        Volatile.Write(ref _capsulesWritten, _capsulesWritten + 1); // only the writer-flag holder writes it
         int dataLength = slot.InCapsule ? slot.TransferLength : 0;
         int length = PduWriter.PduLength(PduSizes.CapsuleCmdHeader, dataLength, _digests, _dataAlignment);
         var span = _output.GetSpan(length);
