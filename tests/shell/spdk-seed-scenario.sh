@@ -8,6 +8,9 @@
 # to none after the loss timeout, with nothing left in the ownership ledger but the reconnecting discovery
 # controller; then the interface is restored and exactly the next two names must appear. The cycles are in
 # tests/shell/lib/seed-cycles.sh, shared with target-seed-scenario.sh (the same against our own Target).
+# Before the cycles, a namespace added and removed at run time: rpc.py nvmf_subsystem_add_ns on cnode0 must
+# make <controller>n2 appear in serve's bdev_get_bdevs within 10 s (SPDK's Namespace Attribute Changed AEN, no
+# polling by the host), and nvmf_subsystem_remove_ns must make it disappear within 10 s; the times are printed.
 # Settings: ACTORNVME_SPDK_CYCLES (default 20), ACTORNVME_SPDK_KATO_MS (default 2000). Logs in artifacts/.
 # Exit: 0 passed, 1 failed, 77 skipped (no SPDK bundle at ../shared/peers/spdk, not root, or a tool missing).
 set -euo pipefail
@@ -66,6 +69,32 @@ done
 spdk_rpc nvmf_subsystem_add_listener discovery -t tcp -a "$tgt_ip" -s 8009
 
 start_serve_and_discover "$kato_ms"
+
+# wait_for_bdevs EXPECTED WHAT: bdev_get_bdevs lists exactly EXPECTED within 10 s; sets waited_ms.
+wait_for_bdevs() {
+  local t0 names
+  t0=$(now_ms)
+  while :; do
+    names=$(bdevs)
+    [ "$names" = "$1" ] && break
+    [ $(( $(now_ms) - t0 )) -lt 10000 ] || fail "$2: bdev_get_bdevs lists '$names' 10 s later, not '$1'"
+    sleep 0.05
+  done
+  waited_ms=$(( $(now_ms) - t0 ))
+}
+ns_ctrlr=$(call bdev_nvme_get_controllers | jq -r '.[] | select(.ctrlrs[0].trid.subnqn == "nqn.2016-06.io.spdk:cnode0") | .name')
+[ -n "$ns_ctrlr" ] || fail "no controller for nqn.2016-06.io.spdk:cnode0 in bdev_nvme_get_controllers"
+before=$(bdevs)
+spdk_rpc bdev_malloc_create 16 512 -b MallocNs2
+spdk_rpc nvmf_subsystem_add_ns -n 2 nqn.2016-06.io.spdk:cnode0 MallocNs2
+wait_for_bdevs "$(tr ' ' '\n' <<<"$before ${ns_ctrlr}n2" | LC_ALL=C sort | paste -sd ' ')" "namespace 2 added to cnode0"
+added_ms=$waited_ms
+[ "$(call bdev_get_bdevs "{\"name\":\"${ns_ctrlr}n2\"}" | jq -r '.[0].num_blocks')" = 32768 ] || fail "${ns_ctrlr}n2 is not 16 MiB of 512-byte blocks"
+spdk_rpc nvmf_subsystem_remove_ns nqn.2016-06.io.spdk:cnode0 2
+wait_for_bdevs "$before" "namespace 2 removed from cnode0"
+removed_ms=$waited_ms
+spdk_rpc bdev_malloc_delete MallocNs2
+echo "$me: namespace 2 added to cnode0 at run time: ${ns_ctrlr}n2 listed $(secs "$added_ms") s after nvmf_subsystem_add_ns; gone $(secs "$removed_ms") s after nvmf_subsystem_remove_ns"
 start_rpc_probe
 run_cycles "$cycles"
 stop_discovery_and_check
