@@ -111,7 +111,11 @@ public sealed class SeedScenarioSpecs : TestKit, IAsyncLifetime
             async () =>
             {
                 after = await ProcessResources.MeasureAsync(Sys);
-                Assert.Equal(baseline.Sockets, after.Sockets);
+
+                // No more than at the start: a socket a test before this one left closing may still have been
+                // counted in the baseline (a CI run saw 15 then 12). What this test owns is also in the exact
+                // ledger, actor and receive-thread counts below.
+                Assert.InRange(after.Sockets, 0, baseline.Sockets);
                 Assert.Equal(baseline.ReceiveThreads, after.ReceiveThreads);
                 Assert.Equal(baseline.HostActors, after.HostActors);
                 Assert.InRange(after.Threads, 0, baseline.Threads + 16);
