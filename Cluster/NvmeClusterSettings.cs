@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Reflection;
 using Akka.Configuration;
+using ActorNvme.Actors.Settings;
 
 namespace ActorNvme.Cluster;
 
@@ -96,7 +97,7 @@ public sealed record NvmeClusterSettings
         };
     }
 
-    private static readonly Lazy<HashSet<string>> KnownKeys = new(() => [.. LeafPaths(ReferenceConfig.GetConfig("actornvme.cluster"))]);
+    private static readonly Lazy<HashSet<string>> KnownKeys = new(() => [.. HoconKeys.LeafPaths(ReferenceConfig.GetConfig("actornvme.cluster"))]);
 
     /// <summary>A misspelt key would otherwise be ignored and its default used: every key under actornvme.cluster must be one cluster.conf defines.</summary>
     private static void RefuseUnknownKeys(Config config)
@@ -107,7 +108,7 @@ public sealed record NvmeClusterSettings
             return;
         }
 
-        foreach (string key in LeafPaths(section))
+        foreach (string key in HoconKeys.LeafPaths(section))
         {
             if (!KnownKeys.Value.Contains(key))
             {
@@ -116,40 +117,6 @@ public sealed record NvmeClusterSettings
         }
     }
 
-    // The paths of the values of a config and of its fallbacks, objects descended into.
-    private static IEnumerable<string> LeafPaths(Config config)
-    {
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        for (var current = config; current is not null && !current.IsEmpty; current = current.Fallback)
-        {
-            if (current.Root is { } root && root.IsObject())
-            {
-                foreach (string path in LeafPaths(root.GetObject(), string.Empty).Where(seen.Add))
-                {
-                    yield return path;
-                }
-            }
-        }
-    }
-
-    private static IEnumerable<string> LeafPaths(Akka.Configuration.Hocon.HoconObject node, string prefix)
-    {
-        foreach (var (key, value) in node.Items)
-        {
-            string path = prefix + key;
-            if (value.IsObject())
-            {
-                foreach (string inner in LeafPaths(value.GetObject(), path + "."))
-                {
-                    yield return inner;
-                }
-            }
-            else
-            {
-                yield return path;
-            }
-        }
-    }
 }
 
 public enum ClusterStoreProvider

@@ -285,7 +285,7 @@ public sealed record NvmeHostSettings
     /// <summary>Every setting's path under <c>actornvme</c> (e.g. "discovery.referral-depth"), as reference.conf defines them.</summary>
     public static IReadOnlyCollection<string> KnownKeys => KnownKeySet.Value;
 
-    private static readonly Lazy<HashSet<string>> KnownKeySet = new(() => [.. LeafPaths(ReferenceConfig.GetConfig("actornvme"))]);
+    private static readonly Lazy<HashSet<string>> KnownKeySet = new(() => [.. HoconKeys.LeafPaths(ReferenceConfig.GetConfig("actornvme"))]);
 
     /// <summary>A misspelt key would otherwise be ignored and its default used: every key under actornvme must be one reference.conf defines.</summary>
     private static void RefuseUnknownKeys(Config config)
@@ -296,7 +296,7 @@ public sealed record NvmeHostSettings
             return;
         }
 
-        foreach (string key in LeafPaths(section))
+        foreach (string key in HoconKeys.LeafPaths(section))
         {
             // actornvme.cluster belongs to ActorNvme.Cluster, which checks its own keys.
             if (!KnownKeySet.Value.Contains(key) && !key.StartsWith("cluster.", StringComparison.Ordinal))
@@ -304,41 +304,6 @@ public sealed record NvmeHostSettings
                 string? near = KnownKeySet.Value.OrderBy(k => EditDistance(k, key)).ThenBy(k => k, StringComparer.Ordinal).First();
                 string hint = EditDistance(near, key) <= Math.Max(2, key.Length / 3) ? $"; did you mean actornvme.{near}?" : string.Empty;
                 throw new InvalidNvmeSettingsException("unknown-key", $"actornvme.{key} is not a setting{hint} (the settings and their defaults are in reference.conf)");
-            }
-        }
-    }
-
-    // The paths of the values of a config and of its fallbacks, objects descended into.
-    private static IEnumerable<string> LeafPaths(Config config)
-    {
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        for (var current = config; current is not null && !current.IsEmpty; current = current.Fallback)
-        {
-            if (current.Root is { } root && root.IsObject())
-            {
-                foreach (string path in LeafPaths(root.GetObject(), string.Empty).Where(seen.Add))
-                {
-                    yield return path;
-                }
-            }
-        }
-    }
-
-    private static IEnumerable<string> LeafPaths(Akka.Configuration.Hocon.HoconObject node, string prefix)
-    {
-        foreach (var (key, value) in node.Items)
-        {
-            string path = prefix + key;
-            if (value.IsObject())
-            {
-                foreach (string inner in LeafPaths(value.GetObject(), path + "."))
-                {
-                    yield return inner;
-                }
-            }
-            else
-            {
-                yield return path;
             }
         }
     }
