@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Akka.Actor;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Host;
@@ -63,23 +64,39 @@ public static class ProcessResources
 
     private static async Task<int> CountAsync(ActorSystem system, string pattern)
     {
-        var inbox = Inbox.Create(system);
-        system.ActorSelection(pattern).Tell(new Identify(pattern), inbox.Receiver);
-        int count = 0;
-        while (true)
+        // The answers are collected in a channel and the quiet period is a .NET timer: an Inbox's receive
+        // timeout was seen never to fire at the end of a long run, which left the test waiting forever.
+        var answers = Channel.CreateUnbounded<ActorIdentity>();
+        var collector = system.ActorOf(Props.Create(() => new IdentityCollector(answers.Writer)));
+        try
         {
-            try
+            system.ActorSelection(pattern).Tell(new Identify(pattern), collector);
+            int count = 0;
+            while (true)
             {
-                if (await inbox.ReceiveAsync(TimeSpan.FromMilliseconds(300)) is ActorIdentity { Subject: not null })
+                using var quiet = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+                try
                 {
-                    count++;
+                    if ((await answers.Reader.ReadAsync(quiet.Token)).Subject is not null)
+                    {
+                        count++;
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                    return count;
                 }
             }
-            catch (TimeoutException)
-            {
-                return count;
-            }
         }
+        finally
+        {
+            system.Stop(collector);
+        }
+    }
+
+    private sealed class IdentityCollector : ReceiveActor
+    {
+        public IdentityCollector(ChannelWriter<ActorIdentity> answers) => Receive<ActorIdentity>(m => answers.TryWrite(m));
     }
 }
 
