@@ -315,29 +315,7 @@ public sealed class LinuxAuthTlsTests(LinuxAuthTlsTests.Guest guest, ITestOutput
 
     private (TaskCompletionSource<BlockDevice> Added, System.Threading.Channels.Channel<string> Failures) Attach(ActorSystem system, string subsystemNqn, int port, NvmeHostSettings settings)
     {
-        var added = new TaskCompletionSource<BlockDevice>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var failures = System.Threading.Channels.Channel.CreateUnbounded<string>();
-        var listener = system.ActorOf(Props.Create(() => new Listener(added, failures)));
-        system.EventStream.Subscribe(listener, typeof(BlockDeviceAdded));
-        system.EventStream.Subscribe(listener, typeof(ActorNvme.Actors.Controller.Controller.StateChanged));
-        var address = new TransportAddress(guest.Target.Address.ToString(), port);
-        system.ActorOf(Subsystem.Props(new SubsystemOptions("nvme0", subsystemNqn, [address], settings), TransportAdminConnector.Tcp(), TransportIoQueueConnector.Tcp()), "nvme0");
-        return (added, failures);
-    }
-
-    private sealed class Listener : ReceiveActor
-    {
-        public Listener(TaskCompletionSource<BlockDevice> added, System.Threading.Channels.Channel<string> failures)
-        {
-            Receive<BlockDeviceAdded>(m => added.TrySetResult(m.BlockDevice!));
-            Receive<ActorNvme.Actors.Controller.Controller.StateChanged>(m =>
-            {
-                if (m.State == ActorNvme.Actors.Controller.ControllerState.Failed)
-                {
-                    failures.Writer.TryWrite(m.Reason ?? "failed");
-                }
-            });
-        }
+        return WatchedAttach.Start(system, subsystemNqn, new TransportAddress(guest.Target.Address.ToString(), port), settings);
     }
 
     private sealed class LogCollector : ReceiveActor

@@ -6,6 +6,7 @@ using ActorNvme.Actors.Subsystem;
 using ActorNvme.Io;
 using ActorNvme.Protocol.Auth;
 using ActorNvme.Protocol.Tls;
+using ActorNvme.RealPeer.Tests.Harness;
 using ActorNvme.Transport;
 using Xunit;
 
@@ -185,29 +186,7 @@ public sealed class SpdkTlsTests(SpdkTlsTests.Peer peer) : IClassFixture<SpdkTls
 
     private (TaskCompletionSource<BlockDevice> Added, System.Threading.Channels.Channel<string> Failures) Attach(ActorSystem system, string subsystemNqn, NvmeHostSettings settings)
     {
-        var added = new TaskCompletionSource<BlockDevice>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var failures = System.Threading.Channels.Channel.CreateUnbounded<string>();
-        var listener = system.ActorOf(Props.Create(() => new Listener(added, failures)));
-        system.EventStream.Subscribe(listener, typeof(BlockDeviceAdded));
-        system.EventStream.Subscribe(listener, typeof(ActorNvme.Actors.Controller.Controller.StateChanged));
-        var address = new TransportAddress("127.0.0.1", peer.Target!.TlsPort);
-        system.ActorOf(Subsystem.Props(new SubsystemOptions("nvme0", subsystemNqn, [address], settings), TransportAdminConnector.Tcp(), TransportIoQueueConnector.Tcp()), "nvme0");
-        return (added, failures);
-    }
-
-    private sealed class Listener : ReceiveActor
-    {
-        public Listener(TaskCompletionSource<BlockDevice> added, System.Threading.Channels.Channel<string> failures)
-        {
-            Receive<BlockDeviceAdded>(m => added.TrySetResult(m.BlockDevice!));
-            Receive<ActorNvme.Actors.Controller.Controller.StateChanged>(m =>
-            {
-                if (m.State == ActorNvme.Actors.Controller.ControllerState.Failed)
-                {
-                    failures.Writer.TryWrite(m.Reason ?? "failed");
-                }
-            });
-        }
+        return WatchedAttach.Start(system, subsystemNqn, new TransportAddress("127.0.0.1", peer.Target!.TlsPort), settings);
     }
 
     /// <summary>The target with three secure-channel subsystems for <see cref="HostNqn"/>.</summary>
