@@ -40,12 +40,19 @@ shell_passed=0
 shell_failed=0
 shell_failed_names=()
 shell_skipped=0
+shell_logs=artifacts/shell-logs
+rm -rf "$shell_logs"
+mkdir -p "$shell_logs"
 for shell_test in tests/shell/*.sh; do
   [ -f "$shell_test" ] || continue
   rc=0
   # A script may declare a longer limit in a '# test-timeout: SECONDS' line (the seed scenarios run 20 cycles).
   limit=$(sed -n 's/^# test-timeout: \([0-9][0-9]*\)$/\1/p' "$shell_test" | head -n 1)
-  timeout "${limit:-300}" "$shell_test" || rc=$?
+  # Each script's output is kept in a file (not a pipe, which a leftover daemon could hold open) and then
+  # shown, so that a failure can be summed up again at the end of the log.
+  shell_log="$shell_logs/$(basename "$shell_test" .sh).log"
+  timeout "${limit:-300}" "$shell_test" >"$shell_log" 2>&1 || rc=$?
+  cat "$shell_log"
   if [ "$rc" -eq 0 ]; then
     shell_passed=$((shell_passed + 1))
   elif [ "$rc" -eq 77 ] && [ "${CI:-}" != "true" ] && [ "$(id -u)" -ne 0 ]; then
@@ -139,6 +146,13 @@ for f in "$results"/*.trx; do
   { grep -o '<UnitTestResult [^>]*outcome="Failed"' "$f" || true; } \
     | sed -n 's/.*testName="\([^"]*\)".*/FAILED: \1/p' | head -20
 done
-for name in "${shell_failed_names[@]}"; do echo "FAILED: shell test $name"; done
+for name in "${shell_failed_names[@]}"; do
+  # The lines that say why (assertions, exceptions, the script's own FAIL), else its last lines.
+  log="$shell_logs/$(basename "$name" .sh).log"
+  why=$(grep -a -E "FAIL|Error Message|Exception|Assert|timed out|exit [0-9]" "$log" | tail -n 12 || true)
+  [ -n "$why" ] || why=$(tail -n 12 "$log")
+  printf '%s\n' "$why" | cut -c1-300 | sed "s|^|  $(basename "$name" .sh)> |"
+  echo "FAILED: shell test $name"
+done
 python_free_sum || status=1
 exit $status
