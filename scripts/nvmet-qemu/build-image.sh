@@ -70,8 +70,54 @@ debian_mirror() {
     echo "$ACTORNVME_DEBIAN_MIRROR"
     return
   fi
+  local uri
+  uri=$(system_mirror_from_lists)
+  if [ -z "$uri" ] && [ "$(id -u)" -eq 0 ]; then
+    # A machine whose package lists were never fetched (or were cleaned) knows its sources only as text.
+    log "the system's package lists name no Debian archive; running apt-get update"
+    timeout 600 apt-get update -q >&2 || log "apt-get update failed"
+    uri=$(system_mirror_from_lists)
+  fi
+  [ -n "$uri" ] || uri=$(system_mirror_from_sources)
+  echo "$uri"
+}
+system_mirror_from_lists() {
   apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(ORIGIN) $(LABEL) $(COMPONENT) $(IDENTIFIER)' 2>/dev/null |
     awk '$3 == "Debian" && $4 == "Debian" && $5 == "main" && $6 == "Packages" && $2 !~ /-/ { print $1; exit }'
+}
+# The first http(s) URI of a Debian main suite without a '-' (not -updates/-security) in the sources
+# files themselves, one-line or deb822 form.
+system_mirror_from_sources() {
+  local f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -f "$f" ] || continue
+    awk '$1 == "deb" { i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+         if ($(i+1) !~ /-/ && $0 ~ / main( |$)/ && $i ~ /^https?:/) { print $i; exit } }' "$f"
+  done | head -n 1 | grep . && return
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    awk 'BEGIN { RS = ""; FS = "\n" }
+         { uri = ""; ok = 0
+           for (n = 1; n <= NF; n++) {
+             if ($n ~ /^URIs:/) { split($n, a, " "); uri = a[2] }
+             if ($n ~ /^Suites:/) { split($n, a, " "); if (a[2] !~ /-/) ok = 1 }
+           }
+           if (ok && uri ~ /^https?:/ && $0 ~ /Components:[^\n]* main/) { print uri; exit } }' "$f"
+  done | head -n 1
+}
+
+# The archive key of $suite must be in the system's keyring the private sources list names. A Debian 12
+# installed before Debian 13 was released has a debian-archive-keyring without it; its update has it.
+ensure_suite_key() {
+  [ -f "/usr/share/keyrings/debian-archive-$suite-stable.gpg" ] && return 0
+  log "debian-archive-keyring has no key for $suite; upgrading it from the system's sources"
+  if [ "$(id -u)" -eq 0 ]; then
+    timeout 600 apt-get update -q >&2 || log "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q --only-upgrade debian-archive-keyring >&2 ||
+      log "apt-get install debian-archive-keyring failed"
+  fi
+  [ -f "/usr/share/keyrings/debian-archive-$suite-stable.gpg" ] ||
+    log "still no archive key for $suite: its package lists cannot be verified"
 }
 
 # private_apt_setup — the private sources list for $suite; refreshes its package lists when they are
@@ -89,6 +135,7 @@ private_apt_setup() {
     lists_age=$(($(date +%s) - $(stat -c %Y "$apt_dir/lists" 2>/dev/null || echo 0)))
   fi
   if [ -z "$lists_age" ] || [ "$lists_age" -gt 86400 ]; then
+    ensure_suite_key
     log "apt-get update ($suite, private configuration)"
     if timeout 600 apt-get "${apt_opts[@]}" update -q >&2; then
       touch "$apt_dir/lists"
