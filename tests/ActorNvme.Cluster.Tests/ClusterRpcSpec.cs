@@ -110,6 +110,19 @@ public sealed class ClusterRpcSpec(ITestOutputHelper output) : IAsyncLifetime
             CancellationToken.None));
         Assert.Equal(-22, badTimeouts.Code);
         Assert.Contains("reconnect_delay_sec", badTimeouts.Message, StringComparison.Ordinal);
+        // What is each node's configuration, asked otherwise: -ENOTSUP naming it (never kept in the desired state).
+        var otherHost = await Assert.ThrowsAsync<JsonRpcException>(() => a.Rpc.DispatchAsync(
+            "bdev_nvme_attach_controller",
+            Params(new { name = "Bad", trtype = "tcp", traddr = "127.0.0.1", trsvcid = Port(_nvm!), subnqn = Nqn(2), hostnqn = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-0000000000aa" }),
+            CancellationToken.None));
+        Assert.Equal(-95, otherHost.Code);
+        Assert.Contains("hostnqn", otherHost.Message, StringComparison.Ordinal);
+        var digest = await Assert.ThrowsAsync<JsonRpcException>(() => a.Rpc.DispatchAsync(
+            "bdev_nvme_attach_controller",
+            Params(new { name = "Bad", trtype = "tcp", traddr = "127.0.0.1", trsvcid = Port(_nvm!), subnqn = Nqn(2), hdgst = true }),
+            CancellationToken.None));
+        Assert.Equal(-95, digest.Code);
+        Assert.Contains("hdgst=true", digest.Message, StringComparison.Ordinal);
         var unknown = await Assert.ThrowsAsync<JsonRpcException>(() => _nodes[2].Rpc.DispatchAsync("bdev_nvme_detach_controller", Params(new { name = "Nothing" }), CancellationToken.None));
         Assert.Equal(-19, unknown.Code);
         Assert.Equal(1, _target.FindSubsystem(nqn)!.ControllerCount);

@@ -96,7 +96,7 @@ host_nqn="nqn.2014-08.org.nvmexpress:uuid:3e9d1a7c-6b2f-4d80-9c15-7a4e0b2d6f93"
 nqn1="nqn.2016-06.io.actornvme:cluster-rpc1"
 nqn2="nqn.2016-06.io.actornvme:cluster-rpc2"
 cat >"$work/target.json" <<EOF
-{ "address": "127.0.0.1", "discovery_port": 0,
+{ "address": "127.0.0.1", "discovery_port": 0, "rpc_socket": "$work/target.sock",
   "subsystems": [
     { "nqn": "$nqn1", "port": 0, "namespaces": [ { "size_mib": 16 } ] },
     { "nqn": "$nqn2", "port": 0, "namespaces": [ { "size_mib": 16 } ] } ] }
@@ -123,7 +123,7 @@ wait_for_line "$work/node-b.log" "MemberUp" 90
 echo "$me: two nodes up; target discovery 127.0.0.1:$discovery_port, $nqn1 on :$port1"
 
 # --- attach through node A, listed from node B with its owner
-[ "$(ok "$sock_a" bdev_nvme_attach_controller -b c1 -t tcp -a 127.0.0.1 -f ipv4 -s "$port1" -n "$nqn1" | jq -r '.[0]')" = "c1n1" ] \
+[ "$(ok "$sock_a" bdev_nvme_attach_controller -b c1 -t tcp -a 127.0.0.1 -f ipv4 -s "$port1" -n "$nqn1")" = "c1n1" ] \
   || fail "attach through node A did not answer c1n1"
 owner=$(ok "$sock_b" bdev_get_bdevs -b c1n1 -t 10000 | jq -r '.[0].actornvme.owner')
 case "$owner" in node-a|node-b) ;; *) fail "node B lists c1n1 with owner '$owner'";; esac
