@@ -191,6 +191,32 @@ public sealed class ClusterRpcSpec(ITestOutputHelper output) : IAsyncLifetime
         Assert.Empty((await _nodes[2].Rpc.DispatchAsync("bdev_nvme_get_discovery_info", null, CancellationToken.None))!.AsArray());
     }
 
+    [Fact]
+    public async Task A_discovery_keeps_its_name_over_a_full_restart_of_the_cluster_and_is_stopped_by_it()
+    {
+        await StartClusterAsync();
+        var start = new { name = "kept", trtype = "tcp", traddr = "127.0.0.1", trsvcid = Port(_discovery!) };
+        Assert.True((await _nodes[0].Rpc.DispatchAsync("bdev_nvme_start_discovery", Params(start), CancellationToken.None))!.GetValue<bool>());
+        await Eventually("every listed subsystem attached once", () =>
+            Enumerable.Range(1, SubsystemCount).All(i => Owners(Nqn(i)).Count == 1 && _target.FindSubsystem(Nqn(i))!.ControllerCount == 1));
+
+        // Every node stopped; fresh nodes on the same store.
+        await Task.WhenAll(_nodes.Select(n => n.System.Terminate().WaitAsync(TimeSpan.FromSeconds(60))));
+        _nodes.Clear();
+        await StartClusterAsync();
+        await Eventually("every listed subsystem attached again", () =>
+            Enumerable.Range(1, SubsystemCount).All(i => Owners(Nqn(i)).Count == 1 && _target.FindSubsystem(Nqn(i))!.ControllerCount == 1));
+
+        var info = Assert.Single((await _nodes[1].Rpc.DispatchAsync("bdev_nvme_get_discovery_info", null, CancellationToken.None))!.AsArray())!;
+        Assert.Equal("kept", info["name"]!.GetValue<string>());
+        Assert.False(info["actornvme"]!["configured"]!.GetValue<bool>());
+        var again = await Assert.ThrowsAsync<JsonRpcException>(() => _nodes[2].Rpc.DispatchAsync("bdev_nvme_start_discovery", Params(start), CancellationToken.None));
+        Assert.Equal(-17, again.Code);
+        Assert.True((await _nodes[2].Rpc.DispatchAsync("bdev_nvme_stop_discovery", Params(new { name = "kept" }), CancellationToken.None))!.GetValue<bool>());
+        await Eventually("what the stopped discovery listed is detached", () =>
+            Enumerable.Range(1, SubsystemCount).All(i => _target.FindSubsystem(Nqn(i))!.ControllerCount == 0));
+    }
+
     private object Attach(string name, string subnqn) =>
         new { name, trtype = "tcp", adrfam = "ipv4", traddr = "127.0.0.1", trsvcid = Port(_nvm!).ToString(CultureInfo.InvariantCulture), subnqn, hdgst = false, ddgst = false };
 
