@@ -41,11 +41,33 @@ public static class DesiredState
         }
     }
 
-    /// <summary>Read this discovery controller's log (<c>traddr:trsvcid</c>) and attach what it lists, with these options.</summary>
-    public sealed record StartDiscovery(string Path, AttachOptions? Options = null);
+    /// <summary>
+    /// Read this discovery controller's log (<c>traddr:trsvcid</c>) and attach what it lists, with these options;
+    /// <paramref name="Name"/> (SPDK's discovery name, unique in the cluster) lets it be stopped by name.
+    /// </summary>
+    public sealed record StartDiscovery(string Path, AttachOptions? Options = null, string? Name = null);
 
     /// <summary>Stop reading this discovery controller's log; what only it listed is detached after the next successful read.</summary>
     public sealed record StopDiscovery(string Path);
+
+    /// <summary>Stop the discovery started under this name (as <see cref="StopDiscovery"/>).</summary>
+    public sealed record StopDiscoveryByName(string Name);
+
+    /// <summary>Asks the coordinator for every discovery it reads and how its last read went. Reply: <see cref="DiscoveryInfoList"/>.</summary>
+    public sealed record GetDiscoveryInfo
+    {
+        public static GetDiscoveryInfo Instance { get; } = new();
+    }
+
+    /// <summary>
+    /// One discovery controller the coordinator reads, on <paramref name="Node"/> (the node holding the coordinator):
+    /// its name (null for one from the configuration), how many reads were tried, the last read's error (null: it
+    /// succeeded, or none was tried yet) and the NVM subsystems the last successful read listed.
+    /// </summary>
+    public sealed record DiscoveryInfo(string Path, string? Name, bool Configured, string Node, string HostNqn, long Reads, string? LastError, DiscoveredSubsystem[] Entries);
+
+    /// <summary>The answer to <see cref="GetDiscoveryInfo"/>.</summary>
+    public sealed record DiscoveryInfoList(DiscoveryInfo[] Discoveries);
 
     /// <summary>Attach this subsystem through these paths under this name, whether or not a discovery log lists it (paths as an array: it crosses nodes).</summary>
     public sealed record Attach(string Name, string SubsystemNqn, IReadOnlyList<string> Paths, AttachOptions? Options = null);
@@ -59,11 +81,11 @@ public static class DesiredState
         public static GetDesiredState Instance { get; } = new();
     }
 
-    /// <summary>The answer to a command: done (in the journal) or refused, saying why.</summary>
-    public sealed record Result(bool Accepted, string Message);
+    /// <summary>The answer to a command: done (in the journal) or refused, saying why and what kind of refusal it is.</summary>
+    public sealed record Result(bool Accepted, string Message, RefusalKind Refused = RefusalKind.None);
 
-    /// <summary>A discovery controller whose log the cluster reads.</summary>
-    public sealed record Discovery(string Path, AttachOptions? Options);
+    /// <summary>A discovery controller whose log the cluster reads; <paramref name="Name"/>: the name it was started under, if any.</summary>
+    public sealed record Discovery(string Path, AttachOptions? Options, string? Name = null);
 
     /// <summary>A subsystem attached by hand.</summary>
     public sealed record ExplicitAttach(string Name, string SubsystemNqn, string[] Paths, AttachOptions? Options);
@@ -83,9 +105,9 @@ public static class DesiredState
     /// <summary>Why <paramref name="command"/> cannot be taken, or null when it can.</summary>
     internal static string? Refusal(Attach command, NvmeHostSettings settings)
     {
-        if (string.IsNullOrEmpty(command.Name) || command.Name.Length > MaxNameLength || !command.Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+        if (NameRefusal(command.Name) is { } badName)
         {
-            return $"name '{command.Name}' is not 1..{MaxNameLength} letters, digits, '-' or '_'";
+            return badName;
         }
 
         if (!Nqn.TryValidate(command.SubsystemNqn, out var error, "subnqn"))
@@ -102,7 +124,12 @@ public static class DesiredState
     }
 
     internal static string? Refusal(StartDiscovery command, NvmeHostSettings settings) =>
-        PathRefusal([command.Path]) ?? OptionsRefusal(command.Options, settings);
+        (command.Name is null ? null : NameRefusal(command.Name)) ?? PathRefusal([command.Path]) ?? OptionsRefusal(command.Options, settings);
+
+    private static string? NameRefusal(string? name) =>
+        string.IsNullOrEmpty(name) || name.Length > MaxNameLength || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')
+            ? $"name '{name}' is not 1..{MaxNameLength} letters, digits, '-' or '_'"
+            : null;
 
     private static string? PathRefusal(IEnumerable<string> paths)
     {
@@ -133,4 +160,26 @@ public static class DesiredState
             return e.Message;
         }
     }
+}
+
+/// <summary>Why a <see cref="DesiredState"/> command was refused (SPDK answers each kind with its own errno).</summary>
+public enum RefusalKind
+{
+    /// <summary>Not refused.</summary>
+    None,
+
+    /// <summary>A value is wrong; the message names it.</summary>
+    InvalidArgument,
+
+    /// <summary>The name (or the subsystem, or the discovery address) is taken.</summary>
+    Exists,
+
+    /// <summary>Nothing by that name.</summary>
+    NotFound,
+
+    /// <summary>It comes from the configuration, not from a command, and is not changed by one.</summary>
+    Configured,
+
+    /// <summary>The desired state holds as many entries as it may.</summary>
+    Full,
 }

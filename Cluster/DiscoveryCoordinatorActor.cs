@@ -48,6 +48,11 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
     // takeover, and on its old owner after a full restart.
     private readonly Dictionary<string, ClusterSubsystem.EnsureAttached> _discovered = new(StringComparer.Ordinal);
     private bool _reading;
+
+    // How each discovery log's reads went (by path), for bdev_nvme_get_discovery_info; not stored: a new
+    // coordinator reads again.
+    private readonly Dictionary<string, ReadHistory> _reads = new(StringComparer.Ordinal);
+    private readonly string _node;
     private bool _regionsReady;
     private DateTimeOffset _startedAt;
 
@@ -58,6 +63,7 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
         _hostNqn = hostSettings.HostNqn;
         _region = region;
         _source = source;
+        _node = settings.NodeName.Length > 0 ? settings.NodeName : Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
         Recover<SnapshotOffer>(offer =>
         {
             if (offer.Snapshot is DesiredState.Snapshot snapshot)
@@ -82,6 +88,8 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
         Command<ReadsDone>(OnReadsDone);
         Command<DesiredState.StartDiscovery>(OnStartDiscovery);
         Command<DesiredState.StopDiscovery>(OnStopDiscovery);
+        Command<DesiredState.StopDiscoveryByName>(OnStopDiscoveryByName);
+        Command<DesiredState.GetDiscoveryInfo>(_ => Sender.Tell(DiscoveryInfo()));
         Command<DesiredState.Attach>(OnAttach);
         Command<DesiredState.Detach>(OnDetach);
         Command<DesiredState.GetDesiredState>(_ => Sender.Tell(ToSnapshot()));
@@ -102,24 +110,30 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
     {
         if (DesiredState.Refusal(command, _hostSettings) is { } refusal)
         {
-            Sender.Tell(new DesiredState.Result(false, refusal));
+            Refuse(refusal, RefusalKind.InvalidArgument);
+            return;
+        }
+
+        if (command.Name is { } name && _discoveries.FirstOrDefault(d => d.Name == name) is { } named)
+        {
+            Refuse($"discovery name {name} is in use (reading {named.Path})", RefusalKind.Exists);
             return;
         }
 
         if (DiscoveryPaths().Contains(command.Path, StringComparer.Ordinal))
         {
-            Sender.Tell(new DesiredState.Result(false, $"discovery {command.Path} is already started"));
+            Refuse($"discovery {command.Path} is already started", RefusalKind.Exists);
             return;
         }
 
         if (_discoveries.Count >= DesiredState.MaxEntries)
         {
-            Sender.Tell(new DesiredState.Result(false, $"at most {DesiredState.MaxEntries} discoveries"));
+            Refuse($"at most {DesiredState.MaxEntries} discoveries", RefusalKind.Full);
             return;
         }
 
         var replyTo = Sender;
-        Persist(new DesiredState.DiscoveryStarted(new DesiredState.Discovery(command.Path, command.Options)), e =>
+        Persist(new DesiredState.DiscoveryStarted(new DesiredState.Discovery(command.Path, command.Options, command.Name)), e =>
         {
             Apply(e);
             AfterPersist();
@@ -136,7 +150,7 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
             string why = _settings.Discovery.Contains(command.Path, StringComparer.Ordinal)
                 ? $"discovery {command.Path} comes from the configuration (actornvme.cluster.discovery)"
                 : $"no discovery {command.Path} was started";
-            Sender.Tell(new DesiredState.Result(false, why));
+            Sender.Tell(new DesiredState.Result(false, why, _settings.Discovery.Contains(command.Path, StringComparer.Ordinal) ? RefusalKind.Configured : RefusalKind.NotFound));
             return;
         }
 
@@ -155,25 +169,25 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
     {
         if (DesiredState.Refusal(command, _hostSettings) is { } refusal)
         {
-            Sender.Tell(new DesiredState.Result(false, refusal));
+            Refuse(refusal, RefusalKind.InvalidArgument);
             return;
         }
 
         if (_explicit.Any(a => a.Name == command.Name))
         {
-            Sender.Tell(new DesiredState.Result(false, $"name {command.Name} is in use"));
+            Refuse($"name {command.Name} is in use", RefusalKind.Exists);
             return;
         }
 
         if (_explicit.FirstOrDefault(a => a.SubsystemNqn == command.SubsystemNqn) is { } other)
         {
-            Sender.Tell(new DesiredState.Result(false, $"{command.SubsystemNqn} is already attached as {other.Name}"));
+            Refuse($"{command.SubsystemNqn} is already attached as {other.Name}", RefusalKind.Exists);
             return;
         }
 
         if (_explicit.Count >= DesiredState.MaxEntries)
         {
-            Sender.Tell(new DesiredState.Result(false, $"at most {DesiredState.MaxEntries} attaches"));
+            Refuse($"at most {DesiredState.MaxEntries} attaches", RefusalKind.Full);
             return;
         }
 
@@ -196,7 +210,7 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
     {
         if (_explicit.FirstOrDefault(a => a.Name == command.Name) is not { } attach)
         {
-            Sender.Tell(new DesiredState.Result(false, $"no attach named {command.Name}"));
+            Refuse($"no attach named {command.Name}", RefusalKind.NotFound);
             return;
         }
 
@@ -215,6 +229,34 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
         });
     }
 
+    private void OnStopDiscoveryByName(DesiredState.StopDiscoveryByName command)
+    {
+        if (_discoveries.FirstOrDefault(d => d.Name == command.Name) is not { } discovery)
+        {
+            Refuse($"no discovery named {command.Name} was started", RefusalKind.NotFound);
+            return;
+        }
+
+        OnStopDiscovery(new DesiredState.StopDiscovery(discovery.Path));
+    }
+
+    private void Refuse(string why, RefusalKind kind) => Sender.Tell(new DesiredState.Result(false, why, kind));
+
+    private DesiredState.DiscoveryInfoList DiscoveryInfo() => new([.. DiscoveryPaths().Select(path =>
+    {
+        var started = _discoveries.FirstOrDefault(d => d.Path == path);
+        var history = _reads.GetValueOrDefault(path);
+        return new DesiredState.DiscoveryInfo(
+            path,
+            started?.Name,
+            started is null,
+            _node,
+            _hostNqn,
+            history?.Reads ?? 0,
+            history?.LastError,
+            history?.Entries ?? []);
+    })]);
+
     private void Apply(object e)
     {
         switch (e)
@@ -224,6 +266,7 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
                 break;
             case DesiredState.DiscoveryStopped stopped:
                 _discoveries.RemoveAll(d => d.Path == stopped.Path);
+                _reads.Remove(stopped.Path);
                 break;
             case DesiredState.AttachAdded added:
                 _explicit.Add(added.Attach);
@@ -364,8 +407,18 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
         var wanted = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         var optionsOf = new Dictionary<string, DesiredState.AttachOptions?>(StringComparer.Ordinal);
         bool allRead = true;
+        var stillRead = DiscoveryPaths();
         foreach (var result in message.Results)
         {
+            if (stillRead.Contains(result.Path, StringComparer.Ordinal))
+            {
+                // Only a discovery still read (one stopped during the read is not recorded again).
+                var history = _reads.TryGetValue(result.Path, out var before) ? before : new ReadHistory(0, null, []);
+                _reads[result.Path] = result.Entries is null
+                    ? history with { Reads = history.Reads + 1, LastError = result.Error ?? "not read" }
+                    : new ReadHistory(history.Reads + 1, null, [.. result.Entries.Take(MaxEntries)]);
+            }
+
             if (result.Entries is null)
             {
                 allRead = false;
@@ -433,6 +486,8 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
     }
 
     private sealed record ReadResult(string Path, IReadOnlyList<DiscoveredSubsystem>? Entries, string? Error);
+
+    private sealed record ReadHistory(long Reads, string? LastError, DiscoveredSubsystem[] Entries);
 
     private sealed record ReadsDone(IReadOnlyList<ReadResult> Results);
 }

@@ -40,8 +40,20 @@ public sealed class NvmeCluster
     public Task<DesiredState.Result> StartDiscoveryAsync(string path, DesiredState.AttachOptions? options = null, TimeSpan? timeout = null) =>
         AskCoordinator(new DesiredState.StartDiscovery(path, options), timeout);
 
+    /// <summary>As <see cref="StartDiscoveryAsync(string, DesiredState.AttachOptions?, TimeSpan?)"/>, under a name unique in the cluster (SPDK's discovery name).</summary>
+    public Task<DesiredState.Result> StartNamedDiscoveryAsync(string name, string path, DesiredState.AttachOptions? options = null, TimeSpan? timeout = null) =>
+        AskCoordinator(new DesiredState.StartDiscovery(path, options, name), timeout);
+
     public Task<DesiredState.Result> StopDiscoveryAsync(string path, TimeSpan? timeout = null) =>
         AskCoordinator(new DesiredState.StopDiscovery(path), timeout);
+
+    /// <summary>Stops the discovery started under <paramref name="name"/>.</summary>
+    public Task<DesiredState.Result> StopNamedDiscoveryAsync(string name, TimeSpan? timeout = null) =>
+        AskCoordinator(new DesiredState.StopDiscoveryByName(name), timeout);
+
+    /// <summary>Every discovery the cluster reads, with the node that reads it and how its last read went.</summary>
+    public Task<DesiredState.DiscoveryInfoList> GetDiscoveryInfoAsync(TimeSpan? timeout = null) =>
+        Coordinator.Ask<DesiredState.DiscoveryInfoList>(DesiredState.GetDiscoveryInfo.Instance, timeout ?? DefaultAskTimeout);
 
     /// <summary>Attaches a subsystem by hand under <paramref name="name"/> (kept in the store).</summary>
     public Task<DesiredState.Result> AttachAsync(string name, string subsystemNqn, IReadOnlyList<string> paths, DesiredState.AttachOptions? options = null, TimeSpan? timeout = null) =>

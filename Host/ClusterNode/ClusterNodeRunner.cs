@@ -60,7 +60,7 @@ public static class ClusterNodeRunner
         var cluster = NvmeCluster.Start(system, (path, timeout, token) => ReadDiscoveryLogAsync(path, hostSettings, timeout, token));
         var writer = TextWriter.Synchronized(output);
         await using var rpc = options.RpcSocket is { } socket
-            ? new JsonRpcServer(socket, new ClusterRpcService((timeout, token) => cluster.GatherViewAsync(timeout, token), cluster.Node))
+            ? new JsonRpcServer(socket, new ClusterRpcService(cluster, hostSettings))
             : null;
         try
         {

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using ActorNvme.Actors.Controller;
 using ActorNvme.Actors.Host;
+using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
 using ActorNvme.Cluster;
 using ActorNvme.Host.JsonRpc;
@@ -15,19 +16,26 @@ namespace ActorNvme.Host.ClusterNode;
 /// The JSON-RPC methods of a cluster node (<c>actornvme serve --cluster</c>). The list methods answer
 /// cluster-wide from any node, in SPDK's shapes, each entry with <c>"actornvme": {"owner": node}</c>; a
 /// node that did not answer in time is named in every entry (<c>"unanswered"</c>), and when no entry is
-/// left to carry the names, the call fails naming them. Methods that would create or remove a controller
-/// by hand are refused: in a cluster the discovery coordinator decides where each subsystem lives.
+/// left to carry the names, the call fails naming them. Attach, detach and discovery go to the cluster's
+/// desired state (the discovery coordinator, which keeps them in the store and asks the shard region for
+/// the subsystem's entity), from any node; the subsystem is then attached on whichever node owns its
+/// entity. Methods that would change one node's controllers in place are refused.
 /// </summary>
-public sealed class ClusterRpcService : IJsonRpcDispatcher
+public sealed partial class ClusterRpcService : IJsonRpcDispatcher
 {
     /// <summary>Gathers the views of the members, each bounded by the given time.</summary>
     public delegate Task<ClusterView.Gathered> ClusterViewSource(TimeSpan perNodeTimeout, CancellationToken cancellationToken);
 
-    private static readonly string[] HandMadeMethods =
+    private static readonly string[] NodeLocalMethods =
     [
-        "bdev_nvme_attach_controller", "bdev_nvme_detach_controller", "bdev_nvme_reset_controller",
-        "bdev_nvme_start_discovery", "bdev_nvme_stop_discovery", "bdev_nvme_set_multipath_policy",
-        "bdev_nvme_set_options", "framework_start_init",
+        "bdev_nvme_reset_controller", "bdev_nvme_set_multipath_policy", "bdev_nvme_set_options", "framework_start_init",
+    ];
+
+    /// <summary>The methods that change the cluster's desired state: only with a cluster to send them to.</summary>
+    private static readonly string[] DesiredStateMethods =
+    [
+        "bdev_nvme_attach_controller", "bdev_nvme_detach_controller", "bdev_nvme_start_discovery", "bdev_nvme_stop_discovery",
+        "bdev_nvme_get_discovery_info",
     ];
 
     private readonly ClusterViewSource _gather;
@@ -42,6 +50,7 @@ public sealed class ClusterRpcService : IJsonRpcDispatcher
         ["framework_wait_init"] = [],
     };
 
+    /// <summary>A service that lists only (the desired-state methods answer -ENOTSUP): for views gathered elsewhere.</summary>
     public ClusterRpcService(ClusterViewSource gather, string node)
     {
         ArgumentNullException.ThrowIfNull(gather);
@@ -57,16 +66,35 @@ public sealed class ClusterRpcService : IJsonRpcDispatcher
         };
     }
 
+    /// <summary>A cluster node's service: lists cluster-wide, and attaches, detaches and discovers through <paramref name="cluster"/>.</summary>
+    public ClusterRpcService(NvmeCluster cluster, NvmeHostSettings settings)
+        : this((timeout, token) => (cluster ?? throw new ArgumentNullException(nameof(cluster))).GatherViewAsync(timeout, token), cluster?.Node ?? string.Empty)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        _cluster = cluster;
+        _settings = settings;
+        _methods["bdev_nvme_attach_controller"] = AttachController;
+        _methods["bdev_nvme_detach_controller"] = DetachController;
+        _methods["bdev_nvme_start_discovery"] = StartDiscovery;
+        _methods["bdev_nvme_stop_discovery"] = StopDiscovery;
+        _methods["bdev_nvme_get_discovery_info"] = GetDiscoveryInfo;
+        foreach (var (method, names) in DesiredStateParameters)
+        {
+            _parameters[method] = names;
+        }
+    }
+
     /// <summary>How long each node has to answer one list call.</summary>
     public TimeSpan PerNodeTimeout { get; init; } = TimeSpan.FromSeconds(3);
 
     public async Task<JsonNode?> DispatchAsync(string method, JsonElement? parameters, CancellationToken cancellationToken)
     {
-        if (HandMadeMethods.Contains(method, StringComparer.Ordinal))
+        if (NodeLocalMethods.Contains(method, StringComparer.Ordinal)
+            || (_cluster is null && DesiredStateMethods.Contains(method, StringComparer.Ordinal)))
         {
             throw new JsonRpcException(
                 JsonRpcErrorCodes.NotSupported,
-                $"Operation not supported: {method} is not available on a cluster node ({_node}): the cluster's discovery coordinator places every subsystem on exactly one node; change the discovery addresses instead");
+                $"Operation not supported: {method} is not available on a cluster node ({_node}){(_cluster is null ? " whose service only lists" : string.Empty)}: the cluster places every subsystem on exactly one node; attach, detach and discovery go through the cluster's desired state");
         }
 
         if (!_methods.TryGetValue(method, out var handler))

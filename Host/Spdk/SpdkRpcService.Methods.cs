@@ -1000,7 +1000,7 @@ public sealed partial class SpdkRpcService
     }
 
     /// <summary>trtype, traddr, adrfam and trsvcid, checked as SPDK checks them.</summary>
-    private static TransportAddress Address(RpcParams p, int defaultPort)
+    internal static TransportAddress Address(RpcParams p, int defaultPort)
     {
         string trtype = p.RequiredNonEmptyString("trtype", 16);
         if (!trtype.Equals("tcp", StringComparison.OrdinalIgnoreCase))
@@ -1028,7 +1028,7 @@ public sealed partial class SpdkRpcService
     }
 
     /// <summary>The loss-timeout trio, when any of it is given, validated by SPDK's rules; each missing value comes from <paramref name="defaults"/>.</summary>
-    private static ResiliencySettings? Resiliency(RpcParams p, ResiliencySettings defaults)
+    internal static ResiliencySettings? Resiliency(RpcParams p, ResiliencySettings defaults)
     {
         long? loss = p.OptionalInt64("ctrlr_loss_timeout_sec", -1, int.MaxValue);
         long? delay = p.OptionalInt64("reconnect_delay_sec", 0, uint.MaxValue);

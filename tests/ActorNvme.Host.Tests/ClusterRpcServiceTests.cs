@@ -48,7 +48,7 @@ public sealed class ClusterRpcServiceTests
     }
 
     [Fact]
-    public async Task Attaching_by_hand_is_refused_on_a_cluster_node_with_why()
+    public async Task A_list_only_service_refuses_attach_with_why()
     {
         var e = await Assert.ThrowsAsync<JsonRpcException>(() => Service().DispatchAsync("bdev_nvme_attach_controller", null, CancellationToken.None));
         Assert.Equal(JsonRpcErrorCodes.NotSupported, e.Code);
