@@ -24,7 +24,7 @@ rc=0
 # failure detection 5 s, so that a node starved of CPU for 2 s is not taken for dead.
 timeout 200 dotnet "$dll" demo --cluster --takeover-limit 60 --handover-limit 30 --failure-detection 5 >"$log" 2>&1 || rc=$?
 
-for step in "ok   spread" "ok   takeover after kill -9" "ok   handover after graceful leave" "ok   graceful exit" "ok   single writer at the target" "ok   all attached at the end"; do
+for step in "ok   spread" "ok   takeover after kill -9" "ok   takeover steps" "ok   handover after graceful leave" "ok   handover steps" "ok   graceful exit" "ok   single writer at the target" "ok   all attached at the end"; do
   if ! grep -q "s  $step" "$log"; then
     echo "$me: FAIL (the timeline has no '$step'; exit $rc; see $log)"
     sed -n '/^timeline:/,$p' "$log"
