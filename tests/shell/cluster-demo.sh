@@ -4,7 +4,9 @@
 # target with 8 subsystems; the subsystems spread (none with more than 4 per node); kill -9 of one node and
 # its subsystems attached on the survivors; a graceful leave and its subsystems handed over with CC.SHN
 # seen at the target first; never two hosts doing I/O to one namespace at once.
-# The demo's exit code says whether every step happened; this script also checks the timeline it printed.
+# The demo's exit code says whether every step happened; this script also checks the timeline it printed,
+# including 'takeover steps' and 'handover steps' (unreachable, downed, removed; entity started, desired state
+# read, controller Live, fence begun and held, block device up — with the time of each, printed, not limited).
 # Log in artifacts/cluster-demo/. Exit: 0 passed, 1 failed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
