@@ -62,6 +62,17 @@ public static class ClusterSubsystem
     /// <summary>What happened to a subsystem on this node, published on the local event stream for observers.</summary>
     public sealed record OwnershipEvent(string SubsystemNqn, string HostNqn, string Node, OwnershipChange Change, string Detail, DateTimeOffset At);
 
+    /// <summary>
+    /// An entity's incarnation on this node, published on the local event stream for observers (timelines):
+    /// <see cref="EntityStage.Started"/> when its shard started it (a first message, or remember-entities after the
+    /// shard moved here), <see cref="EntityStage.Recovered"/> when its desired state was read back from the store.
+    /// </summary>
+    public sealed record EntityEvent(string EntityId, string Node, EntityStage Stage, bool RememberedDesire, DateTimeOffset At)
+    {
+        /// <summary>The subsystem NQN of the entity id (the part before the host NQN).</summary>
+        public string SubsystemNqn => EntityId.Split('|')[0];
+    }
+
     /// <summary>Parses <c>traddr:trsvcid</c> (<c>[v6]:port</c> for IPv6); throws <see cref="ArgumentException"/> naming the value.</summary>
     public static TransportAddress ParsePath(string path)
     {
@@ -115,6 +126,15 @@ public static class ClusterSubsystem
             _ => null,
         };
     }
+}
+
+public enum EntityStage
+{
+    /// <summary>Its shard started the entity on this node; it begins to read its desired state from the store.</summary>
+    Started,
+
+    /// <summary>The entity read its desired state back from the store.</summary>
+    Recovered,
 }
 
 public enum OwnershipChange

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Cluster.Tools.Singleton;
+using Akka.Event;
 using Akka.Pattern;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Settings;
@@ -108,6 +109,19 @@ public sealed class NvmeCluster
             fence = new WriterFence(NodeFence.KeyOf(node));
         }
 
+        var stableAfter = config.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after", TimeSpan.FromSeconds(20));
+        if (fence is not null)
+        {
+            // A namespace that cannot be fenced gets the wait that the short removal margin no longer gives.
+            fence = fence with { UnfencedHoldback = stableAfter };
+        }
+        else if (cluster.DowningProvider.DownRemovalMargin < stableAfter)
+        {
+            system.Log.Warning(
+                "actornvme.cluster: fence-with-reservations is off and akka.cluster.down-removal-margin ({0}) is shorter than the split-brain resolver's stable-after ({1}): a downed node that still runs may write next to its successor",
+                cluster.DowningProvider.DownRemovalMargin, stableAfter);
+        }
+
         var nodeView = system.ActorOf(NodeViewActor.Props(node), ClusterView.NodeViewActorName);
         var sharding = ClusterSharding.Get(system);
         var shardingSettings = ClusterShardingSettings.Create(system).WithRole(settings.Role);
@@ -155,6 +169,7 @@ public sealed class NvmeCluster
         var withStore = options.ToConfig()
             .WithFallback(application ?? Akka.Configuration.Config.Empty)
             .WithFallback(StoreConfig(config))
+            .WithFallback(NvmeClusterSettings.RemovalMarginConfig(config))
             .WithFallback(NvmeClusterSettings.ReferenceConfig)
             .WithFallback(NvmeHostSettings.ReferenceConfig);
         return ActorSystem.Create(NvmeClusterNodeOptions.SystemName, withStore);

@@ -29,6 +29,7 @@ public static class NvmeClusterHostingExtensions
         ArgumentNullException.ThrowIfNull(discoveryLog);
         builder.AddHocon(node.ToConfig(), HoconAddMode.Prepend);
         builder.AddHocon(NvmeCluster.StoreConfig(node.ToConfig()), HoconAddMode.Append);
+        builder.AddHocon(NvmeClusterSettings.RemovalMarginConfig(node.ToConfig()), HoconAddMode.Append);
         builder.AddHocon(NvmeClusterSettings.ReferenceConfig, HoconAddMode.Append);
         builder.AddHocon(NvmeHostSettings.ReferenceConfig, HoconAddMode.Append);
         builder.WithActors((system, registry) =>

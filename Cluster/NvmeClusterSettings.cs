@@ -33,6 +33,9 @@ public sealed record NvmeClusterSettings
     /// </summary>
     public bool FenceWithReservations { get; init; } = true;
 
+    /// <summary>With the fence on: <c>akka.cluster.down-removal-margin</c> when the application leaves it off (see cluster.conf).</summary>
+    public TimeSpan FencedRemovalMargin { get; init; } = TimeSpan.FromMilliseconds(100);
+
     /// <summary>Where the desired state and the remembered entities are kept (<c>actornvme.cluster.store</c>).</summary>
     public ClusterStoreSettings Store { get; init; } = ClusterStoreSettings.Sqlite(ClusterStoreSettings.DefaultSqliteFile());
 
@@ -82,8 +85,15 @@ public sealed record NvmeClusterSettings
             throw new ArgumentException("actornvme.cluster.unclaimed-entity-timeout is positive");
         }
 
+        var margin = section.GetTimeSpan("fenced-removal-margin");
+        if (margin <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("actornvme.cluster.fenced-removal-margin is positive (Akka reads a zero margin as the resolver's stable-after)");
+        }
+
         return new NvmeClusterSettings
         {
+            FencedRemovalMargin = margin,
             Store = ClusterStoreSettings.Create(section.GetConfig("store")),
             UnclaimedEntityTimeout = unclaimed,
             Shards = shards,
@@ -95,6 +105,23 @@ public sealed record NvmeClusterSettings
             FenceWithReservations = section.GetBoolean("fence-with-reservations", true),
             Role = section.GetString("role") is { Length: > 0 } role ? role : throw new ArgumentException("actornvme.cluster.role is empty"),
         };
+    }
+
+    /// <summary>
+    /// <c>akka.cluster.down-removal-margin</c> for a node whose configuration is <paramref name="config"/> (its
+    /// settings over the library defaults): <see cref="FencedRemovalMargin"/> when the fence is on and the
+    /// configuration leaves the margin off; otherwise nothing (the configuration's, or the resolver's stable-after).
+    /// To put behind the configuration, before Akka's own defaults.
+    /// </summary>
+    public static Config RemovalMarginConfig(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var settings = Create(config);
+        string? configured = config.GetString("akka.cluster.down-removal-margin", null);
+        bool unset = configured is null || configured.Equals("off", StringComparison.OrdinalIgnoreCase) || config.GetTimeSpan("akka.cluster.down-removal-margin", TimeSpan.Zero, allowInfinite: false) == TimeSpan.Zero;
+        return settings.FenceWithReservations && unset
+            ? ConfigurationFactory.ParseString($"akka.cluster.down-removal-margin = {((long)settings.FencedRemovalMargin.TotalMilliseconds).ToString(CultureInfo.InvariantCulture)}ms")
+            : Config.Empty;
     }
 
     private static readonly Lazy<HashSet<string>> KnownKeys = new(() => [.. HoconKeys.LeafPaths(ReferenceConfig.GetConfig("actornvme.cluster"))]);
@@ -343,7 +370,9 @@ public sealed record NvmeClusterNodeOptions
         if (AcceptableHeartbeatPause is { } pause)
         {
             lines.Add($"akka.cluster.failure-detector.acceptable-heartbeat-pause = {Millis(pause)}");
-            lines.Add($"akka.cluster.failure-detector.heartbeat-interval = {Millis(TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, pause.Ticks / 4)))}");
+            // The detector waits for about the pause plus one heartbeat interval after the last heartbeat: a short
+            // interval keeps detection (and so a takeover) close to the pause asked for.
+            lines.Add($"akka.cluster.failure-detector.heartbeat-interval = {Millis(TimeSpan.FromTicks(Math.Clamp(pause.Ticks / 10, TimeSpan.FromMilliseconds(100).Ticks, TimeSpan.FromSeconds(1).Ticks)))}");
         }
 
         if (Discovery.Count > 0)

@@ -62,6 +62,7 @@ internal sealed class SubsystemEntityActor : ReceivePersistentActor
         Recover<ClusterSubsystem.EnsureDetached>(_ => _stored = null);
         Recover<RecoveryCompleted>(_ =>
         {
+            PublishEntity(EntityStage.Recovered);
             if (_stored is { } stored)
             {
                 _log.Info("{0}: remembered; attaching again", stored.SubsystemNqn);
@@ -155,6 +156,15 @@ internal sealed class SubsystemEntityActor : ReceivePersistentActor
         Context.SetReceiveTimeout(null);
         Context.Parent.Tell(new Passivate(PoisonPill.Instance));
     }
+
+    protected override void PreStart()
+    {
+        PublishEntity(EntityStage.Started);
+        base.PreStart();
+    }
+
+    private void PublishEntity(EntityStage stage) =>
+        Context.System.EventStream.Publish(new ClusterSubsystem.EntityEvent(Uri.UnescapeDataString(Self.Path.Name), _node, stage, _stored is not null, DateTimeOffset.UtcNow));
 
     protected override void PostStop() => _nodeView.Tell(new ClusterView.LocalSubsystemChanged(Self.Path.Name, null));
 

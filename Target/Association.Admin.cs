@@ -132,7 +132,7 @@ internal sealed partial class Association
             FormattedLbaSize = 0,
             MultiPathCapabilities = 1, // may be shared by several controllers (multi-path)
             DeallocateFeatures = 0x09, // deallocated blocks read as zeros; Write Zeroes may deallocate
-            ReservationCapabilities = (byte)NamespaceReservations.Capabilities,
+            ReservationCapabilities = ns.ReportsReservations ? (byte)NamespaceReservations.Capabilities : (byte)0,
             AnaGroupId = ns.AnaGroupId,
             Nguid = Nguid(ns),
             LbaFormats = formats,

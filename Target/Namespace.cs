@@ -30,6 +30,12 @@ public sealed record NamespaceOptions
     /// <summary>UUID reported in the namespace identification descriptors; null derives one from the subsystem NQN and NSID.</summary>
     public Guid? Uuid { get; init; }
 
+    /// <summary>
+    /// False: Identify Namespace reports no reservation capabilities (RESCAP 0), as a target without reservations
+    /// does, so that hosts treat the namespace as one they cannot fence (the commands are still served).
+    /// </summary>
+    public bool ReportsReservations { get; init; } = true;
+
     public static NamespaceOptions Ram(long sizeBytes, int blockSize = 512) => new() { Backend = NamespaceBackend.Ram, SizeBytes = sizeBytes, BlockSize = blockSize };
 
     public static NamespaceOptions Null(long sizeBytes, int blockSize = 512) => new() { Backend = NamespaceBackend.Null, SizeBytes = sizeBytes, BlockSize = blockSize };
@@ -64,6 +70,9 @@ public abstract class TargetNamespace
     public Guid Uuid { get; }
 
     public abstract NamespaceBackend Backend { get; }
+
+    /// <summary>Whether Identify Namespace reports its reservation capabilities (<see cref="NamespaceOptions.ReportsReservations"/>).</summary>
+    public bool ReportsReservations { get; private init; } = true;
 
     /// <summary>Registrants, holder and type of this namespace's reservation (Reservation Register/Acquire/Release/Report).</summary>
     public NamespaceReservations Reservations { get; } = new();
@@ -139,8 +148,8 @@ public abstract class TargetNamespace
         }
 
         return options.Backend == NamespaceBackend.Null
-            ? new NullNamespace(namespaceId, options.BlockSize, blocks, options.AnaGroupId, uuid)
-            : new RamNamespace(namespaceId, options.BlockSize, blocks, options.AnaGroupId, uuid);
+            ? new NullNamespace(namespaceId, options.BlockSize, blocks, options.AnaGroupId, uuid) { ReportsReservations = options.ReportsReservations }
+            : new RamNamespace(namespaceId, options.BlockSize, blocks, options.AnaGroupId, uuid) { ReportsReservations = options.ReportsReservations };
     }
 }
 

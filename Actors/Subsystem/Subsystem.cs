@@ -140,7 +140,11 @@ public sealed record SubsystemOptions(string Name, string SubsystemNqn, IReadOnl
 /// Single writer, proven at the target: before a block device is handed out, register <paramref name="Key"/>
 /// and hold a reservation of <paramref name="Type"/>, preempting (and aborting) whichever host held it before.
 /// </summary>
-public sealed record WriterFence(ulong Key, Protocol.Nvme.ReservationType Type = Protocol.Nvme.ReservationType.WriteExclusive);
+/// <param name="UnfencedHoldback">A block device whose namespace has no reservations is handed out only after this long (a previous owner that may still run gets the time to stop, as no fence stops it); zero: at once.</param>
+public sealed record WriterFence(ulong Key, Protocol.Nvme.ReservationType Type = Protocol.Nvme.ReservationType.WriteExclusive, TimeSpan UnfencedHoldback = default);
+
+/// <summary>Published when this host starts to take the reservation of a block device's namespace (again after a failed attempt); the device is handed out only after <see cref="WriterFenced"/>.</summary>
+public sealed record WriterFencing(string SubsystemNqn, string BlockDevice, uint NamespaceId, ulong Key, int Attempt);
 
 /// <summary>Published when this host took (or already held) the reservation of a block device's namespace.</summary>
 public sealed record WriterFenced(string SubsystemNqn, string BlockDevice, uint NamespaceId, ReservationFence Fence);

@@ -14,13 +14,24 @@ public sealed partial class SubsystemActor
     // Namespaces whose devices wait for their fence before anyone may have them.
     private readonly HashSet<uint> _fencing = [];
 
+    // Fence attempts per namespace still fencing (the first is 1), for the WriterFencing event.
+    private readonly Dictionary<uint, int> _fenceAttempts = [];
+
     private void PublishOrFence(uint namespaceId, BlockDeviceOwner owner)
     {
         if (_options.Fence is not { } fence || !owner.Device.SupportsReservations)
         {
-            if (_options.Fence is not null)
+            if (_options.Fence is { UnfencedHoldback: var holdback })
             {
-                _log.Warning("{0}: {1} reports no reservation support (RESCAP 0x{2:x2}): writers are not fenced at the target", _options.Name, owner.Device.Name, (byte)owner.Device.ReservationCapabilities);
+                _log.Warning(
+                    "{0}: {1} reports no reservation support (RESCAP 0x{2:x2}): writers are not fenced at the target{3}",
+                    _options.Name, owner.Device.Name, (byte)owner.Device.ReservationCapabilities, holdback > TimeSpan.Zero ? $"; handed out in {holdback}, when a previous owner that may still run has stopped" : string.Empty);
+                if (holdback > TimeSpan.Zero)
+                {
+                    _fencing.Add(namespaceId);
+                    Timers.StartSingleTimer($"fence-{namespaceId}", new UnfencedHoldbackOver(namespaceId, owner), holdback);
+                    return;
+                }
             }
 
             Context.System.EventStream.Publish(new BlockDeviceAdded(_devices[namespaceId], owner.Device));
@@ -28,12 +39,15 @@ public sealed partial class SubsystemActor
         }
 
         _fencing.Add(namespaceId);
+        _fenceAttempts[namespaceId] = 0;
         StartFence(namespaceId, owner, fence);
     }
 
     private void StartFence(uint namespaceId, BlockDeviceOwner owner, WriterFence fence)
     {
+        int attempt = _fenceAttempts[namespaceId] = _fenceAttempts.GetValueOrDefault(namespaceId) + 1;
         _log.Info("{0}: fencing {1}: registering key 0x{2:x16} and taking a {3} reservation before the first write", _options.Name, owner.Device.Name, fence.Key, fence.Type);
+        Context.System.EventStream.Publish(new WriterFencing(_options.SubsystemNqn, owner.Device.Name, namespaceId, fence.Key, attempt));
         owner.Device.FenceAsync(fence.Key, fence.Type).PipeTo(
             Self,
             success: result => new DeviceFenced(namespaceId, owner, result, null),
@@ -56,6 +70,7 @@ public sealed partial class SubsystemActor
         }
 
         _fencing.Remove(message.NamespaceId);
+        _fenceAttempts.Remove(message.NamespaceId);
         if (result.Preempted is { } previous)
         {
             _log.Warning(
@@ -69,6 +84,14 @@ public sealed partial class SubsystemActor
 
         Context.System.EventStream.Publish(new WriterFenced(_options.SubsystemNqn, device.Name, device.NamespaceId, result));
         Context.System.EventStream.Publish(new BlockDeviceAdded(_devices[message.NamespaceId], device));
+    }
+
+    private void OnUnfencedHoldbackOver(UnfencedHoldbackOver message)
+    {
+        if (_blockDevices.TryGetValue(message.NamespaceId, out var current) && ReferenceEquals(current, message.Owner) && _fencing.Remove(message.NamespaceId))
+        {
+            Context.System.EventStream.Publish(new BlockDeviceAdded(_devices[message.NamespaceId], current.Device));
+        }
     }
 
     private void OnRetryFence(RetryFence message)
@@ -135,4 +158,6 @@ public sealed partial class SubsystemActor
     private sealed record DeviceFenced(uint NamespaceId, BlockDeviceOwner Owner, ReservationFence? Result, string? Error);
 
     private sealed record RetryFence(uint NamespaceId, BlockDeviceOwner Owner);
+
+    private sealed record UnfencedHoldbackOver(uint NamespaceId, BlockDeviceOwner Owner);
 }

@@ -63,6 +63,7 @@ public sealed partial class SubsystemActor : ReceiveActor, IWithTimers
         Receive<Subsystem.GetBlockDevice>(OnGetBlockDevice);
         Receive<DeviceFenced>(OnDeviceFenced);
         Receive<RetryFence>(OnRetryFence);
+        Receive<UnfencedHoldbackOver>(OnUnfencedHoldbackOver);
         Receive<ReservationsReleased>(_ => DetachNow());
         Receive<Subsystem.SetMultipathPolicy>(OnSetMultipathPolicy);
         Receive<Subsystem.GetIoPaths>(OnGetIoPaths);
@@ -275,6 +276,7 @@ public sealed partial class SubsystemActor : ReceiveActor, IWithTimers
 
         blockDevice.Delete(reason);
         _fencing.Remove(namespaceId);
+        _fenceAttempts.Remove(namespaceId);
         foreach (var key in _anaStates.Keys.Where(k => k.NamespaceId == namespaceId).ToArray())
         {
             _anaStates.Remove(key);

@@ -77,7 +77,11 @@ public static class ClusterNodeRunner
         system.EventStream.Subscribe(observer, typeof(ClusterSubsystem.OwnershipEvent));
         system.EventStream.Subscribe(observer, typeof(BlockDeviceAdded));
         system.EventStream.Subscribe(observer, typeof(BlockDeviceRemoved));
+        system.EventStream.Subscribe(observer, typeof(ClusterSubsystem.EntityEvent));
+        system.EventStream.Subscribe(observer, typeof(WriterFencing));
+        system.EventStream.Subscribe(observer, typeof(WriterFenced));
         var akkaCluster = Akka.Cluster.Cluster.Get(system);
+        akkaCluster.Subscribe(observer, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(Akka.Cluster.ClusterEvent.IMemberEvent), typeof(Akka.Cluster.ClusterEvent.IReachabilityEvent));
         akkaCluster.RegisterOnMemberUp(() => writer.WriteLine($"{EventPrefix} {Now()} {cluster.Node} MemberUp - {akkaCluster.SelfAddress}"));
         writer.WriteLine($"{EventPrefix} {Now()} {cluster.Node} NodeStarted - {akkaCluster.SelfAddress} host {hostSettings.HostNqn} hostid {hostSettings.HostId}{(rpc is null ? string.Empty : " rpc " + rpc.SocketPath)}");
         writer.Flush();
@@ -147,8 +151,22 @@ public static class ClusterNodeRunner
                 output.WriteLine($"{EventPrefix} {m.At.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)} {m.Node} {m.Change} {m.SubsystemNqn} {m.Detail}");
                 output.Flush();
             });
+            // The steps of a takeover, for the demo's timeline: what this node saw of the others (unreachable,
+            // downed, removed), entities started here and read back from the store, fences begun and held, block
+            // devices handed to writers.
+            Receive<Akka.Cluster.ClusterEvent.UnreachableMember>(m => Line(output, node, "Unreachable", "-", m.Member.Address.ToString()));
+            Receive<Akka.Cluster.ClusterEvent.ReachableMember>(m => Line(output, node, "Reachable", "-", m.Member.Address.ToString()));
+            Receive<Akka.Cluster.ClusterEvent.MemberDowned>(m => Line(output, node, "MemberDowned", "-", m.Member.Address.ToString()));
+            Receive<Akka.Cluster.ClusterEvent.MemberRemoved>(m => Line(output, node, "MemberRemoved", "-", $"{m.Member.Address} (was {m.PreviousStatus})"));
+            Receive<Akka.Cluster.ClusterEvent.IMemberEvent>(_ => { });
+            Receive<ClusterSubsystem.EntityEvent>(m => Line(output, node, "Entity" + m.Stage, m.SubsystemNqn, m.Stage == EntityStage.Recovered ? (m.RememberedDesire ? "desired state read back from the store" : "nothing in the store") : "started by its shard; reading its desired state from the store", m.At));
+            Receive<WriterFencing>(m => Line(output, node, "FenceBegin", m.SubsystemNqn, $"{m.BlockDevice}: register key 0x{m.Key:x16}, acquire (preempt and abort the holder), attempt {m.Attempt}"));
+            Receive<WriterFenced>(m => Line(output, node, "Fenced", m.SubsystemNqn, m.Fence.Preempted is { } previous
+                ? $"{m.BlockDevice}: {m.Fence.Type} held; preempted and aborted host id {previous.HostId:x32} (key 0x{previous.Key:x16})"
+                : $"{m.BlockDevice}: {m.Fence.Type} {(m.Fence.AlreadyHeld ? "already held" : "acquired")}"));
             Receive<BlockDeviceAdded>(m =>
             {
+                Line(output, node, "DeviceUp", m.Device.SubsystemNqn, $"{m.Device.Name} handed to writers");
                 if (!ioWriter || m.BlockDevice is null || _writers.ContainsKey(m.Device.Name))
                 {
                     return;
@@ -166,6 +184,12 @@ public static class ClusterNodeRunner
                     cancel.Dispose();
                 }
             });
+        }
+
+        private static void Line(TextWriter output, string node, string change, string subsystemNqn, string detail, DateTimeOffset? at = null)
+        {
+            output.WriteLine($"{EventPrefix} {(at ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)} {node} {change} {subsystemNqn} {detail}");
+            output.Flush();
         }
 
         protected override void PostStop()

@@ -120,8 +120,16 @@ public static class ClusterDemoRunner
             view.NodeGone(victim.Name);
             bool takenOver = await view.WaitAsync(v => moved.All(nqn => v.AttachedOn(nqn) is { } n && n != victim.Name), options.StepTimeout, cancellationToken).ConfigureAwait(false);
             var takeover = view.LastAttachTime(moved) - killedAt;
-            Record("takeover after kill -9", takenOver && takeover <= options.TakeoverLimit,
-                takenOver ? $"{moved.Count} subsystem(s) attached on the survivors {takeover.TotalSeconds:0.00} s after the kill (limit {options.TakeoverLimit.TotalSeconds:0} s): {Placement(view, moved)}" : $"not all taken over within {options.StepTimeout.TotalSeconds:0} s");
+
+            // Attached is a Live controller; its block device reaches the writers only once the fence holds.
+            bool devicesUp = takenOver && await view.WaitAsync(v => moved.All(nqn => v.First("DeviceUp", nqn, killedAt, except: victim.Name) is not null), options.StepTimeout, cancellationToken).ConfigureAwait(false);
+            var takeoverSteps = MoveSteps(view, moved, victim.Name, killedAt, victim.Address);
+            var usable = takeoverSteps.Last;
+            Record("takeover after kill -9", takenOver && devicesUp && usable <= options.TakeoverLimit,
+                takenOver
+                    ? $"{moved.Count} subsystem(s) attached on the survivors {takeover.TotalSeconds:0.00} s after the kill, their block devices fenced and handed to writers {(devicesUp ? $"{usable.TotalSeconds:0.00} s" : "never")} after it (limit {options.TakeoverLimit.TotalSeconds:0} s): {Placement(view, moved)}"
+                    : $"not all taken over within {options.StepTimeout.TotalSeconds:0} s");
+            Record("takeover steps", takeoverSteps.Complete, takeoverSteps.Text);
 
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
 
@@ -141,6 +149,9 @@ public static class ClusterDemoRunner
                 handedOver
                     ? $"{handed.Count} subsystem(s) attached on the others {handover.TotalSeconds:0.00} s after SIGTERM (limit {options.HandoverLimit.TotalSeconds:0} s); CC.SHN seen at the target for {handed.Count - withoutShn.Length}/{handed.Count}{(withoutShn.Length > 0 ? $" (missing: {Short(withoutShn)})" : string.Empty)}; handed off before the new attach: {handed.Count - notHandedOffFirst.Length}/{handed.Count}: {Placement(view, handed)}"
                     : $"not all handed over within {options.StepTimeout.TotalSeconds:0} s");
+            bool handedUp = handedOver && await view.WaitAsync(v => handed.All(nqn => v.First("DeviceUp", nqn, leftAt, except: leaver.Name) is not null), options.StepTimeout, cancellationToken).ConfigureAwait(false);
+            var handoverSteps = MoveSteps(view, handed, leaver.Name, leftAt, memberAddress: null);
+            Record("handover steps", handedUp && handoverSteps.Complete, handoverSteps.Text);
             bool leaverExited = await leaver.WaitForExitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
             Record("graceful exit", leaverExited && leaver.ExitCode == 0, leaverExited ? $"{leaver.Name} exited with {leaver.ExitCode}" : $"{leaver.Name} still running 30 s after SIGTERM");
 
@@ -167,6 +178,72 @@ public static class ClusterDemoRunner
         }
 
         return Summarize(output, steps);
+    }
+
+    /// <summary>
+    /// The steps of moving <paramref name="nqns"/> away from <paramref name="from"/>, from <paramref name="since"/>:
+    /// the member's failure seen and acted on (after a crash: unreachable, downed by the split-brain resolver,
+    /// removed), the old owner's handoff (after a graceful leave), then per subsystem on its new owner: entity
+    /// started by its shard, desired state read from the store, connecting, controller Live, fence begun, fence
+    /// held, block device handed to writers. Each as seconds after <paramref name="since"/> (first..last subsystem).
+    /// Complete when every step happened for every subsystem, and for each its block device reached the writers
+    /// only after its fence held.
+    /// </summary>
+    private static (bool Complete, string Text, TimeSpan Last) MoveSteps(ClusterView view, IReadOnlyCollection<string> nqns, string from, TimeSpan since, string? memberAddress)
+    {
+        var parts = new List<string>();
+        bool complete = nqns.Count > 0;
+        var last = TimeSpan.Zero;
+        string Seconds(TimeSpan at) => (at - since).TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture);
+
+        if (memberAddress is not null)
+        {
+            foreach (var (name, change) in new[] { ("unreachable", "Unreachable"), ("downed by the split-brain resolver", "MemberDowned"), ("removed", "MemberRemoved") })
+            {
+                var at = view.First(change, "-", since, except: from, member: memberAddress);
+                complete &= at is not null;
+                parts.Add($"{name} {(at is { } a ? "+" + Seconds(a) : "never")}");
+            }
+        }
+        else
+        {
+            var handedOff = nqns.Select(n => view.First("HandedOff", n, since, only: from)).ToArray();
+            complete &= handedOff.All(a => a is not null);
+            parts.Add($"handed off (CC.SHN) {Range(handedOff)}");
+        }
+
+        var byStep = new Dictionary<string, TimeSpan?[]>(StringComparer.Ordinal);
+        foreach (var (name, change) in new[]
+        {
+            ("entity started", "EntityStarted"), ("desired state read", "EntityRecovered"), ("connecting", "Started"), ("controller Live", "Attached"),
+            ("fence begun", "FenceBegin"), ("fenced", "Fenced"), ("block device up", "DeviceUp"),
+        })
+        {
+            var times = nqns.Select(n => view.First(change, n, since, except: from)).ToArray();
+            byStep[change] = times;
+            complete &= times.All(a => a is not null);
+            parts.Add($"{name} {Range(times)}");
+            if (change == "DeviceUp" && times.All(a => a is not null))
+            {
+                last = times.Max(a => a!.Value) - since;
+            }
+        }
+
+        // The fence begins when the Live controller lists the namespace, and the entity reports Attached right after
+        // that; the block device must reach the writers only after the fence holds.
+        var outOfOrder = nqns.Where((_, i) => !(byStep["FenceBegin"][i] <= byStep["Fenced"][i] && byStep["Fenced"][i] <= byStep["DeviceUp"][i])).ToArray();
+        if (outOfOrder.Length > 0)
+        {
+            complete = false;
+            parts.Add($"not fence begun → fenced → block device up in that order: {Short(outOfOrder)}");
+        }
+
+        return (complete, $"seconds after the {(memberAddress is null ? "SIGTERM" : "kill")}: {string.Join(", ", parts)}", last);
+
+        string Range(TimeSpan?[] times) =>
+            times.Any(a => a is null) ? $"missing for {times.Count(a => a is null)}/{times.Length}"
+            : times.Min() == times.Max() ? "+" + Seconds(times.Min()!.Value)
+            : $"+{Seconds(times.Min()!.Value)}..{Seconds(times.Max()!.Value)}";
     }
 
     private static int Summarize(TextWriter output, List<(string Name, bool Passed, string Outcome, TimeSpan At)> steps)
@@ -210,7 +287,8 @@ public static class ClusterDemoRunner
     {
         private readonly Lock _sync = new();
         private readonly Dictionary<string, (string Node, bool Attached, TimeSpan At)> _owners = new(StringComparer.Ordinal);
-        private readonly List<(string Nqn, string Node, string Change, TimeSpan At)> _history = [];
+        private readonly List<(string Nqn, string Node, string Change, string Detail, TimeSpan At)> _history = [];
+        private readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow - clock.Elapsed;
         private int _ioErrors;
 
         public int IoErrors => Volatile.Read(ref _ioErrors);
@@ -270,6 +348,28 @@ public static class ClusterDemoRunner
             }
         }
 
+        /// <summary>
+        /// The first time, at or after <paramref name="since"/>, that a node other than <paramref name="except"/> (or
+        /// only <paramref name="only"/>) reported <paramref name="change"/> for <paramref name="nqn"/> (or, with nqn "-", about the cluster member
+        /// <paramref name="member"/>, by its address); null when none did.
+        /// </summary>
+        public TimeSpan? First(string change, string nqn, TimeSpan since, string? except = null, string? only = null, string? member = null)
+        {
+            lock (_sync)
+            {
+                foreach (var h in _history)
+                {
+                    if (h.Change == change && h.Nqn == nqn && h.At >= since && h.Node != except && (only is null || h.Node == only)
+                        && (member is null || h.Detail == member || h.Detail.StartsWith(member + " ", StringComparison.Ordinal)))
+                    {
+                        return h.At;
+                    }
+                }
+
+                return null;
+            }
+        }
+
         public void NodeGone(string node)
         {
             lock (_sync)
@@ -309,10 +409,15 @@ public static class ClusterDemoRunner
             }
 
             string change = parts[3], nqn = parts[4], from = parts[2];
-            var at = clock.Elapsed;
+
+            // The node's own time stamp (same machine, same clock): what the line says happened when it happened,
+            // however late the pipe delivered it.
+            var at = long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out long unixMs)
+                ? DateTimeOffset.FromUnixTimeMilliseconds(unixMs) - _startedAt
+                : clock.Elapsed;
             lock (_sync)
             {
-                _history.Add((nqn, from, change, at));
+                _history.Add((nqn, from, change, parts.Length > 5 ? parts[5] : string.Empty, at));
                 switch (change)
                 {
                     case "Started":
@@ -357,13 +462,17 @@ public static class ClusterDemoRunner
     {
         private readonly Process _process;
 
-        private NodeProcess(string name, Process process)
+        private NodeProcess(string name, int port, Process process)
         {
             Name = name;
+            Address = $"akka.tcp://{ActorNvme.Cluster.NvmeClusterNodeOptions.SystemName}@127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
             _process = process;
         }
 
         public string Name { get; }
+
+        /// <summary>The node's cluster address, as the others name it in their member events.</summary>
+        public string Address { get; }
 
         public int Pid => _process.Id;
 
@@ -404,7 +513,7 @@ public static class ClusterDemoRunner
             // Every node the same host identity (NQN), each its own host id; no akka.hocon of the working directory.
             start.WorkingDirectory = Path.GetTempPath();
             var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {name}");
-            var node = new NodeProcess(name, process);
+            var node = new NodeProcess(name, port, process);
             process.OutputDataReceived += (_, e) =>
             {
                 if (e.Data is { } line)

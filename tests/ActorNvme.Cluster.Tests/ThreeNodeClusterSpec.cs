@@ -140,11 +140,35 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
 
         // Terminated without leaving the cluster: the others see it unreachable, the split-brain resolver
         // (keep-majority: two of three) downs it, and its shards are allocated to the survivors.
+        string crashedAddress = Akka.Cluster.Cluster.Get(crashed.System).SelfAddress.ToString();
+        var crashedAt = DateTimeOffset.UtcNow;
         await crashed.System.Terminate().WaitAsync(Deadline);
         var survivors = _nodes.Where(n => n != crashed).ToArray();
         await Eventually("the crashed node's subsystems attached on the survivors", () =>
             orphaned.All(nqn => survivors.Count(n => n.AttachedNow().Contains(nqn)) == 1));
         await Eventually("writes after the takeover", () => orphaned.All(nqn => survivors.Any(n => n.WritesTo(nqn) > 0)));
+
+        // Every step of the takeover happened, in order (the times are printed, not asserted): each survivor saw the
+        // crashed node unreachable, downed and removed; on each orphaned subsystem's new owner the shard started its
+        // entity, which read its desired state back from the store, began the fence, held it, and only then handed
+        // the block device to writers.
+        // (A node that gets the Down and the removal in one gossip sees only the removal: the leader, which downed it, sees both.)
+        foreach (var survivor in survivors)
+        {
+            var seen = survivor.StepsAbout(crashedAddress);
+            Assert.Equal(new[] { "Unreachable", "MemberRemoved" }, seen.Select(s => s.Step).Where(s => s is "Unreachable" or "MemberRemoved").Distinct());
+            output.WriteLine($"{survivor.Name} saw {crashed.Name}: {string.Join(", ", seen.Select(s => $"{s.Step} +{(s.At - crashedAt).TotalSeconds:0.00} s"))}");
+        }
+
+        Assert.Contains(survivors, n => n.StepsAbout(crashedAddress).Any(s => s.Step == "MemberDowned"));
+
+        foreach (string nqn in orphaned)
+        {
+            var owner = survivors.Single(n => n.AttachedNow().Contains(nqn));
+            var steps = owner.StepsAbout(nqn).SkipWhile(s => s.At < crashedAt).Select(s => s.Step).ToArray();
+            Assert.Equal(new[] { "EntityStarted", "EntityRecovered", "FenceBegin", "Fenced", "DeviceUp" }, steps.Where(s => s != "Attached").Distinct());
+            output.WriteLine($"{nqn} on {owner.Name}: {string.Join(", ", owner.StepsAbout(nqn).SkipWhile(s => s.At < crashedAt).Select(s => $"{s.Step} +{(s.At - crashedAt).TotalSeconds:0.00} s"))}");
+        }
 
         foreach (var subsystem in _target.Subsystems)
         {
@@ -287,6 +311,10 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
         var observer = system.ActorOf(Props.Create(() => new NodeObserver(node)));
         system.EventStream.Subscribe(observer, typeof(ClusterSubsystem.OwnershipEvent));
         system.EventStream.Subscribe(observer, typeof(BlockDeviceAdded));
+        system.EventStream.Subscribe(observer, typeof(ClusterSubsystem.EntityEvent));
+        system.EventStream.Subscribe(observer, typeof(WriterFencing));
+        system.EventStream.Subscribe(observer, typeof(WriterFenced));
+        Akka.Cluster.Cluster.Get(system).Subscribe(observer, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(Akka.Cluster.ClusterEvent.IMemberEvent), typeof(Akka.Cluster.ClusterEvent.IReachabilityEvent));
         return node;
     }
 
@@ -338,7 +366,22 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
 
         public int VerifyFailures => Volatile.Read(ref _verifyFailures);
 
-        public void Add(ClusterSubsystem.OwnershipEvent e) => _events.Enqueue(e);
+        // The steps of a takeover as this node saw them, in the order its observer received them.
+        private readonly ConcurrentQueue<(string Step, string Subject, DateTimeOffset At)> _steps = new();
+
+        public void Add(ClusterSubsystem.OwnershipEvent e)
+        {
+            _events.Enqueue(e);
+            if (e.Change == OwnershipChange.Attached)
+            {
+                Step("Attached", e.SubsystemNqn);
+            }
+        }
+
+        public void Step(string step, string subject) => _steps.Enqueue((step, subject, DateTimeOffset.UtcNow));
+
+        /// <summary>The steps this node saw about a member (by address) or a subsystem (by NQN).</summary>
+        public (string Step, DateTimeOffset At)[] StepsAbout(string subject) => [.. _steps.Where(s => s.Subject == subject).Select(s => (s.Step, s.At))];
 
         public long WritesTo(string nqn) => _writes.GetValueOrDefault(nqn);
 
@@ -391,8 +434,17 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
         public NodeObserver(Node node)
         {
             Receive<ClusterSubsystem.OwnershipEvent>(node.Add);
+            Receive<Akka.Cluster.ClusterEvent.UnreachableMember>(m => node.Step("Unreachable", m.Member.Address.ToString()));
+            Receive<Akka.Cluster.ClusterEvent.ReachableMember>(m => node.Step("Reachable", m.Member.Address.ToString()));
+            Receive<Akka.Cluster.ClusterEvent.MemberDowned>(m => node.Step("MemberDowned", m.Member.Address.ToString()));
+            Receive<Akka.Cluster.ClusterEvent.MemberRemoved>(m => node.Step("MemberRemoved", m.Member.Address.ToString()));
+            Receive<Akka.Cluster.ClusterEvent.IMemberEvent>(_ => { });
+            Receive<ClusterSubsystem.EntityEvent>(m => node.Step("Entity" + m.Stage, m.SubsystemNqn));
+            Receive<WriterFencing>(m => node.Step("FenceBegin", m.SubsystemNqn));
+            Receive<WriterFenced>(m => node.Step("Fenced", m.SubsystemNqn));
             Receive<BlockDeviceAdded>(m =>
             {
+                node.Step("DeviceUp", m.Device.SubsystemNqn);
                 if (m.BlockDevice is { } device)
                 {
                     _ = node.WriteLoopAsync(device, m.Device);

@@ -150,6 +150,22 @@ public sealed class ReservationFencingTests
         Assert.Equal(HostIdB, rig.Reservations.Holder);
     }
 
+    [Fact]
+    public async Task A_namespace_that_cannot_be_fenced_is_handed_to_writers_only_after_the_holdback()
+    {
+        // RESCAP 0: no fence is possible, so the device waits the holdback (the time a previous owner that may still
+        // run is given to stop) before anyone may write; the same device with a fence is handed out at once.
+        await using var rig = await TwoHostRig.StartAsync(reportsReservations: false);
+        var holdback = TimeSpan.FromSeconds(2);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var device = await rig.AttachAsync("hosta", HostSettings(HostIdA), rig.ListenerA, new WriterFence(KeyA, UnfencedHoldback: holdback));
+        Assert.False(device.SupportsReservations);
+        Assert.True(clock.Elapsed >= holdback, $"handed out {clock.Elapsed.TotalSeconds:0.00} s after the attach, before the {holdback.TotalSeconds:0} s holdback");
+        Assert.Empty(rig.Events.OfType<WriterFenced>());
+        Assert.Equal(ReservationType.None, rig.Reservations.Type);
+        await device.WriteAsync(0, Block(0x5A));
+    }
+
     /// <summary>Our Target with one RAM namespace and two listeners (one per host), and one actor system for both hosts.</summary>
     private sealed class TwoHostRig : IAsyncDisposable
     {
@@ -183,11 +199,11 @@ public sealed class ReservationFencingTests
 
         public ConcurrentDictionary<string, IActorRef> Actors { get; } = new();
 
-        public static Task<TwoHostRig> StartAsync()
+        public static Task<TwoHostRig> StartAsync(bool reportsReservations = true)
         {
             var target = new NvmeTarget();
             var subsystem = target.AddSubsystem(Nqn);
-            subsystem.AddNamespace(NamespaceOptions.Ram(8L * 1024 * 1024));
+            subsystem.AddNamespace(NamespaceOptions.Ram(8L * 1024 * 1024) with { ReportsReservations = reportsReservations });
             var listenerA = target.ListenTcp("127.0.0.1", 0);
             var listenerB = target.ListenTcp("127.0.0.1", 0);
             var system = ActorSystem.Create($"fencing-{Guid.NewGuid():N}", Quiet);
