@@ -406,8 +406,8 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// A path refused for good (<see cref="SubsystemMessages.PathReport.IsRefusedForGood"/>: authentication, TLS, a
-    /// Connect answered with DNR) will not attach by waiting: the attach fails at once with the refusal and the
+    /// A path whose authentication or TLS handshake was refused (<see cref="SubsystemMessages.PathReport.Refusal"/>)
+    /// will not attach by waiting (the keys do not change): the attach fails at once with the refusal and the
     /// controller is detached, as SPDK's attach ends, instead of at its deadline.
     /// So does a further path whose port refuses the connection.
     /// </summary>
@@ -418,7 +418,10 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
             return;
         }
 
-        var refused = report.Paths.FirstOrDefault(p => (child.AttachingPath is null || p.Address == child.AttachingPath) && p.IsRefusedForGood);
+        // Keys and PSKs are answered here; a Connect with DNR and a refused port are left to the RPC, which answers
+        // them from the same controller event with SPDK's errno (EPERM, EINVAL, ECONNREFUSED).
+        var refused = report.Paths.FirstOrDefault(p => (child.AttachingPath is null || p.Address == child.AttachingPath)
+            && p.IsRefused && p.Refusal is PathRefusal.AuthenticationFailed or PathRefusal.TlsHandshakeFailed);
         if (refused is null && child.AttachingPath is { } adding)
         {
             // A further path whose port refuses the connection is answered at once too (a first path is the
