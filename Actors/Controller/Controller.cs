@@ -1,3 +1,4 @@
+using ActorNvme.Protocol.Auth;
 using Akka.Actor;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Io;
@@ -92,6 +93,19 @@ public static class Controller
     {
         public static GetStatus Instance { get; } = new();
     }
+
+    /// <summary>
+    /// Run a new DH-HMAC-CHAP transaction on the admin queue of a Live controller (host-initiated re-authentication).
+    /// Reply: <see cref="Reauthenticated"/>, or <see cref="ReauthenticationFailed"/> (a refusal also ends the association).
+    /// </summary>
+    public sealed record Reauthenticate
+    {
+        public static Reauthenticate Instance { get; } = new();
+    }
+
+    public sealed record Reauthenticated(string Name, DhChapHashId Hash, DhChapGroupId Group, bool ControllerAuthenticated);
+
+    public sealed record ReauthenticationFailed(string Name, string Reason);
 
     public sealed record Status(string Name, ControllerState State, TransportAddress Address, string SubsystemNqn, ControllerInfo? Info, ConnectionClosed? LastLoss);
 

@@ -172,6 +172,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         Receive<IoQueuesConnected>(m => m.Set.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "the association it belonged to has ended")));
         Receive<SweepCommands>(_ => OnSweepCommands());
         Receive<Controller.SubmitAdmin>(r => Sender.Tell(new Controller.AdminFailed($"controller {_options.Name} is {_state}, not Live", r.Tag)));
+        Receive<Controller.Reauthenticate>(_ => Sender.Tell(new Controller.ReauthenticationFailed(_options.Name, $"controller {_options.Name} is {_state}, not Live")));
         Receive<Controller.Reset>(_ => OnReset());
         Receive<Controller.Delete>(_ => Context.Stop(Self));
         Receive<Controller.GetStatus>(_ => ReplyStatus(info: null));
@@ -310,6 +311,9 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
 
         /// <summary>The I/O queues of a Live NVM controller (owned here, aborted with the association).</summary>
         public IoQueueSet? IoQueues { get; set; }
+
+        /// <summary>A host-initiated DH-HMAC-CHAP transaction is under way on the admin queue.</summary>
+        public bool Reauthenticating { get; set; }
     }
 
     private sealed record Connected(long Generation, IAdminConnection Connection) : IDeadLetterSuppression; // late results of a stopped controller are expected
