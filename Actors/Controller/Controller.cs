@@ -30,8 +30,11 @@ public enum ControllerRole
     Nvm,
 }
 
-/// <summary>Everything a controller actor needs to know to connect one path.</summary>
-public sealed record ControllerOptions(string Name, TransportAddress Address, string SubsystemNqn, ControllerRole Role, NvmeHostSettings Settings);
+/// <summary>
+/// Everything a controller actor needs to know to connect one path. <paramref name="SecureChannel"/>: a discovery
+/// controller whose port requires TLS goes over TLS with the settings' PSK too (NVM controllers do whenever one is set).
+/// </summary>
+public sealed record ControllerOptions(string Name, TransportAddress Address, string SubsystemNqn, ControllerRole Role, NvmeHostSettings Settings, bool SecureChannel = false);
 
 /// <summary>A namespace as identified on a live controller.</summary>
 public sealed record NamespaceInfo(uint NamespaceId, int BlockSize, ulong BlockCount, UInt128 Nguid, ulong Eui64, Guid Uuid, Protocol.Nvme.ReservationCapabilities Reservations = Protocol.Nvme.ReservationCapabilities.None);

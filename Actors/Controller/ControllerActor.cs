@@ -101,10 +101,11 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
 
     /// <summary>
     /// The TLS of this controller's queues (psk set), bounded by connect-timeout like every bring-up step. Discovery
-    /// controllers stay on plain TCP, as SPDK's discovery service does: the psk is for the NVM subsystems it finds.
+    /// controllers stay on plain TCP, as SPDK's discovery service does (the psk is for the NVM subsystems it finds),
+    /// unless their port requires a secure channel (<see cref="ControllerOptions.SecureChannel"/>).
     /// </summary>
     private TlsPskSession? TlsSession(Settings.NvmeHostSettings settings) =>
-        settings.TlsPsk is { } psk && _options.Role == ControllerRole.Nvm
+        settings.TlsPsk is { } psk && (_options.Role == ControllerRole.Nvm || _options.SecureChannel)
             ? new TlsPskSession(psk, settings.HostNqn, _options.SubsystemNqn) { HandshakeTimeout = settings.ConnectTimeout }
             : null;
 

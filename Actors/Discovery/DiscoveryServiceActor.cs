@@ -179,7 +179,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
 
     private void StartDiscoveryController()
     {
-        var controllerOptions = new ControllerOptions($"{_options.Name}/discovery", _options.Address, Nqn.Discovery, ControllerRole.Discovery, _options.Settings);
+        var controllerOptions = new ControllerOptions($"{_options.Name}/discovery", _options.Address, Nqn.Discovery, ControllerRole.Discovery, _options.Settings, _options.SecureChannel);
         _discoveryController = Context.ActorOf(ControllerMessages.Props(controllerOptions, _connector), "dc");
         Context.Watch(_discoveryController);
     }
