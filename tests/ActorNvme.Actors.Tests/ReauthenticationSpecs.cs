@@ -106,6 +106,26 @@ public sealed class ReauthenticationSpecs : TestKit, IAsyncLifetime
         Assert.Equal(Controller.ControllerState.Live, ExpectMsg<ControllerMessages.Status>(TimeSpan.FromSeconds(10)).State);
     }
 
+    [Fact]
+    public void A_refused_re_authentication_ends_the_association_as_an_authentication_failure_naming_the_subsystem()
+    {
+        // The fake controller takes the host without authentication, then answers its Negotiate with an empty message.
+        const string FakeNqn = "nqn.2016-06.io.example:fake";
+        var fabric = new Fakes.FakeFabric();
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events.Ref, typeof(ControllerMessages.StateChanged));
+        var settings = Settings(new DhChapHostCredentials(DhChapSecret.Parse(DhChapSecret.Generate(32, 1))));
+        Sys.ActorOf(Subsystem.Subsystem.Props(new SubsystemOptions("nvme1", FakeNqn, [Address], settings), fabric), "nvme1");
+        var live = events.FishForMessage<ControllerMessages.StateChanged>(m => m.State == Controller.ControllerState.Live, TimeSpan.FromSeconds(30));
+
+        live.Controller.Tell(ControllerMessages.Reauthenticate.Instance);
+        var refused = ExpectMsg<ControllerMessages.ReauthenticationFailed>(TimeSpan.FromSeconds(10));
+        Assert.Contains($"DH-HMAC-CHAP with {FakeNqn}", refused.Reason, StringComparison.Ordinal);
+        var failed = events.FishForMessage<ControllerMessages.StateChanged>(m => m.State == Controller.ControllerState.Failed, TimeSpan.FromSeconds(10));
+        Assert.StartsWith(nameof(CloseReason.AuthenticationFailed), failed.Reason, StringComparison.Ordinal);
+        Assert.Contains("re-authentication", failed.Reason, StringComparison.Ordinal);
+    }
+
     /// <summary>Counts the Target's successful DH-HMAC-CHAP transactions on admin queues (its HostAuthenticated event, queue 0).</summary>
     private sealed class AuthenticationCounter : ILogger
     {
