@@ -116,8 +116,10 @@ internal sealed partial class Association
     private void NoteAuthenticated(Controller controller, QueueAuthentication authentication)
     {
         var exchange = authentication.Exchange;
-        if (exchange.Authenticated && !authentication.QueueAuthenticated)
+        if (exchange.Authenticated && exchange.Successes > authentication.LoggedSuccesses)
         {
+            // Each success is logged, a re-authentication's too (the queue stays authenticated in between).
+            authentication.LoggedSuccesses = exchange.Successes;
             authentication.QueueAuthenticated = true;
             _target.Log.HostAuthenticated(Remote, controller.HostNqn, controller.Subsystem.Nqn, _queueId, DhChapHashes.Name(exchange.Hash), DhChapGroups.Name(exchange.Group), exchange.Bidirectional ? ", bidirectional" : string.Empty);
         }

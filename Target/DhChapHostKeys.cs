@@ -62,6 +62,9 @@ internal sealed class QueueAuthentication : IDisposable
         set => _queueAuthenticated = value;
     }
 
+    /// <summary>The successful transactions logged so far (owned by the queue's read loop).</summary>
+    public int LoggedSuccesses { get; set; }
+
     public void Dispose()
     {
         _hostSecret.Dispose();

@@ -59,6 +59,9 @@ public sealed record ConnectionClosed(CloseReason Reason, string Detail, Excepti
 {
     public CloseCause Cause => Reason.Cause();
 
+    /// <summary>The status a controller answered a set-up command (Fabrics Connect, say) with, for <see cref="CloseReason.ConnectRejected"/>; its DNR bit says whether retrying can help.</summary>
+    public Protocol.Nvme.NvmeStatus? RefusalStatus { get; init; }
+
     public override string ToString() => $"{Reason} ({Cause}): {Detail}";
 }
 

@@ -1,3 +1,4 @@
+using ActorNvme.Protocol.Auth;
 using Akka.Actor;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Io;
@@ -29,8 +30,11 @@ public enum ControllerRole
     Nvm,
 }
 
-/// <summary>Everything a controller actor needs to know to connect one path.</summary>
-public sealed record ControllerOptions(string Name, TransportAddress Address, string SubsystemNqn, ControllerRole Role, NvmeHostSettings Settings);
+/// <summary>
+/// Everything a controller actor needs to know to connect one path. <paramref name="SecureChannel"/>: a discovery
+/// controller whose port requires TLS goes over TLS with the settings' PSK too (NVM controllers do whenever one is set).
+/// </summary>
+public sealed record ControllerOptions(string Name, TransportAddress Address, string SubsystemNqn, ControllerRole Role, NvmeHostSettings Settings, bool SecureChannel = false);
 
 /// <summary>A namespace as identified on a live controller.</summary>
 public sealed record NamespaceInfo(uint NamespaceId, int BlockSize, ulong BlockCount, UInt128 Nguid, ulong Eui64, Guid Uuid, Protocol.Nvme.ReservationCapabilities Reservations = Protocol.Nvme.ReservationCapabilities.None);
@@ -92,6 +96,19 @@ public static class Controller
     {
         public static GetStatus Instance { get; } = new();
     }
+
+    /// <summary>
+    /// Run a new DH-HMAC-CHAP transaction on the admin queue of a Live controller (host-initiated re-authentication).
+    /// Reply: <see cref="Reauthenticated"/>, or <see cref="ReauthenticationFailed"/> (a refusal also ends the association).
+    /// </summary>
+    public sealed record Reauthenticate
+    {
+        public static Reauthenticate Instance { get; } = new();
+    }
+
+    public sealed record Reauthenticated(string Name, DhChapHashId Hash, DhChapGroupId Group, bool ControllerAuthenticated);
+
+    public sealed record ReauthenticationFailed(string Name, string Reason);
 
     public sealed record Status(string Name, ControllerState State, TransportAddress Address, string SubsystemNqn, ControllerInfo? Info, ConnectionClosed? LastLoss);
 

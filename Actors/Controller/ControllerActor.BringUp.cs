@@ -145,7 +145,7 @@ public sealed partial class ControllerActor
 
     private ConnectionClosed LossOf(BringUpFailure failure) => failure.Kind switch
     {
-        BringUpFailureKind.Refused => new ConnectionClosed(CloseReason.ConnectRejected, $"{failure.Description} refused by {_options.SubsystemNqn} at {_options.Address}: {failure.Detail}"),
+        BringUpFailureKind.Refused => new ConnectionClosed(CloseReason.ConnectRejected, $"{failure.Description} refused by {_options.SubsystemNqn} at {_options.Address}: {failure.Detail}") { RefusalStatus = failure.Status },
         BringUpFailureKind.StatusTimeout or BringUpFailureKind.NotCompleted => new ConnectionClosed(CloseReason.ConnectTimeout, failure.ToString()),
         BringUpFailureKind.AuthenticationFailed => new ConnectionClosed(CloseReason.AuthenticationFailed, $"{failure.Description} at {_options.Address}: {failure.Detail}"),
         _ => new ConnectionClosed(CloseReason.ConnectRejected, failure.ToString()),

@@ -129,6 +129,7 @@ public sealed partial class ControllerActor
         Receive<RepostAsyncEvents>(_ => OnRepostAsyncEvents(live));
         Receive<Controller.Delete>(_ => StartDeleting(association, live));
         Receive<Controller.GetStatus>(_ => ReplyStatus(live.Info));
+        Receive<Controller.Reauthenticate>(_ => OnReauthenticate(association));
         Common();
     }
 

@@ -101,10 +101,11 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
 
     /// <summary>
     /// The TLS of this controller's queues (psk set), bounded by connect-timeout like every bring-up step. Discovery
-    /// controllers stay on plain TCP, as SPDK's discovery service does: the psk is for the NVM subsystems it finds.
+    /// controllers stay on plain TCP, as SPDK's discovery service does (the psk is for the NVM subsystems it finds),
+    /// unless their port requires a secure channel (<see cref="ControllerOptions.SecureChannel"/>).
     /// </summary>
     private TlsPskSession? TlsSession(Settings.NvmeHostSettings settings) =>
-        settings.TlsPsk is { } psk && _options.Role == ControllerRole.Nvm
+        settings.TlsPsk is { } psk && (_options.Role == ControllerRole.Nvm || _options.SecureChannel)
             ? new TlsPskSession(psk, settings.HostNqn, _options.SubsystemNqn) { HandshakeTimeout = settings.ConnectTimeout }
             : null;
 
@@ -172,6 +173,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         Receive<IoQueuesConnected>(m => m.Set.Abort(new ConnectionClosed(CloseReason.LocalShutdown, "the association it belonged to has ended")));
         Receive<SweepCommands>(_ => OnSweepCommands());
         Receive<Controller.SubmitAdmin>(r => Sender.Tell(new Controller.AdminFailed($"controller {_options.Name} is {_state}, not Live", r.Tag)));
+        Receive<Controller.Reauthenticate>(_ => Sender.Tell(new Controller.ReauthenticationFailed(_options.Name, $"controller {_options.Name} is {_state}, not Live")));
         Receive<Controller.Reset>(_ => OnReset());
         Receive<Controller.Delete>(_ => Context.Stop(Self));
         Receive<Controller.GetStatus>(_ => ReplyStatus(info: null));
@@ -310,6 +312,9 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
 
         /// <summary>The I/O queues of a Live NVM controller (owned here, aborted with the association).</summary>
         public IoQueueSet? IoQueues { get; set; }
+
+        /// <summary>A host-initiated DH-HMAC-CHAP transaction is under way on the admin queue.</summary>
+        public bool Reauthenticating { get; set; }
     }
 
     private sealed record Connected(long Generation, IAdminConnection Connection) : IDeadLetterSuppression; // late results of a stopped controller are expected

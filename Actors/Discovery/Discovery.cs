@@ -20,8 +20,10 @@ namespace ActorNvme.Actors.Discovery;
 /// (null: <see cref="NvmeHostSettings.MaxDiscoveryControllers"/>). Split among the referrals it follows, so a
 /// whole referral tree never holds more than its root's budget.
 /// </param>
-public sealed record DiscoveryOptions(string Name, TransportAddress Address, NvmeHostSettings Settings, int Depth = 0, IReadOnlySet<TransportAddress>? Visited = null, string? Origin = null, IActorRef? Registry = null, int? ControllerBudget = null)
+public sealed record DiscoveryOptions(string Name, TransportAddress Address, NvmeHostSettings Settings, int Depth = 0, IReadOnlySet<TransportAddress>? Visited = null, string? Origin = null, IActorRef? Registry = null, int? ControllerBudget = null, bool SecureChannel = false)
 {
+    // SecureChannel: the discovery controller at Address requires TLS (its log is read over TLS with the settings' PSK).
+
     /// <summary>The service started by request that this one serves: its own name for a top-level service.</summary>
     public string RootName => Origin ?? Name;
 }

@@ -112,7 +112,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
                     child.EverLive = true;
                     child.Unreachable = null;
                 }
-                else if (child.Devices is null && report.Paths.Count > 0 && report.Paths.All(IsRefusal))
+                else if (child.Devices is null && report.Paths.Count > 0 && report.Paths.All(p => p.IsRefused))
                 {
                     // Known at once: waiting for the attach deadline would not change the answer. The
                     // subsystem keeps retrying under the loss-timeout rules; the waiters hear why now.
@@ -179,7 +179,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
 
     private void StartDiscoveryController()
     {
-        var controllerOptions = new ControllerOptions($"{_options.Name}/discovery", _options.Address, Nqn.Discovery, ControllerRole.Discovery, _options.Settings);
+        var controllerOptions = new ControllerOptions($"{_options.Name}/discovery", _options.Address, Nqn.Discovery, ControllerRole.Discovery, _options.Settings, _options.SecureChannel);
         _discoveryController = Context.ActorOf(ControllerMessages.Props(controllerOptions, _connector), "dc");
         Context.Watch(_discoveryController);
     }
@@ -887,13 +887,6 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
 
         _attachWaiters.Clear();
     }
-
-    /// <summary>A path whose last attempt the peer refused outright, as opposed to one still trying or timing out.</summary>
-    private static bool IsRefusal(SubsystemMessages.PathReport path) =>
-        path.State != ControllerState.Live && path.Reason is { } reason
-        && ((reason.StartsWith(nameof(CloseReason.ConnectFailed), StringComparison.Ordinal) && reason.Contains("refused", StringComparison.OrdinalIgnoreCase))
-            || reason.StartsWith(nameof(CloseReason.AuthenticationFailed), StringComparison.Ordinal)
-            || reason.StartsWith(nameof(CloseReason.TlsHandshakeFailed), StringComparison.Ordinal));
 
     private DiscoveryService.Info Snapshot()
     {

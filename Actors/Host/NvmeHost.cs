@@ -50,6 +50,8 @@ public static class NvmeHost
     /// SPDK's bdev_nvme_start_discovery. <paramref name="Name"/> prefixes the controllers it creates
     /// (nvme → nvme0, nvme1, ...). Reply: <see cref="DiscoveryStarted"/> — when waiting for attach,
     /// only once every subsystem of the first log read is attached (or <see cref="Failed"/> Timeout).
+    /// <paramref name="SecureChannel"/>: the discovery controller's port requires TLS; its log is read over TLS with
+    /// <paramref name="TlsPsk"/> (otherwise the discovery controller is on plain TCP and the PSK is for the subsystems).
     /// </summary>
     public sealed record StartDiscovery(
         string Name,
@@ -59,7 +61,8 @@ public static class NvmeHost
         bool WaitForAttach = false,
         TimeSpan? AttachTimeout = null,
         DhChapHostCredentials? DhChap = null,
-        NvmeTlsPsk? TlsPsk = null);
+        NvmeTlsPsk? TlsPsk = null,
+        bool SecureChannel = false);
 
     /// <summary>Discovery started; when it waited for attach, the block devices attached and the log entries skipped, with why.</summary>
     public sealed record DiscoveryStarted(string Name, IReadOnlyList<BlockDeviceInfo> Devices, IReadOnlyList<Discovery.DiscoveryService.SkippedEntry>? Skipped = null);

@@ -145,7 +145,13 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
             return;
         }
 
-        var child = new Child(request.Name, ChildKind.Discovery) { Discovery = new DiscoveryOptions(request.Name, request.Address, settings, Registry: Self) };
+        if (request.SecureChannel && settings.TlsPsk is null)
+        {
+            Refuse(HostErrorKind.InvalidParameter, $"discovery service '{request.Name}': a secure channel to {request.Address} needs a psk");
+            return;
+        }
+
+        var child = new Child(request.Name, ChildKind.Discovery) { Discovery = new DiscoveryOptions(request.Name, request.Address, settings, Registry: Self, SecureChannel: request.SecureChannel) };
         _discoveries[request.Name] = child;
         Spawn(child);
         _log.Info("discovery service {0} started for {1}", request.Name, request.Address);
@@ -406,8 +412,9 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// A path whose authentication was refused will not attach by waiting (the keys do not change): the
-    /// attach fails at once with the refusal, as SPDK's DNR rules end the attempt, instead of at its deadline.
+    /// A path whose authentication or TLS handshake was refused (<see cref="SubsystemMessages.PathReport.Refusal"/>)
+    /// will not attach by waiting (the keys do not change): the attach fails at once with the refusal and the
+    /// controller is detached, as SPDK's attach ends, instead of at its deadline.
     /// So does a further path whose port refuses the connection.
     /// </summary>
     private void FailAttachOnFinalRefusal(SubsystemMessages.Report report)
@@ -417,16 +424,15 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
             return;
         }
 
+        // Keys and PSKs are answered here; a Connect with DNR and a refused port are left to the RPC, which answers
+        // them from the same controller event with SPDK's errno (EPERM, EINVAL, ECONNREFUSED).
         var refused = report.Paths.FirstOrDefault(p => (child.AttachingPath is null || p.Address == child.AttachingPath)
-            && (p.Reason?.StartsWith(nameof(CloseReason.AuthenticationFailed), StringComparison.Ordinal) == true
-                || p.Reason?.StartsWith(nameof(CloseReason.TlsHandshakeFailed), StringComparison.Ordinal) == true));
+            && p.IsRefused && p.Refusal is PathRefusal.AuthenticationFailed or PathRefusal.TlsHandshakeFailed);
         if (refused is null && child.AttachingPath is { } adding)
         {
             // A further path whose port refuses the connection is answered at once too (a first path is the
             // RPC's to judge, which knows SPDK's errno for it); the path is not left behind.
-            var dead = report.Paths.FirstOrDefault(p => p.Address == adding
-                && p.Reason?.StartsWith(nameof(CloseReason.ConnectFailed), StringComparison.Ordinal) == true
-                && p.Reason.Contains("refused", StringComparison.OrdinalIgnoreCase));
+            var dead = report.Paths.FirstOrDefault(p => p.Address == adding && p.IsRefused && p.Refusal == PathRefusal.ConnectionRefused);
             if (dead is not null)
             {
                 Timers.Cancel(("attach", report.Name));
@@ -442,7 +448,7 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
         }
 
         Timers.Cancel(("attach", report.Name));
-        AbandonAttach(child, replyTo, child.AttachingPath, new NvmeHost.Failed(HostErrorKind.Failed, $"controller {report.Name} not attached: {refused.Address}: {refused.Reason}"), "authentication refused");
+        AbandonAttach(child, replyTo, child.AttachingPath, new NvmeHost.Failed(HostErrorKind.Failed, $"controller {report.Name} not attached: {refused.Address}: {refused.Reason}"), $"{refused.Refusal} (refused)");
     }
 
     private void AbandonAttach(Child child, IActorRef replyTo, TransportAddress? path, NvmeHost.Failed failure, string reason = "attach timed out")

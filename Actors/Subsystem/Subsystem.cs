@@ -92,8 +92,18 @@ public static class Subsystem
     /// <summary>Notification to the parent: a path of this subsystem became Live and these are its block devices.</summary>
     public sealed record Attached(IActorRef Subsystem, string Name, string SubsystemNqn, IReadOnlyList<BlockDeviceInfo> Devices);
 
-    /// <summary>One path as its subsystem knows it: the controller's last state and why it is in it.</summary>
-    public sealed record PathReport(string Name, TransportAddress Address, ControllerState State, string? Reason);
+    /// <summary>
+    /// One path as its subsystem knows it: the controller's last state and why it is in it, and, when its last
+    /// attempt ended in a refusal, which kind (<see cref="PathRefusal.None"/> while it is trying or was lost otherwise).
+    /// </summary>
+    public sealed record PathReport(string Name, TransportAddress Address, ControllerState State, string? Reason, PathRefusal Refusal = PathRefusal.None)
+    {
+        /// <summary>The peer refused the path's last attempt outright (as opposed to a path still trying, Live, or lost to a timeout).</summary>
+        public bool IsRefused => State != ControllerState.Live && Refusal != PathRefusal.None;
+
+        /// <summary>Refused in a way the same settings will meet again (keys, PSK, a Connect answered with DNR): waiting will not attach it.</summary>
+        public bool IsRefusedForGood => IsRefused && Refusal.IsFinal();
+    }
 
     /// <summary>
     /// The subsystem's whole state, sent to its parent after every change and passed up unchanged to the
@@ -110,6 +120,61 @@ public static class Subsystem
         IReadOnlyList<BlockDeviceInfo> Devices,
         RemovalReason? Removed = null,
         string? RemovalDetail = null);
+}
+
+/// <summary>How the peer refused a path's connect attempt; the one place that decides what counts as a refusal.</summary>
+public enum PathRefusal
+{
+    /// <summary>Not refused: connecting, Live, or lost otherwise (a timeout, a reset connection, a protocol error).</summary>
+    None,
+
+    /// <summary>TCP connect refused (nothing listens there, or a reset at once): may change when the port comes up.</summary>
+    ConnectionRefused,
+
+    /// <summary>A set-up command (Fabrics Connect) answered with an error status carrying DNR.</summary>
+    ConnectRejected,
+
+    /// <summary>DH-HMAC-CHAP failed (wrong host or controller key, no key where one is required).</summary>
+    AuthenticationFailed,
+
+    /// <summary>The TLS handshake was refused (wrong PSK, no PSK for this host there).</summary>
+    TlsHandshakeFailed,
+}
+
+/// <summary>Classifies the loss of an association as a refusal (or not).</summary>
+public static class PathRefusals
+{
+    /// <summary>What kind of refusal <paramref name="loss"/> is, if any.</summary>
+    public static PathRefusal Of(ConnectionClosed loss)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        return loss.Reason switch
+        {
+            CloseReason.AuthenticationFailed => PathRefusal.AuthenticationFailed,
+            CloseReason.TlsHandshakeFailed => PathRefusal.TlsHandshakeFailed,
+            CloseReason.ConnectRejected when loss.RefusalStatus is { DoNotRetry: true } => PathRefusal.ConnectRejected,
+            CloseReason.ConnectFailed when IsConnectionRefused(loss) => PathRefusal.ConnectionRefused,
+            _ => PathRefusal.None,
+        };
+    }
+
+    /// <summary>The same keys, PSK and Connect parameters get the same answer: only a change of configuration (either side) helps.</summary>
+    public static bool IsFinal(this PathRefusal refusal) =>
+        refusal is PathRefusal.ConnectRejected or PathRefusal.AuthenticationFailed or PathRefusal.TlsHandshakeFailed;
+
+    private static bool IsConnectionRefused(ConnectionClosed loss)
+    {
+        for (var e = loss.Exception; e is not null; e = e.InnerException)
+        {
+            if (e is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionRefused })
+            {
+                return true;
+            }
+        }
+
+        // Transports without a socket (in-memory) say so in words.
+        return loss.Detail.Contains("refused", StringComparison.OrdinalIgnoreCase);
+    }
 }
 
 /// <summary>Why a subsystem (and its block devices) went away.</summary>

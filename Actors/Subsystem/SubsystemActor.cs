@@ -118,6 +118,7 @@ public sealed partial class SubsystemActor : ReceiveActor, IWithTimers
         path.Controller = child;
         path.State = ControllerState.Connecting;
         path.Reason = null;
+        path.Refusal = PathRefusal.None;
         _byController[child] = path;
     }
 
@@ -127,6 +128,11 @@ public sealed partial class SubsystemActor : ReceiveActor, IWithTimers
         {
             path.State = message.State;
             path.Reason = message.Reason;
+            if (message.State != ControllerState.Failed)
+            {
+                path.Refusal = PathRefusal.None; // trying again: the last refusal is history
+            }
+
             Report();
         }
     }
@@ -368,18 +374,19 @@ public sealed partial class SubsystemActor : ReceiveActor, IWithTimers
     {
         if (_byController.TryGetValue(message.Controller, out var path))
         {
-            PathLost(path, message.Reason.ToString());
+            PathLost(path, message.Reason.ToString(), PathRefusals.Of(message.Reason));
         }
     }
 
     /// <summary>The loss-timeout rules, for a lost association and for a controller that failed alike.</summary>
-    private void PathLost(PathEntry path, string reason)
+    private void PathLost(PathEntry path, string reason, PathRefusal refusal = PathRefusal.None)
     {
         var resiliency = _options.Settings.Resiliency;
         bool firstLoss = path.LostAt is null;
         path.Live = false;
         path.State = ControllerState.Failed;
         path.Reason = reason;
+        path.Refusal = refusal;
         DetachPath(path);
         path.LostAt ??= Context.System.Scheduler.Now;
 
@@ -394,16 +401,21 @@ public sealed partial class SubsystemActor : ReceiveActor, IWithTimers
             Timers.StartSingleTimer(FastIoFailKey, FastIoFailDeadline.Instance, resiliency.FastIoFailTimeout);
         }
 
-        Report();
         if (resiliency.NeverReconnects)
         {
             _log.Warning("{0}: path {1} lost ({2}); ctrlr-loss-timeout is 0, so it stays failed until reset or delete", _options.Name, path.Address, reason);
+            Report();
             return;
         }
 
+        // A refusal is retried like any loss, one attempt per reconnect-delay until ctrlr-loss-timeout: keys
+        // and PSKs may be fixed at the target meanwhile, and the deadline bounds the attempts.
         var delay = ReconnectJitter.Apply(resiliency.ReconnectDelay, Random.Shared);
-        _log.Warning("{0}: path {1} lost ({2}); reconnecting in {3:0.###}s", _options.Name, path.Address, reason, delay.TotalSeconds);
+        _log.Warning("{0}: path {1} {2} ({3}); reconnecting in {4:0.###}s", _options.Name, path.Address, refusal == PathRefusal.None ? "lost" : "refused", reason, delay.TotalSeconds);
         Timers.StartSingleTimer(ReconnectKey(path), new ReconnectPath(path.Name), delay);
+
+        // Reported once the next attempt is armed, so whoever reads the report sees the timers in place.
+        Report();
     }
 
     private void OnReconnectPath(ReconnectPath message)
@@ -677,7 +689,7 @@ public sealed partial class SubsystemActor : ReceiveActor, IWithTimers
         _options.SubsystemNqn,
         _options.Settings.HostNqn,
         _options.Origin,
-        removed is null ? _paths.Values.Select(p => new Subsystem.PathReport($"{_options.Name}/{p.Name}", p.Address, p.State, p.Reason)).ToArray() : [],
+        removed is null ? _paths.Values.Select(p => new Subsystem.PathReport($"{_options.Name}/{p.Name}", p.Address, p.State, p.Reason, p.Refusal)).ToArray() : [],
         removed is null ? _devices.Values.ToArray() : [],
         removed,
         detail);
@@ -703,6 +715,9 @@ public sealed partial class SubsystemActor : ReceiveActor, IWithTimers
         public ControllerState State { get; set; } = ControllerState.Connecting;
 
         public string? Reason { get; set; }
+
+        /// <summary>How the peer refused the last attempt, if it did.</summary>
+        public PathRefusal Refusal { get; set; }
 
         public bool Live { get; set; }
 

@@ -52,6 +52,9 @@ public sealed class DhChapControllerExchange
     /// <summary>The host proved itself (and, when it asked, was answered and accepted the answer).</summary>
     public bool Authenticated { get; private set; }
 
+    /// <summary>How many transactions on this queue have succeeded (the first, then each re-authentication).</summary>
+    public int Successes { get; private set; }
+
     /// <summary>The transaction ended in a failure (either side's); the reason in words. Nothing secret.</summary>
     public string? Failure { get; private set; }
 
@@ -92,6 +95,7 @@ public sealed class DhChapControllerExchange
 
                 _state = State.Done;
                 Authenticated = true;
+                Successes++;
                 break;
             case DhChapMessageKind.Failure2:
                 DhChapMessages.TryReadFailure(message, out _, out var reason);
@@ -230,6 +234,7 @@ public sealed class DhChapControllerExchange
             if (reply.ControllerChallenge is null)
             {
                 Authenticated = true;
+                Successes++;
                 _pending = DhChapMessages.Success1(_transactionId, hashLength, []);
                 _state = State.Success1Due;
                 return;

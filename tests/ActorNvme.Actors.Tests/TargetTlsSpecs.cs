@@ -71,6 +71,48 @@ public sealed class TargetTlsSpecs : TestKit, IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_discovery_controller_behind_tls_is_read_over_tls_and_its_subsystem_attached()
+    {
+        var secure = _target.ListenTcp("127.0.0.1", 0, secureChannel: true);
+        var subsystem = _target.AddSubsystem(new NvmSubsystemOptions(SubsystemNqn) { LinkToAllListeners = false });
+        subsystem.Link(secure);
+        subsystem.AddNamespace(NamespaceOptions.Ram(1024 * 1024));
+        var settings = Settings(_psk);
+        _target.SetTlsPsk(SubsystemNqn, settings.HostNqn, _psk);
+        _target.SetTlsPsk(ActorNvme.Protocol.Data.Nqn.Discovery, settings.HostNqn, _psk);
+
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events.Ref, typeof(BlockDeviceAdded));
+        var host = Sys.ActorOf(NvmeHost.Props(settings, TransportAdminConnector.Tcp()), NvmeHost.ActorName);
+
+        // Plain TCP to the secure port reads no log; over TLS the log is read and the subsystem attached over TLS too.
+        var otherSecure = _target.ListenTcp("127.0.0.1", 0, secureChannel: true);
+        host.Tell(new NvmeHost.StartDiscovery("plain", otherSecure.Address, WaitForAttach: true, AttachTimeout: TimeSpan.FromSeconds(3)));
+        Assert.IsType<NvmeHost.Failed>(FishForMessage(m => m is NvmeHost.Failed or NvmeHost.DiscoveryStarted, TimeSpan.FromSeconds(30)));
+
+        host.Tell(new NvmeHost.StartDiscovery("nvme", secure.Address, WaitForAttach: true, AttachTimeout: TimeSpan.FromSeconds(30), SecureChannel: true));
+        var started = FishForMessage<NvmeHost.DiscoveryStarted>(_ => true, TimeSpan.FromSeconds(40));
+        Assert.Equal("nvme0n1", Assert.Single(started.Devices).Name);
+        var device = events.FishForMessage<BlockDeviceAdded>(m => m.Device.Name == "nvme0n1", TimeSpan.FromSeconds(10)).BlockDevice!;
+        var data = new byte[8192];
+        new Random(9).NextBytes(data);
+        await device.WriteAsync(0, data).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        var back = new byte[data.Length];
+        await device.ReadAsync(0, back).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(data, back);
+    }
+
+    [Fact]
+    public void A_secure_channel_discovery_without_a_psk_is_refused_naming_the_psk()
+    {
+        var host = Sys.ActorOf(NvmeHost.Props(NvmeHostSettings.Default, TransportAdminConnector.Tcp()), NvmeHost.ActorName);
+        host.Tell(new NvmeHost.StartDiscovery("nvme", new TransportAddress("127.0.0.1", 4420), SecureChannel: true));
+        var refused = ExpectMsg<NvmeHost.Failed>(TimeSpan.FromSeconds(10));
+        Assert.Equal(HostErrorKind.InvalidParameter, refused.Kind);
+        Assert.Contains("psk", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_wrong_psk_fails_the_attach_at_once_naming_the_subsystem_and_the_tls_handshake()
     {
         var secure = _target.ListenTcp("127.0.0.1", 0, secureChannel: true);

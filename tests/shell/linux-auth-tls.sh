@@ -6,8 +6,10 @@
 # reconfigure the target between cases (nvmet-dhchap, nvmet-allow, nvmet-tls-port, nvmet-psk): unidirectional
 # and bidirectional authentication with SHA-256/384/512 and null, ffdhe2048 and ffdhe8192; TLS with a SHA-256
 # and a SHA-384 PSK; TLS with bidirectional authentication; each followed by writes read back on two I/O
-# queues. A wrong host key, a wrong controller key, a missing key and a wrong PSK must be refused within 5 s
-# with an error naming the subsystem and the step, and no secret in the error or the logs.
+# queues. A wrong host key, a wrong controller key, a missing key and a wrong PSK must be refused at the
+# authentication or TLS step (not by a timeout) with an error naming the subsystem, with no more connection
+# attempts than the loss-timeout rules allow (counted by the host, and by the guest's dmesg and tlshd log), and
+# no secret in the error or the logs; the time each took is printed (a 60 s hang guard only).
 # Then, in the same guest, OurTargetSecurityTests: the guest's own Linux host (nvme-host-connect) against our Target
 # in this process, with DH-HMAC-CHAP (sha256/null; bidirectional sha512/ffdhe2048), TLS 1.3 with a SHA-256 PSK, and
 # a wrong host key that must be refused.
