@@ -157,6 +157,13 @@ internal sealed class SocketTargetConnection : TargetConnection
                     continue;
                 }
 
+                if (_socket.Available == 0)
+                {
+                    // Wait for data with a zero-length receive before taking a segment: an idle connection
+                    // (thousands of keep-alive-only controllers) then holds no 64 KiB segment while it waits.
+                    await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                }
+
                 var memory = _receive.Writer.GetMemory(16 * 1024);
                 int n = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
                 if (n == 0)

@@ -18,14 +18,24 @@ internal sealed class CommandIdPool
     private long _rentPosition;
 
     public CommandIdPool(int capacity)
+        : this(capacity, 0)
+    {
+    }
+
+    /// <param name="capacity">Ids 0..capacity-1, all free.</param>
+    /// <param name="firstPosition">The ring's first position (tests start it near the 32-bit wrap of the cells' sequences).</param>
+    internal CommandIdPool(int capacity, long firstPosition)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(firstPosition);
         int size = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)capacity);
         _cells = new Cell[size];
         _mask = size - 1;
-        for (int i = 0; i < size; i++)
+        _returnPosition = firstPosition;
+        _rentPosition = firstPosition;
+        for (long position = firstPosition; position < firstPosition + size; position++)
         {
-            _cells[i].Sequence = i;
+            _cells[position & _mask].Sequence = unchecked((int)position);
         }
 
         for (int i = 0; i < capacity; i++)
@@ -42,13 +52,13 @@ internal sealed class CommandIdPool
         {
             long position = Volatile.Read(ref _rentPosition);
             ref var cell = ref _cells[position & _mask];
-            long lag = Volatile.Read(ref cell.Sequence) - (position + 1);
+            int lag = unchecked(Volatile.Read(ref cell.Sequence) - (int)(position + 1));
             if (lag == 0)
             {
                 if (Interlocked.CompareExchange(ref _rentPosition, position + 1, position) == position)
                 {
                     index = cell.Value;
-                    Volatile.Write(ref cell.Sequence, position + _mask + 1);
+                    Volatile.Write(ref cell.Sequence, unchecked((int)(position + _mask + 1)));
                     return true;
                 }
             }
@@ -74,13 +84,13 @@ internal sealed class CommandIdPool
         {
             long position = Volatile.Read(ref _returnPosition);
             ref var cell = ref _cells[position & _mask];
-            long lag = Volatile.Read(ref cell.Sequence) - position;
+            int lag = unchecked(Volatile.Read(ref cell.Sequence) - (int)position);
             if (lag == 0)
             {
                 if (Interlocked.CompareExchange(ref _returnPosition, position + 1, position) == position)
                 {
                     cell.Value = index;
-                    Volatile.Write(ref cell.Sequence, position + 1);
+                    Volatile.Write(ref cell.Sequence, unchecked((int)(position + 1)));
                     return;
                 }
             }
@@ -98,9 +108,14 @@ internal sealed class CommandIdPool
         }
     }
 
+    /// <summary>
+    /// 8 bytes, not 16 (an I/O queue of 128 entries: 1 KiB less for each of thousands of idle queue pairs):
+    /// the sequence keeps the position's low 32 bits. A cell's sequence is never more than the ring's size
+    /// away from the position compared with it, so the difference taken in wrapping 32-bit arithmetic is exact.
+    /// </summary>
     private struct Cell
     {
-        public long Sequence;
+        public int Sequence;
         public int Value;
     }
 }

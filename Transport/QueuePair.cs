@@ -144,6 +144,21 @@ public abstract partial class QueuePair : IAsyncDisposable, IReceiveDemand
     /// changes) when <paramref name="commandId"/> is not awaiting release, so a repeated or stray
     /// release cannot free an id that is in use.
     /// </summary>
+    /// <summary>Command slots made and held now (tests: an idle admin queue holds none once its answers are released).</summary>
+    internal int SlotsHeld
+    {
+        get
+        {
+            int held = 0;
+            for (int i = 0; i < _slots.Length; i++)
+            {
+                held += Volatile.Read(ref _slots[i]) is null ? 0 : 1;
+            }
+
+            return held;
+        }
+    }
+
     /// <summary>Makes the slot of a rented id on its first use; only the renter of the id writes it.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private CommandSlot CreateSlot(int index)
@@ -165,6 +180,15 @@ public abstract partial class QueuePair : IAsyncDisposable, IReceiveDemand
         if (slot is null || Interlocked.CompareExchange(ref slot.State, CommandSlot.Free, CommandSlot.Delivered) != CommandSlot.Delivered)
         {
             return false;
+        }
+
+        if (QueueId == 0)
+        {
+            // The admin queue is not a hot path, and its ids rotate first-in-first-out: kept, every one of its
+            // slots would be made within a minute of keep-alives and held for good (~7 KiB per idle
+            // controller). Dropped before the id is free, the next renter of the id makes a fresh one; a late
+            // PDU naming the id finds no slot, refused like any id that is not outstanding.
+            Volatile.Write(ref _slots[commandId], null!);
         }
 
         _freeIds.Return(commandId);

@@ -123,6 +123,7 @@ internal static class IdleControllersCommand
 
             GC.Collect();
             var end = ProcessFigures.Read();
+            var gcInfo = GC.GetGCMemoryInfo(GCKind.Any);
             return new JsonObject
             {
                 ["controllers"] = count,
@@ -139,6 +140,9 @@ internal static class IdleControllersCommand
                 ["rss_end_mib"] = Math.Round(end.RssKib / 1024.0, 1),
                 ["rss_per_controller_kib"] = attached > 0 ? Math.Round((double)(end.RssKib - baseline.RssKib) / attached, 1) : 0,
                 ["managed_heap_mib"] = Math.Round(GC.GetTotalMemory(false) / 1048576.0, 1),
+                ["gc_heap_size_mib"] = Math.Round(gcInfo.HeapSizeBytes / 1048576.0, 1),
+                ["gc_fragmented_mib"] = Math.Round(gcInfo.FragmentedBytes / 1048576.0, 1),
+                ["gc_committed_mib"] = Math.Round(gcInfo.TotalCommittedBytes / 1048576.0, 1),
                 ["threads_baseline"] = baseline.Threads,
                 ["threads_attached"] = attachedFigures.Threads,
                 ["threads_max_during_hold"] = maxThreads,

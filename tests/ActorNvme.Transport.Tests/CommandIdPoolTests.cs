@@ -41,6 +41,44 @@ public sealed class CommandIdPoolTests
         Assert.False(pool.TryRent(out _));
     }
 
+    [Theory]
+    [InlineData(int.MaxValue - 100L)]
+    [InlineData(uint.MaxValue - 100L)]
+    public void Ids_keep_their_order_and_bounds_across_the_wrap_of_the_32_bit_sequences(long firstPosition)
+    {
+        var pool = new CommandIdPool(8, firstPosition);
+        var rented = new Queue<int>();
+        for (int i = 0; i < 8; i++)
+        {
+            Assert.True(pool.TryRent(out int id));
+            rented.Enqueue(id);
+        }
+
+        Assert.False(pool.TryRent(out _));
+        Assert.Equal(Enumerable.Range(0, 8), rented.Order());
+
+        // Far past the wrap: each freed id comes back only after every other free id, and the pool never
+        // hands out more ids than it holds nor takes back more than it handed out.
+        for (int round = 0; round < 1000; round++)
+        {
+            int oldest = rented.Dequeue();
+            pool.Return(oldest);
+            Assert.True(pool.TryRent(out int id));
+            Assert.Equal(oldest, id);
+            Assert.False(pool.TryRent(out _));
+            rented.Enqueue(id);
+        }
+
+        pool.Return(rented.Peek());
+        var rentedCopy = rented.ToArray();
+        foreach (int id in rentedCopy.Skip(1))
+        {
+            pool.Return(id);
+        }
+
+        Assert.Throws<InvalidOperationException>(() => pool.Return(rentedCopy[0]));
+    }
+
     [Fact]
     public async Task Concurrent_renters_never_share_an_id()
     {

@@ -348,6 +348,37 @@ public sealed class CommandTests
     }
 
     [Fact]
+    public async Task The_admin_queue_holds_slots_only_until_answers_are_released_and_a_late_answer_is_refused()
+    {
+        await using var network = PeerNetwork.Create(PeerNetwork.Memory);
+        var (admin, peer, sink) = await Connections.AdminAsync(network, QueuePairOptions.Admin with { QueueSize = 8 });
+        await using var adminScope = admin;
+        await using var peerScope = peer;
+
+        // More keep-alives than ids: the ids rotate through the whole queue, as an idle controller's do.
+        ushort released = 0;
+        for (int i = 0; i < 3 * admin.Capacity; i++)
+        {
+            Assert.Equal(SubmitStatus.Submitted, admin.TrySubmit(AdminCommands.KeepAlive(), i, out ushort cid));
+            await peer.ReceiveCommandAsync();
+            await peer.RespondAsync(cid);
+            var completion = await sink.NextAsync();
+            Assert.Equal(i, completion.State);
+            Assert.Equal(1, admin.SlotsHeld);
+            Assert.True(admin.Release(cid));
+            Assert.False(admin.Release(cid), "a second release must change nothing");
+            Assert.Equal(0, admin.SlotsHeld);
+            released = cid;
+        }
+
+        // A late answer for a released id finds no slot: refused like any id that is not outstanding.
+        await peer.SendAsync(peer.Response(released));
+        var closed = await admin.Closed.Within();
+        Assert.Equal(CloseReason.UnknownCommandId, closed.Reason);
+        Assert.Equal(0, sink.CompletionsAfterClose);
+    }
+
+    [Fact]
     public async Task A_second_answer_for_a_delivered_but_unreleased_id_is_a_protocol_error()
     {
         await using var network = PeerNetwork.Create(PeerNetwork.Memory);
