@@ -41,7 +41,7 @@ internal sealed class Controller
         Listener = adminQueue.Listener;
         Options = subsystem.Target.Options;
         _ioQueues = new Association?[Options.MaxIoQueues + 1];
-        _keepAliveTimer = new Timer(static s => ((Controller)s!).CheckKeepAlive(), this, Timeout.Infinite, Timeout.Infinite);
+        _keepAliveTimer = new Timer(static s => ((Controller)s!).CheckKeepAlive(Environment.TickCount64), this, Timeout.Infinite, Timeout.Infinite);
         SetKeepAlive(keepAliveMs);
     }
 
@@ -449,10 +449,10 @@ internal sealed class Controller
     /// the target could not observe is no evidence against the host: after a late check the verdict waits one
     /// check period of running time; on time, an idle controller is dropped at once as before.
     /// </summary>
-    private void CheckKeepAlive()
+    /// <param name="now">The time of the check (<see cref="Environment.TickCount64"/>); tests pass their own.</param>
+    internal void CheckKeepAlive(long now)
     {
         uint kato;
-        long now = Environment.TickCount64;
         lock (_sync)
         {
             kato = _keepAliveMs;
