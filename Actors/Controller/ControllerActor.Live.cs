@@ -50,6 +50,9 @@ public sealed partial class ControllerActor
         /// <summary>When this actor last handled a Keep Alive tick (scheduler time).</summary>
         public DateTimeOffset LastKeepAliveTick { get; set; }
 
+        /// <summary>The same, on the machine's clock (<see cref="Environment.TickCount64"/>, ms).</summary>
+        public long LastKeepAliveTickMachineMs { get; set; }
+
         /// <summary>
         /// No Keep Alive verdict before this: after a stall of this process the answer may be queued behind the
         /// ticks, so it gets one tick period of running time to arrive (see <see cref="OnKeepAliveTick"/>).
@@ -116,6 +119,7 @@ public sealed partial class ControllerActor
             live.KeepAliveTicksPerSend = (int)Math.Ceiling(half.Ticks / (double)Math.Max(1, answer.Ticks));
             live.KeepAliveTickPeriod = TimeSpan.FromTicks(half.Ticks / live.KeepAliveTicksPerSend);
             live.LastKeepAliveTick = Context.System.Scheduler.Now;
+            live.LastKeepAliveTickMachineMs = Environment.TickCount64;
             Timers.StartPeriodicTimer(KeepAliveTimerKey, KeepAliveTick.Instance, live.KeepAliveTickPeriod);
         }
 
@@ -156,14 +160,19 @@ public sealed partial class ControllerActor
     /// the answer, and the target's handling of the Keep Alive, wait for the same threads as the tick, and are
     /// queued behind it. Time this actor could not observe is no evidence against the path, so a late tick
     /// gives the answer one more tick period of running time before the verdict (the ticks of the backlog
-    /// that follow it at once included); on time, a missing answer is a loss at once as before.
+    /// that follow it at once included); on time, a missing answer is a loss at once as before. Late means late
+    /// on both clocks, the scheduler's and the machine's: a spec on virtual time that advances the clock in
+    /// one go, its actors idle for milliseconds of real time, has not stalled them.
     /// </remarks>
     private void OnKeepAliveTick(Association association, LiveData live)
     {
         var now = Context.System.Scheduler.Now;
+        long machineNowMs = Environment.TickCount64;
         var sinceLastTick = now - live.LastKeepAliveTick;
-        bool late = sinceLastTick > live.KeepAliveTickPeriod + (live.KeepAliveTickPeriod / 2);
+        var lateAfter = live.KeepAliveTickPeriod + (live.KeepAliveTickPeriod / 2);
+        bool late = sinceLastTick > lateAfter && machineNowMs - live.LastKeepAliveTickMachineMs > lateAfter.TotalMilliseconds;
         live.LastKeepAliveTick = now;
+        live.LastKeepAliveTickMachineMs = machineNowMs;
         if (late)
         {
             live.KeepAliveVerdictNotBefore = now + live.KeepAliveTickPeriod;
