@@ -52,7 +52,7 @@ public sealed class SteadyStateAfterBlackholeSpecs : TestKit, IAsyncLifetime
         Resiliency = new ResiliencySettings(TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(0.5)).Validated(),
     };
 
-    [Fact]
+    [SteadyStateFact]
     public async Task After_blackhole_cycles_the_last_controller_loses_no_Keep_Alive()
     {
         var listener = _target.ListenTcp("127.0.0.1", 0);
@@ -122,6 +122,23 @@ public sealed class SteadyStateAfterBlackholeSpecs : TestKit, IAsyncLifetime
             {
                 // The test has ended; its output is closed.
             }
+        }
+    }
+}
+
+/// <summary>
+/// Runs the steady-state watch only when ACTORNVME_STEADY_CYCLES is set: it takes about two minutes of real time,
+/// and how often the shared thread pool stalls depends on the machine's load.
+/// </summary>
+public sealed class SteadyStateFactAttribute : FactAttribute
+{
+    public const string Variable = "ACTORNVME_STEADY_CYCLES";
+
+    public SteadyStateFactAttribute()
+    {
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(Variable)))
+        {
+            Skip = $"two minutes of real time: set {Variable} (blackhole cycles, e.g. 10) and optionally ACTORNVME_STEADY_KEEP_ALIVES to run it";
         }
     }
 }
