@@ -20,6 +20,8 @@ internal sealed class Controller
     private readonly Association?[] _ioQueues;
     private readonly Timer _keepAliveTimer;
     private long _lastActivity = Environment.TickCount64;
+    private long _lastKeepAliveCheck = Environment.TickCount64;
+    private long _keepAliveVerdictNotBefore;
     private uint _keepAliveMs;
     private uint _cc;
     private uint _csts;
@@ -39,7 +41,7 @@ internal sealed class Controller
         Listener = adminQueue.Listener;
         Options = subsystem.Target.Options;
         _ioQueues = new Association?[Options.MaxIoQueues + 1];
-        _keepAliveTimer = new Timer(static s => ((Controller)s!).CheckKeepAlive(), this, Timeout.Infinite, Timeout.Infinite);
+        _keepAliveTimer = new Timer(static s => ((Controller)s!).CheckKeepAlive(Environment.TickCount64), this, Timeout.Infinite, Timeout.Infinite);
         SetKeepAlive(keepAliveMs);
     }
 
@@ -180,7 +182,8 @@ internal sealed class Controller
             else
             {
                 // Check four times per period: the association drops between KATO and 1.25 × KATO after the last command.
-                long period = Math.Max(10, milliseconds / 4);
+                long period = KeepAliveCheckPeriod(milliseconds);
+                _lastKeepAliveCheck = Environment.TickCount64;
                 _keepAliveTimer.Change(period, period);
             }
         }
@@ -437,7 +440,17 @@ internal sealed class Controller
         }
     }
 
-    private void CheckKeepAlive()
+    private static long KeepAliveCheckPeriod(uint keepAliveMs) => Math.Max(10, keepAliveMs / 4);
+
+    /// <summary>
+    /// Drops the controller when no command arrived for KATO. The check runs on the thread pool, as does the
+    /// reading of the host's commands: a check that runs late means this process stalled (pool starved, GC,
+    /// CPU throttled), and the Keep Alive that proves the host alive may be waiting, unread, behind it. Time
+    /// the target could not observe is no evidence against the host: after a late check the verdict waits one
+    /// check period of running time; on time, an idle controller is dropped at once as before.
+    /// </summary>
+    /// <param name="now">The time of the check (<see cref="Environment.TickCount64"/>); tests pass their own.</param>
+    internal void CheckKeepAlive(long now)
     {
         uint kato;
         lock (_sync)
@@ -447,9 +460,21 @@ internal sealed class Controller
             {
                 return;
             }
+
+            long period = KeepAliveCheckPeriod(kato);
+            if (now - _lastKeepAliveCheck > period + (period / 2))
+            {
+                _keepAliveVerdictNotBefore = now + period;
+            }
+
+            _lastKeepAliveCheck = Math.Max(_lastKeepAliveCheck, now);
+            if (now < _keepAliveVerdictNotBefore)
+            {
+                return;
+            }
         }
 
-        long idle = Environment.TickCount64 - Volatile.Read(ref _lastActivity);
+        long idle = now - Volatile.Read(ref _lastActivity);
         if (idle >= kato)
         {
             Subsystem.Target.Log.KeepAliveExpired(Subsystem.Nqn, Id, kato);

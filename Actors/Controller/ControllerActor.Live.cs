@@ -47,6 +47,21 @@ public sealed partial class ControllerActor
 
         public TimeSpan KeepAliveTickPeriod { get; set; }
 
+        /// <summary>When this actor last handled a Keep Alive tick (scheduler time).</summary>
+        public DateTimeOffset LastKeepAliveTick { get; set; }
+
+        /// <summary>The same, on the machine's clock (<see cref="Environment.TickCount64"/>, ms).</summary>
+        public long LastKeepAliveTickMachineMs { get; set; }
+
+        /// <summary>
+        /// No Keep Alive verdict before this: after a stall of this process the answer may be queued behind the
+        /// ticks, so it gets one tick period of running time to arrive (see <see cref="OnKeepAliveTick"/>).
+        /// </summary>
+        public DateTimeOffset KeepAliveVerdictNotBefore { get; set; }
+
+        /// <summary>Late ticks (this process stalled) that postponed a Keep Alive verdict.</summary>
+        public long KeepAliveVerdictsPostponed { get; set; }
+
         /// <summary>CTRATT.TBKAS: the controller counts I/O commands as keep-alive traffic.</summary>
         public bool TrafficBasedKeepAlive { get; init; }
 
@@ -103,6 +118,8 @@ public sealed partial class ControllerActor
             var answer = _options.Settings.KeepAliveAnswerTimeout < half ? _options.Settings.KeepAliveAnswerTimeout : half;
             live.KeepAliveTicksPerSend = (int)Math.Ceiling(half.Ticks / (double)Math.Max(1, answer.Ticks));
             live.KeepAliveTickPeriod = TimeSpan.FromTicks(half.Ticks / live.KeepAliveTicksPerSend);
+            live.LastKeepAliveTick = Context.System.Scheduler.Now;
+            live.LastKeepAliveTickMachineMs = Environment.TickCount64;
             Timers.StartPeriodicTimer(KeepAliveTimerKey, KeepAliveTick.Instance, live.KeepAliveTickPeriod);
         }
 
@@ -139,8 +156,36 @@ public sealed partial class ControllerActor
     /// controller does traffic-based keep alive (CTRATT.TBKAS) and I/O completed since the last one: the I/O
     /// itself kept the association alive at the controller and proved the path to us, as the Linux host does.
     /// </summary>
+    /// <remarks>
+    /// A tick handled late means this process did not run for a while (thread pool starved, GC, CPU throttled):
+    /// the answer, and the target's handling of the Keep Alive, wait for the same threads as the tick, and are
+    /// queued behind it. Time this actor could not observe is no evidence against the path, so a late tick
+    /// gives the answer one more tick period of running time before the verdict (the ticks of the backlog
+    /// that follow it at once included); on time, a missing answer is a loss at once as before. Late means late
+    /// on both clocks, the scheduler's and the machine's: a spec on virtual time that advances the clock in
+    /// one go, its actors idle for milliseconds of real time, has not stalled them.
+    /// </remarks>
     private void OnKeepAliveTick(Association association, LiveData live)
     {
+        var now = Context.System.Scheduler.Now;
+        long machineNowMs = Environment.TickCount64;
+        var sinceLastTick = now - live.LastKeepAliveTick;
+        var lateAfter = live.KeepAliveTickPeriod + (live.KeepAliveTickPeriod / 2);
+        bool late = sinceLastTick > lateAfter && machineNowMs - live.LastKeepAliveTickMachineMs > lateAfter.TotalMilliseconds;
+        live.LastKeepAliveTick = now;
+        live.LastKeepAliveTickMachineMs = machineNowMs;
+        if (late)
+        {
+            live.KeepAliveVerdictNotBefore = now + live.KeepAliveTickPeriod;
+        }
+
+        if (live.KeepAliveOutstanding && now < live.KeepAliveVerdictNotBefore)
+        {
+            live.KeepAliveVerdictsPostponed++;
+            _log.Info("{0}: a Keep Alive is unanswered but this process stalled ({1:0.###}s since the previous tick of {2:0.###}s): verdict postponed until {3:HH:mm:ss.fff}", _options.Name, sinceLastTick.TotalSeconds, live.KeepAliveTickPeriod.TotalSeconds, live.KeepAliveVerdictNotBefore);
+            return;
+        }
+
         if (live.KeepAliveOutstanding)
         {
             Lose(new ConnectionClosed(CloseReason.KeepAliveTimeout, $"no answer to Keep Alive within {live.KeepAliveTickPeriod.TotalSeconds:0.###}s"));

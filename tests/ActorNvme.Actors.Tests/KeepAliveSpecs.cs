@@ -91,6 +91,45 @@ public class KeepAliveSpecs : TestKit
     }
 
     [Fact]
+    public void An_answer_queued_behind_late_ticks_after_a_stall_of_the_host_is_not_a_loss()
+    {
+        // KATO 2 s: a Keep Alive every 1 s, each with a 1 s deadline (one tick per send).
+        var controller = LiveController(TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(1));
+        _fabric.HoldKeepAlives = true;
+        Clock.Advance(TimeSpan.FromSeconds(1)); // the Keep Alive goes out; its answer is on its way
+        Assert.Equal(ControllerState.Live, StateOf(controller));
+
+        // The process stalls for 3 s: the ticks of that time are handled late, one after another, and only then
+        // the answer that was already waiting behind them. A stall passes on the machine's clock too.
+        Thread.Sleep(TimeSpan.FromSeconds(2));
+        Clock.Advance(TimeSpan.FromSeconds(3));
+        Assert.Equal(ControllerState.Live, StateOf(controller));
+        Assert.Equal(1, _fabric.ReleaseHeldKeepAlives());
+        _fabric.HoldKeepAlives = false;
+
+        for (int i = 0; i < 20; i++)
+        {
+            Clock.Advance(TimeSpan.FromMilliseconds(500));
+            Assert.Equal(ControllerState.Live, StateOf(controller));
+        }
+    }
+
+    [Fact]
+    public void A_Keep_Alive_unanswered_after_a_stall_of_the_host_is_still_a_loss_one_tick_later()
+    {
+        var controller = LiveController(TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(1));
+        _fabric.HoldKeepAlives = true; // answers never come: the path is dead
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(ControllerState.Live, StateOf(controller));
+        Thread.Sleep(TimeSpan.FromSeconds(2)); // stalled meanwhile, on both clocks: no verdict on the late ticks
+        Clock.Advance(TimeSpan.FromSeconds(3));
+        Assert.Equal(ControllerState.Live, StateOf(controller));
+
+        // One tick period of running time after the stall, the missing answer is a loss.
+        Assert.Equal(1, SecondsUntilLost(controller, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
     public void An_answered_Keep_Alive_keeps_the_controller_Live()
     {
         var controller = LiveController(TimeSpan.FromSeconds(2), TimeSpan.FromMilliseconds(300));

@@ -218,6 +218,24 @@ public sealed class FaultTests
     }
 
     [Fact]
+    public async Task A_late_keep_alive_check_waits_one_check_period_before_dropping_the_controller()
+    {
+        await using var t = TestTarget.Create();
+        await using var client = await t.ConnectAsync();
+        await client.SetUpAdminAsync(TestTarget.Nqn, kato: 60_000); // checked every 15 s: the test drives the checks
+        var controller = Assert.Single(t.Subsystem.Controllers());
+        long start = Environment.TickCount64;
+
+        // The process stalled past KATO: the host's Keep Alive may be waiting, unread, behind this check.
+        controller.CheckKeepAlive(start + 90_000);
+        Assert.Equal(1, t.Subsystem.ControllerCount);
+
+        // A check period of running time later, still nothing from the host: dropped.
+        controller.CheckKeepAlive(start + 90_000 + 15_000);
+        Assert.Equal(0, t.Subsystem.ControllerCount);
+    }
+
+    [Fact]
     public async Task Keep_alives_keep_the_association()
     {
         await using var t = TestTarget.Create();

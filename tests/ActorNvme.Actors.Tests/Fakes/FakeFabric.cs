@@ -193,6 +193,15 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
     }
 
     /// <summary>Completes one outstanding Asynchronous Event Request on every open connection.</summary>
+    /// <summary>
+    /// Keep Alives are taken but their answers held back until <see cref="ReleaseHeldKeepAlives"/>: an answer
+    /// on its way while the host's process does not run.
+    /// </summary>
+    public volatile bool HoldKeepAlives;
+
+    /// <summary>Delivers the answers of the Keep Alives held so far (<see cref="HoldKeepAlives"/>); returns how many.</summary>
+    public int ReleaseHeldKeepAlives() => _connections.Sum(c => c.ReleaseHeldKeepAlives());
+
     public void FireAsyncEvent(AsyncEventCompletion asyncEvent)
     {
         foreach (var connection in _connections)
@@ -210,6 +219,7 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
     {
         private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly ConcurrentQueue<ushort> _asyncEvents = new();
+        private readonly ConcurrentQueue<ushort> _heldKeepAlives = new();
         private readonly bool[] _inUse = new bool[capacity];
         private readonly bool[] _isAsyncEvent = new bool[capacity];
         private readonly object _ids = new();
@@ -226,6 +236,18 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
         }
 
         public void Abort(ConnectionClosed reason) => _closed.TrySetResult(reason);
+
+        public int ReleaseHeldKeepAlives()
+        {
+            int released = 0;
+            while (!_closed.Task.IsCompleted && _heldKeepAlives.TryDequeue(out ushort cid))
+            {
+                events.Completed(new AdminResponse(cid, new CompletionQueueEntry(0, 0, 0, 0, cid, NvmeStatus.Success), default, false));
+                released++;
+            }
+
+            return released;
+        }
 
         public void CompleteOneAsyncEvent(uint dw0)
         {
@@ -313,6 +335,12 @@ public sealed class FakeFabric : IAdminConnector, IIoQueueConnector
                     _asyncEvents.Enqueue(commandId);
                 }
 
+                return true;
+            }
+
+            if (command.Opcode == (byte)AdminOpcode.KeepAlive && fabric.HoldKeepAlives)
+            {
+                _heldKeepAlives.Enqueue(commandId);
                 return true;
             }
 
