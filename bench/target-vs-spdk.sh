@@ -50,6 +50,11 @@ stop_target() {
 }
 trap 'stop_target; rm -rf "$work"' EXIT
 
+if [ "${SCHED_TRACE:-0}" = 1 ] && ! perf sched record -o /dev/null -- true >/dev/null 2>&1; then
+  echo "target-vs-spdk: SCHED_TRACE=1 needs perf with the sched tracepoints (perf sched record failed)" >&2
+  exit 1
+fi
+
 [ "${PERF_BUILD:-1}" = 1 ] && dotnet build Host -c Release -nologo -v quiet >/dev/null
 dll=Host/bin/Release/net10.0/actornvme.dll
 
