@@ -2,6 +2,7 @@
 # Needs: work (a scratch directory), and optionally SPDK_BUNDLE (an unpacked bundle; otherwise
 # scripts/spdk-peer.sh makes one ready from ../shared/peers/spdk).
 # Sets: bin (the bundle's build/bin), spdk_sock, spdk_pid after spdk_target_start.
+# spdk_target_launcher (optional): a command nvmf_tgt is started through (e.g. setsid); it must exec it.
 
 if [ -z "${SPDK_BUNDLE:-}" ]; then
   SPDK_BUNDLE=$(scripts/spdk-peer.sh)
@@ -17,7 +18,7 @@ spdk_rpc() { python3 "$SPDK_BUNDLE/scripts/rpc.py" -s "$spdk_sock" "$@" >/dev/nu
 spdk_target_start() {
   local core=$1 kind=$2 nqn=$3 port=$4
   rm -f "$spdk_sock"
-  taskset -c "$core" "$bin/nvmf_tgt" -m "$(printf '0x%x' $((1 << core)))" --no-huge -s 1024 -r "$spdk_sock" >"$work/tgt.log" 2>&1 &
+  ${spdk_target_launcher:-} taskset -c "$core" "$bin/nvmf_tgt" -m "$(printf '0x%x' $((1 << core)))" --no-huge -s 1024 -r "$spdk_sock" >"$work/tgt.log" 2>&1 &
   spdk_pid=$!
   for _ in $(seq 1 100); do grep -qs "Reactor started" "$work/tgt.log" && break; sleep 0.1; done
   sleep 0.5
