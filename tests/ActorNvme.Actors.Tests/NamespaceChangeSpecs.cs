@@ -43,7 +43,7 @@ public class NamespaceChangeSpecs : TestKit
 
     private T ExpectEvent<T>()
         where T : class =>
-        _events.FishForMessage<T>(m => m is T, TimeSpan.FromSeconds(10));
+        _events.FishForMessage<T>(m => m is T, TimeSpan.FromSeconds(60)); // generous: 1,500 Identify commands on a loaded machine
 
     private IReadOnlyList<BlockDeviceInfo> Devices(IActorRef subsystem) =>
         subsystem.Ask<Subsystem.Subsystem.Status>(Subsystem.Subsystem.GetStatus.Instance, TimeSpan.FromSeconds(10)).Result.Devices;
@@ -97,7 +97,7 @@ public class NamespaceChangeSpecs : TestKit
         _fabric.Namespaces[1501] = 2048;
         _fabric.ChangedNamespaces = [.. Enumerable.Range(1, 1100).Select(i => (uint)i)];
         _fabric.FireAsyncEvent(NamespaceNotice);
-        var changes = _events.ReceiveN(2, TimeSpan.FromSeconds(10));
+        var changes = _events.ReceiveN(2, TimeSpan.FromSeconds(60));
         Assert.Equal("nvme0n1300", Assert.Single(changes.OfType<BlockDeviceRemoved>()).Device.Name);
         var added = Assert.Single(changes.OfType<BlockDeviceAdded>());
         Assert.Equal(("nvme0n1501", 2048UL), (added.Device.Name, added.Device.BlockCount));
