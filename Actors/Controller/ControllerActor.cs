@@ -4,6 +4,7 @@ using ActorNvme.Actors.Connection;
 using ActorNvme.Io;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
+using ActorNvme.Actors.Subsystem;
 using ActorNvme.Actors.Supervision;
 using ActorNvme.Transport;
 using ActorNvme.Transport.Tls;
@@ -244,7 +245,8 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         EndAssociation($"the association was lost: {reason}");
         Timers.CancelAll();
         _log.Warning("{0}: association to {1} lost while {2}: {3}", _options.Name, _options.Address, previous, reason);
-        SetState(ControllerState.Failed, reason.ToString());
+        _state = ControllerState.Failed;
+        Publish(new Controller.StateChanged(Self, _options.Name, ControllerState.Failed, reason.ToString(), reason, PathRefusals.Of(reason)));
         if (notifyParent)
         {
             Context.Parent.Tell(new Controller.Lost(Self, _options.Name, reason));
@@ -282,9 +284,10 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         Publish(state, reason);
     }
 
-    private void Publish(ControllerState state, string? reason)
+    private void Publish(ControllerState state, string? reason) => Publish(new Controller.StateChanged(Self, _options.Name, state, reason));
+
+    private void Publish(Controller.StateChanged changed)
     {
-        var changed = new Controller.StateChanged(Self, _options.Name, state, reason);
         Context.System.EventStream.Publish(changed);
         Context.Parent.Tell(changed);
     }
