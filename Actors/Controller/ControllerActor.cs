@@ -107,7 +107,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
     /// </summary>
     private TlsPskSession? TlsSession(Settings.NvmeHostSettings settings) =>
         settings.TlsPsk is { } psk && (_options.Role == ControllerRole.Nvm || _options.SecureChannel)
-            ? new TlsPskSession(psk, settings.HostNqn, _options.SubsystemNqn) { HandshakeTimeout = settings.ConnectTimeout }
+            ? new TlsPskSession(psk, settings.HostNqn, _options.SubsystemNqn) { HandshakeTimeout = settings.ConnectTimeout, IdentityVersion = settings.TlsIdentityVersion }
             : null;
 
     // Counted by the connection itself, so the ledger shows a socket even when no actor holds it.
