@@ -10,7 +10,8 @@ namespace ActorNvme.Hosting;
 /// <param name="Name">Prefix of the controllers it creates (nvme → nvme0, nvme1, ...).</param>
 /// <param name="Address">The discovery controller's address (usually port 8009).</param>
 /// <param name="HostNqn">Host NQN for this service; null: the host's.</param>
-public sealed record NvmeDiscoveryTarget(string Name, TransportAddress Address, string? HostNqn = null);
+/// <param name="SecureChannel">The discovery controller is reached over TLS with the configured psk (its port requires a secure channel).</param>
+public sealed record NvmeDiscoveryTarget(string Name, TransportAddress Address, string? HostNqn = null, bool SecureChannel = false);
 
 /// <summary>
 /// Settings of the ActorNvme host for Akka.Hosting. Every property is optional: only what is set is
@@ -49,6 +50,12 @@ public sealed class NvmeHostOptions
     /// <summary>actornvme.digests: none, header, data or both.</summary>
     public string? Digests { get; set; }
 
+    /// <summary>actornvme.psk: a NVMeTLSkey-1 interchange string or the absolute path of a file (0600) holding one.</summary>
+    public string? Psk { get; set; }
+
+    /// <summary>actornvme.psk-identity-version: 0 (NVMe0R0h) or 1 (NVMe1R0h with the PSK digest).</summary>
+    public int? PskIdentityVersion { get; set; }
+
     /// <summary>actornvme.ready-poll-interval.</summary>
     public TimeSpan? ReadyPollInterval { get; set; }
 
@@ -57,6 +64,9 @@ public sealed class NvmeHostOptions
 
     /// <summary>actornvme.discovery.referral-depth.</summary>
     public int? ReferralDepth { get; set; }
+
+    /// <summary>actornvme.discovery.secure-channel: every discovery controller this host starts is reached over TLS with the psk.</summary>
+    public bool? DiscoverySecureChannel { get; set; }
 
     /// <summary>Discovery services to start as soon as the host actor is up.</summary>
     public IList<NvmeDiscoveryTarget> Discoveries { get; } = [];
@@ -98,9 +108,12 @@ public sealed class NvmeHostOptions
         Add("admin-command-timeout", Duration(AdminCommandTimeout));
         Add("admin-queue-size", AdminQueueSize?.ToString(CultureInfo.InvariantCulture));
         Add("digests", Quote(Digests));
+        Add("psk", Quote(Psk));
+        Add("psk-identity-version", PskIdentityVersion?.ToString(CultureInfo.InvariantCulture));
         Add("ready-poll-interval", Duration(ReadyPollInterval));
         Add("discovery.genctr-retries", DiscoveryGenctrRetries?.ToString(CultureInfo.InvariantCulture));
         Add("discovery.referral-depth", ReferralDepth?.ToString(CultureInfo.InvariantCulture));
+        Add("discovery.secure-channel", DiscoverySecureChannel switch { null => null, true => "on", false => "off" });
         return lines.Length == 0 ? string.Empty : $"actornvme {{\n{lines}}}\n";
     }
 

@@ -51,7 +51,7 @@ public static class NvmeHostingExtensions
             NvmeHostShutdown.Register(system, host, options.ShutdownTimeout);
             foreach (var discovery in discoveries)
             {
-                host.Tell(new NvmeHost.StartDiscovery(discovery.Name, discovery.Address, discovery.HostNqn));
+                host.Tell(new NvmeHost.StartDiscovery(discovery.Name, discovery.Address, discovery.HostNqn, SecureChannel: discovery.SecureChannel));
             }
         });
 

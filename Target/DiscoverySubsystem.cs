@@ -50,7 +50,8 @@ public sealed class DiscoverySubsystem : SubsystemBase
 
         foreach (var referral in Target.Referrals)
         {
-            entries.Add(Entry(referral.PortId, referral.Address.Port, SubsystemType.DiscoveryReferral, WellKnownNqn, referral.Address.Host, DiscoveryEntryFlags.None));
+            var entry = Entry(referral.PortId, referral.Address.Port, SubsystemType.DiscoveryReferral, WellKnownNqn, referral.Address.Host, DiscoveryEntryFlags.None);
+            entries.Add(referral.SecureChannel ? Secure(entry) : entry);
         }
 
         return entries;
@@ -58,12 +59,14 @@ public sealed class DiscoverySubsystem : SubsystemBase
 
     private DiscoveryLogEntry Entry(TargetListener listener, SubsystemType type, string nqn, string host, DiscoveryEntryFlags flags) =>
         listener.SecureChannel
-            ? Entry(listener.PortId, listener.Address.Port, type, nqn, host, flags) with
-            {
-                TransportRequirements = TransportRequirements.SqFlowControlDisableSupported | TransportRequirements.SecureChannelRequired,
-                SecurityType = TcpSecurityType.Tls13,
-            }
+            ? Secure(Entry(listener.PortId, listener.Address.Port, type, nqn, host, flags))
             : Entry(listener.PortId, listener.Address.Port, type, nqn, host, flags);
+
+    private static DiscoveryLogEntry Secure(DiscoveryLogEntry entry) => entry with
+    {
+        TransportRequirements = TransportRequirements.SqFlowControlDisableSupported | TransportRequirements.SecureChannelRequired,
+        SecurityType = TcpSecurityType.Tls13,
+    };
 
     // TREQ: secure channel not specified, SQ flow control disable supported (as nvmet); dynamic controllers only.
     private DiscoveryLogEntry Entry(ushort portId, int port, SubsystemType type, string nqn, string host, DiscoveryEntryFlags flags) => new()

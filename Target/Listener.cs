@@ -213,5 +213,5 @@ internal sealed class InMemoryTargetListener(NvmeTarget target, ushort portId, I
     }
 }
 
-/// <summary>A referral entry of the discovery log: another discovery service.</summary>
-public sealed record DiscoveryReferral(TransportAddress Address, ushort PortId);
+/// <summary>A referral entry of the discovery log: another discovery service (<paramref name="SecureChannel"/>: reached over TLS only).</summary>
+public sealed record DiscoveryReferral(TransportAddress Address, ushort PortId, bool SecureChannel = false);

@@ -256,14 +256,17 @@ public sealed class NvmeTarget : IAsyncDisposable
         }
     }
 
-    /// <summary>Adds a referral to another discovery service to the discovery log.</summary>
-    public DiscoveryReferral AddReferral(TransportAddress address, ushort? portId = null)
+    /// <summary>
+    /// Adds a referral to another discovery service to the discovery log; <paramref name="secureChannel"/>: its entry
+    /// says that service's port requires TLS (TREQ secure channel required, SECTYPE TLS 1.3).
+    /// </summary>
+    public DiscoveryReferral AddReferral(TransportAddress address, ushort? portId = null, bool secureChannel = false)
     {
         ArgumentNullException.ThrowIfNull(address);
         DiscoveryReferral referral;
         lock (_sync)
         {
-            referral = new DiscoveryReferral(address, portId ?? _nextPortId++);
+            referral = new DiscoveryReferral(address, portId ?? _nextPortId++, secureChannel);
             _referrals.Add(referral);
         }
 

@@ -3,6 +3,7 @@ using Akka.Actor;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Io;
 using ActorNvme.Actors.Settings;
+using ActorNvme.Actors.Subsystem;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
@@ -112,8 +113,12 @@ public static class Controller
 
     public sealed record Status(string Name, ControllerState State, TransportAddress Address, string SubsystemNqn, ControllerInfo? Info, ConnectionClosed? LastLoss);
 
-    /// <summary>Notification: the controller's state changed (also published on the event stream).</summary>
-    public sealed record StateChanged(IActorRef Controller, string Name, ControllerState State, string? Reason);
+    /// <summary>
+    /// Notification: the controller's state changed (also published on the event stream). On Failed,
+    /// <paramref name="Loss"/> is the loss and <paramref name="Refusal"/> its kind as <see cref="PathRefusals.Of"/>
+    /// decides it, so that watchers never read <paramref name="Reason"/>, a sentence for people, to decide anything.
+    /// </summary>
+    public sealed record StateChanged(IActorRef Controller, string Name, ControllerState State, string? Reason, ConnectionClosed? Loss = null, PathRefusal Refusal = PathRefusal.None);
 
     /// <summary>
     /// Notification to the parent: the controller is Live with this information, and (an NVM

@@ -4,6 +4,7 @@ using ActorNvme.Actors.Connection;
 using ActorNvme.Io;
 using ActorNvme.Protocol.Data;
 using ActorNvme.Protocol.Nvme;
+using ActorNvme.Actors.Subsystem;
 using ActorNvme.Actors.Supervision;
 using ActorNvme.Transport;
 using ActorNvme.Transport.Tls;
@@ -106,7 +107,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
     /// </summary>
     private TlsPskSession? TlsSession(Settings.NvmeHostSettings settings) =>
         settings.TlsPsk is { } psk && (_options.Role == ControllerRole.Nvm || _options.SecureChannel)
-            ? new TlsPskSession(psk, settings.HostNqn, _options.SubsystemNqn) { HandshakeTimeout = settings.ConnectTimeout }
+            ? new TlsPskSession(psk, settings.HostNqn, _options.SubsystemNqn) { HandshakeTimeout = settings.ConnectTimeout, IdentityVersion = settings.TlsIdentityVersion }
             : null;
 
     // Counted by the connection itself, so the ledger shows a socket even when no actor holds it.
@@ -244,7 +245,8 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         EndAssociation($"the association was lost: {reason}");
         Timers.CancelAll();
         _log.Warning("{0}: association to {1} lost while {2}: {3}", _options.Name, _options.Address, previous, reason);
-        SetState(ControllerState.Failed, reason.ToString());
+        _state = ControllerState.Failed;
+        Publish(new Controller.StateChanged(Self, _options.Name, ControllerState.Failed, reason.ToString(), reason, PathRefusals.Of(reason)));
         if (notifyParent)
         {
             Context.Parent.Tell(new Controller.Lost(Self, _options.Name, reason));
@@ -282,9 +284,10 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         Publish(state, reason);
     }
 
-    private void Publish(ControllerState state, string? reason)
+    private void Publish(ControllerState state, string? reason) => Publish(new Controller.StateChanged(Self, _options.Name, state, reason));
+
+    private void Publish(Controller.StateChanged changed)
     {
-        var changed = new Controller.StateChanged(Self, _options.Name, state, reason);
         Context.System.EventStream.Publish(changed);
         Context.Parent.Tell(changed);
     }

@@ -445,6 +445,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
 
         var wanted = new Dictionary<string, HashSet<TransportAddress>>(StringComparer.Ordinal);
         var referrals = new List<TransportAddress>();
+        var secureReferrals = new HashSet<TransportAddress>();
         var alternates = new HashSet<TransportAddress>();
         var skipped = new List<DiscoveryService.SkippedEntry>();
         var flagged = new List<string>();
@@ -510,6 +511,12 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
                         referrals.Add(address);
                     }
 
+                    if (RequiresSecureChannel(entry))
+                    {
+                        // Its discovery controller is read over TLS with this service's psk (SecureChannelRefusal: there is one).
+                        secureReferrals.Add(address);
+                    }
+
                     break;
                 case SubsystemType.CurrentDiscovery:
                     // This discovery subsystem at another address (SPDK lists one per NVM port): never a referral.
@@ -562,7 +569,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
             }
         }
 
-        FollowReferrals(referrals);
+        FollowReferrals(referrals, secureReferrals);
     }
 
     /// <summary>
@@ -571,19 +578,23 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
     /// </summary>
     private string? SecureChannelRefusal(DiscoveryLogEntry entry)
     {
-        bool required = ((byte)entry.TransportRequirements & 0x3) == (byte)TransportRequirements.SecureChannelRequired;
         if (entry.SecurityType is not (TcpSecurityType.None or TcpSecurityType.Tls13))
         {
             return $"it asks for SECTYPE {entry.SecurityType}; this host speaks TLS 1.3 only";
         }
 
-        if ((required || entry.SecurityType == TcpSecurityType.Tls13) && _options.Settings.TlsPsk is null)
+        if (RequiresSecureChannel(entry) && _options.Settings.TlsPsk is null)
         {
-            return $"it requires a secure channel (TREQ {entry.TransportRequirements}, SECTYPE {entry.SecurityType}); no psk is configured for TLS";
+            return $"{entry.SubsystemType} entry {entry.SubsystemNqn} at {entry.TransportAddress}:{entry.TransportServiceId} requires a secure channel (TREQ {entry.TransportRequirements}, SECTYPE {entry.SecurityType}); no psk is configured for TLS";
         }
 
         return null;
     }
+
+    /// <summary>TREQ bits 1:0 say a secure channel is required, or SECTYPE names TLS 1.3: the entry is reached only over TLS.</summary>
+    private static bool RequiresSecureChannel(DiscoveryLogEntry entry) =>
+        ((byte)entry.TransportRequirements & 0x3) == (byte)TransportRequirements.SecureChannelRequired
+        || entry.SecurityType == TcpSecurityType.Tls13;
 
     private void Claim(string nqn, IReadOnlyList<TransportAddress> addresses)
     {
@@ -687,7 +698,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
     /// Follows new referrals within the depth cap and this service's discovery-controller budget, which is
     /// split among them (each keeps its share for its own referrals); withdraws those no longer listed.
     /// </summary>
-    private void FollowReferrals(List<TransportAddress> referrals)
+    private void FollowReferrals(List<TransportAddress> referrals, HashSet<TransportAddress> secureReferrals)
     {
         foreach (var (address, referral) in _referrals.Where(r => !referrals.Contains(r.Key)).ToArray())
         {
@@ -724,7 +735,7 @@ public sealed class DiscoveryServiceActor : ReceiveActor, IWithTimers
             var address = candidates[i];
             int budget = (remaining / followed) + (i < remaining % followed ? 1 : 0);
             int n = _nextReferral++;
-            var options = new DiscoveryOptions($"{_options.Name}r{n}_", address, _options.Settings, _options.Depth + 1, childVisited, _options.RootName, _options.Registry, budget);
+            var options = new DiscoveryOptions($"{_options.Name}r{n}_", address, _options.Settings, _options.Depth + 1, childVisited, _options.RootName, _options.Registry, budget, secureReferrals.Contains(address));
             var actor = Context.ActorOf(DiscoveryService.Props(options, _connector), $"referral{n}-{Uri.EscapeDataString(address.Host)}-{address.Port}");
             Context.Watch(actor);
             _referrals[address] = new ReferralChild(actor, budget);

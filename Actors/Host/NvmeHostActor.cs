@@ -145,13 +145,14 @@ public sealed class NvmeHostActor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (request.SecureChannel && settings.TlsPsk is null)
+        bool secureChannel = request.SecureChannel || settings.DiscoverySecureChannel;
+        if (secureChannel && settings.TlsPsk is null)
         {
             Refuse(HostErrorKind.InvalidParameter, $"discovery service '{request.Name}': a secure channel to {request.Address} needs a psk");
             return;
         }
 
-        var child = new Child(request.Name, ChildKind.Discovery) { Discovery = new DiscoveryOptions(request.Name, request.Address, settings, Registry: Self, SecureChannel: request.SecureChannel) };
+        var child = new Child(request.Name, ChildKind.Discovery) { Discovery = new DiscoveryOptions(request.Name, request.Address, settings, Registry: Self, SecureChannel: secureChannel) };
         _discoveries[request.Name] = child;
         Spawn(child);
         _log.Info("discovery service {0} started for {1}", request.Name, request.Address);

@@ -165,6 +165,9 @@ public sealed record NvmeHostSettings
     /// <summary>Discovery controllers one started discovery may open in all, referrals included.</summary>
     public int MaxDiscoveryControllers { get; init; } = 32;
 
+    /// <summary>discovery.secure-channel: the discovery controllers this host starts are reached over TLS with <see cref="TlsPsk"/> too (required then).</summary>
+    public bool DiscoverySecureChannel { get; init; }
+
     /// <summary>A Keep Alive unanswered this long is a loss (at most keep-alive-timeout / 2 is used).</summary>
     public TimeSpan KeepAliveAnswerTimeout { get; init; } = TimeSpan.FromSeconds(1);
 
@@ -212,6 +215,9 @@ public sealed record NvmeHostSettings
     /// NVMe0R0h hostnqn subnqn, the cipher suite its length picks); null: plain TCP.
     /// </summary>
     public NvmeTlsPsk? TlsPsk { get; init; }
+
+    /// <summary>psk-identity-version: 0 offers <c>NVMe0R0h hostnqn subnqn</c>; 1 the TP 8018 form with the PSK digest.</summary>
+    public int TlsIdentityVersion { get; init; }
 
     /// <summary>The TCP user timeout sockets get: <see cref="TcpUserTimeout"/>, else the keep-alive timeout.</summary>
     public TimeSpan EffectiveTcpUserTimeout => TcpUserTimeout ?? KeepAliveTimeout;
@@ -264,6 +270,7 @@ public sealed record NvmeHostSettings
             DiscoveryGenctrRetries = Integer(section, "discovery.genctr-retries"),
             ReferralDepth = Integer(section, "discovery.referral-depth"),
             MaxDiscoveryControllers = Integer(section, "discovery.max-discovery-controllers"),
+            DiscoverySecureChannel = Boolean(section, "discovery.secure-channel"),
             KeepAliveAnswerTimeout = Duration(section, "keep-alive-answer-timeout"),
             IoQueues = Integer(section, "io-queues"),
             IoQueueSize = Integer(section, "io-queue-size"),
@@ -278,6 +285,7 @@ public sealed record NvmeHostSettings
             TcpUserTimeout = ReadTcpUserTimeout(section),
             DhChap = ReadDhChap(section),
             TlsPsk = ReadTlsPsk(section),
+            TlsIdentityVersion = Integer(section, "psk-identity-version"),
         };
         return settings.Validated();
     }
@@ -397,6 +405,11 @@ public sealed record NvmeHostSettings
         if (ConnectTimeout <= TimeSpan.Zero || AdminCommandTimeout <= TimeSpan.Zero || ReadyPollInterval <= TimeSpan.Zero)
         {
             throw new InvalidNvmeSettingsException("positive-timeouts", "connect-timeout, admin-command-timeout and ready-poll-interval must be positive");
+        }
+
+        if (TlsIdentityVersion is not (0 or 1))
+        {
+            throw new InvalidNvmeSettingsException("psk-identity-version", $"psk-identity-version {TlsIdentityVersion} must be 0 or 1");
         }
 
         if (DiscoveryGenctrRetries < 0 || ReferralDepth < 0)

@@ -1,6 +1,8 @@
 using Akka.Actor;
 using ActorNvme.Actors.Controller;
+using ActorNvme.Actors.Subsystem;
 using ActorNvme.Host.JsonRpc;
+using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
 
 namespace ActorNvme.Host.Spdk;
@@ -40,32 +42,22 @@ internal sealed class ConnectFailureWatch : IDisposable
         new(system, $"discovery {name}", path => path == name + "/discovery");
 
     /// <summary>
-    /// The JSON-RPC error for a controller's Failed reason (a <see cref="ConnectionClosed"/> as text), when
-    /// that failure is final: -ECONNREFUSED, -EPERM for a host the controller does not allow, -EINVAL for any
-    /// other Connect answered with DNR. Null when a retry may succeed.
+    /// The JSON-RPC error for a controller's Failed state, from its refusal as the controller classified it
+    /// (<see cref="PathRefusals.Of"/>), when that failure is final: -ECONNREFUSED, -EPERM for a host the
+    /// controller does not allow (Connect Invalid Host), -EINVAL for any other Connect answered with DNR.
+    /// Null when a retry may succeed, and for refusals the host root already answers (keys, PSK).
     /// </summary>
-    public static JsonRpcException? Classify(string? reason, string? subject = null)
+    public static JsonRpcException? Classify(PathRefusal refusal, ConnectionClosed? loss, string? subject = null)
     {
-        if (reason is null)
+        string detail = loss is null ? refusal.ToString() : loss.Detail;
+        detail = subject is null ? detail : $"{subject}: {detail}";
+        return refusal switch
         {
-            return null;
-        }
-
-        if (reason.StartsWith(nameof(CloseReason.ConnectFailed) + " ", StringComparison.Ordinal)
-            && reason.Contains(nameof(System.Net.Sockets.SocketError.ConnectionRefused), StringComparison.Ordinal))
-        {
-            return new JsonRpcException(JsonRpcErrorCodes.ConnectionRefused, $"Connection refused: {Detail(reason, subject)}");
-        }
-
-        if (reason.StartsWith(nameof(CloseReason.ConnectRejected) + " ", StringComparison.Ordinal) && reason.Contains(", DNR", StringComparison.Ordinal))
-        {
-            // Fabrics command-specific status 0x84: Connect Invalid Host.
-            return reason.Contains("SCT 0x1 SC 0x84", StringComparison.Ordinal)
-                ? new JsonRpcException(JsonRpcErrorCodes.NotPermitted, $"Operation not permitted: {Detail(reason, subject)}")
-                : new JsonRpcException(JsonRpcErrorCodes.Invalid, $"Invalid argument: {Detail(reason, subject)}");
-        }
-
-        return null;
+            PathRefusal.ConnectionRefused => new JsonRpcException(JsonRpcErrorCodes.ConnectionRefused, $"Connection refused: {detail}"),
+            PathRefusal.ConnectRejected when IsInvalidHost(loss?.RefusalStatus) => new JsonRpcException(JsonRpcErrorCodes.NotPermitted, $"Operation not permitted: {detail}"),
+            PathRefusal.ConnectRejected => new JsonRpcException(JsonRpcErrorCodes.Invalid, $"Invalid argument: {detail}"),
+            _ => null,
+        };
     }
 
     public void Dispose()
@@ -74,13 +66,9 @@ internal sealed class ConnectFailureWatch : IDisposable
         _system.Stop(_watcher);
     }
 
-    // "ConnectFailed (Network): TCP connect to ... failed: ConnectionRefused" -> the part after the cause.
-    private static string Detail(string reason, string? subject)
-    {
-        int colon = reason.IndexOf("): ", StringComparison.Ordinal);
-        string detail = colon < 0 ? reason : reason[(colon + 3)..];
-        return subject is null ? detail : $"{subject}: {detail}";
-    }
+    // Fabrics command-specific status 0x84: Connect Invalid Host.
+    private static bool IsInvalidHost(NvmeStatus? status) =>
+        status is { } s && s.Type == StatusCodeType.CommandSpecific && s.Code == 0x84;
 
     private sealed class Watcher : ReceiveActor
     {
@@ -97,7 +85,7 @@ internal sealed class ConnectFailureWatch : IDisposable
                 {
                     live.TrySetResult();
                 }
-                else if (changed.State == ControllerState.Failed && Classify(changed.Reason, subject) is { } error)
+                else if (changed.State == ControllerState.Failed && Classify(changed.Refusal, changed.Loss, subject) is { } error)
                 {
                     verdict.TrySetResult(error);
                 }

@@ -51,7 +51,7 @@ public sealed partial class SpdkRpcService
         }, AtStartup: true),
         ["bdev_nvme_set_options"] = new(SetOptionsParameters, SetOptions, AtStartup: true),
         ["bdev_nvme_start_discovery"] = new(
-            ["name", "trtype", "traddr", "adrfam", "trsvcid", "hostnqn", "wait_for_attach", "attach_timeout_ms", .. ResiliencyParameters, "dhchap_key", "dhchap_ctrlr_key"],
+            ["name", "trtype", "traddr", "adrfam", "trsvcid", "hostnqn", "wait_for_attach", "attach_timeout_ms", .. ResiliencyParameters, "dhchap_key", "dhchap_ctrlr_key", "psk"],
             StartDiscovery),
         ["keyring_file_add_key"] = new(["name", "path"], (p, _) =>
         {
@@ -436,7 +436,10 @@ public sealed partial class SpdkRpcService
         bool wait = (p.OptionalBool("wait_for_attach") ?? false) || attachTimeoutMs > 0;
         var resiliency = Resiliency(p, Settings.Resiliency);
         var timeout = attachTimeoutMs is > 0 ? TimeSpan.FromMilliseconds(attachTimeoutMs.Value) : DefaultAttachTimeout;
-        var request = new NvmeHost.StartDiscovery(name, address, hostNqn, resiliency, wait, timeout, DhChapFromKeyring(p, "bdev_nvme_start_discovery"));
+        // psk names a keyring key, as for attach; given, the discovery controller itself is reached over TLS with it
+        // (and so is every subsystem it lists).
+        var psk = PskFromKeyring(p);
+        var request = new NvmeHost.StartDiscovery(name, address, hostNqn, resiliency, wait, timeout, DhChapFromKeyring(p, "bdev_nvme_start_discovery"), psk, SecureChannel: psk is not null);
 
         // A discovery controller that cannot be reached at all is answered at once (and the service stopped),
         // and a discovery that did not attach in time is stopped (as SPDK does), so that a retry finds the name free.

@@ -30,6 +30,50 @@ public static class NvmeTlsPskDerivation
         return $"NVMe0R{(int)Checked(suite):00} {hostNqn} {subsystemNqn}";
     }
 
+    /// <summary>
+    /// The version-1 identity (NVMe/TCP TP 8018): <c>NVMe1R0h &lt;hostnqn&gt; &lt;subnqn&gt; &lt;PSK digest&gt;</c>, the digest
+    /// binding the retained PSK to both NQNs (<see cref="PskDigest"/>).
+    /// </summary>
+    public static string IdentityV1(NvmeTlsCipherSuite suite, string hostNqn, string subsystemNqn, string pskDigest)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(hostNqn);
+        ArgumentException.ThrowIfNullOrEmpty(subsystemNqn);
+        ArgumentException.ThrowIfNullOrEmpty(pskDigest);
+        return $"NVMe1R{(int)Checked(suite):00} {hostNqn} {subsystemNqn} {pskDigest}";
+    }
+
+    /// <summary>
+    /// The PSK digest of a version-1 identity: Base64 (with padding) of HMAC-hash of the suite keyed with the retained
+    /// PSK over "hostnqn subnqn NVMe-over-Fabrics" (ASCII, single spaces); 44 characters for SHA-256, 64 for SHA-384.
+    /// </summary>
+    public static string PskDigest(ReadOnlySpan<byte> retainedPsk, NvmeTlsCipherSuite suite, string hostNqn, string subsystemNqn)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(hostNqn);
+        ArgumentException.ThrowIfNullOrEmpty(subsystemNqn);
+        byte[] message = Encoding.UTF8.GetBytes($"{hostNqn} {subsystemNqn} NVMe-over-Fabrics");
+        byte[] mac = HashOf(suite) == HashAlgorithmName.SHA384 ? HMACSHA384.HashData(retainedPsk, message) : HMACSHA256.HashData(retainedPsk, message);
+        return Convert.ToBase64String(mac);
+    }
+
+    /// <summary>
+    /// The PSK TLS uses for a version-1 identity: HKDF-hash of the suite(retained PSK, "nvme-tls-psk", "0h &lt;PSK digest&gt;"),
+    /// h the suite's hash number, instead of the whole identity version 0 takes as context.
+    /// </summary>
+    public static byte[] TlsPskV1(ReadOnlySpan<byte> retainedPsk, string pskDigest, NvmeTlsCipherSuite suite)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pskDigest);
+        return Derive(HashOf(suite), retainedPsk, "nvme-tls-psk", $"{(int)Checked(suite):00} {pskDigest}");
+    }
+
+    /// <summary>The PSK TLS uses for <paramref name="identity"/>, whichever version it is.</summary>
+    public static byte[] TlsPsk(ReadOnlySpan<byte> retainedPsk, NvmeTlsPskIdentity identity)
+    {
+        ArgumentNullException.ThrowIfNull(identity);
+        return identity.Version == 1
+            ? TlsPskV1(retainedPsk, identity.PskDigest!, identity.Suite)
+            : TlsPsk(retainedPsk, identity.ToString(), identity.Suite);
+    }
+
     public static HashAlgorithmName HashOf(NvmeTlsCipherSuite suite) =>
         Checked(suite) == NvmeTlsCipherSuite.Aes256GcmSha384 ? HashAlgorithmName.SHA384 : HashAlgorithmName.SHA256;
 
@@ -84,4 +128,59 @@ public static class NvmeTlsPskDerivation
         suite is NvmeTlsCipherSuite.Aes128GcmSha256 or NvmeTlsCipherSuite.Aes256GcmSha384
             ? suite
             : throw new ArgumentOutOfRangeException(nameof(suite), suite, "TLS_AES_128_GCM_SHA256 or TLS_AES_256_GCM_SHA384");
+}
+
+/// <summary>
+/// A PSK identity as NVMe/TCP sends it: version 0 <c>NVMe0R0h hostnqn subnqn</c>, or version 1
+/// <c>NVMe1R0h hostnqn subnqn digest</c> (TP 8018). <see cref="ToString"/> gives the wire form back.
+/// </summary>
+public sealed record NvmeTlsPskIdentity(int Version, NvmeTlsCipherSuite Suite, string HostNqn, string SubsystemNqn, string? PskDigest = null)
+{
+    private const int MaxNqnLength = 223;
+
+    /// <summary>Parses either form; false for anything else (unknown version or hash, empty or overlong parts, a digest of the wrong length).</summary>
+    public static bool TryParse(string? text, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out NvmeTlsPskIdentity? identity)
+    {
+        identity = null;
+        if (text is null || text.Length > 600)
+        {
+            return false;
+        }
+
+        var parts = text.Split(' ');
+        if (parts.Length is not (3 or 4) || parts[0].Length != 8 || !parts[0].StartsWith("NVMe", StringComparison.Ordinal) || parts[0][5] != 'R')
+        {
+            return false;
+        }
+
+        int version = parts[0][4] switch { '0' => 0, '1' => 1, _ => -1 };
+        NvmeTlsCipherSuite? suite = parts[0][6..] switch
+        {
+            "01" => NvmeTlsCipherSuite.Aes128GcmSha256,
+            "02" => NvmeTlsCipherSuite.Aes256GcmSha384,
+            _ => null,
+        };
+        if (version < 0 || suite is not { } chosen || parts.Length != 3 + version)
+        {
+            return false;
+        }
+
+        if (parts[1].Length is 0 or > MaxNqnLength || parts[2].Length is 0 or > MaxNqnLength)
+        {
+            return false;
+        }
+
+        string? digest = version == 1 ? parts[3] : null;
+        if (digest is not null && digest.Length != (chosen == NvmeTlsCipherSuite.Aes256GcmSha384 ? 64 : 44))
+        {
+            return false;
+        }
+
+        identity = new NvmeTlsPskIdentity(version, chosen, parts[1], parts[2], digest);
+        return true;
+    }
+
+    public override string ToString() => Version == 1
+        ? NvmeTlsPskDerivation.IdentityV1(Suite, HostNqn, SubsystemNqn, PskDigest!)
+        : NvmeTlsPskDerivation.Identity(Suite, HostNqn, SubsystemNqn);
 }

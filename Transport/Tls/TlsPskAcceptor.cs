@@ -45,27 +45,49 @@ public sealed class TlsPskAcceptor(Func<string, string, NvmeTlsPsk?> lookup, Tim
         return new TlsPskConnection(inbound, protocol, server.Chosen!.Value.Suite, server.Chosen.Value.Identity);
     }
 
-    /// <summary>Parses <c>NVMe0R01 hostnqn subnqn</c> / <c>NVMe0R02 ...</c>; false for anything else.</summary>
+    /// <summary>Parses <c>NVMe0R0h hostnqn subnqn</c> or <c>NVMe1R0h hostnqn subnqn digest</c> (h 1 or 2); false for anything else.</summary>
     public static bool TryParseIdentity(string identity, out NvmeTlsCipherSuite suite, out string hostNqn, out string subsystemNqn)
     {
         suite = default;
         hostNqn = subsystemNqn = string.Empty;
-        var parts = identity.Split(' ');
-        if (parts.Length != 3 || parts[1].Length == 0 || parts[2].Length == 0 || parts[1].Length > 223 || parts[2].Length > 223)
+        if (!NvmeTlsPskIdentity.TryParse(identity, out var parsed))
         {
             return false;
         }
 
-        switch (parts[0])
+        (suite, hostNqn, subsystemNqn) = (parsed.Suite, parsed.HostNqn, parsed.SubsystemNqn);
+        return true;
+    }
+
+    /// <summary>
+    /// The TLS PSK for <paramref name="identity"/> under the configured <paramref name="psk"/>, or null when the identity
+    /// does not fit it: another cipher suite, or (version 1) a PSK digest that is not the one the retained PSK gives.
+    /// </summary>
+    internal static byte[]? TlsPskFor(NvmeTlsPskIdentity identity, NvmeTlsPsk psk)
+    {
+        if (psk.CipherSuite != identity.Suite)
         {
-            case "NVMe0R01": suite = NvmeTlsCipherSuite.Aes128GcmSha256; break;
-            case "NVMe0R02": suite = NvmeTlsCipherSuite.Aes256GcmSha384; break;
-            default: return false;
+            return null;
         }
 
-        hostNqn = parts[1];
-        subsystemNqn = parts[2];
-        return true;
+        byte[] retained = psk.RetainedPsk(identity.HostNqn);
+        try
+        {
+            if (identity.Version == 1)
+            {
+                string expected = NvmeTlsPskDerivation.PskDigest(retained, identity.Suite, identity.HostNqn, identity.SubsystemNqn);
+                if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(identity.PskDigest!)))
+                {
+                    return null;
+                }
+            }
+
+            return NvmeTlsPskDerivation.TlsPsk(retained, identity);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(retained);
+        }
     }
 
     private sealed class NvmeTlsPskServer(Func<string, string, NvmeTlsPsk?> lookup) : AbstractTlsServer(new Org.BouncyCastle.Tls.Crypto.Impl.BC.BcTlsCrypto())
@@ -96,13 +118,12 @@ public sealed class TlsPskAcceptor(Func<string, string, NvmeTlsPsk?> lookup, Tim
                 }
 
                 Offered.Add(identity.Length > 100 ? identity[..100] + "..." : identity);
-                if (!TryParseIdentity(identity, out var suite, out string hostNqn, out string subsystemNqn) || lookup(hostNqn, subsystemNqn) is not { } psk || psk.CipherSuite != suite)
+                if (!NvmeTlsPskIdentity.TryParse(identity, out var parsed) || lookup(parsed.HostNqn, parsed.SubsystemNqn) is not { } psk || TlsPskFor(parsed, psk) is not { } tlsPsk)
                 {
                     continue;
                 }
 
-                byte[] retained = psk.RetainedPsk(hostNqn);
-                byte[] tlsPsk = NvmeTlsPskDerivation.TlsPsk(retained, identity, suite);
+                var suite = parsed.Suite;
                 try
                 {
                     Chosen = (suite, identity);
@@ -111,7 +132,6 @@ public sealed class TlsPskAcceptor(Func<string, string, NvmeTlsPsk?> lookup, Tim
                 }
                 finally
                 {
-                    CryptographicOperations.ZeroMemory(retained);
                     CryptographicOperations.ZeroMemory(tlsPsk);
                 }
             }

@@ -18,8 +18,30 @@ public sealed record TlsPskSession(NvmeTlsPsk Psk, string HostNqn, string Subsys
     /// <summary>The cipher suite offered (only one: the PSK's hash fixes it).</summary>
     public NvmeTlsCipherSuite CipherSuite => Psk.CipherSuite;
 
+    /// <summary>1: offer the TP 8018 identity with the PSK digest (<c>NVMe1R0h hostnqn subnqn digest</c>); 0: <c>NVMe0R0h hostnqn subnqn</c>.</summary>
+    public int IdentityVersion { get; init; }
+
     /// <summary>The PSK identity sent in the ClientHello.</summary>
-    public string Identity => NvmeTlsPskDerivation.Identity(CipherSuite, HostNqn, SubsystemNqn);
+    public string Identity => ParsedIdentity().ToString();
+
+    /// <summary>The identity with its parts; a version-1 identity computes its digest from the retained PSK.</summary>
+    public NvmeTlsPskIdentity ParsedIdentity()
+    {
+        if (IdentityVersion != 1)
+        {
+            return new NvmeTlsPskIdentity(0, CipherSuite, HostNqn, SubsystemNqn);
+        }
+
+        byte[] retained = Psk.RetainedPsk(HostNqn);
+        try
+        {
+            return new NvmeTlsPskIdentity(1, CipherSuite, HostNqn, SubsystemNqn, NvmeTlsPskDerivation.PskDigest(retained, CipherSuite, HostNqn, SubsystemNqn));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(retained);
+        }
+    }
 
     public override string ToString() => $"TLS PSK {Identity} ({CipherSuite})";
 }
@@ -118,12 +140,13 @@ internal sealed class NvmeTlsPskClient(TlsPskSession session) : AbstractTlsClien
 
     public override IList<TlsPskExternal> GetExternalPsks()
     {
+        var identity = session.ParsedIdentity();
         byte[] retained = session.Psk.RetainedPsk(session.HostNqn);
-        byte[] tlsPsk = NvmeTlsPskDerivation.TlsPsk(retained, session.Identity, session.CipherSuite);
+        byte[] tlsPsk = NvmeTlsPskDerivation.TlsPsk(retained, identity);
         try
         {
             int prf = session.CipherSuite == NvmeTlsCipherSuite.Aes256GcmSha384 ? PrfAlgorithm.tls13_hkdf_sha384 : PrfAlgorithm.tls13_hkdf_sha256;
-            return [new BasicTlsPskExternal(Encoding.UTF8.GetBytes(session.Identity), Crypto.CreateSecret(tlsPsk), prf)];
+            return [new BasicTlsPskExternal(Encoding.UTF8.GetBytes(identity.ToString()), Crypto.CreateSecret(tlsPsk), prf)];
         }
         finally
         {

@@ -161,4 +161,90 @@ public sealed class TargetTlsSpecs : TestKit, IAsyncLifetime
         host.Tell(new NvmeHost.AttachController("nvme0", secure.Address, SubsystemNqn, AttachTimeout: TimeSpan.FromSeconds(3)));
         ExpectMsg<NvmeHost.Failed>(TimeSpan.FromSeconds(30));
     }
+
+    [Fact]
+    public async Task A_referral_listed_as_secure_is_read_over_tls_and_its_subsystem_attached_over_tls()
+    {
+        // The first discovery service is on plain TCP and refers to a second whose port requires TLS.
+        await using var referred = new NvmeTarget();
+        var secure = referred.ListenTcp("127.0.0.1", 0, secureChannel: true);
+        referred.AddSubsystem(SubsystemNqn).AddNamespace(NamespaceOptions.Ram(1024 * 1024));
+        var settings = Settings(_psk);
+        referred.SetTlsPsk(SubsystemNqn, settings.HostNqn, _psk);
+        referred.SetTlsPsk(ActorNvme.Protocol.Data.Nqn.Discovery, settings.HostNqn, _psk);
+        var plain = _target.ListenTcp("127.0.0.1", 0);
+        _target.AddReferral(secure.Address, secureChannel: true);
+
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events.Ref, typeof(BlockDeviceAdded));
+        var host = Sys.ActorOf(NvmeHost.Props(settings, TransportAdminConnector.Tcp()), NvmeHost.ActorName);
+        host.Tell(new NvmeHost.StartDiscovery("nvme", plain.Address));
+        ExpectMsg<NvmeHost.DiscoveryStarted>(TimeSpan.FromSeconds(10));
+
+        var device = events.FishForMessage<BlockDeviceAdded>(m => m.Device.SubsystemNqn == SubsystemNqn, TimeSpan.FromSeconds(40)).BlockDevice!;
+        var data = new byte[4096];
+        new Random(3).NextBytes(data);
+        await device.WriteAsync(0, data).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        var back = new byte[data.Length];
+        await device.ReadAsync(0, back).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(data, back);
+    }
+
+    [Fact]
+    public void Without_a_psk_a_secure_referral_is_skipped_naming_the_entry()
+    {
+        var plain = _target.ListenTcp("127.0.0.1", 0);
+        var referral = new TransportAddress("127.0.0.1", 1);
+        _target.AddReferral(referral, secureChannel: true);
+        var settings = NvmeHostSettings.Default with { Resiliency = ResiliencySettings.FromSeconds(10, 1, 0) };
+
+        var host = Sys.ActorOf(NvmeHost.Props(settings, TransportAdminConnector.Tcp()), NvmeHost.ActorName);
+        host.Tell(new NvmeHost.StartDiscovery("nvme", plain.Address, WaitForAttach: true, AttachTimeout: TimeSpan.FromSeconds(30)));
+        var started = ExpectMsg<NvmeHost.DiscoveryStarted>(TimeSpan.FromSeconds(40));
+        var skipped = Assert.Single(started.Skipped!);
+        Assert.Equal("127.0.0.1:1", skipped.Address);
+        Assert.Contains("DiscoveryReferral entry", skipped.Reason, StringComparison.Ordinal);
+        Assert.Contains("requires a secure channel", skipped.Reason, StringComparison.Ordinal);
+        Assert.Contains("no psk is configured", skipped.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Discovery_secure_channel_in_the_settings_reads_a_tls_discovery_port_and_needs_a_psk()
+    {
+        var secure = _target.ListenTcp("127.0.0.1", 0, secureChannel: true);
+        _target.AddSubsystem(SubsystemNqn).AddNamespace(NamespaceOptions.Ram(1024 * 1024));
+        var settings = Settings(_psk) with { DiscoverySecureChannel = true };
+        _target.SetTlsPsk(SubsystemNqn, settings.HostNqn, _psk);
+        _target.SetTlsPsk(ActorNvme.Protocol.Data.Nqn.Discovery, settings.HostNqn, _psk);
+
+        var host = Sys.ActorOf(NvmeHost.Props(settings, TransportAdminConnector.Tcp()), NvmeHost.ActorName);
+        host.Tell(new NvmeHost.StartDiscovery("nvme", secure.Address, WaitForAttach: true, AttachTimeout: TimeSpan.FromSeconds(30)));
+        Assert.Equal("nvme0n1", Assert.Single(ExpectMsg<NvmeHost.DiscoveryStarted>(TimeSpan.FromSeconds(40)).Devices).Name);
+
+        var withoutPsk = Sys.ActorOf(NvmeHost.Props(NvmeHostSettings.Default with { DiscoverySecureChannel = true }, TransportAdminConnector.Tcp()), "nvme-without-psk");
+        withoutPsk.Tell(new NvmeHost.StartDiscovery("other", secure.Address));
+        Assert.Contains("needs a psk", ExpectMsg<NvmeHost.Failed>(TimeSpan.FromSeconds(10)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_host_set_to_identity_version_1_attaches_to_our_target_and_reads_back()
+    {
+        var secure = _target.ListenTcp("127.0.0.1", 0, secureChannel: true);
+        _target.AddSubsystem(SubsystemNqn).AddNamespace(NamespaceOptions.Ram(1024 * 1024));
+        var settings = Settings(_psk) with { TlsIdentityVersion = 1 };
+        _target.SetTlsPsk(SubsystemNqn, settings.HostNqn, _psk);
+
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events.Ref, typeof(BlockDeviceAdded));
+        var host = Sys.ActorOf(NvmeHost.Props(settings, TransportAdminConnector.Tcp()), NvmeHost.ActorName);
+        host.Tell(new NvmeHost.AttachController("nvme0", secure.Address, SubsystemNqn, AttachTimeout: TimeSpan.FromSeconds(30)));
+        FishForMessage(m => m is NvmeHost.ControllerAttached, TimeSpan.FromSeconds(40));
+        var device = events.FishForMessage<BlockDeviceAdded>(m => m.Device.SubsystemNqn == SubsystemNqn, TimeSpan.FromSeconds(10)).BlockDevice!;
+        var data = new byte[4096];
+        new Random(21).NextBytes(data);
+        await device.WriteAsync(0, data).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        var back = new byte[data.Length];
+        await device.ReadAsync(0, back).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(data, back);
+    }
 }

@@ -128,6 +128,9 @@ public sealed class HostingTests : IAsyncLifetime
             CtrlrLossTimeout = ResiliencySettings.Forever,
             ReconnectDelay = TimeSpan.FromMilliseconds(1500),
             ReferralDepth = 2,
+            DiscoverySecureChannel = true,
+            Psk = ActorNvme.Protocol.Tls.NvmeTlsPsk.Generate(),
+            PskIdentityVersion = 1,
         };
         string hocon = options.ToHocon();
         Assert.Contains("ctrlr-loss-timeout = -1s\n", hocon, StringComparison.Ordinal);
@@ -140,6 +143,10 @@ public sealed class HostingTests : IAsyncLifetime
         Assert.True(settings.Resiliency.ReconnectsForever);
         Assert.Equal(TimeSpan.FromMilliseconds(1500), settings.Resiliency.ReconnectDelay);
         Assert.Equal(2, settings.ReferralDepth);
+        Assert.True(settings.DiscoverySecureChannel);
+        Assert.NotNull(settings.TlsPsk);
+        Assert.Equal(1, settings.TlsIdentityVersion);
+        Assert.False(NvmeHostSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(new NvmeHostOptions { ReferralDepth = 2 }.ToHocon())).DiscoverySecureChannel);
     }
 
     // Awaited, not blocking: a test thread blocked in a wait would take a pool thread the actors need.

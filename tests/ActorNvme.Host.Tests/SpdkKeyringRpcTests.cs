@@ -87,6 +87,36 @@ public sealed class SpdkKeyringRpcTests : IAsyncLifetime
         Assert.Contains("key1", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_psk_on_start_discovery_reads_a_tls_discovery_port_and_attaches_its_subsystem_over_tls()
+    {
+        const string Nqn = "nqn.2016-06.io.actornvme:tls-discovery";
+        string psk = ActorNvme.Protocol.Tls.NvmeTlsPsk.Generate(ActorNvme.Protocol.Tls.NvmeTlsPskHash.Sha256);
+        var settings = NvmeHostSettings.Default with { ConnectTimeout = TimeSpan.FromSeconds(10), Resiliency = ResiliencySettings.FromSeconds(10, 1, 0) };
+        await using var target = new ActorNvme.Target.NvmeTarget();
+        var secure = target.ListenTcp("127.0.0.1", 0, secureChannel: true);
+        target.AddSubsystem(Nqn).AddNamespace(ActorNvme.Target.NamespaceOptions.Ram(1024 * 1024));
+        target.SetTlsPsk(Nqn, settings.HostNqn, psk);
+        target.SetTlsPsk(ActorNvme.Protocol.Data.Nqn.Discovery, settings.HostNqn, psk);
+
+        using var system = ActorSystem.Create("tls-discovery", ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
+        var service = new SpdkRpcService(system, settings);
+        await service.InitializeAsync();
+        string path = KeyFile("psk.key", psk, ownerOnly: true);
+        await service.DispatchAsync("keyring_file_add_key", Parse($$"""{"name":"tls0","path":"{{path}}"}"""), CancellationToken.None);
+
+        string where = $"\"trtype\":\"tcp\",\"traddr\":\"127.0.0.1\",\"trsvcid\":\"{secure.Address.Port}\",\"wait_for_attach\":true,\"attach_timeout_ms\":30000";
+        var missing = await Assert.ThrowsAsync<JsonRpcException>(() => service.DispatchAsync("bdev_nvme_start_discovery", Parse($$"""{"name":"d",{{where}},"psk":"nope"}"""), CancellationToken.None));
+        Assert.Contains("nope", missing.Message, StringComparison.Ordinal);
+
+        Assert.True((await service.DispatchAsync("bdev_nvme_start_discovery", Parse($$"""{"name":"nvme",{{where}},"psk":"tls0"}"""), CancellationToken.None))!.GetValue<bool>());
+        var bdevs = (JsonArray)(await service.DispatchAsync("bdev_get_bdevs", null, CancellationToken.None))!;
+        Assert.Equal("nvme0n1", Assert.Single(bdevs)!["name"]!.GetValue<string>());
+        await system.Terminate();
+    }
+
+    private static JsonElement Parse(string json) => JsonDocument.Parse(json).RootElement.Clone();
+
     private string KeyFile(string name, string secret, bool ownerOnly)
     {
         string path = Path.Combine(_directory, name);

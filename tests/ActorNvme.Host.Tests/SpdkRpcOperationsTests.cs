@@ -6,9 +6,11 @@ using Akka.Actor;
 using Akka.Configuration;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Settings;
+using ActorNvme.Actors.Subsystem;
 using ActorNvme.Host.JsonRpc;
 using ActorNvme.Host.Spdk;
 using ActorNvme.Io;
+using ActorNvme.Protocol.Nvme;
 using ActorNvme.Target;
 using ActorNvme.Transport;
 
@@ -194,28 +196,50 @@ public sealed class SpdkRpcOperationsTests : IAsyncLifetime
         await system.Terminate();
     }
 
-    [Theory]
-    [InlineData("ConnectFailed (Network): TCP connect to 127.0.0.1:1 failed: ConnectionRefused", JsonRpcErrorCodes.ConnectionRefused)]
-    [InlineData("ConnectFailed (Network): TCP connect to 10.0.0.1:4420 failed: HostUnreachable", null)]
-    [InlineData("ConnectTimeout (Network): TCP connect to 10.0.0.1:4420 did not finish", null)]
-    [InlineData("ConnectRejected (Remote): Fabrics Connect refused by nqn.x at 127.0.0.1:4420: connect invalid host (SCT 0x1 SC 0x84, DNR)", JsonRpcErrorCodes.NotPermitted)]
-    [InlineData("ConnectRejected (Remote): Fabrics Connect refused by nqn.x at 127.0.0.1:4420: connect invalid parameters (SCT 0x1 SC 0x82, DNR)", JsonRpcErrorCodes.Invalid)]
-    [InlineData("ConnectRejected (Remote): Fabrics Connect refused by nqn.x at 127.0.0.1:4420: controller busy (SCT 0x1 SC 0x81)", null)]
-    [InlineData(null, null)]
-    public void Only_failures_no_retry_can_cure_are_final(string? reason, int? code)
+    public static TheoryData<ConnectionClosed, int?> Losses()
     {
-        Assert.Equal(code, ConnectFailureWatch.Classify(reason)?.Code);
+        var invalidHost = NvmeStatus.Create(StatusCodeType.CommandSpecific, 0x84, doNotRetry: true);
+        var invalidParameters = NvmeStatus.Create(StatusCodeType.CommandSpecific, 0x82, doNotRetry: true);
+        var busy = NvmeStatus.Create(StatusCodeType.CommandSpecific, 0x81);
+        var refusedSocket = new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused);
+        var unreachable = new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.HostUnreachable);
+        return new()
+        {
+            { new ConnectionClosed(CloseReason.ConnectFailed, "TCP connect to 127.0.0.1:1 failed", refusedSocket), JsonRpcErrorCodes.ConnectionRefused },
+            { new ConnectionClosed(CloseReason.ConnectFailed, "TCP connect to 10.0.0.1:4420 failed", unreachable), null },
+            { new ConnectionClosed(CloseReason.ConnectTimeout, "TCP connect to 10.0.0.1:4420 did not finish"), null },
+            { new ConnectionClosed(CloseReason.ConnectRejected, "Fabrics Connect refused by nqn.x") { RefusalStatus = invalidHost }, JsonRpcErrorCodes.NotPermitted },
+            { new ConnectionClosed(CloseReason.ConnectRejected, "Fabrics Connect refused by nqn.x") { RefusalStatus = invalidParameters }, JsonRpcErrorCodes.Invalid },
+            { new ConnectionClosed(CloseReason.ConnectRejected, "Fabrics Connect refused by nqn.x") { RefusalStatus = busy }, null },
+            // The words of a refusal without its structure decide nothing.
+            { new ConnectionClosed(CloseReason.ConnectRejected, "connect invalid host (SCT 0x1 SC 0x84, DNR)"), null },
+            { new ConnectionClosed(CloseReason.ConnectTimeout, "TCP connect failed: ConnectionRefused"), null },
+            // Keys and PSKs: the host root answers those itself.
+            { new ConnectionClosed(CloseReason.AuthenticationFailed, "DH-HMAC-CHAP refused by nqn.x"), null },
+            { new ConnectionClosed(CloseReason.TlsHandshakeFailed, "TLS handshake refused by nqn.x"), null },
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(Losses))]
+    public void Only_failures_no_retry_can_cure_are_final(ConnectionClosed loss, int? code)
+    {
+        // The controller publishes its loss classified once (PathRefusals.Of); the watch reads only that.
+        var error = ConnectFailureWatch.Classify(PathRefusals.Of(loss), loss, "controller c");
+        Assert.Equal(code, error?.Code);
+        if (error is not null)
+        {
+            Assert.Contains("controller c: " + loss.Detail, error.Message, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
-    public void The_classified_reasons_are_what_the_transport_writes()
+    public void A_failure_without_a_refusal_is_not_final_whatever_its_text()
     {
-        // The watch reads the controller's Failed reason, a ConnectionClosed as text: its shape is pinned here.
-        var refused = new ConnectionClosed(CloseReason.ConnectFailed, "TCP connect to 127.0.0.1:1 failed: " + System.Net.Sockets.SocketError.ConnectionRefused);
-        Assert.Equal(JsonRpcErrorCodes.ConnectionRefused, ConnectFailureWatch.Classify(refused.ToString())?.Code);
-        var status = ActorNvme.Protocol.Nvme.NvmeStatus.Create(ActorNvme.Protocol.Nvme.StatusCodeType.CommandSpecific, 0x84, doNotRetry: true);
-        var rejected = new ConnectionClosed(CloseReason.ConnectRejected, $"Fabrics Connect refused by nqn.x at 127.0.0.1:4420: {status.ToString(ActorNvme.Protocol.Nvme.CommandSet.Fabrics)}");
-        Assert.Equal(JsonRpcErrorCodes.NotPermitted, ConnectFailureWatch.Classify(rejected.ToString())?.Code);
+        var rejected = new ConnectionClosed(CloseReason.ConnectRejected, "Fabrics Connect refused") { RefusalStatus = NvmeStatus.Create(StatusCodeType.CommandSpecific, 0x84, doNotRetry: true) };
+        Assert.Null(ConnectFailureWatch.Classify(PathRefusal.None, rejected));
+        Assert.Equal(JsonRpcErrorCodes.NotPermitted, ConnectFailureWatch.Classify(PathRefusal.ConnectRejected, rejected)?.Code);
+        Assert.Equal(JsonRpcErrorCodes.ConnectionRefused, ConnectFailureWatch.Classify(PathRefusal.ConnectionRefused, null)?.Code);
     }
 
     private static int FreePort()

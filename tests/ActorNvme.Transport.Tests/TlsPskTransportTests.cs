@@ -121,6 +121,82 @@ public sealed class TlsPskTransportTests
     }
 
     [Theory]
+    [InlineData(NvmeTlsCipherSuite.Aes128GcmSha256, 32, "ZwPMH8xU6S0pcHarV7Av5YBAr7yb9WGjA3VvYzWoYDU=", "d82e0f530384506bc03f69fcfd13d40f4dd7921e4660f8e240caf02b9e8b12f7")]
+    [InlineData(NvmeTlsCipherSuite.Aes256GcmSha384, 48, "eBRSNkvwIVHU//eZY7iUpJKLEjgBhmlNptJ4t4QsInEUxi36yrAzfBMxkDmJc2GY", "877cbcae84f2da327249e5e248ac0202c59ff02976f9c3e238fcae5b7a5d904155870bb72feb0ce87fa96a05c4e92ced")]
+    public void The_version_1_digest_and_tls_psk_match_the_formula_computed_apart(NvmeTlsCipherSuite suite, int length, string digest, string tlsPskHex)
+    {
+        // Expected values computed outside this code base (Python's hmac/hashlib) from the formulas:
+        // digest = Base64(HMAC-H(retained, "<hostnqn> <subnqn> NVMe-over-Fabrics")),
+        // TLS PSK = HKDF-Expand-Label(HKDF-Extract(0, retained), "nvme-tls-psk", "0h <digest>", L), retained = 00 01 02 ...
+        byte[] retained = Enumerable.Range(0, length).Select(i => (byte)i).ToArray();
+        Assert.Equal(digest, NvmeTlsPskDerivation.PskDigest(retained, suite, HostNqn, SubsystemNqn));
+        Assert.Equal(tlsPskHex, Convert.ToHexStringLower(NvmeTlsPskDerivation.TlsPskV1(retained, digest, suite)));
+        var identity = new NvmeTlsPskIdentity(1, suite, HostNqn, SubsystemNqn, digest);
+        Assert.Equal($"NVMe1R0{(int)suite} {HostNqn} {SubsystemNqn} {digest}", identity.ToString());
+        Assert.Equal(tlsPskHex, Convert.ToHexStringLower(NvmeTlsPskDerivation.TlsPsk(retained, identity)));
+
+        // Version 0 keeps its context (the whole identity): another key.
+        Assert.NotEqual(tlsPskHex, Convert.ToHexStringLower(NvmeTlsPskDerivation.TlsPsk(retained, identity with { Version = 0, PskDigest = null })));
+    }
+
+    [Theory]
+    [InlineData(NvmeTlsPskHash.Sha256, NvmeTlsCipherSuite.Aes128GcmSha256)]
+    [InlineData(NvmeTlsPskHash.Sha384, NvmeTlsCipherSuite.Aes256GcmSha384)]
+    public async Task A_host_offering_the_version_1_identity_handshakes_with_our_acceptor(NvmeTlsPskHash hash, NvmeTlsCipherSuite suite)
+    {
+        string key = NvmeTlsPsk.Generate(hash);
+        var network = new InMemoryNetwork();
+        var address = new TransportAddress("tls-target", 4420);
+        var accepted = new TaskCompletionSource<TlsPskConnection>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var listening = network.Listen(address, inbound => EchoAsync(inbound, key, accepted));
+
+        var session = Session(key) with { IdentityVersion = 1 };
+        await using var connection = await new TlsPskTransport(new InMemoryTransport(network), session).ConnectAsync(address, CancellationToken.None).AsTask().WaitAsync(Deadline);
+        var server = await accepted.Task.WaitAsync(Deadline);
+        Assert.Equal(suite, server.CipherSuite);
+        Assert.True(NvmeTlsPskIdentity.TryParse(server.Identity, out var identity));
+        Assert.Equal(1, identity.Version);
+        Assert.Equal((HostNqn, SubsystemNqn), (identity.HostNqn, identity.SubsystemNqn));
+        byte[] retained = NvmeTlsPsk.Parse(key).RetainedPsk(HostNqn);
+        Assert.Equal(NvmeTlsPskDerivation.PskDigest(retained, suite, HostNqn, SubsystemNqn), identity.PskDigest);
+
+        var data = new byte[4096];
+        new Random(11).NextBytes(data);
+        await connection.Pipe.Output.WriteAsync(data);
+        var back = await ReadExactlyAsync(connection.Pipe.Input, data.Length);
+        Assert.True(data.AsSpan().SequenceEqual(back));
+    }
+
+    [Fact]
+    public async Task A_version_1_identity_whose_digest_belongs_to_another_psk_is_refused()
+    {
+        // The host's PSK differs from the controller's: the digest it sends cannot be the controller's, so no PSK is chosen.
+        string right = NvmeTlsPsk.Generate();
+        string wrong = NvmeTlsPsk.Generate();
+        var network = new InMemoryNetwork();
+        var address = new TransportAddress("tls-target", 4420);
+        using var listening = network.Listen(address, inbound => EchoAsync(inbound, right, null));
+
+        var error = await Assert.ThrowsAsync<ConnectionClosedException>(async () =>
+            await new TlsPskTransport(new InMemoryTransport(network), Session(wrong) with { IdentityVersion = 1 }).ConnectAsync(address, CancellationToken.None).AsTask().WaitAsync(Deadline));
+        Assert.Equal(CloseReason.TlsHandshakeFailed, error.Closed.Reason);
+        Assert.DoesNotContain(wrong.Split(':')[2], error.Closed.Detail, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("NVMe1R01 host sub ZwPMH8xU6S0pcHarV7Av5YBAr7yb9WGjA3VvYzWoYDU=", true)]
+    [InlineData("NVMe1R02 host sub eBRSNkvwIVHU//eZY7iUpJKLEjgBhmlNptJ4t4QsInEUxi36yrAzfBMxkDmJc2GY", true)]
+    [InlineData("NVMe1R02 host sub ZwPMH8xU6S0pcHarV7Av5YBAr7yb9WGjA3VvYzWoYDU=", false)]
+    [InlineData("NVMe1R01 host sub short", false)]
+    [InlineData("NVMe0R01 host sub ZwPMH8xU6S0pcHarV7Av5YBAr7yb9WGjA3VvYzWoYDU=", false)]
+    [InlineData("NVMe2R01 host sub ZwPMH8xU6S0pcHarV7Av5YBAr7yb9WGjA3VvYzWoYDU=", false)]
+    public void Version_1_identities_parse_only_with_a_digest_of_their_hash_length(string identity, bool parses)
+    {
+        Assert.Equal(parses, NvmeTlsPskIdentity.TryParse(identity, out _));
+        Assert.Equal(parses, TlsPskAcceptor.TryParseIdentity(identity, out _, out _, out _));
+    }
+
+    [Theory]
     [InlineData("NVMe0R01 host sub", true)]
     [InlineData("NVMe0R02 host sub", true)]
     [InlineData("NVMe0R03 host sub", false)]
