@@ -122,8 +122,11 @@ internal sealed class IoOperation : IValueTaskSource
     public ValueTask Start()
     {
         var task = new ValueTask(this, _source.Version);
-        StartedAt = System.Diagnostics.Stopwatch.GetTimestamp();
-        Device.Dispatch(this);
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        StartedAt = now;
+
+        // The same clock reading is the first command's issue time (command ages): one read, not two.
+        Device.Dispatch(this, now);
         return task;
     }
 
@@ -193,20 +196,21 @@ internal sealed class IoOperation : IValueTaskSource
 
         int DataBlocks(ulong left, int maxBytes)
         {
-            ulong perCommand = Math.Max(1UL, (ulong)maxBytes / (ulong)device.BlockSize);
+            ulong perCommand = Math.Max(1UL, (ulong)maxBytes >> device.BlockShift);
             return (int)Math.Min(Math.Min(left, perCommand), NvmCommands.MaxBlocksPerCommand);
         }
     }
 
     /// <summary>Waits for the command just submitted on queue <paramref name="index"/> of <paramref name="set"/>.</summary>
+    /// <param name="issuedAt">A <see cref="System.Diagnostics.Stopwatch"/> timestamp taken just before the submission, or 0 to read the clock.</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void AwaitCompletion(ValueTask<IoResult> pending, IoQueueSet set, int index)
+    public void AwaitCompletion(ValueTask<IoResult> pending, IoQueueSet set, int index, long issuedAt)
     {
         _set = set;
         _queueIndex = index;
 
         // Noted before the continuation is hooked, so the completion (which clears it) always comes after.
-        set.CommandIssued(index, _commandId);
+        set.CommandIssued(index, _commandId, issuedAt);
         _awaiter = pending.ConfigureAwait(false).GetAwaiter();
         _awaiter.UnsafeOnCompleted(_onCommandCompleted);
     }
