@@ -9,7 +9,9 @@
 # spinning adds work that only measures how long the answer took.
 #   bench/instructions-per-io.sh [rounds] [queue depth]
 # IPC_TARGET=responder (default): the benchmarks' loopback responder in its own process; target: our Target.
-# IPC_SPIN=US: receive spin. One line per run: mode, IOPS, instructions/IO, cycles/IO.
+# IPC_SPIN=US: receive spin. One line per run: build, mode, IOPS, instructions/IO, cycles/IO, CPU time/IO.
+# IPC_BUILDS="label=path/to/actornvme.dll ...": compare builds, run alternately within each round so that
+# they share the machine's load (CPU time per I/O still moves with the load of other processes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -19,7 +21,7 @@ spin=${IPC_SPIN:-0}
 nqn=nqn.2016-06.io.spdk:cnode1
 warmup=3
 seconds=8
-perf_dll=Host/bin/Release/net10.0/actornvme.dll
+builds=${IPC_BUILDS:-this=Host/bin/Release/net10.0/actornvme.dll}
 work=$(mktemp -d)
 
 if [ "${IPC_TARGET:-responder}" = responder ]; then
@@ -34,6 +36,9 @@ sleep 3
 
 for round in $(seq 1 "$rounds"); do
   for mode in device bare; do
+   for build in $builds; do
+    label=${build%%=*}
+    perf_dll=${build#*=}
     extra=()
     [ "$mode" = bare ] && extra=(--bare)
     taskset -c 1 dotnet "$perf_dll" perf \
@@ -52,9 +57,9 @@ for round in $(seq 1 "$rounds"); do
     iops=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["iops"])' "$work/run.json" 2>/dev/null || echo 0)
     instructions=$(awk -F, '$3 ~ /^instructions/ {print $1}' "$work/stat.csv")
     cycles=$(awk -F, '$3 ~ /^cycles/ {print $1}' "$work/stat.csv")
-    python3 - "$round" "$mode" "$iops" "$instructions" "$cycles" "$interval" "$user_ticks" "$system_ticks" "$(getconf CLK_TCK)" <<'PY'
+    python3 - "$round" "$label $mode" "$iops" "$instructions" "$cycles" "$interval" "$user_ticks" "$system_ticks" "$(getconf CLK_TCK)" <<'PY'
 import sys
-r, mode = sys.argv[1], sys.argv[2]
+r, (label, mode) = sys.argv[1], sys.argv[2].split()
 iops, interval = float(sys.argv[3]), float(sys.argv[6])
 def number(text):
     try:
@@ -66,7 +71,8 @@ user, system = int(sys.argv[7]) / int(sys.argv[9]), int(sys.argv[8]) / int(sys.a
 ios = iops * interval
 per = lambda v: f"{v / ios:8.0f}" if v is not None and ios else "     n/a"
 us = lambda v: f"{v / ios * 1e6:6.2f}" if ios else "   n/a"
-print(f"round {r} {mode:6s} iops {iops:9.0f} instructions/io {per(ins)} cycles/io {per(cyc)} user-us/io {us(user)} sys-us/io {us(system)}")
+print(f"round {r} {label:8s} {mode:6s} iops {iops:9.0f} instructions/io {per(ins)} cycles/io {per(cyc)} user-us/io {us(user)} sys-us/io {us(system)}")
 PY
+   done
   done
 done
