@@ -39,7 +39,18 @@ internal sealed class IoOperation : IValueTaskSource
     private const int MaxRangesPerCommand = 256;
     private const uint MaxBlocksPerRange = uint.MaxValue;
 
+    private const int ThreadCacheSize = 64;
+
     private static readonly BoundedRing<IoOperation> Pool = new(PoolSize);
+
+    // A few operations kept by the thread that returned them: a caller that starts its next I/O from
+    // the continuation of the last one (on the I/O thread) takes it back without an interlocked
+    // exchange on the shared pool. Only the owning thread touches its cache.
+    [ThreadStatic]
+    private static IoOperation?[]? t_cache;
+
+    [ThreadStatic]
+    private static int t_cached;
 
     private readonly Action _onCommandCompleted;
     private ManualResetValueTaskSourceCore<bool> _source;
@@ -103,7 +114,17 @@ internal sealed class IoOperation : IValueTaskSource
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static IoOperation Rent(BlockDevice device, IoKind kind, ulong lba, ulong blocks, Memory<byte> destination, ReadOnlyMemory<byte> source)
     {
-        if (!Pool.TryDequeue(out var operation))
+        IoOperation? operation;
+        var cache = t_cache;
+        int cached = t_cached;
+        if (cache is not null && cached > 0)
+        {
+            cached--;
+            operation = cache[cached]!;
+            cache[cached] = null;
+            t_cached = cached;
+        }
+        else if (!Pool.TryDequeue(out operation))
         {
             operation = new IoOperation();
         }
@@ -325,6 +346,16 @@ internal sealed class IoOperation : IValueTaskSource
         NotBefore = 0;
         WaitsForAna = false;
         _source.Reset();
-        Pool.TryEnqueue(this);
+        var cache = t_cache ??= new IoOperation?[ThreadCacheSize];
+        int cached = t_cached;
+        if (cached < cache.Length)
+        {
+            cache[cached] = this;
+            t_cached = cached + 1;
+        }
+        else
+        {
+            Pool.TryEnqueue(this);
+        }
     }
 }
