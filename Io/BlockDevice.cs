@@ -312,8 +312,13 @@ public sealed partial class BlockDevice
 
     internal int BytesOf(ulong blocks) => (int)(blocks << _blockShift);
 
+    /// <summary>log2 of <see cref="BlockSize"/>.</summary>
+    internal int BlockShift => _blockShift;
+
     /// <summary>Sends the operation's next command down a usable path, or holds it.</summary>
-    internal void Dispatch(IoOperation operation)
+    /// <param name="operation">The operation whose next command goes out.</param>
+    /// <param name="now">A <see cref="Stopwatch"/> timestamp the caller took just now (reused as the command's issue time), or 0.</param>
+    internal void Dispatch(IoOperation operation, long now = 0)
     {
         while (true)
         {
@@ -330,7 +335,7 @@ public sealed partial class BlockDevice
                 return;
             }
 
-            switch (set.Submit(operation))
+            switch (set.Submit(operation, now))
             {
                 case SubmitOutcome.Submitted:
                 case SubmitOutcome.Waiting:
@@ -359,17 +364,20 @@ public sealed partial class BlockDevice
         {
             CountOnPath(set);
             operation.ChunkSucceeded();
+
+            // One clock reading per completion: the latency of a finished I/O, or the issue time of its next chunk.
+            long now = Stopwatch.GetTimestamp();
             if (operation.BlocksDone >= operation.Blocks)
             {
                 Statistics.Completed(
                     operation.Kind,
                     operation.Kind == IoKind.Flush ? 0 : (long)(operation.Blocks << _blockShift),
-                    Stopwatch.GetTimestamp() - operation.StartedAt);
+                    now - operation.StartedAt);
                 operation.Complete();
             }
             else
             {
-                Dispatch(operation);
+                Dispatch(operation, now);
             }
 
             return;

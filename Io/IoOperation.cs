@@ -39,7 +39,18 @@ internal sealed class IoOperation : IValueTaskSource
     private const int MaxRangesPerCommand = 256;
     private const uint MaxBlocksPerRange = uint.MaxValue;
 
+    private const int ThreadCacheSize = 64;
+
     private static readonly BoundedRing<IoOperation> Pool = new(PoolSize);
+
+    // A few operations kept by the thread that returned them: a caller that starts its next I/O from
+    // the continuation of the last one (on the I/O thread) takes it back without an interlocked
+    // exchange on the shared pool. Only the owning thread touches its cache.
+    [ThreadStatic]
+    private static IoOperation?[]? t_cache;
+
+    [ThreadStatic]
+    private static int t_cached;
 
     private readonly Action _onCommandCompleted;
     private ManualResetValueTaskSourceCore<bool> _source;
@@ -103,7 +114,17 @@ internal sealed class IoOperation : IValueTaskSource
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static IoOperation Rent(BlockDevice device, IoKind kind, ulong lba, ulong blocks, Memory<byte> destination, ReadOnlyMemory<byte> source)
     {
-        if (!Pool.TryDequeue(out var operation))
+        IoOperation? operation;
+        var cache = t_cache;
+        int cached = t_cached;
+        if (cache is not null && cached > 0)
+        {
+            cached--;
+            operation = cache[cached]!;
+            cache[cached] = null;
+            t_cached = cached;
+        }
+        else if (!Pool.TryDequeue(out operation))
         {
             operation = new IoOperation();
         }
@@ -122,8 +143,11 @@ internal sealed class IoOperation : IValueTaskSource
     public ValueTask Start()
     {
         var task = new ValueTask(this, _source.Version);
-        StartedAt = System.Diagnostics.Stopwatch.GetTimestamp();
-        Device.Dispatch(this);
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        StartedAt = now;
+
+        // The same clock reading is the first command's issue time (command ages): one read, not two.
+        Device.Dispatch(this, now);
         return task;
     }
 
@@ -193,20 +217,21 @@ internal sealed class IoOperation : IValueTaskSource
 
         int DataBlocks(ulong left, int maxBytes)
         {
-            ulong perCommand = Math.Max(1UL, (ulong)maxBytes / (ulong)device.BlockSize);
+            ulong perCommand = Math.Max(1UL, (ulong)maxBytes >> device.BlockShift);
             return (int)Math.Min(Math.Min(left, perCommand), NvmCommands.MaxBlocksPerCommand);
         }
     }
 
     /// <summary>Waits for the command just submitted on queue <paramref name="index"/> of <paramref name="set"/>.</summary>
+    /// <param name="issuedAt">A <see cref="System.Diagnostics.Stopwatch"/> timestamp taken just before the submission, or 0 to read the clock.</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void AwaitCompletion(ValueTask<IoResult> pending, IoQueueSet set, int index)
+    public void AwaitCompletion(ValueTask<IoResult> pending, IoQueueSet set, int index, long issuedAt)
     {
         _set = set;
         _queueIndex = index;
 
         // Noted before the continuation is hooked, so the completion (which clears it) always comes after.
-        set.CommandIssued(index, _commandId);
+        set.CommandIssued(index, _commandId, issuedAt);
         _awaiter = pending.ConfigureAwait(false).GetAwaiter();
         _awaiter.UnsafeOnCompleted(_onCommandCompleted);
     }
@@ -321,6 +346,16 @@ internal sealed class IoOperation : IValueTaskSource
         NotBefore = 0;
         WaitsForAna = false;
         _source.Reset();
-        Pool.TryEnqueue(this);
+        var cache = t_cache ??= new IoOperation?[ThreadCacheSize];
+        int cached = t_cached;
+        if (cached < cache.Length)
+        {
+            cache[cached] = this;
+            t_cached = cached + 1;
+        }
+        else
+        {
+            Pool.TryEnqueue(this);
+        }
     }
 }

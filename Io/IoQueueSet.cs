@@ -197,12 +197,13 @@ public sealed class IoQueueSet
     }
 
     /// <summary>Notes that command <paramref name="commandId"/> went out on queue <paramref name="index"/> (before its completion can be delivered).</summary>
+    /// <param name="issuedAt">A fresh <see cref="Stopwatch"/> timestamp the caller already holds (the I/O's start, or the completion that sends its next chunk); 0 reads the clock.</param>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void CommandIssued(int index, ushort commandId)
+    internal void CommandIssued(int index, ushort commandId, long issuedAt = 0)
     {
         if (Volatile.Read(ref _issuedAt) is { } table && commandId < table[index].Length)
         {
-            Volatile.Write(ref table[index][commandId], Stopwatch.GetTimestamp());
+            Volatile.Write(ref table[index][commandId], issuedAt > 0 ? issuedAt : Stopwatch.GetTimestamp());
         }
     }
 
@@ -333,8 +334,10 @@ public sealed class IoQueueSet
     /// <c>_waitingCount</c>. Both are full fences, so either the completion sees the waiter and drains
     /// the line, or the waiter sees nothing in flight and drains it itself.
     /// </remarks>
+    /// <param name="operation">The operation whose next command goes out.</param>
+    /// <param name="issuedAt">A <see cref="Stopwatch"/> timestamp taken just now by the caller (its age starts there), or 0 to read the clock if ages are tracked.</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal SubmitOutcome Submit(IoOperation operation)
+    internal SubmitOutcome Submit(IoOperation operation, long issuedAt = 0)
     {
         if (!IsUsable)
         {
@@ -343,7 +346,7 @@ public sealed class IoQueueSet
 
         Interlocked.Increment(ref _inFlight);
 
-        var attempt = TryQueues(operation);
+        var attempt = TryQueues(operation, issuedAt);
         if (attempt == Attempt.Submitted)
         {
             return SubmitOutcome.Submitted;
@@ -375,7 +378,11 @@ public sealed class IoQueueSet
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void CommandFinished()
     {
-        Volatile.Write(ref _completionSeen, 1);
+        if (Volatile.Read(ref _completionSeen) == 0)
+        {
+            Volatile.Write(ref _completionSeen, 1);
+        }
+
         Interlocked.Decrement(ref _inFlight);
         if (Volatile.Read(ref _waitingCount) != 0)
         {
@@ -400,7 +407,9 @@ public sealed class IoQueueSet
             }
 
             Interlocked.Increment(ref _inFlight);
-            var attempt = TryQueues(operation);
+
+            // It waited in line: its age starts now, not when it was started.
+            var attempt = TryQueues(operation, issuedAt: 0);
             if (attempt == Attempt.Submitted)
             {
                 continue;
@@ -432,7 +441,7 @@ public sealed class IoQueueSet
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private Attempt TryQueues(IoOperation operation)
+    private Attempt TryQueues(IoOperation operation, long issuedAt)
     {
         var queues = _queues;
         int count = queues.Length;
@@ -457,7 +466,7 @@ public sealed class IoQueueSet
             var pending = operation.Issue(queues[index], MaxTransferSize);
             if (!pending.IsCompleted)
             {
-                operation.AwaitCompletion(pending, this, index);
+                operation.AwaitCompletion(pending, this, index, issuedAt);
                 return Attempt.Submitted;
             }
 
