@@ -141,6 +141,8 @@ public abstract class TargetNamespace
                 {
                     _overlaps.Enqueue($"{host} (controller {controller.Id}) while {HostOf(other)} (controller {other.Id})");
                 }
+
+                break;
             }
         }
 
