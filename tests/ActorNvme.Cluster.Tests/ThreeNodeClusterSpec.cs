@@ -153,6 +153,8 @@ public sealed class ThreeNodeClusterSpec(ITestOutputHelper output) : IAsyncLifet
         // entity, which read its desired state back from the store, began the fence, held it, and only then handed
         // the block device to writers.
         // (A node that gets the Down and the removal in one gossip sees only the removal: the leader, which downed it, sees both.)
+        // The shard may move on the leader's word before the other survivor has the removal's gossip: waited for.
+        await Eventually("every survivor saw the crashed node removed", () => survivors.All(n => n.StepsAbout(crashedAddress).Any(s => s.Step == "MemberRemoved")));
         foreach (var survivor in survivors)
         {
             var seen = survivor.StepsAbout(crashedAddress);
