@@ -20,7 +20,12 @@ public static class ClusterView
     }
 
     /// <summary>One path of a controller: its state (<c>ControllerState</c> name) and where it goes.</summary>
-    public sealed record PathView(string Name, string State, string? Reason, string Host, int Port);
+    /// <summary>
+    /// One path of a subsystem. <paramref name="Refusal"/>: how its last connection attempt was refused (a
+    /// <c>PathRefusal</c> name: ConnectionRefused, ConnectRejected, AuthenticationFailed, TlsHandshakeFailed) while
+    /// it is not Live; null when it is Live, still trying, or was lost otherwise.
+    /// </summary>
+    public sealed record PathView(string Name, string State, string? Reason, string Host, int Port, string? Refusal = null);
 
     /// <summary>One block device, as <c>BlockDeviceInfo</c> gives it.</summary>
     public sealed record DeviceView(string Name, string Controller, string SubsystemNqn, uint NamespaceId, int BlockSize, ulong BlockCount);

@@ -180,7 +180,7 @@ internal sealed class SubsystemEntityActor : ReceivePersistentActor
             report.Name,
             report.SubsystemNqn,
             report.HostNqn,
-            report.Paths.Select(p => new ClusterView.PathView(p.Name, p.State.ToString(), p.Reason, p.Address.Host, p.Address.Port)).ToArray(),
+            report.Paths.Select(p => new ClusterView.PathView(p.Name, p.State.ToString(), p.Reason, p.Address.Host, p.Address.Port, p.IsRefused ? p.Refusal.ToString() : null)).ToArray(),
             report.Devices.Select(d => new ClusterView.DeviceView(d.Name, d.Controller, d.SubsystemNqn, d.NamespaceId, d.BlockSize, d.BlockCount)).ToArray());
         _nodeView.Tell(new ClusterView.LocalSubsystemChanged(Self.Path.Name, view));
     }

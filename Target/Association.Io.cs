@@ -58,7 +58,7 @@ internal sealed partial class Association
             return CompleteAsync(sqe.CommandId, reservation);
         }
 
-        controller.NoteIo(ns);
+        controller.NoteIo(ns, opcode is NvmOpcode.Write or NvmOpcode.WriteZeroes);
 
         switch (opcode)
         {

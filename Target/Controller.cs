@@ -50,19 +50,30 @@ internal sealed class Controller
     /// <summary>The namespace this controller last did I/O to: spares the per-namespace writer count a lookup per command.</summary>
     internal TargetNamespace? LastIoNamespace;
 
-    /// <summary>Counts this controller among the hosts doing I/O to <paramref name="ns"/>, once.</summary>
-    internal void NoteIo(TargetNamespace ns)
+    // This controller's write tally at the namespace it last did I/O to (the tally names its namespace).
+    private TargetNamespace.IoTally? _lastIoTally;
+
+    /// <summary>Counts this controller among the hosts doing I/O to <paramref name="ns"/> (once), and its writes there.</summary>
+    internal void NoteIo(TargetNamespace ns, bool write)
     {
-        if (!ReferenceEquals(Volatile.Read(ref LastIoNamespace), ns))
+        var tally = Volatile.Read(ref _lastIoTally);
+        if (tally is null || !ReferenceEquals(tally.Namespace, ns))
         {
-            ns.NoteIoFrom(this);
+            tally = ns.NoteIoFrom(this);
+            Volatile.Write(ref _lastIoTally, tally);
             Volatile.Write(ref LastIoNamespace, ns);
+        }
+
+        if (write)
+        {
+            Interlocked.Increment(ref tally.Writes);
         }
     }
 
     private void ForgetIo()
     {
         Volatile.Write(ref LastIoNamespace, null);
+        Volatile.Write(ref _lastIoTally, null);
         if (Nvm is { } nvm)
         {
             foreach (var ns in nvm.NamespaceMap.Values)

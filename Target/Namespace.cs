@@ -77,8 +77,11 @@ public abstract class TargetNamespace
     /// <summary>Registrants, holder and type of this namespace's reservation (Reservation Register/Acquire/Release/Report).</summary>
     public NamespaceReservations Reservations { get; } = new();
 
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<Controller, byte> _ioControllers = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Controller, IoTally> _ioControllers = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _retiredWritesByHost = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _overlaps = new();
     private int _peakIoHosts;
+    private int _overlapCount;
 
     /// <summary>Controllers (associations) that did I/O to this namespace and are neither shut down nor gone.</summary>
     public int ConcurrentIoHosts => _ioControllers.Count;
@@ -86,19 +89,88 @@ public abstract class TargetNamespace
     /// <summary>The most controllers ever doing I/O to this namespace at once: above 1, two hosts wrote it at the same time.</summary>
     public int PeakConcurrentIoHosts => Volatile.Read(ref _peakIoHosts);
 
-    internal void NoteIoFrom(Controller controller)
+    /// <summary>
+    /// Times a host (host NQN and host identifier) began I/O to this namespace while a controller of another host
+    /// was still doing I/O to it (neither shut down nor gone): 0 is single writer.
+    /// </summary>
+    public int OverlappingIoHosts => Volatile.Read(ref _overlapCount);
+
+    /// <summary>The overlaps counted by <see cref="OverlappingIoHosts"/>: "new host while old host", at most 64 kept.</summary>
+    public IReadOnlyList<string> Overlaps => [.. _overlaps];
+
+    /// <summary>Write commands (Write, Write Zeroes) this namespace executed, per host ("host NQN hostid").</summary>
+    public IReadOnlyDictionary<string, long> WritesByHost
     {
-        if (_ioControllers.TryAdd(controller, 0))
+        get
         {
-            int now = _ioControllers.Count;
-            int peak;
-            while (now > (peak = Volatile.Read(ref _peakIoHosts)) && Interlocked.CompareExchange(ref _peakIoHosts, now, peak) != peak)
+            var writes = new Dictionary<string, long>(_retiredWritesByHost, StringComparer.Ordinal);
+            foreach (var (controller, tally) in _ioControllers)
             {
+                string host = HostOf(controller);
+                writes[host] = writes.GetValueOrDefault(host) + Volatile.Read(ref tally.Writes);
             }
+
+            return writes;
         }
     }
 
-    internal void ForgetIoFrom(Controller controller) => _ioControllers.TryRemove(controller, out _);
+    internal static string HostOf(Controller controller) => $"{controller.HostNqn} {controller.HostId:N}";
+
+    /// <summary>Counts <paramref name="controller"/> among the hosts doing I/O here; its tally of writes to this namespace.</summary>
+    internal IoTally NoteIoFrom(Controller controller)
+    {
+        if (_ioControllers.TryGetValue(controller, out var known))
+        {
+            return known;
+        }
+
+        var tally = new IoTally(this);
+        var added = _ioControllers.GetOrAdd(controller, tally);
+        if (!ReferenceEquals(added, tally))
+        {
+            return added;
+        }
+
+        string host = HostOf(controller);
+        foreach (var other in _ioControllers.Keys)
+        {
+            if (!ReferenceEquals(other, controller) && HostOf(other) != host)
+            {
+                Interlocked.Increment(ref _overlapCount);
+                if (_overlaps.Count < 64)
+                {
+                    _overlaps.Enqueue($"{host} (controller {controller.Id}) while {HostOf(other)} (controller {other.Id})");
+                }
+
+                break;
+            }
+        }
+
+        int now = _ioControllers.Count;
+        int peak;
+        while (now > (peak = Volatile.Read(ref _peakIoHosts)) && Interlocked.CompareExchange(ref _peakIoHosts, now, peak) != peak)
+        {
+        }
+
+        return tally;
+    }
+
+    internal void ForgetIoFrom(Controller controller)
+    {
+        if (_ioControllers.TryRemove(controller, out var tally))
+        {
+            long writes = Volatile.Read(ref tally.Writes);
+            _retiredWritesByHost.AddOrUpdate(HostOf(controller), writes, (_, n) => n + writes);
+        }
+    }
+
+    /// <summary>One controller's writes to one namespace; incremented by its I/O queues' readers.</summary>
+    internal sealed class IoTally(TargetNamespace ns)
+    {
+        public long Writes;
+
+        public TargetNamespace Namespace { get; } = ns;
+    }
 
     internal int BlockSizeShift { get; }
 

@@ -83,7 +83,7 @@ public static class ClusterNodeRunner
         var akkaCluster = Akka.Cluster.Cluster.Get(system);
         akkaCluster.Subscribe(observer, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(Akka.Cluster.ClusterEvent.IMemberEvent), typeof(Akka.Cluster.ClusterEvent.IReachabilityEvent));
         akkaCluster.RegisterOnMemberUp(() => writer.WriteLine($"{EventPrefix} {Now()} {cluster.Node} MemberUp - {akkaCluster.SelfAddress}"));
-        writer.WriteLine($"{EventPrefix} {Now()} {cluster.Node} NodeStarted - {akkaCluster.SelfAddress} host {hostSettings.HostNqn} hostid {hostSettings.HostId}{(rpc is null ? string.Empty : " rpc " + rpc.SocketPath)}");
+        writer.WriteLine($"{EventPrefix} {Now()} {cluster.Node} NodeStarted - {akkaCluster.SelfAddress} host {hostSettings.HostNqn} hostid {(cluster.Settings.FenceWithReservations ? NodeFence.HostIdOf(hostSettings.HostNqn, cluster.Node) : hostSettings.HostId)}{(rpc is null ? string.Empty : " rpc " + rpc.SocketPath)}");
         writer.Flush();
 
         var terminated = system.WhenTerminated;
@@ -203,9 +203,13 @@ public static class ClusterNodeRunner
     }
 
     /// <summary>
-    /// Writes a block stamped with the node and a sequence number, reads it back, compares; 20 a second. A
-    /// failure of a write that the device refuses (the path going away) ends the loop quietly; a read that
-    /// does not return what was acknowledged is printed as an error line.
+    /// Before its first write: the namespace's reservation as the target reports it (holder and registrants,
+    /// printed as a <c>Registrants</c> event), and every block of the ledger read back and printed
+    /// (<see cref="IoPrefix"/>-READBACK: the stamp each block holds), so that a reader can check that no write a
+    /// previous owner had acknowledged (<see cref="IoPrefix"/>-ACK lines) was lost. Then, 20 a second: write a
+    /// block stamped with the node and a sequence number, print the acknowledgement, read it back, compare. A
+    /// write the device refuses (the path going away) ends the loop quietly; a read that does not return what
+    /// was acknowledged is printed as an error line.
     /// </summary>
     private static async Task WriteVerifyLoopAsync(BlockDevice device, BlockDeviceInfo info, string node, TextWriter output, CancellationToken cancel)
     {
@@ -213,24 +217,53 @@ public static class ClusterNodeRunner
         var written = new byte[blockSize];
         var read = new byte[blockSize];
         long sequence = 0;
-        ulong blocks = Math.Min(info.BlockCount, 64);
+        ulong blocks = Math.Min(info.BlockCount, LedgerBlocks);
         try
         {
+            if (device.SupportsReservations)
+            {
+                string detail;
+                try
+                {
+                    var report = await device.ReservationReportAsync().ConfigureAwait(false);
+                    string registrants = string.Join(",", report.Registrants.Select(r => $"0x{r.Key:x16}{(r.HoldsReservation ? ":holder" : string.Empty)}"));
+                    detail = $"type {report.Type} registrants {(registrants.Length == 0 ? "none" : registrants)}";
+                }
+                catch (BlockDeviceException e)
+                {
+                    detail = $"report failed: {e.Message}";
+                }
+
+                output.WriteLine($"{EventPrefix} {Now()} {node} Registrants {info.SubsystemNqn} {info.Name}: {detail}");
+                output.Flush();
+            }
+
+            var stamps = new List<string>((int)blocks);
+            for (ulong lba = 0; lba < blocks; lba++)
+            {
+                await device.ReadAsync(lba, read).ConfigureAwait(false);
+                stamps.Add($"{lba.ToString(CultureInfo.InvariantCulture)}={StampOf(read)}");
+            }
+
+            output.WriteLine($"{IoPrefix}-READBACK {Now()} {node} {info.SubsystemNqn} {string.Join(' ', stamps)}");
+            output.Flush();
             while (!cancel.IsCancellationRequested && !device.IsDeleted)
             {
                 sequence++;
                 ulong lba = (ulong)sequence % blocks;
                 written.AsSpan().Fill((byte)sequence);
                 BinaryPrimitives.WriteInt64LittleEndian(written, sequence);
-                System.Text.Encoding.ASCII.GetBytes(node.AsSpan(0, Math.Min(node.Length, 32)), written.AsSpan(8));
+                int nameLength = System.Text.Encoding.ASCII.GetBytes(node.AsSpan(0, Math.Min(node.Length, 32)), written.AsSpan(9));
+                written[8] = (byte)nameLength;
                 await device.WriteAsync(lba, written).ConfigureAwait(false);
+                output.WriteLine($"{IoPrefix}-ACK {Now()} {node} {info.SubsystemNqn} {lba.ToString(CultureInfo.InvariantCulture)}={node}:{sequence.ToString(CultureInfo.InvariantCulture)}");
                 await device.ReadAsync(lba, read).ConfigureAwait(false);
                 if (!read.AsSpan().SequenceEqual(written))
                 {
                     output.WriteLine($"{IoPrefix}-ERROR {Now()} {node} {info.SubsystemNqn} lba {lba}: read back differs from the acknowledged write {sequence}");
-                    output.Flush();
                 }
 
+                output.Flush();
                 await Task.Delay(50, cancel).ConfigureAwait(false);
             }
         }
@@ -240,5 +273,35 @@ public static class ClusterNodeRunner
         catch (BlockDeviceException)
         {
         }
+    }
+
+    /// <summary>Blocks of a device the writer cycles through (its ledger).</summary>
+    private const int LedgerBlocks = 64;
+
+    /// <summary>"node:sequence" of a block the writer stamped; "-" for one it did not (never written, or foreign).</summary>
+    internal static string StampOf(ReadOnlySpan<byte> block)
+    {
+        if (block.Length < 9 + 32)
+        {
+            return "-";
+        }
+
+        long sequence = BinaryPrimitives.ReadInt64LittleEndian(block);
+        int nameLength = block[8];
+        if (sequence <= 0 || nameLength is 0 or > 32)
+        {
+            return "-";
+        }
+
+        var name = block.Slice(9, nameLength);
+        foreach (byte b in name)
+        {
+            if (b is <= (byte)' ' or >= 0x7F or (byte)':' or (byte)'=')
+            {
+                return "-";
+            }
+        }
+
+        return $"{System.Text.Encoding.ASCII.GetString(name)}:{sequence.ToString(CultureInfo.InvariantCulture)}";
     }
 }

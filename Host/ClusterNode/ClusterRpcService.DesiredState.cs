@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Akka.Actor;
 using ActorNvme.Actors.Controller;
 using ActorNvme.Actors.Settings;
+using ActorNvme.Actors.Subsystem;
 using ActorNvme.Cluster;
 using ActorNvme.Host.JsonRpc;
 using ActorNvme.Host.Spdk;
@@ -139,6 +140,16 @@ public sealed partial class ClusterRpcService
                 }
 
                 lastSeen = $"on {node.Node}: " + string.Join(", ", subsystem.Paths.Select(path => $"{path.Host}:{path.Port.ToString(CultureInfo.InvariantCulture)} {path.State}{(path.Reason is null ? string.Empty : " (" + path.Reason + ")")}"));
+
+                // A refusal no wait cures (nothing listens, Connect answered with DNR, a key or PSK refused): answered
+                // at once with SPDK's errno, as the single-node server does, instead of at the deadline.
+                if (live || subsystem.Paths.Select(path => RefusalError(path, $"controller {name} on {node.Node}")).FirstOrDefault(e => e is not null) is not { } refusal)
+                {
+                    continue;
+                }
+
+                await WithdrawAsync(c => c.DetachAsync(name, CommandTimeout)).ConfigureAwait(false);
+                throw new JsonRpcException(refusal.Code, $"{refusal.Message}; the attach was withdrawn");
             }
 
             if (DateTime.UtcNow >= until)
@@ -153,6 +164,16 @@ public sealed partial class ClusterRpcService
             await Task.Delay(PollInterval, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    /// <summary>SPDK's error for a path refused for good (<see cref="ClusterView.PathView.Refusal"/>); null while a retry may cure it.</summary>
+    internal static JsonRpcException? RefusalError(ClusterView.PathView path, string subject) => path.Refusal switch
+    {
+        nameof(PathRefusal.ConnectionRefused) => new JsonRpcException(JsonRpcErrorCodes.ConnectionRefused, $"Connection refused: {subject}: {path.Host}:{path.Port.ToString(CultureInfo.InvariantCulture)}: {path.Reason}"),
+        nameof(PathRefusal.ConnectRejected) => Spdk.ConnectFailureWatch.Classify(path.Reason, subject)
+            ?? new JsonRpcException(JsonRpcErrorCodes.Invalid, $"Invalid argument: {subject}: {path.Reason}"),
+        nameof(PathRefusal.AuthenticationFailed) or nameof(PathRefusal.TlsHandshakeFailed) => new JsonRpcException(JsonRpcErrorCodes.IoError, $"Input/output error: {subject} not attached: {path.Host}:{path.Port.ToString(CultureInfo.InvariantCulture)}: {path.Reason}"),
+        _ => null,
+    };
 
     private async Task<JsonNode?> DetachController(RpcParams p, CancellationToken cancellationToken)
     {

@@ -157,11 +157,21 @@ public static class ClusterDemoRunner
 
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
 
-            // 4. Single writer, as the target saw it.
-            var peaks = subsystems.Select(s => (s.Nqn, Peak: s.FindNamespace(1)?.PeakConcurrentIoHosts ?? 0)).ToArray();
+            // 4. Single writer, as the target saw it; no acknowledged write lost across the owner changes (each new
+            // owner read its subsystems' ledger back before its first write).
+            var namespaces = subsystems.Select(s => (s.Nqn, Ns: s.FindNamespace(1))).ToArray();
+            var peaks = namespaces.Select(n => n.Ns?.PeakConcurrentIoHosts ?? 0).ToArray();
+            int overlaps = namespaces.Sum(n => n.Ns?.OverlappingIoHosts ?? 0);
+            var writesByHost = namespaces.SelectMany(n => n.Ns?.WritesByHost ?? new Dictionary<string, long>()).GroupBy(p => p.Key)
+                .Select(g => $"hostid {g.Key[(g.Key.LastIndexOf(' ') + 1)..][..8]}…: {g.Sum(p => p.Value)} writes to {g.Count()} namespace(s)");
             var shutdownsByHost = subsystems.SelectMany(s => s.ShutdownsByHost).GroupBy(p => p.Key).Select(g => $"{g.Key}: {g.Sum(p => p.Value)}");
-            Record("single writer at the target", peaks.All(p => p.Peak == 1) && view.IoErrors == 0,
-                $"most hosts doing I/O to one namespace at once, per subsystem: {string.Join(" ", peaks.Select(p => p.Peak))}; write-then-verify mismatches: {view.IoErrors}; CC.SHN per host NQN: {string.Join("; ", shutdownsByHost)}");
+            string firstOverlap = namespaces.SelectMany(n => n.Ns?.Overlaps ?? []).FirstOrDefault() is { } o ? $" (first: {o})" : string.Empty;
+            Record("single writer at the target", peaks.All(p => p == 1) && overlaps == 0 && view.IoErrors == 0,
+                $"most hosts doing I/O to one namespace at once, per subsystem: {string.Join(" ", peaks)}; hosts that began I/O to a namespace while another host's controller did: {overlaps}{firstOverlap}; writes per host at the target: {string.Join("; ", writesByHost)}; write-then-verify mismatches: {view.IoErrors}; CC.SHN per host NQN: {string.Join("; ", shutdownsByHost)}");
+            var afterKill = view.LedgerCheck(moved, killedAt, victim.Name);
+            var afterLeave = view.LedgerCheck(handed, leftAt, leaver.Name);
+            Record("no acknowledged write lost", afterKill.Subsystems == moved.Count && afterLeave.Subsystems == handed.Count && afterKill.Checked > 0 && afterLeave.Checked > 0 && afterKill.Lost + afterLeave.Lost == 0,
+                $"ledgers read back by the new owners before their first write: after the kill {afterKill.Subsystems}/{moved.Count} subsystem(s), {afterKill.Checked} acknowledged block(s) checked, {afterKill.Lost} lost{afterKill.Detail}; after the graceful leave {afterLeave.Subsystems}/{handed.Count}, {afterLeave.Checked} checked, {afterLeave.Lost} lost{afterLeave.Detail}");
             Record("all attached at the end", view.AttachedCount == options.Subsystems && view.Owners().Values.All(n => n == names[0]), $"{view.AttachedCount}/{options.Subsystems} on {string.Join(", ", view.Owners().Values.Distinct())}");
         }
         finally
@@ -289,6 +299,8 @@ public static class ClusterDemoRunner
         private readonly Dictionary<string, (string Node, bool Attached, TimeSpan At)> _owners = new(StringComparer.Ordinal);
         private readonly List<(string Nqn, string Node, string Change, string Detail, TimeSpan At)> _history = [];
         private readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow - clock.Elapsed;
+        private readonly List<(string Nqn, string Node, long Lba, string Stamp, TimeSpan At)> _acks = [];
+        private readonly List<(string Nqn, string Node, Dictionary<long, string> Stamps, TimeSpan At)> _readbacks = [];
         private int _ioErrors;
 
         public int IoErrors => Volatile.Read(ref _ioErrors);
@@ -391,6 +403,12 @@ public static class ClusterDemoRunner
                 return;
             }
 
+            if (line.StartsWith(ClusterNodeRunner.IoPrefix + "-ACK ", StringComparison.Ordinal) || line.StartsWith(ClusterNodeRunner.IoPrefix + "-READBACK ", StringComparison.Ordinal))
+            {
+                OnLedgerLine(line);
+                return;
+            }
+
             if (!line.StartsWith(ClusterNodeRunner.EventPrefix + " ", StringComparison.Ordinal))
             {
                 if (verbose)
@@ -437,6 +455,107 @@ public static class ClusterDemoRunner
 
                 output.WriteLine($"{at.TotalSeconds,7:0.00} s   {from}: {change}{(nqn == "-" ? string.Empty : " " + nqn[(nqn.LastIndexOf(':') + 1)..])}{(parts.Length > 5 ? " (" + parts[5] + ")" : string.Empty)}");
                 output.Flush();
+            }
+        }
+
+        // CLUSTER-IO-ACK <unix ms> <node> <nqn> <lba>=<node>:<seq> and CLUSTER-IO-READBACK <unix ms> <node> <nqn> <lba>=<stamp>...
+        private void OnLedgerLine(string line)
+        {
+            string[] parts = line.Split(' ');
+            if (parts.Length < 4 || !long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out long unixMs))
+            {
+                return;
+            }
+
+            var at = DateTimeOffset.FromUnixTimeMilliseconds(unixMs) - _startedAt;
+            var stamps = new Dictionary<long, string>();
+            foreach (string entry in parts.AsSpan(4))
+            {
+                int eq = entry.IndexOf('=', StringComparison.Ordinal);
+                if (eq > 0 && long.TryParse(entry.AsSpan(0, eq), NumberStyles.None, CultureInfo.InvariantCulture, out long lba))
+                {
+                    stamps[lba] = entry[(eq + 1)..];
+                }
+            }
+
+            lock (_sync)
+            {
+                if (parts[0].EndsWith("-ACK", StringComparison.Ordinal))
+                {
+                    foreach (var (lba, stamp) in stamps)
+                    {
+                        _acks.Add((parts[3], parts[2], lba, stamp, at));
+                    }
+                }
+                else
+                {
+                    _readbacks.Add((parts[3], parts[2], stamps, at));
+                }
+            }
+        }
+
+        /// <summary>
+        /// Every ledger read back, at or after <paramref name="since"/>, by a node other than <paramref name="except"/>
+        /// for <paramref name="nqns"/>, against the writes acknowledged (by any node) before that read: a block lost
+        /// an acknowledged write when it holds neither that write nor a later one of the same writer.
+        /// </summary>
+        public (int Subsystems, int Checked, int Lost, string Detail) LedgerCheck(IReadOnlyCollection<string> nqns, TimeSpan since, string except)
+        {
+            lock (_sync)
+            {
+                int subsystems = 0, checkedBlocks = 0, lost = 0;
+                var missing = new List<string>();
+                var losses = new List<string>();
+                var perSubsystem = new List<string>();
+                foreach (string nqn in nqns)
+                {
+                    var readback = _readbacks.FirstOrDefault(r => r.Nqn == nqn && r.Node != except && r.At >= since);
+                    if (readback.Stamps is null)
+                    {
+                        missing.Add(nqn);
+                        continue;
+                    }
+
+                    subsystems++;
+                    int checkedBefore = checkedBlocks;
+                    var lastAck = new Dictionary<long, string>();
+                    foreach (var ack in _acks)
+                    {
+                        // The reader's own first writes may share the read-back's millisecond; they come after it.
+                        if (ack.Nqn == nqn && (ack.At < readback.At || (ack.At == readback.At && ack.Node != readback.Node)))
+                        {
+                            lastAck[ack.Lba] = ack.Stamp;
+                        }
+                    }
+
+                    foreach (var (lba, expected) in lastAck)
+                    {
+                        checkedBlocks++;
+                        string got = readback.Stamps.GetValueOrDefault(lba, "missing");
+                        if (got != expected && !LaterOfSameWriter(got, expected))
+                        {
+                            lost++;
+                            if (losses.Count < 5)
+                            {
+                                losses.Add($"{nqn[(nqn.LastIndexOf(':') + 1)..]} lba {lba}: acknowledged {expected}, read {got}");
+                            }
+                        }
+                    }
+
+                    perSubsystem.Add($"{nqn[(nqn.LastIndexOf(':') + 1)..]} {checkedBlocks - checkedBefore} by {readback.Node}");
+                }
+
+                string detail = $" ({string.Join(", ", perSubsystem.Order(StringComparer.Ordinal))})" + (missing.Count > 0 ? $"; no ledger read back for {missing.Count}" : string.Empty) + (losses.Count > 0 ? "; " + string.Join("; ", losses) : string.Empty);
+                return (subsystems, checkedBlocks, lost, detail);
+            }
+
+            static bool LaterOfSameWriter(string got, string expected)
+            {
+                int g = got.LastIndexOf(':'), e = expected.LastIndexOf(':');
+                return g > 0 && e > 0 && got.AsSpan(0, g).SequenceEqual(expected.AsSpan(0, e))
+                    && long.TryParse(got.AsSpan(g + 1), NumberStyles.None, CultureInfo.InvariantCulture, out long gs)
+                    && long.TryParse(expected.AsSpan(e + 1), NumberStyles.None, CultureInfo.InvariantCulture, out long es)
+                    && gs > es;
             }
         }
 

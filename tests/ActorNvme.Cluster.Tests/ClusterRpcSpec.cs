@@ -217,6 +217,33 @@ public sealed class ClusterRpcSpec(ITestOutputHelper output) : IAsyncLifetime
             Enumerable.Range(1, SubsystemCount).All(i => _target.FindSubsystem(Nqn(i))!.ControllerCount == 0));
     }
 
+    [Fact]
+    public async Task An_attach_refused_for_good_is_answered_with_SPDKs_errno_not_a_timeout_and_leaves_nothing_behind()
+    {
+        await StartClusterAsync();
+        var a = _nodes[0];
+        int closedPort = FreePorts(1)[0];
+
+        // Nothing listens: -ECONNREFUSED (not -ETIMEDOUT at the attach's deadline).
+        var refused = await Assert.ThrowsAsync<JsonRpcException>(() => a.Rpc.DispatchAsync(
+            "bdev_nvme_attach_controller",
+            Params(new { name = "Closed", trtype = "tcp", adrfam = "ipv4", traddr = "127.0.0.1", trsvcid = closedPort.ToString(CultureInfo.InvariantCulture), subnqn = Nqn(1) }),
+            CancellationToken.None));
+        output.WriteLine(refused.Message);
+        Assert.Equal(JsonRpcErrorCodes.ConnectionRefused, refused.Code);
+
+        // A subsystem the target does not have: Connect answered with Do Not Retry, -EINVAL.
+        var rejected = await Assert.ThrowsAsync<JsonRpcException>(() => _nodes[1].Rpc.DispatchAsync("bdev_nvme_attach_controller", Params(Attach("Unknown", "nqn.2016-06.io.actornvme:not-at-the-target")), CancellationToken.None));
+        output.WriteLine(rejected.Message);
+        Assert.Equal(JsonRpcErrorCodes.Invalid, rejected.Code);
+
+        // Both withdrawn: the names are free, no node holds them.
+        var names = (await a.Rpc.DispatchAsync("bdev_nvme_attach_controller", Params(Attach("Closed", Nqn(1))), CancellationToken.None))!.AsArray();
+        Assert.Equal(["Closedn1"], names.Select(n => n!.GetValue<string>()));
+        var controllers = (await a.Rpc.DispatchAsync("bdev_nvme_get_controllers", null, CancellationToken.None))!.AsArray();
+        Assert.DoesNotContain(controllers, c => c!["name"]!.GetValue<string>() == "Unknown");
+    }
+
     private object Attach(string name, string subnqn) =>
         new { name, trtype = "tcp", adrfam = "ipv4", traddr = "127.0.0.1", trsvcid = Port(_nvm!).ToString(CultureInfo.InvariantCulture), subnqn, hdgst = false, ddgst = false };
 

@@ -264,10 +264,10 @@ public sealed class RawClient : IAsyncDisposable
     }
 
     /// <summary>ICReq and an I/O queue Connect for <paramref name="controllerId"/>.</summary>
-    public async Task SetUpIoAsync(string subsystemNqn, ushort controllerId, ushort queueId = 1, int queueSize = 32, DigestOptions digests = DigestOptions.None, bool disableSqFlow = false)
+    public async Task SetUpIoAsync(string subsystemNqn, ushort controllerId, ushort queueId = 1, int queueSize = 32, DigestOptions digests = DigestOptions.None, bool disableSqFlow = false, string hostNqn = HostNqn)
     {
         await InitializeAsync(digests);
-        var connect = await ConnectAsync(subsystemNqn, queueId, queueSize, 0, controllerId, disableSqFlow: disableSqFlow);
+        var connect = await ConnectAsync(subsystemNqn, queueId, queueSize, 0, controllerId, hostNqn, disableSqFlow: disableSqFlow);
         Assert.True(connect.Status.IsSuccess, connect.Status.ToString());
     }
 

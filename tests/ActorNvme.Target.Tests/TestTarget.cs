@@ -47,12 +47,12 @@ public sealed class TestTarget : IAsyncDisposable
     public Task<RawClient> ConnectAsync(TargetListener? listener = null) => RawClient.ConnectAsync(listener ?? Listener, Network);
 
     /// <summary>An admin queue (enabled) and one I/O queue of the same controller.</summary>
-    public async Task<(RawClient Admin, RawClient Io, ushort ControllerId)> ConnectIoAsync(DigestOptions digests = DigestOptions.None, bool disableSqFlow = false, int queueSize = 32, uint kato = 0)
+    public async Task<(RawClient Admin, RawClient Io, ushort ControllerId)> ConnectIoAsync(DigestOptions digests = DigestOptions.None, bool disableSqFlow = false, int queueSize = 32, uint kato = 0, string hostNqn = RawClient.HostNqn)
     {
         var admin = await ConnectAsync();
-        ushort id = await admin.SetUpAdminAsync(Nqn, kato, digests);
+        ushort id = await admin.SetUpAdminAsync(Nqn, kato, digests, hostNqn: hostNqn);
         var io = await ConnectAsync();
-        await io.SetUpIoAsync(Nqn, id, 1, queueSize, digests, disableSqFlow);
+        await io.SetUpIoAsync(Nqn, id, 1, queueSize, digests, disableSqFlow, hostNqn);
         return (admin, io, id);
     }
 
