@@ -72,17 +72,7 @@ public sealed partial class ClusterRpcService
             var other => throw JsonRpcException.InvalidValue($"{Method}: parameter 'multipath' must be disable, failover or multipath, not '{other}'"),
         };
 
-        p.RequireAbsent("hostaddr", "the source address is the kernel's choice", 256);
-        p.RequireAbsent("hostsvcid", "the source port is the kernel's choice", 32);
-        if (p.OptionalString("priority", 16) is { } priority && priority != "0")
-        {
-            throw JsonRpcException.NotSupported(Method, "priority", priority, "no socket priority is set");
-        }
-
-        p.RequireDefault("prchk_reftag", false, "no protection information is checked");
-        p.RequireDefault("prchk_guard", false, "no protection information is checked");
-        p.RequireDefault("allow_unrecognized_csi", false, "only NVM command set namespaces become block devices");
-        p.OptionalInt64("max_bdevs", 1, uint.MaxValue); // SPDK's name array size: no limit here
+        SpdkRpcService.RefuseUnhonouredAttachParameters(p);
 
         // The desired state carries the subsystem, its paths and the loss-timeout options; the rest is each node's
         // configuration. rpc.py sends false for these unless asked, so false means "the node's setting".
@@ -169,8 +159,8 @@ public sealed partial class ClusterRpcService
     internal static JsonRpcException? RefusalError(ClusterView.PathView path, string subject) => path.Refusal switch
     {
         nameof(PathRefusal.ConnectionRefused) => new JsonRpcException(JsonRpcErrorCodes.ConnectionRefused, $"Connection refused: {subject}: {path.Host}:{path.Port.ToString(CultureInfo.InvariantCulture)}: {path.Reason}"),
-        nameof(PathRefusal.ConnectRejected) => Spdk.ConnectFailureWatch.Classify(path.Reason, subject)
-            ?? new JsonRpcException(JsonRpcErrorCodes.Invalid, $"Invalid argument: {subject}: {path.Reason}"),
+        // The view carries the refusal's kind, not its status, so Connect Invalid Host is not told apart (-EPERM) here.
+        nameof(PathRefusal.ConnectRejected) => new JsonRpcException(JsonRpcErrorCodes.Invalid, $"Invalid argument: {subject}: {path.Reason}"),
         nameof(PathRefusal.AuthenticationFailed) or nameof(PathRefusal.TlsHandshakeFailed) => new JsonRpcException(JsonRpcErrorCodes.IoError, $"Input/output error: {subject} not attached: {path.Host}:{path.Port.ToString(CultureInfo.InvariantCulture)}: {path.Reason}"),
         _ => null,
     };

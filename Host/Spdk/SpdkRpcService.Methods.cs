@@ -525,17 +525,7 @@ public sealed partial class SpdkRpcService
         var dhChap = DhChapFromKeyring(p, Method);
         var psk = PskFromKeyring(p);
 
-        p.RequireAbsent("hostaddr", "the source address is the kernel's choice", 256);
-        p.RequireAbsent("hostsvcid", "the source port is the kernel's choice", 32);
-        if (p.OptionalString("priority", 16) is { } priority && priority != "0")
-        {
-            throw JsonRpcException.NotSupported(Method, "priority", priority, "no socket priority is set");
-        }
-
-        p.RequireDefault("prchk_reftag", false, "no protection information is checked");
-        p.RequireDefault("prchk_guard", false, "no protection information is checked");
-        p.RequireDefault("allow_unrecognized_csi", false, "only NVM command set namespaces become block devices");
-        p.OptionalInt64("max_bdevs", 1, uint.MaxValue); // SPDK's name array size: no limit here
+        RefuseUnhonouredAttachParameters(p);
 
         // Per controller, as in SPDK: each given value replaces the host setting (akka.hocon) for this controller.
         bool? headerDigest = p.OptionalBool("hdgst");
@@ -1003,6 +993,26 @@ public sealed partial class SpdkRpcService
     }
 
     /// <summary>trtype, traddr, adrfam and trsvcid, checked as SPDK checks them.</summary>
+    /// <summary>
+    /// The attach parameters rpc.py may send that this host cannot honour: refused by name unless they hold their default
+    /// (shared by the single-node and the cluster node's bdev_nvme_attach_controller).
+    /// </summary>
+    internal static void RefuseUnhonouredAttachParameters(RpcParams p)
+    {
+        const string Method = "bdev_nvme_attach_controller";
+        p.RequireAbsent("hostaddr", "the source address is the kernel's choice", 256);
+        p.RequireAbsent("hostsvcid", "the source port is the kernel's choice", 32);
+        if (p.OptionalString("priority", 16) is { } priority && priority != "0")
+        {
+            throw JsonRpcException.NotSupported(Method, "priority", priority, "no socket priority is set");
+        }
+
+        p.RequireDefault("prchk_reftag", false, "no protection information is checked");
+        p.RequireDefault("prchk_guard", false, "no protection information is checked");
+        p.RequireDefault("allow_unrecognized_csi", false, "only NVM command set namespaces become block devices");
+        p.OptionalInt64("max_bdevs", 1, uint.MaxValue); // SPDK's name array size: no limit here
+    }
+
     internal static TransportAddress Address(RpcParams p, int defaultPort)
     {
         string trtype = p.RequiredNonEmptyString("trtype", 16);
