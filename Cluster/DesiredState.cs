@@ -91,7 +91,12 @@ public static class DesiredState
     public sealed record ExplicitAttach(string Name, string SubsystemNqn, string[] Paths, AttachOptions? Options);
 
     /// <summary>The whole desired state (the snapshot in the store, and the answer to <see cref="GetDesiredState"/>).</summary>
-    public sealed record Snapshot(Discovery[] Discoveries, ExplicitAttach[] Attaches);
+    /// <remarks>
+    /// <paramref name="Discovered"/>: the subsystems a discovery log had the cluster attach. It survives a full restart,
+    /// so that a discovery stopped (or a subsystem no longer listed) before the first read after the restart still
+    /// detaches what remember-entities started again.
+    /// </remarks>
+    public sealed record Snapshot(Discovery[] Discoveries, ExplicitAttach[] Attaches, string[]? Discovered = null);
 
     // The journal's events.
     public sealed record DiscoveryStarted(Discovery Discovery);
@@ -101,6 +106,12 @@ public static class DesiredState
     public sealed record AttachAdded(ExplicitAttach Attach);
 
     public sealed record AttachRemoved(string Name);
+
+    /// <summary>A discovery log had the cluster attach this subsystem.</summary>
+    public sealed record DiscoveredAttached(string SubsystemNqn);
+
+    /// <summary>No discovery log lists this subsystem any more; it was detached unless attached by hand.</summary>
+    public sealed record DiscoveredDetached(string SubsystemNqn);
 
     /// <summary>Why <paramref name="command"/> cannot be taken, or null when it can.</summary>
     internal static string? Refusal(Attach command, NvmeHostSettings settings)

@@ -72,12 +72,16 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
                 _discoveries.AddRange(snapshot.Discoveries);
                 _explicit.Clear();
                 _explicit.AddRange(snapshot.Attaches);
+                _attached.Clear();
+                _attached.UnionWith(snapshot.Discovered ?? []);
             }
         });
         Recover<DesiredState.DiscoveryStarted>(Apply);
         Recover<DesiredState.DiscoveryStopped>(Apply);
         Recover<DesiredState.AttachAdded>(Apply);
         Recover<DesiredState.AttachRemoved>(Apply);
+        Recover<DesiredState.DiscoveredAttached>(Apply);
+        Recover<DesiredState.DiscoveredDetached>(Apply);
         Recover<RecoveryCompleted>(_ => _log.Info(
             "desired state recovered: {0} discovery controller(s), {1} attach(es) started at run time", _discoveries.Count, _explicit.Count));
 
@@ -274,6 +278,12 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
             case DesiredState.AttachRemoved removed:
                 _explicit.RemoveAll(a => a.Name == removed.Name);
                 break;
+            case DesiredState.DiscoveredAttached attached:
+                _attached.Add(attached.SubsystemNqn);
+                break;
+            case DesiredState.DiscoveredDetached detached:
+                _attached.Remove(detached.SubsystemNqn);
+                break;
         }
     }
 
@@ -285,7 +295,7 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
         }
     }
 
-    private DesiredState.Snapshot ToSnapshot() => new([.. _discoveries], [.. _explicit]);
+    private DesiredState.Snapshot ToSnapshot() => new([.. _discoveries], [.. _explicit], [.. _attached]);
 
     /// <summary>The configuration's discovery controllers, then those started at run time.</summary>
     private List<string> DiscoveryPaths() => [.. _settings.Discovery.Concat(_discoveries.Select(d => d.Path)).Distinct(StringComparer.Ordinal)];
@@ -441,12 +451,15 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
             }
         }
 
+        // Recorded (state is already updated: the journal replays them on a restart, see Snapshot.Discovered).
+        var changes = new List<object>();
         foreach (var (nqn, paths) in wanted)
         {
             _discovered[nqn] = new ClusterSubsystem.EnsureAttached(nqn, _hostNqn, paths.ToArray()) { Options = optionsOf[nqn] };
             if (_attached.Add(nqn))
             {
                 _log.Info("desired: {0} through {1}", nqn, string.Join(", ", paths));
+                changes.Add(new DesiredState.DiscoveredAttached(nqn));
             }
         }
 
@@ -456,12 +469,18 @@ internal sealed class DiscoveryCoordinatorActor : ReceivePersistentActor, IWithT
             {
                 _attached.Remove(gone);
                 _discovered.Remove(gone);
+                changes.Add(new DesiredState.DiscoveredDetached(gone));
                 if (!_explicit.Any(a => a.SubsystemNqn == gone))
                 {
                     _region.Tell(new ClusterSubsystem.EnsureDetached(gone, _hostNqn, "no longer in the discovery log"));
                     _log.Info("no longer listed: {0}", gone);
                 }
             }
+        }
+
+        if (changes.Count > 0)
+        {
+            PersistAll(changes, _ => AfterPersist());
         }
 
         ReassertDesired();
