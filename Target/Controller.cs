@@ -47,10 +47,8 @@ internal sealed class Controller
 
     public ushort Id { get; }
 
-    /// <summary>The namespace this controller last did I/O to: spares the per-namespace writer count a lookup per command.</summary>
-    internal TargetNamespace? LastIoNamespace;
-
-    // This controller's write tally at the namespace it last did I/O to (the tally names its namespace).
+    // This controller's write tally at the namespace it last did I/O to (the tally names its namespace): spares the
+    // per-namespace writer count a lookup per command.
     private TargetNamespace.IoTally? _lastIoTally;
 
     /// <summary>Counts this controller among the hosts doing I/O to <paramref name="ns"/> (once), and its writes there.</summary>
@@ -61,7 +59,6 @@ internal sealed class Controller
         {
             tally = ns.NoteIoFrom(this);
             Volatile.Write(ref _lastIoTally, tally);
-            Volatile.Write(ref LastIoNamespace, ns);
         }
 
         if (write)
@@ -72,7 +69,6 @@ internal sealed class Controller
 
     private void ForgetIo()
     {
-        Volatile.Write(ref LastIoNamespace, null);
         Volatile.Write(ref _lastIoTally, null);
         if (Nvm is { } nvm)
         {
