@@ -141,10 +141,28 @@ python_free_sum() {
   if [ "$passed" -eq 0 ]; then echo "no test ran" >&2; return 1; fi
 }
 # Name every failed test last, so the tail of a CI log says what broke.
+# failed_tests FILE: "FAILED: name" and the first lines of its message and stack, for each failed test in a TRX file.
+failed_tests() {
+  if command -v python3 >/dev/null; then
+    python3 - "$1" <<'PY'
+import sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+failed = ET.parse(sys.argv[1]).getroot().findall(".//t:UnitTestResult[@outcome='Failed']", ns)
+for result in failed[:20]:
+    print("FAILED: " + result.get("testName", "?"))
+    for tag, keep in (("Message", 6), ("StackTrace", 4)):
+        node = result.find(".//t:ErrorInfo/t:" + tag, ns)
+        for line in (node.text or "").strip().splitlines()[:keep] if node is not None else []:
+            print("  why> " + line.strip()[:300])
+PY
+  else
+    { grep -o '<UnitTestResult [^>]*outcome="Failed"' "$1" || true; } \
+      | sed -n 's/.*testName="\([^"]*\)".*/FAILED: \1/p' | head -20
+  fi
+}
 for f in "$results"/*.trx; do
   [ -f "$f" ] || continue
-  { grep -o '<UnitTestResult [^>]*outcome="Failed"' "$f" || true; } \
-    | sed -n 's/.*testName="\([^"]*\)".*/FAILED: \1/p' | head -20
+  failed_tests "$f"
 done
 for name in "${shell_failed_names[@]}"; do
   # The lines that say why (assertions, exceptions, the script's own FAIL), else its last lines.

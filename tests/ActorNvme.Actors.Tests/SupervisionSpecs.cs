@@ -56,6 +56,9 @@ public class SupervisionSpecs : TestKit
     private void AdvanceUntil(Func<bool> condition, TimeSpan step, TimeSpan limit) =>
         VirtualClock.AdvanceUntil(Clock, condition, step, limit, settle: TimeSpan.FromMilliseconds(300));
 
+    private static bool IsFailure(Subsystem.Subsystem.Report report) =>
+        report.Removed is null && report.Paths.Count == 1 && report.Paths[0].State == ControllerState.Failed;
+
     private void AssertLedgerEmpty() =>
         AwaitAssert(() => Assert.True(OwnershipLedger.Get(Sys).Total.IsEmpty, $"ledger not empty: {string.Join("; ", OwnershipLedger.Get(Sys).Snapshot().Select(p => $"{p.Key}: {p.Value}"))}"), TimeSpan.FromSeconds(10));
 
@@ -69,17 +72,28 @@ public class SupervisionSpecs : TestKit
     public void A_controller_that_always_throws_while_coming_up_is_retried_each_reconnect_delay_and_deleted_at_the_loss_deadline(FaultPoint point)
     {
         _fabric.ThrowAt = point;
-        var subsystem = StartSubsystem();
 
-        // The first incarnation throws at once; a new one tries every reconnect-delay until the deadline.
-        AwaitCondition(() => _fabric.Throws >= 1, TimeSpan.FromSeconds(10));
-        bool terminated = false;
-        var watcher = CreateTestProbe();
-        watcher.Watch(subsystem);
-        AdvanceUntil(
-            () => terminated || (terminated = watcher.HasMessages && watcher.ReceiveOne(TimeSpan.Zero) is Terminated),
-            TimeSpan.FromMilliseconds(500),
-            TimeSpan.FromSeconds(20));
+        // A child of the test actor, so its reports come here: the clock moves on only once an attempt's
+        // failure is reported (the next attempt then armed), however slowly the actors run on this machine.
+        var subsystem = ChildActorOf(Subsystem.Subsystem.Props(new SubsystemOptions("nvme0", SubsystemNqn, [PathAddress], Settings), _fabric), "nvme0");
+        Watch(subsystem);
+        FishForMessage<Subsystem.Subsystem.Report>(IsFailure, TimeSpan.FromSeconds(30));
+        var elapsed = TimeSpan.Zero;
+        while (true)
+        {
+            // Each reconnect-delay (jittered to at most 1 s) is due within a 1 s step: an attempt starts, then fails,
+            // unless the loss deadline removed the subsystem first.
+            Assert.True(elapsed < TimeSpan.FromSeconds(20), $"the subsystem still stood after 20 s of virtual time ({_fabric.Throws} throws)");
+            Clock.Advance(TimeSpan.FromSeconds(1));
+            elapsed += TimeSpan.FromSeconds(1);
+            if (FishForMessage<Subsystem.Subsystem.Report>(r => r.Removed is not null || !IsFailure(r), TimeSpan.FromSeconds(30)).Removed is not null
+                || FishForMessage<Subsystem.Subsystem.Report>(r => r.Removed is not null || IsFailure(r), TimeSpan.FromSeconds(30)).Removed is not null)
+            {
+                break;
+            }
+        }
+
+        ExpectTerminated(subsystem, TimeSpan.FromSeconds(30));
 
         // Not a restart storm: one attempt per reconnect-delay within the 6 s deadline, no more.
         Assert.InRange(_fabric.Throws, 5, 8);

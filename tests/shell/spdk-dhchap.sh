@@ -68,13 +68,15 @@ done
 our_rpc keyring_file_add_key hkey "$work/host.key" >/dev/null || fail "keyring_file_add_key hkey"
 our_rpc keyring_file_add_key ckey "$work/ctrlr.key" >/dev/null || fail "keyring_file_add_key ckey"
 our_rpc keyring_file_add_key wkey "$work/wrong.key" >/dev/null || fail "keyring_file_add_key wkey"
-our_rpc keyring_get_keys | grep -q '"hkey"' || fail "keyring_get_keys does not list hkey"
-if our_rpc keyring_get_keys | grep -q "$(cut -d: -f3 "$work/host.key")"; then fail "keyring_get_keys shows a secret"; fi
+# Whole output first: 'rpc.py | grep -q' fails under pipefail when grep stops reading early (broken pipe).
+keys=$(our_rpc keyring_get_keys)
+grep -q '"hkey"' <<<"$keys" || fail "keyring_get_keys does not list hkey"
+if grep -q "$(cut -d: -f3 "$work/host.key")" <<<"$keys"; then fail "keyring_get_keys shows a secret"; fi
 
 # Bidirectional through rpc.py's own option names.
 out=$(raw_rpc bdev_nvme_attach_controller "{\"name\":\"nvme7\",\"trtype\":\"tcp\",\"adrfam\":\"ipv4\",\"traddr\":\"127.0.0.1\",\"trsvcid\":\"$port\",\"subnqn\":\"$sub_nqn\",\"hostnqn\":\"$host_nqn\",\"dhchap_key\":\"hkey\",\"dhchap_ctrlr_key\":\"ckey\"}" 2>&1) \
   || fail "attach with the right keys: $out"
-echo "$out" | grep -q nvme7n1 || fail "attach printed no nvme7n1: $out"
+grep -q nvme7n1 <<<"$out" || fail "attach printed no nvme7n1: $out"
 raw_rpc bdev_get_bdevs "{\"name\":\"nvme7n1\"}" >/dev/null || fail "bdev_get_bdevs nvme7n1"
 raw_rpc bdev_nvme_detach_controller "{\"name\":\"nvme7\"}" >/dev/null || fail "detach nvme7"
 
@@ -83,9 +85,9 @@ start=$SECONDS
 if out=$(raw_rpc bdev_nvme_attach_controller "{\"name\":\"nvme8\",\"trtype\":\"tcp\",\"adrfam\":\"ipv4\",\"traddr\":\"127.0.0.1\",\"trsvcid\":\"$port\",\"subnqn\":\"$sub_nqn\",\"hostnqn\":\"$host_nqn\",\"dhchap_key\":\"wkey\",\"ctrlr_loss_timeout_sec\":0,\"reconnect_delay_sec\":0}" 2>&1); then
   fail "attach with a wrong key succeeded: $out"
 fi
-echo "$out" | grep -q "AUTH_Failure1" || fail "the refusal does not say AUTH_Failure1: $out"
-if echo "$out" | grep -q "not attached within"; then fail "the refusal came only at the attach deadline, not when authentication was refused: $out"; fi
-echo "$out" | grep -q "$sub_nqn" || fail "the refusal does not name $sub_nqn: $out"
+grep -q "AUTH_Failure1" <<<"$out" || fail "the refusal does not say AUTH_Failure1: $out"
+if grep -q "not attached within" <<<"$out"; then fail "the refusal came only at the attach deadline, not when authentication was refused: $out"; fi
+grep -q "$sub_nqn" <<<"$out" || fail "the refusal does not name $sub_nqn: $out"
 if grep -q "$(cut -d: -f3 "$work/wrong.key")" "$work/serve.log"; then fail "a secret is in the serve log"; fi
 echo "$me: rpc.py: attach with keyring keys OK, wrong key refused in $((SECONDS - start)) s"
 kill -TERM "$serve_pid" 2>/dev/null || true
@@ -100,20 +102,14 @@ kill -INT "$tgt_pid" 2>/dev/null || true
 wait "$tgt_pid" 2>/dev/null || true
 rm -rf "/var/run/dpdk/spdk_pid$tgt_pid"
 tgt_pid=
-gen_psk() { python3 <<'PY'
-import base64, os, sys, zlib
-key = os.urandom(32)
-sys.stdout.write("NVMeTLSkey-1:01:%s:" % base64.b64encode(key + zlib.crc32(key).to_bytes(4, "little")).decode())
-PY
-}
 gen_key 02 >"$work/host2.key"
 gen_key 00 >"$work/ctrlr2.key"
 gen_key 03 >"$work/wrong-ctrlr.key"
-gen_psk >"$work/psk.key"
 ours_uni=nqn.2016-06.io.actornvme:dhchap-uni
 ours_bi=nqn.2016-06.io.actornvme:dhchap-bi
 ours_2048=nqn.2016-06.io.actornvme:dhchap-2048
 ours_tls=nqn.2016-06.io.actornvme:dhchap-tls
+gen_psk 01 "$host_nqn" "$ours_tls" >"$work/psk.key"
 port_uni=$(free_port); port_bi=$(free_port); port_2048=$(free_port); port_tls=$(free_port); port_disc=$(free_port)
 host_obj() { # KEY [CTRLR-KEY] [EXTRA-JSON]
   echo "{\"nqn\":\"$host_nqn\",\"dhchap_key\":\"$work/$1\"${2:+,\"dhchap_ctrlr_key\":\"$work/$2\"}${3:-}}"

@@ -43,17 +43,10 @@ plain_nqn=nqn.2016-06.io.spdk:cnode20
 tls_nqn=nqn.2016-06.io.spdk:cnode21
 tls384_nqn=nqn.2016-06.io.spdk:cnode22
 start_nvmf_tgt
-# NVMeTLSkey-1 interchange strings, without a trailing newline (SPDK refuses one): 01 = 32-byte key, 02 = 48-byte key.
-gen_psk() { python3 - "$1" <<'PY'
-import base64, os, sys, zlib
-key = os.urandom(32 if sys.argv[1] == "01" else 48)
-sys.stdout.write("NVMeTLSkey-1:%s:%s:" % (sys.argv[1], base64.b64encode(key + zlib.crc32(key).to_bytes(4, "little")).decode()))
-PY
-}
 umask 077
-gen_psk 01 >"$work/psk256.key"
-gen_psk 02 >"$work/psk384.key"
-gen_psk 01 >"$work/wrong.key"
+gen_psk 01 "$host_nqn" "$tls_nqn" >"$work/psk256.key"
+gen_psk 02 "$host_nqn" "$tls384_nqn" >"$work/psk384.key"
+gen_psk 01 "$host_nqn" "$tls_nqn" >"$work/wrong.key"
 tgt_rpc nvmf_create_transport -t TCP
 tgt_rpc keyring_file_add_key psk0 "$work/psk256.key"
 tgt_rpc keyring_file_add_key psk1 "$work/psk384.key"
@@ -90,7 +83,7 @@ for pair in "nvme21:$tls_nqn:tls256:TLS_AES_128_GCM_SHA256" "nvme22:$tls384_nqn:
   IFS=: read -r name nqn_a nqn_b key suite <<<"$pair"
   nqn="$nqn_a:$nqn_b"
   out=$(raw_rpc bdev_nvme_attach_controller "$(attach_json "$name" "$nqn" "$key")" 2>&1) || fail "attach $name ($suite) with the right PSK: $out"
-  echo "$out" | grep -q "${name}n1" || fail "attach $name printed no ${name}n1: $out"
+  grep -q "${name}n1" <<<"$out" || fail "attach $name printed no ${name}n1: $out"
   raw_rpc bdev_get_bdevs "{\"name\":\"${name}n1\"}" >/dev/null || fail "bdev_get_bdevs ${name}n1"
   raw_rpc bdev_nvme_detach_controller "{\"name\":\"$name\"}" >/dev/null || fail "detach $name"
   echo "$me: rpc.py: $name attached over TLS ($suite) with keyring key $key"
@@ -102,9 +95,9 @@ if out=$(raw_rpc bdev_nvme_attach_controller "$(attach_json nvme23 "$tls_nqn" wr
   fail "attach with a wrong PSK succeeded: $out"
 fi
 took=$((SECONDS - start))
-echo "$out" | grep -q "TLS handshake" || fail "the refusal does not say TLS handshake: $out"
-echo "$out" | grep -q "$tls_nqn" || fail "the refusal does not name $tls_nqn: $out"
-if echo "$out" | grep -q "not attached within"; then fail "the refusal came only at the attach deadline: $out"; fi
+grep -q "TLS handshake" <<<"$out" || fail "the refusal does not say TLS handshake: $out"
+grep -q "$tls_nqn" <<<"$out" || fail "the refusal does not name $tls_nqn: $out"
+if grep -q "not attached within" <<<"$out"; then fail "the refusal came only at the attach deadline: $out"; fi
 [ "$took" -le 5 ] || fail "the refusal took $took s (more than 5 s)"
 for key in psk256 psk384 wrong; do
   if grep -q "$(cut -d: -f3 "$work/$key.key")" "$work/serve.log"; then fail "a PSK is in the serve log"; fi

@@ -20,8 +20,8 @@ dotnet tool install --tool-path "$work/tools" --add-source "$work/packages" Acto
 tool="$work/tools/actornvme"
 [ -x "$tool" ] || fail "no actornvme command in the tool path"
 
-"$tool" --help | grep -q "actornvme \[command\]" || fail "actornvme --help does not show the usage"
-"$tool" config | grep -q "keep-alive-timeout = .*# default" || fail "actornvme config does not print the library defaults"
+grep -q "actornvme \[command\]" <<<"$("$tool" --help)" || fail "actornvme --help does not show the usage"
+grep -q "keep-alive-timeout = .*# default" <<<"$("$tool" config)" || fail "actornvme config does not print the library defaults"
 out=$("$tool" discover -t tcp -a 127.0.0.1 -s 1 --timeout -1 2>&1) && fail "discover --timeout -1 succeeded"
 grep -q -- "--timeout" <<<"$out" || fail "discover --timeout -1 does not name the option: $out"
 echo "$me: $(basename "$package") installed; actornvme --help, config and a refused option work"

@@ -87,3 +87,26 @@ start_nvmf_tgt() {
   done
   fail "nvmf_tgt did not start within 60 s"
 }
+
+# gen_psk HASH HOSTNQN SUBNQN...: a random NVMeTLSkey-1 interchange string (HASH 01: 32-byte key, SHA-256;
+# 02: 48-byte key, SHA-384), without a trailing newline (SPDK refuses one). SPDK's host takes a derived TLS
+# PSK whose first byte is zero for no PSK at all (it tests psk[0]) and fails with "PSK is not set", for one
+# key in 256; such keys are drawn again, for the version-0 identity of HOSTNQN with each SUBNQN.
+gen_psk() {
+  python3 - "$@" <<'PY'
+import base64, hashlib, hmac, os, struct, sys, zlib
+hash_id, host, subsystems = sys.argv[1], sys.argv[2], sys.argv[3:]
+digest, size = (hashlib.sha256, 32) if hash_id == "01" else (hashlib.sha384, 48)
+def derive(key, name, context):  # HKDF with an empty salt, info shaped as TLS 1.3's HkdfLabel
+    prk = hmac.new(b"\0" * size, key, digest).digest()
+    label, ctx = b"tls13 " + name, context.encode()
+    info = struct.pack(">H", len(key)) + bytes([len(label)]) + label + bytes([len(ctx)]) + ctx
+    return hmac.new(prk, info + b"\x01", digest).digest()[:size]
+while True:
+    key = os.urandom(size)
+    retained = derive(key, b"HostNQN", host)
+    if all(derive(retained, b"nvme-tls-psk", "NVMe0R%s %s %s" % (hash_id, host, sub))[0] for sub in subsystems):
+        break
+sys.stdout.write("NVMeTLSkey-1:%s:%s:" % (hash_id, base64.b64encode(key + zlib.crc32(key).to_bytes(4, "little")).decode()))
+PY
+}
