@@ -83,8 +83,9 @@ debian_mirror() {
 }
 system_mirror_from_lists() {
   apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(ORIGIN) $(LABEL) $(COMPONENT) $(IDENTIFIER)' 2>/dev/null |
-    awk '$3 == "Debian" && $4 == "Debian" && $5 == "main" && $6 == "Packages" && $2 !~ /-/ { print $1; exit }'
+    awk '!found && $3 == "Debian" && $4 == "Debian" && $5 == "main" && $6 == "Packages" && $2 !~ /-/ { print $1; found = 1 }'
 }
+# (Readers here read all their input: one that stops early breaks the pipe, and pipefail fails the pipeline.)
 # The first http(s) URI of a Debian main suite without a '-' (not -updates/-security) in the sources
 # files themselves, one-line or deb822 form.
 system_mirror_from_sources() {
@@ -93,7 +94,7 @@ system_mirror_from_sources() {
     [ -f "$f" ] || continue
     awk '$1 == "deb" { i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
          if ($(i+1) !~ /-/ && $0 ~ / main( |$)/ && $i ~ /^https?:/) { print $i; exit } }' "$f"
-  done | head -n 1 | grep . && return
+  done | awk 'NR == 1' | grep . && return
   for f in /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] || continue
     awk 'BEGIN { RS = ""; FS = "\n" }
@@ -103,7 +104,7 @@ system_mirror_from_sources() {
              if ($n ~ /^Suites:/) { split($n, a, " "); if (a[2] !~ /-/) ok = 1 }
            }
            if (ok && uri ~ /^https?:/ && $0 ~ /Components:[^\n]* main/) { print uri; exit } }' "$f"
-  done | head -n 1
+  done | awk 'NR == 1'
 }
 
 # The archive key of $suite must be in the system's keyring the private sources list names. A Debian 12
@@ -149,7 +150,7 @@ private_apt_setup() {
 # The kernel package linux-image-amd64 currently points at, e.g. linux-image-6.1.0-56-amd64.
 kernel_package() {
   apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null |
-    awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
+    awk '!found && $1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; found = 1 }'
 }
 
 pkg=

@@ -129,7 +129,7 @@ lock_namespace() {
 # unlock_namespace — let go of the lock (a standalone up/down only checks it).
 unlock_namespace() { exec 8>&-; }
 
-netns_exists() { ip netns list | awk '{print $1}' | grep -qx "$NS"; }
+netns_exists() { ip netns list | awk -v ns="$NS" '$1 == ns { found = 1 } END { exit !found }'; } # reads all: no broken pipe
 
 # teardown — stop what a run started and delete the namespace; safe when nothing is there.
 teardown() {

@@ -158,7 +158,7 @@ survivors=()
 for name in "${names[@]}"; do [ "$name" = "$victim" ] || survivors+=("$name"); done
 secs() { awk -v ms="$1" 'BEGIN { printf "%.2f", ms / 1000 }'; }
 # after NODE CHANGE NQN: the first ms (and detail) of that event on NODE at or after the kill.
-after() { events "$1" "$2" "$3" | awk -v since="$kill_ms" '$1 >= since { print; exit }'; }
+after() { events "$1" "$2" "$3" | awk -v since="$kill_ms" '!done && $1 >= since { print; done = 1 }'; } # reads all: no broken pipe
 
 until_ms=$(( kill_ms + 90000 ))
 declare -A new_owner=()
