@@ -2,6 +2,7 @@ using ActorNvme.Protocol.Nvme;
 using ActorNvme.Transport;
 using ActorNvme.Transport.Authentication;
 using ActorNvme.Transport.RawSocket;
+using ActorNvme.Transport.Tcp;
 using ActorNvme.Transport.Tls;
 
 namespace ActorNvme.Io;
@@ -17,7 +18,7 @@ public sealed class TransportIoQueueConnector(INvmeTransport transport) : IIoQue
     /// <paramref name="ioThreads"/> shared I/O threads, 0: one per core), which poll for a busy queue
     /// for <paramref name="receiveSpin"/> before they block (io-receive-spin).
     /// </summary>
-    private static readonly Lazy<INvmeTransport> TlsInner = new(() => NvmeTransports.ForAdminQueues());
+    private static readonly Lazy<INvmeTransport> TlsInner = new(() => new SocketStreamTransport());
 
     public static TransportIoQueueConnector Tcp(TimeSpan receiveSpin = default, int ioThreads = 0) =>
         new(NvmeTransports.ForIoQueues(receiveSpin > TimeSpan.Zero || ioThreads > 0 ? new RawSocketTransportOptions { SpinBeforeBlocking = receiveSpin, IoThreads = ioThreads } : null));
@@ -94,9 +95,10 @@ public sealed class TransportIoQueueConnector(INvmeTransport transport) : IIoQue
         CancellationToken lifetime)
     {
         // ICReq/ICResp only; Connect is sent here so its answer (SQHD) can be read.
-        // TLS records are read and written through a stream over the connection's pipe: that needs the
-        // pipelines transport underneath, not the raw-socket one (whose reads the shared I/O threads drive).
-        INvmeTransport secured = request.Tls is { } tls ? new TlsPskTransport(transport is RawSocketTransport ? TlsInner.Value : transport, tls) : transport;
+        // TLS records are read and written by blocking calls on the socket itself (BouncyCastle's record layer
+        // blocks): over TCP that is the socket-stream transport, not the raw-socket one whose reads the shared
+        // I/O threads drive, nor pipes, whose thread hand-offs cost more than the cipher on this path.
+        INvmeTransport secured = request.Tls is { } tls ? new TlsPskTransport(transport is RawSocketTransport or TcpTransport ? TlsInner.Value : transport, tls) : transport;
         var opened = request.TcpUserTimeout > TimeSpan.Zero ? new TcpUserTimeoutTransport(secured, request.TcpUserTimeout) : secured;
         var queue = await IoQueuePair.ConnectAsync(opened, request.Address, queueId, options, connect: null, lifetime).ConfigureAwait(false);
         try

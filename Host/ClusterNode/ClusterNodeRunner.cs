@@ -257,6 +257,7 @@ public static class ClusterNodeRunner
                 written[8] = (byte)nameLength;
                 await device.WriteAsync(lba, written).ConfigureAwait(false);
                 output.WriteLine($"{IoPrefix}-ACK {Now()} {node} {info.SubsystemNqn} {lba.ToString(CultureInfo.InvariantCulture)}={node}:{sequence.ToString(CultureInfo.InvariantCulture)}");
+                output.Flush(); // out before anything else can end this process
                 await device.ReadAsync(lba, read).ConfigureAwait(false);
                 if (!read.AsSpan().SequenceEqual(written))
                 {

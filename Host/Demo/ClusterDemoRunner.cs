@@ -299,8 +299,8 @@ public static class ClusterDemoRunner
         private readonly Dictionary<string, (string Node, bool Attached, TimeSpan At)> _owners = new(StringComparer.Ordinal);
         private readonly List<(string Nqn, string Node, string Change, string Detail, TimeSpan At)> _history = [];
         private readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow - clock.Elapsed;
-        private readonly List<(string Nqn, string Node, long Lba, string Stamp, TimeSpan At)> _acks = [];
-        private readonly List<(string Nqn, string Node, Dictionary<long, string> Stamps, TimeSpan At)> _readbacks = [];
+        private readonly List<LedgerAck> _acks = [];
+        private readonly List<LedgerReadback> _readbacks = [];
         private int _ioErrors;
 
         public int IoErrors => Volatile.Read(ref _ioErrors);
@@ -484,78 +484,22 @@ public static class ClusterDemoRunner
                 {
                     foreach (var (lba, stamp) in stamps)
                     {
-                        _acks.Add((parts[3], parts[2], lba, stamp, at));
+                        _acks.Add(new LedgerAck(parts[3], parts[2], lba, stamp, at));
                     }
                 }
                 else
                 {
-                    _readbacks.Add((parts[3], parts[2], stamps, at));
+                    _readbacks.Add(new LedgerReadback(parts[3], parts[2], stamps, at));
                 }
             }
         }
 
-        /// <summary>
-        /// Every ledger read back, at or after <paramref name="since"/>, by a node other than <paramref name="except"/>
-        /// for <paramref name="nqns"/>, against the writes acknowledged (by any node) before that read: a block lost
-        /// an acknowledged write when it holds neither that write nor a later one of the same writer.
-        /// </summary>
+        /// <summary>The ledgers read back at or after <paramref name="since"/> by nodes other than <paramref name="except"/>, audited (<see cref="LedgerAudit"/>).</summary>
         public (int Subsystems, int Checked, int Lost, string Detail) LedgerCheck(IReadOnlyCollection<string> nqns, TimeSpan since, string except)
         {
             lock (_sync)
             {
-                int subsystems = 0, checkedBlocks = 0, lost = 0;
-                var missing = new List<string>();
-                var losses = new List<string>();
-                var perSubsystem = new List<string>();
-                foreach (string nqn in nqns)
-                {
-                    var readback = _readbacks.FirstOrDefault(r => r.Nqn == nqn && r.Node != except && r.At >= since);
-                    if (readback.Stamps is null)
-                    {
-                        missing.Add(nqn);
-                        continue;
-                    }
-
-                    subsystems++;
-                    int checkedBefore = checkedBlocks;
-                    var lastAck = new Dictionary<long, string>();
-                    foreach (var ack in _acks)
-                    {
-                        // The reader's own first writes may share the read-back's millisecond; they come after it.
-                        if (ack.Nqn == nqn && (ack.At < readback.At || (ack.At == readback.At && ack.Node != readback.Node)))
-                        {
-                            lastAck[ack.Lba] = ack.Stamp;
-                        }
-                    }
-
-                    foreach (var (lba, expected) in lastAck)
-                    {
-                        checkedBlocks++;
-                        string got = readback.Stamps.GetValueOrDefault(lba, "missing");
-                        if (got != expected && !LaterOfSameWriter(got, expected))
-                        {
-                            lost++;
-                            if (losses.Count < 5)
-                            {
-                                losses.Add($"{nqn[(nqn.LastIndexOf(':') + 1)..]} lba {lba}: acknowledged {expected}, read {got}");
-                            }
-                        }
-                    }
-
-                    perSubsystem.Add($"{nqn[(nqn.LastIndexOf(':') + 1)..]} {checkedBlocks - checkedBefore} by {readback.Node}");
-                }
-
-                string detail = $" ({string.Join(", ", perSubsystem.Order(StringComparer.Ordinal))})" + (missing.Count > 0 ? $"; no ledger read back for {missing.Count}" : string.Empty) + (losses.Count > 0 ? "; " + string.Join("; ", losses) : string.Empty);
-                return (subsystems, checkedBlocks, lost, detail);
-            }
-
-            static bool LaterOfSameWriter(string got, string expected)
-            {
-                int g = got.LastIndexOf(':'), e = expected.LastIndexOf(':');
-                return g > 0 && e > 0 && got.AsSpan(0, g).SequenceEqual(expected.AsSpan(0, e))
-                    && long.TryParse(got.AsSpan(g + 1), NumberStyles.None, CultureInfo.InvariantCulture, out long gs)
-                    && long.TryParse(expected.AsSpan(e + 1), NumberStyles.None, CultureInfo.InvariantCulture, out long es)
-                    && gs > es;
+                return LedgerAudit.Check(_acks, _readbacks, nqns, since, except);
             }
         }
 

@@ -27,33 +27,7 @@ public sealed class TcpTransport : INvmeTransport
     public async ValueTask<INvmeConnection> ConnectAsync(TransportAddress address, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(address);
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(_options.ConnectTimeout);
-        Socket? socket = null;
-        try
-        {
-            var endpoint = await ResolveAsync(address, deadline.Token).ConfigureAwait(false);
-            // Near the descriptor limit a connection is refused here, not left to abort the process later.
-            socket = DescriptorLimit.OpenTcpSocket(endpoint.AddressFamily, address);
-            socket.NoDelay = true;
-            await socket.ConnectAsync(endpoint, deadline.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
-        {
-            socket?.Dispose();
-            throw new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectTimeout, $"no TCP connection to {address} within {_options.ConnectTimeout.TotalSeconds:0.###} s", e));
-        }
-        catch (SocketException e)
-        {
-            socket?.Dispose();
-            throw new ConnectionClosedException(new ConnectionClosed(CloseReason.ConnectFailed, $"TCP connect to {address} failed: {e.SocketErrorCode}", e));
-        }
-        catch
-        {
-            socket?.Dispose();
-            throw;
-        }
-
+        var socket = await TcpConnect.OpenAsync(address, _options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
         var connectionOptions = SocketConnectionOptions.InlineReads | SocketConnectionOptions.InlineWrites;
         if (_options.ZeroLengthReads)
         {
@@ -73,22 +47,6 @@ public sealed class TcpTransport : INvmeTransport
         socket.NoDelay = true;
         var connection = SocketConnection.Create(socket, _sendPipe, _receivePipe, SocketConnectionOptions.InlineReads | SocketConnectionOptions.InlineWrites, remote.ToString());
         return new TcpConnection(connection, remote);
-    }
-
-    private static async ValueTask<IPEndPoint> ResolveAsync(TransportAddress address, CancellationToken cancellationToken)
-    {
-        if (IPAddress.TryParse(address.Host, out var ip))
-        {
-            return new IPEndPoint(ip, address.Port);
-        }
-
-        var addresses = await Dns.GetHostAddressesAsync(address.Host, cancellationToken).ConfigureAwait(false);
-        if (addresses.Length == 0)
-        {
-            throw new SocketException((int)SocketError.HostNotFound);
-        }
-
-        return new IPEndPoint(addresses[0], address.Port);
     }
 
     private PipeOptions Tuned(int bufferLimit) => new(

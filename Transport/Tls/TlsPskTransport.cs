@@ -58,7 +58,8 @@ public sealed class TlsPskTransport(INvmeTransport inner, TlsPskSession session)
     {
         ArgumentNullException.ThrowIfNull(address);
         var connection = await inner.ConnectAsync(address, cancellationToken).ConfigureAwait(false);
-        var stream = new DuplexPipeStream(connection.Pipe);
+        // Records straight on the socket when the transport offers that; else through the connection's pipe.
+        Stream stream = connection is Tcp.IStreamConnection direct ? direct.Stream : new DuplexPipeStream(connection.Pipe);
         var protocol = new TlsClientProtocol(stream);
         var client = new NvmeTlsPskClient(session);
 
