@@ -38,6 +38,12 @@ internal static class TcpConnect
 
             return socket;
         }
+        catch (Exception e) when (e is not OperationCanceledException && cancellationToken.IsCancellationRequested)
+        {
+            // The caller gave up during a blocking connect (the socket was disposed under it): a cancellation, as in the asynchronous one.
+            socket?.Dispose();
+            throw new OperationCanceledException($"TCP connect to {address} cancelled", e, cancellationToken);
+        }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
             socket?.Dispose();
