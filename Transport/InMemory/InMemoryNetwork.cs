@@ -53,13 +53,6 @@ public sealed class InMemoryNetwork
     {
         public void Dispose() => network._listeners.TryRemove(new KeyValuePair<TransportAddress, Func<INvmeConnection, Task>>(address, accept));
     }
-
-    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
-    {
-        public PipeReader Input { get; } = input;
-
-        public PipeWriter Output { get; } = output;
-    }
 }
 
 /// <summary>The <see cref="INvmeTransport"/> over an <see cref="InMemoryNetwork"/>.</summary>

@@ -39,7 +39,7 @@ internal sealed class SocketStreamConnection : IStreamConnection, ITcpUserTimeou
         _socket = socket;
         RemoteAddress = remote;
         Stream = new SocketStream(socket);
-        _pipe = new(() => new StreamDuplexPipe(PipeReader.Create(Stream, new StreamPipeReaderOptions(leaveOpen: true)), PipeWriter.Create(Stream, new StreamPipeWriterOptions(leaveOpen: true))));
+        _pipe = new(() => new DuplexPipe(PipeReader.Create(Stream, new StreamPipeReaderOptions(leaveOpen: true)), PipeWriter.Create(Stream, new StreamPipeWriterOptions(leaveOpen: true))));
     }
 
     public Stream Stream { get; }
@@ -81,13 +81,6 @@ internal sealed class SocketStreamConnection : IStreamConnection, ITcpUserTimeou
     {
         Abort(new ConnectionClosed(CloseReason.Disposed, "connection disposed"));
         return ValueTask.CompletedTask;
-    }
-
-    private sealed class StreamDuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
-    {
-        public PipeReader Input => input;
-
-        public PipeWriter Output => output;
     }
 }
 

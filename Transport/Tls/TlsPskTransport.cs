@@ -248,13 +248,6 @@ public sealed class TlsPskConnection : INvmeConnection, ITcpUserTimeoutConnectio
         Abort(new ConnectionClosed(CloseReason.Disposed, "connection disposed"));
         return ValueTask.CompletedTask;
     }
-
-    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
-    {
-        public PipeReader Input => input;
-
-        public PipeWriter Output => output;
-    }
 }
 
 /// <summary>
