@@ -5,6 +5,7 @@ using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Host;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
+using ActorNvme.Io;
 using ActorNvme.Protocol.Tls;
 using ActorNvme.Target;
 using ActorNvme.Transport;
@@ -94,12 +95,7 @@ public sealed class TargetTlsSpecs : TestKit, IAsyncLifetime
         var started = FishForMessage<NvmeHost.DiscoveryStarted>(_ => true, TimeSpan.FromSeconds(40));
         Assert.Equal("nvme0n1", Assert.Single(started.Devices).Name);
         var device = events.FishForMessage<BlockDeviceAdded>(m => m.Device.Name == "nvme0n1", TimeSpan.FromSeconds(10)).BlockDevice!;
-        var data = new byte[8192];
-        new Random(9).NextBytes(data);
-        await device.WriteAsync(0, data).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
-        var back = new byte[data.Length];
-        await device.ReadAsync(0, back).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.Equal(data, back);
+        await AssertWriteReadsBackAsync(device, 8192, seed: 9);
     }
 
     [Fact]
@@ -182,12 +178,7 @@ public sealed class TargetTlsSpecs : TestKit, IAsyncLifetime
         ExpectMsg<NvmeHost.DiscoveryStarted>(TimeSpan.FromSeconds(10));
 
         var device = events.FishForMessage<BlockDeviceAdded>(m => m.Device.SubsystemNqn == SubsystemNqn, TimeSpan.FromSeconds(40)).BlockDevice!;
-        var data = new byte[4096];
-        new Random(3).NextBytes(data);
-        await device.WriteAsync(0, data).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
-        var back = new byte[data.Length];
-        await device.ReadAsync(0, back).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.Equal(data, back);
+        await AssertWriteReadsBackAsync(device, 4096, seed: 3);
     }
 
     [Fact]
@@ -240,8 +231,14 @@ public sealed class TargetTlsSpecs : TestKit, IAsyncLifetime
         host.Tell(new NvmeHost.AttachController("nvme0", secure.Address, SubsystemNqn, AttachTimeout: TimeSpan.FromSeconds(30)));
         FishForMessage(m => m is NvmeHost.ControllerAttached, TimeSpan.FromSeconds(40));
         var device = events.FishForMessage<BlockDeviceAdded>(m => m.Device.SubsystemNqn == SubsystemNqn, TimeSpan.FromSeconds(10)).BlockDevice!;
-        var data = new byte[4096];
-        new Random(21).NextBytes(data);
+        await AssertWriteReadsBackAsync(device, 4096, seed: 21);
+    }
+
+    /// <summary>Writes <paramref name="length"/> random bytes at LBA 0 and asserts they read back identical.</summary>
+    private static async Task AssertWriteReadsBackAsync(BlockDevice device, int length, int seed)
+    {
+        var data = new byte[length];
+        new Random(seed).NextBytes(data);
         await device.WriteAsync(0, data).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
         var back = new byte[data.Length];
         await device.ReadAsync(0, back).AsTask().WaitAsync(TimeSpan.FromSeconds(30));

@@ -38,11 +38,7 @@ public sealed class TlsPskTransportTests
         Assert.Equal($"NVMe0R0{(int)suite} {HostNqn} {SubsystemNqn}", server.Identity);
 
         // Larger than a TLS record (16 KiB): the stream splits and joins records.
-        var data = new byte[200 * 1024];
-        new Random(7).NextBytes(data);
-        await connection.Pipe.Output.WriteAsync(data);
-        var back = await ReadExactlyAsync(connection.Pipe.Input, data.Length);
-        Assert.True(data.AsSpan().SequenceEqual(back));
+        await AssertEchoedAsync(connection, 200 * 1024, seed: 7);
     }
 
     [Fact]
@@ -50,12 +46,7 @@ public sealed class TlsPskTransportTests
     {
         string right = NvmeTlsPsk.Generate();
         string wrong = NvmeTlsPsk.Generate();
-        var network = new InMemoryNetwork();
-        var address = new TransportAddress("tls-target", 4420);
-        using var listening = network.Listen(address, inbound => EchoAsync(inbound, right, null));
-
-        var error = await Assert.ThrowsAsync<ConnectionClosedException>(async () =>
-            await new TlsPskTransport(new InMemoryTransport(network), Session(wrong)).ConnectAsync(address, CancellationToken.None).AsTask().WaitAsync(Deadline));
+        var error = await HandshakeRefusedAsync(right, Session(wrong));
         Assert.Equal(CloseReason.TlsHandshakeFailed, error.Closed.Reason);
         Assert.Contains($"TLS handshake with {SubsystemNqn}", error.Closed.Detail, StringComparison.Ordinal);
         Assert.DoesNotContain(wrong.Split(':')[2], error.Closed.Detail, StringComparison.Ordinal);
@@ -113,11 +104,7 @@ public sealed class TlsPskTransportTests
         });
 
         await using var connection = await new TlsPskTransport(NvmeTransports.ForAdminQueues(), Session(key)).ConnectAsync(address, CancellationToken.None).AsTask().WaitAsync(Deadline);
-        var data = new byte[64 * 1024 + 17];
-        new Random(3).NextBytes(data);
-        await connection.Pipe.Output.WriteAsync(data);
-        var back = await ReadExactlyAsync(connection.Pipe.Input, data.Length);
-        Assert.True(data.AsSpan().SequenceEqual(back));
+        await AssertEchoedAsync(connection, 64 * 1024 + 17, seed: 3);
     }
 
     [Theory]
@@ -160,11 +147,7 @@ public sealed class TlsPskTransportTests
         byte[] retained = NvmeTlsPsk.Parse(key).RetainedPsk(HostNqn);
         Assert.Equal(NvmeTlsPskDerivation.PskDigest(retained, suite, HostNqn, SubsystemNqn), identity.PskDigest);
 
-        var data = new byte[4096];
-        new Random(11).NextBytes(data);
-        await connection.Pipe.Output.WriteAsync(data);
-        var back = await ReadExactlyAsync(connection.Pipe.Input, data.Length);
-        Assert.True(data.AsSpan().SequenceEqual(back));
+        await AssertEchoedAsync(connection, 4096, seed: 11);
     }
 
     [Fact]
@@ -173,12 +156,7 @@ public sealed class TlsPskTransportTests
         // The host's PSK differs from the controller's: the digest it sends cannot be the controller's, so no PSK is chosen.
         string right = NvmeTlsPsk.Generate();
         string wrong = NvmeTlsPsk.Generate();
-        var network = new InMemoryNetwork();
-        var address = new TransportAddress("tls-target", 4420);
-        using var listening = network.Listen(address, inbound => EchoAsync(inbound, right, null));
-
-        var error = await Assert.ThrowsAsync<ConnectionClosedException>(async () =>
-            await new TlsPskTransport(new InMemoryTransport(network), Session(wrong) with { IdentityVersion = 1 }).ConnectAsync(address, CancellationToken.None).AsTask().WaitAsync(Deadline));
+        var error = await HandshakeRefusedAsync(right, Session(wrong) with { IdentityVersion = 1 });
         Assert.Equal(CloseReason.TlsHandshakeFailed, error.Closed.Reason);
         Assert.DoesNotContain(wrong.Split(':')[2], error.Closed.Detail, StringComparison.Ordinal);
     }
@@ -244,6 +222,26 @@ public sealed class TlsPskTransportTests
                 }
             }
         });
+    }
+
+    /// <summary>Writes <paramref name="length"/> random bytes through <paramref name="connection"/> and asserts the echo brings them back whole.</summary>
+    private static async Task AssertEchoedAsync(INvmeConnection connection, int length, int seed)
+    {
+        var data = new byte[length];
+        new Random(seed).NextBytes(data);
+        await connection.Pipe.Output.WriteAsync(data);
+        var back = await ReadExactlyAsync(connection.Pipe.Input, data.Length);
+        Assert.True(data.AsSpan().SequenceEqual(back));
+    }
+
+    /// <summary>Connects with <paramref name="session"/> to an in-memory controller that holds <paramref name="controllerPsk"/>; the connect must fail.</summary>
+    private static async Task<ConnectionClosedException> HandshakeRefusedAsync(string controllerPsk, TlsPskSession session)
+    {
+        var network = new InMemoryNetwork();
+        var address = new TransportAddress("tls-target", 4420);
+        using var listening = network.Listen(address, inbound => EchoAsync(inbound, controllerPsk, null));
+        return await Assert.ThrowsAsync<ConnectionClosedException>(async () =>
+            await new TlsPskTransport(new InMemoryTransport(network), session).ConnectAsync(address, CancellationToken.None).AsTask().WaitAsync(Deadline));
     }
 
     private static Task<byte[]> ReadExactlyAsync(PipeReader input, int length) => Task.Run(async () =>
