@@ -167,7 +167,7 @@ done
 for name in "${shell_failed_names[@]}"; do
   # The lines that say why (assertions, exceptions, the script's own FAIL), else its last lines.
   log="$shell_logs/$(basename "$name" .sh).log"
-  why=$(grep -a -E "FAIL|Error Message|Exception|Assert|timed out|exit [0-9]" "$log" | tail -n 12 || true)
+  why=$(grep -a -E -A2 "FAIL|Error Message|Exception|Assert|timed out|exit [0-9]" "$log" | grep -a -v -x -e "--" | tail -n 16 || true)
   [ -n "$why" ] || why=$(tail -n 12 "$log")
   printf '%s\n' "$why" | cut -c1-300 | sed "s|^|  $(basename "$name" .sh)> |"
   echo "FAILED: shell test $name"

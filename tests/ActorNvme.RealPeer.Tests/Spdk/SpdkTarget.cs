@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using ActorNvme.Protocol.Auth;
+using ActorNvme.Protocol.Tls;
 using Xunit;
 
 namespace ActorNvme.RealPeer.Tests.Spdk;
@@ -205,6 +206,28 @@ public sealed class SpdkTarget : IAsyncDisposable
 
     /// <summary>A DHHC-1 secret (hh 01: transformed with SHA-256 and the NQN, as nvme gen-dhchap-key -m 1 makes them).</summary>
     public static string NewSecret(byte transform = 1) => DhChapSecret.Generate(32, transform);
+
+    /// <summary>
+    /// A random PSK interchange string SPDK's host accepts for <paramref name="hostNqn"/> with each subsystem. SPDK's host takes a
+    /// derived TLS PSK whose first byte is zero for "no PSK" and fails with "PSK is not set" (one key in 256); such keys are
+    /// drawn again, for the version-0 identity SPDK sends.
+    /// </summary>
+    public static string NewPsk(NvmeTlsPskHash hash, string hostNqn, params string[] subsystemNqns)
+    {
+        while (true)
+        {
+            string text = NvmeTlsPsk.Generate(hash);
+            using var psk = NvmeTlsPsk.Parse(text);
+            byte[] retained = psk.RetainedPsk(hostNqn);
+            bool accepted = subsystemNqns.All(nqn =>
+                NvmeTlsPskDerivation.TlsPsk(retained, NvmeTlsPskDerivation.Identity(psk.CipherSuite, hostNqn, nqn), psk.CipherSuite)[0] != 0);
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(retained);
+            if (accepted)
+            {
+                return text;
+            }
+        }
+    }
 
     private async Task<bool> TryRpcAsync(params string[] args) => (await RunRpcAsync(args)).Code == 0;
 

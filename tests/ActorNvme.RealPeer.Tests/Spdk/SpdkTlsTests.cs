@@ -104,7 +104,7 @@ public sealed class SpdkTlsTests(SpdkTlsTests.Peer peer) : IClassFixture<SpdkTls
         {
             foreach (var hash in new[] { NvmeTlsPskHash.Sha256, NvmeTlsPskHash.Sha384 })
             {
-                string psk = NvmeTlsPsk.Generate(hash);
+                string psk = SpdkTarget.NewPsk(hash, HostNqn, Nqn);
                 target.SetTlsPsk(Nqn, HostNqn, psk);
                 var (iops, output) = await SpdkPerfAsync(directory, psk, listener.Address.Port, Nqn);
                 Assert.True(iops > 0, $"spdk_nvme_perf over TLS ({hash}) against our target: {output}");
@@ -194,9 +194,9 @@ public sealed class SpdkTlsTests(SpdkTlsTests.Peer peer) : IClassFixture<SpdkTls
     {
         public SpdkTarget? Target { get; private set; }
 
-        public string Sha256Psk { get; } = NvmeTlsPsk.Generate(NvmeTlsPskHash.Sha256);
+        public string Sha256Psk { get; } = SpdkTarget.NewPsk(NvmeTlsPskHash.Sha256, HostNqn, Sha256Subsystem, WithDhChapSubsystem);
 
-        public string Sha384Psk { get; } = NvmeTlsPsk.Generate(NvmeTlsPskHash.Sha384);
+        public string Sha384Psk { get; } = SpdkTarget.NewPsk(NvmeTlsPskHash.Sha384, HostNqn, Sha384Subsystem);
 
         public string DhChapSecret { get; } = SpdkTarget.NewSecret(1);
 
