@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Diagnostics;
+using ActorNvme.Protocol.Auth;
 using ActorNvme.Transport;
 
 namespace ActorNvme.Io;
@@ -29,6 +30,8 @@ public sealed class IoQueueSet
     private static int t_completingIndex;
 
     private readonly IoQueuePair[] _queues;
+    // 1 while an authentication command waits for an entry of that queue (see HoldQueue).
+    private readonly int[] _held;
     // Made the first time I/O waits: an idle queue set (thousands per process) holds no ring of waitLimit cells.
     private BoundedRing<IoOperation>? _waiting;
     private readonly int _waitLimit;
@@ -60,6 +63,7 @@ public sealed class IoQueueSet
         ArgumentOutOfRangeException.ThrowIfNegative(waitLimit);
         Address = address;
         _queues = [.. queues];
+        _held = new int[_queues.Length];
         MaxTransferSize = maxTransferSize;
         SqFlowControlDisabled = sqFlowControlDisabled;
         _waitLimit = waitLimit;
@@ -289,6 +293,52 @@ public sealed class IoQueueSet
         }
     }
 
+    /// <summary>
+    /// Re-authenticates every queue while its I/O goes on: a new DH-HMAC-CHAP transaction on each, all at once, each
+    /// message answered within <paramref name="stepTimeout"/>. A refusal or a timeout on any queue ends the whole set
+    /// (the path is lost, as when a queue is refused at its Connect) and fails with that reason. Returns the queues done.
+    /// </summary>
+    public async Task<int> ReauthenticateAsync(DhChapHostCredentials credentials, string hostNqn, string subsystemNqn, TimeSpan stepTimeout, CancellationToken cancel)
+    {
+        ArgumentNullException.ThrowIfNull(credentials);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(stepTimeout, TimeSpan.Zero);
+        var runs = new Task<DhChapStep.Authenticated>[_queues.Length];
+        for (int i = 0; i < runs.Length; i++)
+        {
+            var queue = _queues[i];
+            var exchange = new DhChapHostExchange(credentials, hostNqn, subsystemNqn, queue.QueueId);
+            int index = i;
+            runs[i] = IoQueueAuthentication.RunAsync(queue, exchange, Address, subsystemNqn, stepTimeout, CloseReason.CommandTimeout, hold => HoldQueue(index, hold), cancel);
+        }
+
+        try
+        {
+            await Task.WhenAll(runs).ConfigureAwait(false);
+        }
+        catch (Exception) when (!cancel.IsCancellationRequested)
+        {
+            var reason = runs.Where(r => r.IsFaulted).Select(r => r.Exception!.InnerException).OfType<ConnectionClosedException>().FirstOrDefault()?.Closed
+                ?? new ConnectionClosed(CloseReason.AuthenticationFailed, $"{Address}: re-authentication of the I/O queues of {subsystemNqn} failed: {runs.First(r => r.IsFaulted).Exception!.InnerException!.Message}");
+            Abort(reason);
+            throw new ConnectionClosedException(reason);
+        }
+
+        return runs.Length;
+    }
+
+    /// <summary>
+    /// While an authentication command waits for an entry of queue <paramref name="index"/>, new I/O is sent to the other
+    /// queues (or waits); released, or when the command's entry came free, I/O that waited may go.
+    /// </summary>
+    private void HoldQueue(int index, bool hold)
+    {
+        Volatile.Write(ref _held[index], hold ? 1 : 0);
+        if (!hold && Volatile.Read(ref _waitingCount) != 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static set => set.Pump(), this, preferLocal: false);
+        }
+    }
+
     public override string ToString() => $"{_queues.Length} I/O queue(s) to {Address}{(IsClosed ? " (closed)" : string.Empty)}";
 
     internal static (IoQueueSet? Set, int Index) EnterCompletion(IoQueueSet set, int index)
@@ -461,6 +511,11 @@ public sealed class IoQueueSet
             if (index >= count)
             {
                 index -= count;
+            }
+
+            if (Volatile.Read(ref _held[index]) != 0)
+            {
+                continue;
             }
 
             var pending = operation.Issue(queues[index], MaxTransferSize);

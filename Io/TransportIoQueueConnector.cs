@@ -153,39 +153,6 @@ public sealed class TransportIoQueueConnector(INvmeTransport transport) : IIoQue
             return;
         }
 
-        async Task<(NvmeStatus, ReadOnlyMemory<byte>)> SubmitAsync(SubmissionQueueEntry command, ReadOnlyMemory<byte> dataOut, int dataInLength)
-        {
-            byte[] buffer = dataInLength > 0 ? new byte[dataInLength] : [];
-            var submitted = dataInLength > 0 ? queue.SubmitReadAsync(command, buffer) : queue.SubmitWriteAsync(command, dataOut);
-
-            // Each message gets its own deadline: with a large DH group one exchange is several slow steps.
-            var result = await submitted.AsTask().WaitAsync(request.ConnectTimeout, lifetime).ConfigureAwait(false);
-
-            // Resumed on the receive thread: the hashing and DH of the next step run elsewhere.
-            await Task.Yield();
-            if (result.Outcome != CommandOutcome.Completed)
-            {
-                throw new ConnectionClosedException(result.Outcome == CommandOutcome.ConnectionClosed
-                    ? await queue.Closed.ConfigureAwait(false)
-                    : new ConnectionClosed(CloseReason.AuthenticationFailed, $"{request.Address}: DH-HMAC-CHAP with {request.SubsystemNqn} (queue {queueId}): Authentication Send/Receive ended with {result.Outcome}"));
-            }
-
-            return (result.Status, buffer.AsMemory(0, Math.Clamp(result.BytesTransferred, 0, buffer.Length)));
-        }
-
-        try
-        {
-            await ConnectAuthentication.RunAsync(exchange, SubmitAsync).ConfigureAwait(false);
-        }
-        catch (AuthenticationFailedException e)
-        {
-            throw new ConnectionClosedException(new ConnectionClosed(CloseReason.AuthenticationFailed, $"{request.Address}: {e.Message}"));
-        }
-        catch (TimeoutException)
-        {
-            throw new ConnectionClosedException(new ConnectionClosed(
-                CloseReason.InitializationTimeout,
-                $"DH-HMAC-CHAP with {request.SubsystemNqn} (I/O queue {queueId}) at {request.Address}: no answer to {exchange.Step} within {request.ConnectTimeout.TotalSeconds:0.###} s"));
-        }
+        await IoQueueAuthentication.RunAsync(queue, exchange, request.Address, request.SubsystemNqn, request.ConnectTimeout, CloseReason.InitializationTimeout, holdQueue: null, lifetime).ConfigureAwait(false);
     }
 }

@@ -83,6 +83,18 @@ internal sealed partial class Association
 
             var message = new byte[length];
             data.CopyTo(message);
+            if (exchange.Authenticated && DhChapMessages.KindOf(message) == DhChapMessageKind.Negotiate
+                && _target.FindDhChapKeys(controller.HostNqn, controller.Subsystem.Nqn) is { } current && !ReferenceEquals(current, authentication.Keys))
+            {
+                // A re-authentication checks the keys the host has now (set since this queue's last transaction), as
+                // SPDK's nvmf_subsystem_set_keys has it: key rotation without dropping the connection.
+                var renewed = new QueueAuthentication(current, controller.HostNqn, controller.Subsystem.Nqn) { QueueAuthenticated = true };
+                _authentication = renewed;
+                authentication.Dispose();
+                authentication = renewed;
+                exchange = renewed.Exchange;
+            }
+
             exchange.OnSend(message);
             CryptographicOperations.ZeroMemory(message);
             NoteAuthenticated(controller, authentication);

@@ -46,12 +46,16 @@ internal sealed class QueueAuthentication : IDisposable
 
     public QueueAuthentication(DhChapHostKeys keys, string hostNqn, string subsystemNqn)
     {
+        Keys = keys;
         _hostSecret = DhChapSecret.Parse(keys.HostKey);
         _controllerSecret = keys.ControllerKey is null ? null : DhChapSecret.Parse(keys.ControllerKey);
         Exchange = new DhChapControllerExchange(_hostSecret, _controllerSecret, hostNqn, subsystemNqn, keys.Hashes, keys.Groups);
     }
 
     public DhChapControllerExchange Exchange { get; }
+
+    /// <summary>The keys this queue's transactions check (the target's at its Connect, or at its last re-authentication).</summary>
+    public DhChapHostKeys Keys { get; }
 
     private volatile bool _queueAuthenticated;
 

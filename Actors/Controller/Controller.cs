@@ -99,7 +99,8 @@ public static class Controller
     }
 
     /// <summary>
-    /// Run a new DH-HMAC-CHAP transaction on the admin queue of a Live controller (host-initiated re-authentication).
+    /// Run a new DH-HMAC-CHAP transaction on the admin queue of a Live controller, then on each of its I/O queues while
+    /// their I/O goes on (host-initiated re-authentication).
     /// Reply: <see cref="Reauthenticated"/>, or <see cref="ReauthenticationFailed"/> (a refusal also ends the association).
     /// </summary>
     public sealed record Reauthenticate
@@ -107,9 +108,23 @@ public static class Controller
         public static Reauthenticate Instance { get; } = new();
     }
 
-    public sealed record Reauthenticated(string Name, DhChapHashId Hash, DhChapGroupId Group, bool ControllerAuthenticated);
+    public sealed record Reauthenticated(string Name, DhChapHashId Hash, DhChapGroupId Group, bool ControllerAuthenticated)
+    {
+        /// <summary>The I/O queues re-authenticated after the admin queue (each its own transaction).</summary>
+        public int IoQueues { get; init; }
+    }
 
     public sealed record ReauthenticationFailed(string Name, string Reason);
+
+    /// <summary>
+    /// New DH-HMAC-CHAP keys (null: none) for this controller's queues, kept for every later association. A Live controller
+    /// with keys re-authenticates at once, admin queue then I/O queues (reply: <see cref="Reauthenticated"/> or
+    /// <see cref="ReauthenticationFailed"/>); otherwise the reply is <see cref="KeysStored"/>.
+    /// </summary>
+    public sealed record SetKeys(DhChapHostCredentials? Credentials);
+
+    /// <summary>The keys were stored without a re-authentication (not Live, or keys cleared).</summary>
+    public sealed record KeysStored(string Name);
 
     public sealed record Status(string Name, ControllerState State, TransportAddress Address, string SubsystemNqn, ControllerInfo? Info, ConnectionClosed? LastLoss);
 

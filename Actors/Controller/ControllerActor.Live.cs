@@ -147,6 +147,17 @@ public sealed partial class ControllerActor
         Receive<Controller.Delete>(_ => StartDeleting(association, live));
         Receive<Controller.GetStatus>(_ => ReplyStatus(live.Info));
         Receive<Controller.Reauthenticate>(_ => OnReauthenticate(association));
+        Receive<Controller.SetKeys>(m =>
+        {
+            StoreKeys(m.Credentials);
+            if (m.Credentials is null)
+            {
+                Sender.Tell(new Controller.KeysStored(_options.Name));
+                return;
+            }
+
+            OnReauthenticate(association);
+        });
         Common();
     }
 

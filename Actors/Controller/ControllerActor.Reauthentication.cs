@@ -6,10 +6,10 @@ using ActorNvme.Transport;
 namespace ActorNvme.Actors.Controller;
 
 /// <summary>
-/// Host-initiated re-authentication of a Live controller's admin queue: a new DH-HMAC-CHAP transaction (Negotiate,
-/// Challenge, Reply, Success1[, Success2]) over Authentication Send/Receive while the queue keeps working. A refused
-/// re-authentication ends the association as an authentication failure (the controller will not take commands from
-/// a host that failed to prove itself); the loss-timeout rules then apply as to any refusal.
+/// Host-initiated re-authentication of a Live controller: a new DH-HMAC-CHAP transaction (Negotiate, Challenge, Reply,
+/// Success1[, Success2]) over Authentication Send/Receive on the admin queue, then one on each I/O queue, all while the
+/// queues keep working. A refusal on any queue ends the association as an authentication failure (the controller will
+/// not take commands from a host that failed to prove itself); the loss-timeout rules then apply as to any refusal.
 /// </summary>
 public sealed partial class ControllerActor
 {
@@ -54,9 +54,19 @@ public sealed partial class ControllerActor
                     dataInLength: receive.Length);
                 break;
             case DhChapStep.Authenticated done:
-                association.Reauthenticating = false;
                 _log.Info("{0}: admin queue re-authenticated with {1} ({2}/{3}{4})", _options.Name, _options.SubsystemNqn, done.Hash, done.Group, done.ControllerAuthenticated ? ", bidirectional" : string.Empty);
-                replyTo.Tell(new Controller.Reauthenticated(_options.Name, done.Hash, done.Group, done.ControllerAuthenticated));
+                if (association.IoQueues is not { IsClosed: false } set || set.Queues.Count == 0)
+                {
+                    association.Reauthenticating = false;
+                    replyTo.Tell(new Controller.Reauthenticated(_options.Name, done.Hash, done.Group, done.ControllerAuthenticated));
+                    break;
+                }
+
+                // Then each I/O queue, while its I/O goes on (the queues run apart from this mailbox).
+                long generation = association.Generation;
+                var credentials = _options.Settings.DhChap!;
+                set.ReauthenticateAsync(credentials, _options.Settings.HostNqn, _options.SubsystemNqn, _options.Settings.ConnectTimeout, association.Lifetime.Token)
+                    .PipeTo(Self, success: queues => new IoQueuesReauthenticated(generation, done, queues, replyTo), failure: e => new IoQueuesReauthenticationFailed(generation, e, replyTo));
                 break;
             case DhChapStep.Failed failed:
                 association.Reauthenticating = false;
@@ -65,4 +75,36 @@ public sealed partial class ControllerActor
                 break;
         }
     }
+
+    /// <summary>New keys (null: none) for the queues from now on, re-authentication and every later association included.</summary>
+    private void StoreKeys(DhChapHostCredentials? credentials)
+    {
+        _options = _options with { Settings = _options.Settings with { DhChap = credentials } };
+        _log.Info("{0}: DH-HMAC-CHAP keys for {1} {2}", _options.Name, _options.SubsystemNqn, credentials is null ? "cleared" : credentials.ControllerSecret is null ? "replaced (host key)" : "replaced (host and controller keys)");
+    }
+
+    private void OnIoQueuesReauthenticated(IoQueuesReauthenticated done)
+    {
+        var association = _association!;
+        association.Reauthenticating = false;
+        var admin = done.Admin;
+        _log.Info("{0}: {1} I/O queue(s) re-authenticated with {2}", _options.Name, done.Queues, _options.SubsystemNqn);
+        done.ReplyTo.Tell(new Controller.Reauthenticated(_options.Name, admin.Hash, admin.Group, admin.ControllerAuthenticated) { IoQueues = done.Queues });
+    }
+
+    private void OnIoQueuesReauthenticationFailed(IoQueuesReauthenticationFailed failed)
+    {
+        _association!.Reauthenticating = false;
+        var reason = failed.Error is ConnectionClosedException closed
+            ? closed.Closed
+            : new ConnectionClosed(CloseReason.AuthenticationFailed, $"re-authentication of the I/O queues of {_options.SubsystemNqn}: {failed.Error.Message}");
+        failed.ReplyTo.Tell(new Controller.ReauthenticationFailed(_options.Name, $"re-authentication of an I/O queue: {reason}"));
+
+        // The set has ended already (the path is lost); this makes the loss this controller's at once.
+        Lose(reason);
+    }
+
+    private sealed record IoQueuesReauthenticated(long Generation, DhChapStep.Authenticated Admin, int Queues, IActorRef ReplyTo) : IDeadLetterSuppression;
+
+    private sealed record IoQueuesReauthenticationFailed(long Generation, Exception Error, IActorRef ReplyTo) : IDeadLetterSuppression;
 }

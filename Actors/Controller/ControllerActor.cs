@@ -23,7 +23,8 @@ namespace ActorNvme.Actors.Controller;
 /// </summary>
 public sealed partial class ControllerActor : ReceiveActor, IWithTimers
 {
-    private readonly ControllerOptions _options;
+    // Replaced only by SetKeys (new DH-HMAC-CHAP keys for this and every later association); otherwise as created.
+    private ControllerOptions _options;
     private readonly IAdminConnector _connector;
     private readonly IIoQueueConnector _ioConnector;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -175,6 +176,15 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         Receive<SweepCommands>(_ => OnSweepCommands());
         Receive<Controller.SubmitAdmin>(r => Sender.Tell(new Controller.AdminFailed($"controller {_options.Name} is {_state}, not Live", r.Tag)));
         Receive<Controller.Reauthenticate>(_ => Sender.Tell(new Controller.ReauthenticationFailed(_options.Name, $"controller {_options.Name} is {_state}, not Live")));
+        Receive<Controller.SetKeys>(m =>
+        {
+            StoreKeys(m.Credentials);
+            Sender.Tell(new Controller.KeysStored(_options.Name));
+        });
+        Receive<IoQueuesReauthenticated>(m => IsCurrent(m.Generation), OnIoQueuesReauthenticated);
+        Receive<IoQueuesReauthenticationFailed>(m => IsCurrent(m.Generation), OnIoQueuesReauthenticationFailed);
+        Receive<IoQueuesReauthenticated>(m => m.ReplyTo.Tell(new Controller.ReauthenticationFailed(_options.Name, $"the association with {_options.SubsystemNqn} ended during re-authentication")));
+        Receive<IoQueuesReauthenticationFailed>(m => m.ReplyTo.Tell(new Controller.ReauthenticationFailed(_options.Name, $"the association with {_options.SubsystemNqn} ended during re-authentication")));
         Receive<Controller.Reset>(_ => OnReset());
         Receive<Controller.Delete>(_ => Context.Stop(Self));
         Receive<Controller.GetStatus>(_ => ReplyStatus(info: null));

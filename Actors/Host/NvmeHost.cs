@@ -27,6 +27,9 @@ public enum HostErrorKind
 
     /// <summary>The target refused the TCP connection (nothing listens there): final, known at the first attempt.</summary>
     ConnectionRefused,
+
+    /// <summary>The target refused the host's DH-HMAC-CHAP transaction (wrong or missing key).</summary>
+    AuthenticationFailed,
 }
 
 /// <summary>

@@ -63,6 +63,16 @@ public static class Subsystem
 
     public sealed record MultipathPolicySet(string Name, MultipathPolicy Policy);
 
+    /// <summary>
+    /// New DH-HMAC-CHAP keys (null: none) for every path, now and later (SPDK's bdev_nvme_set_keys): each Live path re-authenticates
+    /// its admin and I/O queues at once. Reply: <see cref="KeysSet"/>, or <see cref="Host.NvmeHost.Failed"/> (AuthenticationFailed)
+    /// naming each path that was refused; a refused path is lost, as any refusal, and reconnects under the loss-timeout rules.
+    /// </summary>
+    public sealed record SetKeys(Protocol.Auth.DhChapHostCredentials? Credentials);
+
+    /// <summary>The keys are set; <paramref name="Paths"/> Live paths re-authenticated, with <paramref name="IoQueues"/> I/O queues in all.</summary>
+    public sealed record KeysSet(string Name, int Paths, int IoQueues);
+
     /// <summary>Asks for the I/O paths of this subsystem's block devices (all, or the one named). Reply: <see cref="IoPaths"/>.</summary>
     public sealed record GetIoPaths(string? BlockDevice = null);
 

@@ -22,7 +22,8 @@ namespace ActorNvme.Actors.Subsystem;
 /// </summary>
 public sealed partial class SubsystemActor : ReceiveActor, IWithTimers
 {
-    private readonly SubsystemOptions _options;
+    // Replaced only by SetKeys (new DH-HMAC-CHAP keys for the controllers started from then on).
+    private SubsystemOptions _options;
     private readonly IAdminConnector _connector;
     private readonly IIoQueueConnector? _ioConnector;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -66,6 +67,7 @@ public sealed partial class SubsystemActor : ReceiveActor, IWithTimers
         Receive<UnfencedHoldbackOver>(OnUnfencedHoldbackOver);
         Receive<ReservationsReleased>(_ => DetachNow());
         Receive<Subsystem.SetMultipathPolicy>(OnSetMultipathPolicy);
+        Receive<Subsystem.SetKeys>(OnSetKeys);
         Receive<Subsystem.GetIoPaths>(OnGetIoPaths);
         Receive<Subsystem.GetStatus>(_ => Sender.Tell(new Subsystem.Status(
             _options.Name,

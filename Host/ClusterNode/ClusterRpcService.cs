@@ -28,7 +28,7 @@ public sealed partial class ClusterRpcService : IJsonRpcDispatcher
 
     private static readonly string[] NodeLocalMethods =
     [
-        "bdev_nvme_reset_controller", "bdev_nvme_set_multipath_policy", "bdev_nvme_set_options", "framework_start_init",
+        "bdev_nvme_reset_controller", "bdev_nvme_set_keys", "bdev_nvme_set_multipath_policy", "bdev_nvme_set_options", "framework_start_init",
     ];
 
     /// <summary>The methods that change the cluster's desired state: only with a cluster to send them to.</summary>

@@ -24,6 +24,9 @@ public static class JsonRpcErrorCodes
     /// <summary>-EIO: the operation failed on the wire.</summary>
     public const int IoError = -5;
 
+    /// <summary>-EACCES: the target refused the host's authentication (as SPDK's host reports it).</summary>
+    public const int AccessDenied = -13;
+
     /// <summary>-EEXIST: the name is taken.</summary>
     public const int Exists = -17;
 

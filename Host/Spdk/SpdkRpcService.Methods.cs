@@ -99,6 +99,7 @@ public sealed partial class SpdkRpcService
         }),
         ["bdev_nvme_get_controllers"] = new(["name"], GetControllers),
         ["bdev_nvme_set_multipath_policy"] = new(["name", "policy", "selector", "rr_min_io"], SetMultipathPolicy),
+        ["bdev_nvme_set_keys"] = new(["name", "dhchap_key", "dhchap_ctrlr_key"], SetKeys),
         ["bdev_nvme_get_io_paths"] = new(["name"], GetIoPaths),
         ["bdev_get_bdevs"] = new(["name", "timeout"], GetBdevs),
         ["bdev_get_iostat"] = new(["name", "names", "per_channel", "reset_mode"], GetIoStat),
@@ -579,14 +580,29 @@ public sealed partial class SpdkRpcService
         return new JsonArray([.. attached.Devices.OrderBy(d => d.NamespaceId).Select(d => (JsonNode?)d.Name)]);
     }
 
-    /// <summary>
-    /// dhchap_key / dhchap_ctrlr_key name keys of the keyring (keyring_file_add_key), as in SPDK; their files are
-    /// read now, so a bad file is refused here. The offered hashes and groups are the settings'.
-    /// </summary>
     /// <summary>psk names a key of the keyring holding a TLS PSK interchange string, as in SPDK; read now, so a bad file is refused here.</summary>
     private NvmeTlsPsk? PskFromKeyring(RpcParams p) =>
         p.OptionalNonEmptyString("psk", 255) is { } key ? _keyring.LoadPsk(key, "psk") : null;
 
+    /// <summary>
+    /// SPDK's bdev_nvme_set_keys: new DH-HMAC-CHAP keys (keyring names; neither: no authentication from now on) for the
+    /// controller named, kept for its later connections; each Live path re-authenticates its admin and I/O queues now,
+    /// and the answer comes when all have (-13 naming each refused path otherwise; a refused path is lost and reconnects).
+    /// </summary>
+    private async Task<JsonNode?> SetKeys(RpcParams p, CancellationToken cancellationToken)
+    {
+        const string Method = "bdev_nvme_set_keys";
+        string name = p.RequiredNonEmptyString("name", 64);
+        var credentials = DhChapFromKeyring(p, Method);
+        var timeout = (Settings.ConnectTimeout * 8) + TimeSpan.FromSeconds(15);
+        await AskAsync<Subsystem.KeysSet>(new NvmeHost.ToSubsystem(name, new Subsystem.SetKeys(credentials)), timeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>
+    /// dhchap_key / dhchap_ctrlr_key name keys of the keyring (keyring_file_add_key), as in SPDK; their files are
+    /// read now, so a bad file is refused here. The offered hashes and groups are the settings'.
+    /// </summary>
     private DhChapHostCredentials? DhChapFromKeyring(RpcParams p, string method)
     {
         string? hostKey = p.OptionalNonEmptyString("dhchap_key", 255);

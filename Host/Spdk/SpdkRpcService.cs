@@ -144,6 +144,7 @@ public sealed partial class SpdkRpcService : IJsonRpcDispatcher
         HostErrorKind.NotFound => new JsonRpcException(notFoundCode, $"{(notFoundCode == JsonRpcErrorCodes.NoEntry ? "No such file or directory" : "No such device")}: {failed.Message}"),
         HostErrorKind.Timeout => new JsonRpcException(JsonRpcErrorCodes.TimedOut, $"Connection timed out: {failed.Message}"),
         HostErrorKind.ConnectionRefused => new JsonRpcException(JsonRpcErrorCodes.ConnectionRefused, $"Connection refused: {failed.Message}"),
+        HostErrorKind.AuthenticationFailed => new JsonRpcException(JsonRpcErrorCodes.AccessDenied, $"Permission denied: {failed.Message}"),
         _ => new JsonRpcException(JsonRpcErrorCodes.IoError, $"Input/output error: {failed.Message}"),
     };
 

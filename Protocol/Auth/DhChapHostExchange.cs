@@ -77,6 +77,7 @@ public sealed class DhChapHostExchange
         _hostNqn = hostNqn;
         _subsystemNqn = subsystemNqn;
         _transactionId = transactionId ?? queueId;
+        QueueId = queueId;
         _where = $"DH-HMAC-CHAP with {subsystemNqn} (queue {queueId})";
     }
 
@@ -91,6 +92,9 @@ public sealed class DhChapHostExchange
         SentFailure2,
         Finished,
     }
+
+    /// <summary>The queue the transaction runs on (0: the admin queue).</summary>
+    public ushort QueueId { get; }
 
     /// <summary>The message step under way, for errors and deadlines ("AUTH_Negotiate", "DH-HMAC-CHAP_Challenge" ...).</summary>
     public string Step => _state switch

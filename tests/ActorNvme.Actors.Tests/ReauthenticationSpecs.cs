@@ -15,7 +15,7 @@ namespace ActorNvme.Actors.Tests;
 
 /// <summary>
 /// Host-initiated re-authentication against our Target (which requires DH-HMAC-CHAP): a Live controller runs a new
-/// transaction on its admin queue; the Target counts a further successful authentication, and the block device
+/// transaction on its admin queue, then on its I/O queue; the Target counts a further successful authentication of each, and the block device
 /// keeps reading back what was written before and after.
 /// </summary>
 public sealed class ReauthenticationSpecs : TestKit, IAsyncLifetime
@@ -62,14 +62,15 @@ public sealed class ReauthenticationSpecs : TestKit, IAsyncLifetime
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task A_live_controller_re_authenticates_its_admin_queue_and_keeps_working(bool bidirectional)
+    public async Task A_live_controller_re_authenticates_its_admin_queue_then_its_io_queue_and_keeps_working(bool bidirectional)
     {
         string hostKey = DhChapSecret.Generate(32, 1);
         string controllerKey = DhChapSecret.Generate(32, 2);
         var settings = Settings(new DhChapHostCredentials(DhChapSecret.Parse(hostKey), bidirectional ? DhChapSecret.Parse(controllerKey) : null) { Groups = [DhChapGroupId.Ffdhe2048] });
         _target.SetDhChapKeys(SubsystemNqn, settings.HostNqn, hostKey, bidirectional ? controllerKey : null);
         var (controller, device) = Attach(settings);
-        AwaitAssert(() => Assert.Equal(1, _log.AdminQueueAuthentications), TimeSpan.FromSeconds(10)); // the admin queue at Connect (the I/O queue counts apart)
+        AwaitAssert(() => Assert.Equal(1, _log.AdminQueueAuthentications), TimeSpan.FromSeconds(10)); // each queue at its Connect
+        AwaitAssert(() => Assert.Equal(1, _log.IoQueueAuthentications), TimeSpan.FromSeconds(10));
 
         var data = new byte[4096];
         new Random(7).NextBytes(data);
@@ -81,8 +82,10 @@ public sealed class ReauthenticationSpecs : TestKit, IAsyncLifetime
             var done = ExpectMsg<ControllerMessages.Reauthenticated>(TimeSpan.FromSeconds(30));
             Assert.Equal(bidirectional, done.ControllerAuthenticated);
             Assert.Equal(DhChapGroupId.Ffdhe2048, done.Group);
+            Assert.Equal(1, done.IoQueues);
             int expected = 1 + round;
             AwaitAssert(() => Assert.Equal(expected, _log.AdminQueueAuthentications), TimeSpan.FromSeconds(10));
+            AwaitAssert(() => Assert.Equal(expected, _log.IoQueueAuthentications), TimeSpan.FromSeconds(10));
         }
 
         var back = new byte[data.Length];
@@ -90,6 +93,42 @@ public sealed class ReauthenticationSpecs : TestKit, IAsyncLifetime
         Assert.Equal(data, back);
         controller.Tell(ControllerMessages.GetStatus.Instance);
         Assert.Equal(Controller.ControllerState.Live, ExpectMsg<ControllerMessages.Status>(TimeSpan.FromSeconds(10)).State);
+    }
+
+    [Fact]
+    public async Task New_keys_re_authenticate_every_queue_against_the_targets_rotated_keys_and_a_wrong_key_costs_only_the_path()
+    {
+        static DhChapHostCredentials Credentials(string hostKey, string controllerKey) =>
+            new(DhChapSecret.Parse(hostKey), DhChapSecret.Parse(controllerKey)) { Groups = [DhChapGroupId.Ffdhe2048] };
+        string oldHost = DhChapSecret.Generate(32, 1), oldController = DhChapSecret.Generate(32, 2);
+        string newHost = DhChapSecret.Generate(32, 1), newController = DhChapSecret.Generate(32, 2);
+        var settings = Settings(Credentials(oldHost, oldController));
+        _target.SetDhChapKeys(SubsystemNqn, settings.HostNqn, oldHost, oldController);
+        var (_, device) = Attach(settings);
+        var subsystem = await Sys.ActorSelection("/user/nvme0").ResolveOne(TimeSpan.FromSeconds(10));
+        AwaitAssert(() => Assert.Equal(1, _log.IoQueueAuthentications), TimeSpan.FromSeconds(10));
+        var data = new byte[4096];
+        new Random(9).NextBytes(data);
+        await device.WriteAsync(32, data).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+
+        // The target's keys change first (its connections stay); only the new keys can pass the re-authentication.
+        _target.SetDhChapKeys(SubsystemNqn, settings.HostNqn, newHost, newController);
+        subsystem.Tell(new Subsystem.Subsystem.SetKeys(Credentials(newHost, newController)));
+        var set = ExpectMsg<Subsystem.Subsystem.KeysSet>(TimeSpan.FromSeconds(30));
+        Assert.Equal((1, 1), (set.Paths, set.IoQueues));
+        Assert.Equal((2, 2), (_log.AdminQueueAuthentications, _log.IoQueueAuthentications));
+
+        // A wrong key: refused, naming the subsystem; the path is lost and comes back with the keys stored after it.
+        subsystem.Tell(new Subsystem.Subsystem.SetKeys(Credentials(DhChapSecret.Generate(32, 1), newController)));
+        var refused = ExpectMsg<Host.NvmeHost.Failed>(TimeSpan.FromSeconds(30));
+        Assert.Equal(Host.HostErrorKind.AuthenticationFailed, refused.Kind);
+        Assert.Contains(SubsystemNqn, refused.Message, StringComparison.Ordinal);
+        subsystem.Tell(new Subsystem.Subsystem.SetKeys(Credentials(newHost, newController)));
+        ExpectMsg<Subsystem.Subsystem.KeysSet>(TimeSpan.FromSeconds(30));
+        var back = new byte[data.Length];
+        await device.ReadAsync(32, back).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(data, back);
+        AwaitAssert(() => Assert.True(_log.AdminQueueAuthentications >= 3, $"{_log.AdminQueueAuthentications} admin queue authentications"), TimeSpan.FromSeconds(10));
     }
 
     [Fact]
@@ -126,12 +165,15 @@ public sealed class ReauthenticationSpecs : TestKit, IAsyncLifetime
         Assert.Contains("re-authentication", failed.Reason, StringComparison.Ordinal);
     }
 
-    /// <summary>Counts the Target's successful DH-HMAC-CHAP transactions on admin queues (its HostAuthenticated event, queue 0).</summary>
+    /// <summary>Counts the Target's successful DH-HMAC-CHAP transactions (its HostAuthenticated event) on admin queues (queue 0) and on I/O queues.</summary>
     private sealed class AuthenticationCounter : ILogger
     {
         private int _adminQueue;
+        private int _ioQueues;
 
         public int AdminQueueAuthentications => Volatile.Read(ref _adminQueue);
+
+        public int IoQueueAuthentications => Volatile.Read(ref _ioQueues);
 
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
@@ -141,9 +183,9 @@ public sealed class ReauthenticationSpecs : TestKit, IAsyncLifetime
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
             if (eventId.Id == 26 && state is IReadOnlyList<KeyValuePair<string, object?>> values
-                && values.Any(v => v.Key == "QueueId" && Convert.ToInt32(v.Value, System.Globalization.CultureInfo.InvariantCulture) == 0))
+                && values.FirstOrDefault(v => v.Key == "QueueId").Value is { } queue)
             {
-                Interlocked.Increment(ref _adminQueue);
+                Interlocked.Increment(ref Convert.ToInt32(queue, System.Globalization.CultureInfo.InvariantCulture) == 0 ? ref _adminQueue : ref _ioQueues);
             }
         }
     }

@@ -76,6 +76,23 @@ public sealed class SpdkKeyringRpcTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Set_keys_names_what_is_wrong_an_unknown_key_a_controller_key_alone_or_no_such_controller()
+    {
+        var unknownKey = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_set_keys", """{"name":"nvme0","dhchap_key":"nokey"}"""));
+        Assert.Contains("nokey", unknownKey.Message, StringComparison.Ordinal);
+
+        string path = KeyFile("s.key", DhChapSecret.Generate(), ownerOnly: true);
+        await CallAsync("keyring_file_add_key", $$"""{"name":"skey","path":"{{path}}"}""");
+        var alone = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_set_keys", """{"name":"nvme0","dhchap_ctrlr_key":"skey"}"""));
+        Assert.Equal(JsonRpcErrorCodes.InvalidParams, alone.Code);
+        Assert.Contains("bdev_nvme_set_keys: dhchap_ctrlr_key needs dhchap_key", alone.Message, StringComparison.Ordinal);
+
+        var missing = await Assert.ThrowsAsync<JsonRpcException>(() => CallAsync("bdev_nvme_set_keys", """{"name":"nvme9","dhchap_key":"skey"}"""));
+        Assert.Equal(JsonRpcErrorCodes.NoDevice, missing.Code);
+        Assert.Contains("nvme9", missing.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_key_file_that_went_bad_after_it_was_added_is_refused_at_attach()
     {
         string path = KeyFile("bad.key", DhChapSecret.Generate(), ownerOnly: true);

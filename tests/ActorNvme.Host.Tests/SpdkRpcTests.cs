@@ -16,7 +16,7 @@ public sealed class SpdkRpcTests : IAsyncLifetime
 
     private static NvmeHostSettings Settings => NvmeHostSettings.Default with
     {
-        ConnectTimeout = TimeSpan.FromMilliseconds(500),
+        ConnectTimeout = TimeSpan.FromSeconds(5), // generous: attaches to a real target on a loaded machine (0.5 s failed under load)
         Resiliency = ResiliencySettings.FromSeconds(2, 1, 1),
     };
 

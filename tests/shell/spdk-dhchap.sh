@@ -74,10 +74,33 @@ grep -q '"hkey"' <<<"$keys" || fail "keyring_get_keys does not list hkey"
 if grep -q "$(cut -d: -f3 "$work/host.key")" <<<"$keys"; then fail "keyring_get_keys shows a secret"; fi
 
 # Bidirectional through rpc.py's own option names.
-out=$(raw_rpc bdev_nvme_attach_controller "{\"name\":\"nvme7\",\"trtype\":\"tcp\",\"adrfam\":\"ipv4\",\"traddr\":\"127.0.0.1\",\"trsvcid\":\"$port\",\"subnqn\":\"$sub_nqn\",\"hostnqn\":\"$host_nqn\",\"dhchap_key\":\"hkey\",\"dhchap_ctrlr_key\":\"ckey\"}" 2>&1) \
+out=$(raw_rpc bdev_nvme_attach_controller "{\"name\":\"nvme7\",\"trtype\":\"tcp\",\"adrfam\":\"ipv4\",\"traddr\":\"127.0.0.1\",\"trsvcid\":\"$port\",\"subnqn\":\"$sub_nqn\",\"hostnqn\":\"$host_nqn\",\"dhchap_key\":\"hkey\",\"dhchap_ctrlr_key\":\"ckey\",\"num_io_queues\":2}" 2>&1) \
   || fail "attach with the right keys: $out"
 grep -q nvme7n1 <<<"$out" || fail "attach printed no nvme7n1: $out"
 raw_rpc bdev_get_bdevs "{\"name\":\"nvme7n1\"}" >/dev/null || fail "bdev_get_bdevs nvme7n1"
+
+# Key rotation as SPDK's users do it: the target takes new keys (nvmf_subsystem_set_keys; its connections stay), then
+# bdev_nvme_set_keys (SPDK's rpc.py) makes the Live controller re-authenticate its admin and both I/O queues with the new
+# keys, bidirectionally: only the new keys can pass now. A wrong key then: -13 naming the path, the path lost; the
+# right keys again: stored, and the path comes back with them.
+controller_state() { our_rpc bdev_nvme_get_controllers -n nvme7 | jq -r '.[0].ctrlrs[0].actornvme.state'; }
+gen_key 01 >"$work/host2.key"
+gen_key 03 >"$work/ctrlr2.key"
+tgt_rpc keyring_file_add_key key1 "$work/host2.key"
+tgt_rpc keyring_file_add_key ckey1 "$work/ctrlr2.key"
+our_rpc keyring_file_add_key hkey2 "$work/host2.key" >/dev/null || fail "keyring_file_add_key hkey2"
+our_rpc keyring_file_add_key ckey2 "$work/ctrlr2.key" >/dev/null || fail "keyring_file_add_key ckey2"
+tgt_rpc nvmf_subsystem_set_keys "$sub_nqn" "$host_nqn" --dhchap-key key1 --dhchap-ctrlr-key ckey1
+out=$(our_rpc bdev_nvme_set_keys nvme7 --dhchap-key hkey2 --dhchap-ctrlr-key ckey2 2>&1) || fail "bdev_nvme_set_keys with the target's new keys: $out"
+grep -q "nvme7/.*: 2 I/O queue(s) re-authenticated with $sub_nqn" "$work/serve.log" || fail "the serve log does not show both I/O queues re-authenticated"
+[ "$(controller_state)" = Live ] || fail "nvme7 is not Live after re-authenticating: $(controller_state)"
+if out=$(our_rpc bdev_nvme_set_keys nvme7 --dhchap-key wkey 2>&1); then fail "bdev_nvme_set_keys with a wrong key succeeded: $out"; fi
+grep -q -- "-13" <<<"$out" || fail "a refused re-authentication is not -13: $out"
+grep -q "$sub_nqn" <<<"$out" || fail "the refused re-authentication does not name $sub_nqn: $out"
+out=$(our_rpc bdev_nvme_set_keys nvme7 --dhchap-key hkey2 --dhchap-ctrlr-key ckey2 2>&1) || fail "bdev_nvme_set_keys back to the right keys: $out"
+for _ in $(seq 300); do [ "$(controller_state)" = Live ] && break; sleep 0.1; done
+[ "$(controller_state)" = Live ] || fail "nvme7 did not come back with the stored keys: $(controller_state)"
+echo "$me: rpc.py: bdev_nvme_set_keys re-authenticated nvme7 (admin + 2 I/O queues) with rotated keys; a wrong key -13; the path back with the stored keys"
 raw_rpc bdev_nvme_detach_controller "{\"name\":\"nvme7\"}" >/dev/null || fail "detach nvme7"
 
 # A wrong host key: refused as soon as the target refuses it (not at the attach deadline), naming the subsystem and AUTH_Failure1.
@@ -88,7 +111,9 @@ fi
 grep -q "AUTH_Failure1" <<<"$out" || fail "the refusal does not say AUTH_Failure1: $out"
 if grep -q "not attached within" <<<"$out"; then fail "the refusal came only at the attach deadline, not when authentication was refused: $out"; fi
 grep -q "$sub_nqn" <<<"$out" || fail "the refusal does not name $sub_nqn: $out"
-if grep -q "$(cut -d: -f3 "$work/wrong.key")" "$work/serve.log"; then fail "a secret is in the serve log"; fi
+for key in host host2 ctrlr2 wrong; do
+  if grep -q "$(cut -d: -f3 "$work/$key.key")" "$work/serve.log"; then fail "a secret ($key.key) is in the serve log"; fi
+done
 echo "$me: rpc.py: attach with keyring keys OK, wrong key refused in $((SECONDS - start)) s"
 kill -TERM "$serve_pid" 2>/dev/null || true
 wait "$serve_pid" 2>/dev/null || true

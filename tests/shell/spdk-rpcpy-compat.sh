@@ -160,7 +160,7 @@ echo "spdk-rpcpy-compat: rpc.py from $(basename "$bundle"); target discovery 127
 methods=$(ok rpc_get_methods)
 for m in rpc_get_methods spdk_get_version framework_start_init framework_wait_init bdev_nvme_set_options \
          bdev_nvme_start_discovery bdev_nvme_stop_discovery bdev_nvme_get_discovery_info bdev_nvme_attach_controller \
-         bdev_nvme_detach_controller bdev_nvme_reset_controller bdev_nvme_get_controllers bdev_nvme_set_multipath_policy \
+         bdev_nvme_detach_controller bdev_nvme_reset_controller bdev_nvme_get_controllers bdev_nvme_set_multipath_policy bdev_nvme_set_keys \
          bdev_nvme_get_io_paths bdev_get_bdevs bdev_get_iostat bdev_reset_iostat bdev_nvme_get_transport_statistics log_set_level log_get_level spdk_kill_instance framework_get_config \
          framework_get_subsystems; do
   jq -e --arg m "$m" 'index($m) != null' <<<"$methods" >/dev/null || fail "rpc_get_methods does not list $m"
