@@ -68,6 +68,46 @@ public sealed class LinuxAuthTlsTests(LinuxAuthTlsTests.Guest guest, ITestOutput
     }
 
     [LinuxSecurityPeerFact]
+    public async Task New_keys_re_authenticate_the_admin_and_both_io_queues_while_connected_and_data_reads_back()
+    {
+        string hostKey = DhChapSecret.Generate(32, 1), controllerKey = DhChapSecret.Generate(32, 3);
+        string newHostKey = DhChapSecret.Generate(32, 1), newControllerKey = DhChapSecret.Generate(32, 3);
+        ConfigureDhChap(AuthSubsystem, DhChapHashId.Sha256, DhChapGroupId.Ffdhe2048, hostKey, controllerKey);
+        static DhChapHostCredentials Credentials(string host, string controller) => new(DhChapSecret.Parse(host), DhChapSecret.Parse(controller));
+        using var system = ActorSystem.Create("linux-auth-tls-rekey", ConfigurationFactory.ParseString("akka.loglevel = INFO"));
+        var logs = Collect(system);
+        try
+        {
+            var (added, failures) = Attach(system, AuthSubsystem, LinuxTarget.IoPort, Settings() with { DhChap = Credentials(hostKey, controllerKey) });
+            var device = await Task.WhenAny(added.Task, failures.Reader.ReadAsync().AsTask()).WaitAsync(Deadline) == added.Task
+                ? await added.Task
+                : throw new InvalidOperationException($"the controller failed: {await failures.Reader.ReadAsync()}");
+            var data = new byte[64 * 1024];
+            new Random(41).NextBytes(data);
+            await device.WriteAsync(4096, data).AsTask().WaitAsync(Deadline);
+
+            // nvmet takes the new keys for the host; only they pass a transaction from now on, on a connection that stays.
+            ConfigureDhChap(AuthSubsystem, DhChapHashId.Sha256, DhChapGroupId.Ffdhe2048, newHostKey, newControllerKey);
+            var subsystem = await system.ActorSelection("/user/nvme0").ResolveOne(Deadline);
+            var answer = await subsystem.Ask<object>(new Subsystem.SetKeys(Credentials(newHostKey, newControllerKey)), Deadline);
+            var set = Assert.IsType<Subsystem.KeysSet>(answer);
+            output.WriteLine($"re-authenticated {set.Paths} path(s), {set.IoQueues} I/O queue(s)");
+            Assert.Equal((1, 2), (set.Paths, set.IoQueues));
+
+            var back = new byte[data.Length];
+            await device.ReadAsync(4096, back).AsTask().WaitAsync(Deadline);
+            Assert.Equal(data, back);
+            Assert.False(failures.Reader.TryRead(out string? lost), $"the path was lost: {lost}");
+        }
+        finally
+        {
+            await system.Terminate().WaitAsync(Deadline);
+        }
+
+        AssertNoSecret(logs, Secrets(hostKey, controllerKey).Concat(Secrets(newHostKey, newControllerKey)).ToArray());
+    }
+
+    [LinuxSecurityPeerFact]
     public async Task Tls_with_a_sha256_psk_runs_aes_128_gcm_and_data_reads_back_on_two_queues()
     {
         ConfigureOpen(TlsSubsystem);

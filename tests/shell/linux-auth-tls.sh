@@ -9,7 +9,8 @@
 # queues. A wrong host key, a wrong controller key, a missing key and a wrong PSK must be refused at the
 # authentication or TLS step (not by a timeout) with an error naming the subsystem, with no more connection
 # attempts than the loss-timeout rules allow (counted by the host, and by the guest's dmesg and tlshd log), and
-# no secret in the error or the logs; the time each took is printed (a 60 s hang guard only).
+# no secret in the error or the logs; the time each took is printed (a 60 s hang guard only). Keys rotated on the
+# target while connected: new keys re-authenticate the admin queue and both I/O queues (Subsystem.SetKeys).
 # Then, in the same guest, OurTargetSecurityTests: the guest's own Linux host (nvme-host-connect) against our Target
 # in this process, with DH-HMAC-CHAP (sha256/null; bidirectional sha512/ffdhe2048), TLS 1.3 with a SHA-256 PSK, and
 # a wrong host key that must be refused.
