@@ -124,6 +124,24 @@ public sealed class LinuxAuthTlsTests(LinuxAuthTlsTests.Guest guest, ITestOutput
     }
 
     /// <summary>
+    /// The TP 8018 identity (psk-identity-version 1: <c>NVMe1R01 hostnqn subnqn digest</c>, whose digest matches libnvme's published
+    /// vectors in the Protocol tests): tlshd finds the PSK by that name, and the TLS PSK derived from it (context "01 digest",
+    /// as the kernel's nvme_auth_derive_tls_psk) must be what the guest holds.
+    /// </summary>
+    [LinuxSecurityPeerFact]
+    public async Task Tls_with_the_version_1_identity_runs_and_data_reads_back_on_two_queues()
+    {
+        ConfigureOpen(TlsSubsystem);
+        string psk = NvmeTlsPsk.Generate(NvmeTlsPskHash.Sha256);
+        string tlsPsk = InstallPsk(psk, TlsSubsystem, identityVersion: 1);
+        guest.Target.ExecChecked(": >/tmp/tlshd.log", GuestTimeout);
+
+        await WriteAndReadBackAsync(TlsSubsystem, TlsPort, Settings() with { TlsPsk = NvmeTlsPsk.Parse(psk), TlsIdentityVersion = 1 }, Secrets(psk, tlsPsk), seed: 102);
+        string log = guest.Target.ExecChecked("cat /tmp/tlshd.log", GuestTimeout);
+        Assert.True(Count(log, "was successful") >= 3, log);
+    }
+
+    /// <summary>
     /// A 48-byte PSK (identity NVMe0R02) means TLS_AES_256_GCM_SHA384 and a SHA-384 binder (as SPDK does too), but
     /// tlshd 1.0.0 binds every PSK to SHA-256 (its own client picks CHACHA20-POLY1305 with such a key), so it cannot
     /// verify our binder and ends the handshake. The refusal must still be quick and clear.
@@ -242,14 +260,19 @@ public sealed class LinuxAuthTlsTests(LinuxAuthTlsTests.Guest guest, ITestOutput
 
     /// <summary>
     /// Puts the PSK TLS uses for <paramref name="configuredPsk"/> into the guest's .nvme keyring under the identity
-    /// our host sends (NVMe0R0h hostnqn subnqn), where tlshd looks it up; returns it in base64.
+    /// our host sends (NVMe0R0h hostnqn subnqn, or NVMe1R0h with the digest), where tlshd looks it up; returns it in base64.
     /// </summary>
-    private string InstallPsk(string configuredPsk, string subsystem)
+    private string InstallPsk(string configuredPsk, string subsystem, int identityVersion = 0)
     {
         using var psk = NvmeTlsPsk.Parse(configuredPsk);
-        string identity = NvmeTlsPskDerivation.Identity(psk.CipherSuite, HostNqn, subsystem);
         byte[] retained = psk.RetainedPsk(HostNqn);
-        byte[] tlsPsk = NvmeTlsPskDerivation.TlsPsk(retained, identity, psk.CipherSuite);
+        string digest = NvmeTlsPskDerivation.PskDigest(retained, psk.CipherSuite, HostNqn, subsystem);
+        string identity = identityVersion == 1
+            ? NvmeTlsPskDerivation.IdentityV1(psk.CipherSuite, HostNqn, subsystem, digest)
+            : NvmeTlsPskDerivation.Identity(psk.CipherSuite, HostNqn, subsystem);
+        byte[] tlsPsk = identityVersion == 1
+            ? NvmeTlsPskDerivation.TlsPskV1(retained, digest, psk.CipherSuite)
+            : NvmeTlsPskDerivation.TlsPsk(retained, identity, psk.CipherSuite);
         string encoded = Convert.ToBase64String(tlsPsk);
         CryptographicOperations.ZeroMemory(retained);
         CryptographicOperations.ZeroMemory(tlsPsk);

@@ -74,6 +74,20 @@ public sealed class NvmeTlsPskTests
         Assert.Equal($"NVMe0R02 {HostNqn} {SubsystemNqn}", NvmeTlsPskDerivation.Identity(NvmeTlsCipherSuite.Aes256GcmSha384, HostNqn, SubsystemNqn));
     }
 
+    // libnvme's published vectors (its PSK tests, the library under nvme-cli and the Linux host's tools): the TP 8018
+    // identity of these keys for host nqn.psk-test-host and subsystem nqn.psk-test-subsys, PSK digest included.
+    [Theory]
+    [InlineData(PublishedSha256Key, "NVMe1R01 nqn.psk-test-host nqn.psk-test-subsys iSbjiStwJ/1TrTvDlt2fjFmzvsytOJelidNnA+X5lEU=")]
+    [InlineData("NVMeTLSkey-1:02:VRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwP/w0S89ELi3W2LxIcLXVsDn8kXZQ==:", "NVMe1R02 nqn.psk-test-host nqn.psk-test-subsys QhW2+Rp6RzHlNtCslyRxMnwJ11tKKhz8JCAQpQ+XUD8f9td1VeH5h53yz2wKJG1a")]
+    public void Version_1_identities_match_libnvmes_published_vectors(string key, string expected)
+    {
+        const string Host = "nqn.psk-test-host", Subsystem = "nqn.psk-test-subsys";
+        using var psk = NvmeTlsPsk.Parse(key);
+        byte[] retained = psk.RetainedPsk(Host);
+        string digest = NvmeTlsPskDerivation.PskDigest(retained, psk.CipherSuite, Host, Subsystem);
+        Assert.Equal(expected, NvmeTlsPskDerivation.IdentityV1(psk.CipherSuite, Host, Subsystem, digest));
+    }
+
     // Expected values computed with Python's hmac module (an HKDF written from RFC 5869 there), not with .NET's HKDF.
     [Fact]
     public void Sha256_retained_and_tls_psk_match_an_independent_hkdf()

@@ -43,6 +43,29 @@ public sealed class SpdkTlsTests(SpdkTlsTests.Peer peer) : IClassFixture<SpdkTls
         await WriteAndReadBackAsync(Sha384Subsystem, NvmeHostSettings.Default with { TlsPsk = psk }, seed: 2);
     }
 
+    /// <summary>
+    /// SPDK's target (26.09-pre) looks PSKs up by version-0 identities only ("Could not find PSK for identity: NVMe1R01 ..."
+    /// in its log) and ends the handshake with internal_error: the refusal must say so and how to get past it.
+    /// </summary>
+    [SpdkPeerFact]
+    public async Task A_version_1_identity_is_refused_with_a_hint_to_offer_version_0()
+    {
+        var settings = NvmeHostSettings.Default with { HostNqn = HostNqn, HostId = HostId, TlsPsk = NvmeTlsPsk.Parse(peer.Sha256Psk), TlsIdentityVersion = 1 };
+        using var system = ActorSystem.Create("spdk-tls-v1", ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
+        try
+        {
+            var (_, failures) = Attach(system, Sha256Subsystem, settings);
+            string reason = await failures.Reader.ReadAsync().AsTask().WaitAsync(Deadline);
+            Assert.Contains($"TLS handshake with {Sha256Subsystem}", reason, StringComparison.Ordinal);
+            Assert.Contains("psk-identity-version 0 offers NVMe0R01", reason, StringComparison.Ordinal);
+            Assert.DoesNotContain(peer.Sha256Psk.Split(':')[2], reason, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await system.Terminate().WaitAsync(Deadline);
+        }
+    }
+
     [SpdkPeerFact]
     public async Task Tls_and_dh_hmac_chap_together_authenticate_every_queue_and_data_reads_back()
     {
