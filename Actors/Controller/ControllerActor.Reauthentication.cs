@@ -95,14 +95,17 @@ public sealed partial class ControllerActor
     private void OnIoQueuesReauthenticationFailed(IoQueuesReauthenticationFailed failed)
     {
         _association!.Reauthenticating = false;
-        var reason = failed.Error is ConnectionClosedException closed
-            ? closed.Closed
-            : new ConnectionClosed(CloseReason.AuthenticationFailed, $"re-authentication of the I/O queues of {_options.SubsystemNqn}: {failed.Error.Message}");
+        var reason = IoQueueReauthenticationLoss(failed.Error);
         failed.ReplyTo.Tell(new Controller.ReauthenticationFailed(_options.Name, $"re-authentication of an I/O queue: {reason}"));
 
         // The set has ended already (the path is lost); this makes the loss this controller's at once.
         Lose(reason);
     }
+
+    /// <summary>Why re-authenticating the I/O queues failed (their set has closed with that reason), also when the association has ended since.</summary>
+    private ConnectionClosed IoQueueReauthenticationLoss(Exception error) => error is ConnectionClosedException closed
+        ? closed.Closed
+        : new ConnectionClosed(CloseReason.AuthenticationFailed, $"re-authentication of the I/O queues of {_options.SubsystemNqn}: {error.Message}");
 
     private sealed record IoQueuesReauthenticated(long Generation, DhChapStep.Authenticated Admin, int Queues, IActorRef ReplyTo) : IDeadLetterSuppression;
 

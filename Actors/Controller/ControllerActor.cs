@@ -184,7 +184,7 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         Receive<IoQueuesReauthenticated>(m => IsCurrent(m.Generation), OnIoQueuesReauthenticated);
         Receive<IoQueuesReauthenticationFailed>(m => IsCurrent(m.Generation), OnIoQueuesReauthenticationFailed);
         Receive<IoQueuesReauthenticated>(m => m.ReplyTo.Tell(new Controller.ReauthenticationFailed(_options.Name, $"the association with {_options.SubsystemNqn} ended during re-authentication")));
-        Receive<IoQueuesReauthenticationFailed>(m => m.ReplyTo.Tell(new Controller.ReauthenticationFailed(_options.Name, $"the association with {_options.SubsystemNqn} ended during re-authentication")));
+        Receive<IoQueuesReauthenticationFailed>(m => m.ReplyTo.Tell(new Controller.ReauthenticationFailed(_options.Name, $"re-authentication of an I/O queue: {IoQueueReauthenticationLoss(m.Error)}")));
         Receive<Controller.Reset>(_ => OnReset());
         Receive<Controller.Delete>(_ => Context.Stop(Self));
         Receive<Controller.GetStatus>(_ => ReplyStatus(info: null));
