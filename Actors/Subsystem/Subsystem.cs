@@ -70,6 +70,12 @@ public static class Subsystem
     /// </summary>
     public sealed record SetKeys(Protocol.Auth.DhChapHostCredentials? Credentials);
 
+    /// <summary>
+    /// How long <see cref="SetKeys"/> waits for each path's re-authentication: a transaction per queue, each message within
+    /// <paramref name="connectTimeout"/>, bounded for the slowest DH group on a busy path. Callers waiting for the reply wait longer.
+    /// </summary>
+    public static TimeSpan SetKeysBound(TimeSpan connectTimeout) => (connectTimeout * 8) + TimeSpan.FromSeconds(5);
+
     /// <summary>The keys are set; <paramref name="Paths"/> Live paths re-authenticated, with <paramref name="IoQueues"/> I/O queues in all.</summary>
     public sealed record KeysSet(string Name, int Paths, int IoQueues);
 

@@ -1,6 +1,5 @@
 using Akka.Actor;
 using ActorNvme.Actors.Host;
-using ActorNvme.Protocol.Auth;
 using ControllerMessages = ActorNvme.Actors.Controller.Controller;
 
 namespace ActorNvme.Actors.Subsystem;
@@ -17,8 +16,7 @@ public sealed partial class SubsystemActor
         var replyTo = Sender;
         var controllers = _paths.Values.Where(p => p.Controller is not null).Select(p => (p.Address, Controller: p.Controller!)).ToArray();
 
-        // A transaction per queue, each message within the connect timeout: a bound for the slowest DH group on a busy path.
-        var timeout = (_options.Settings.ConnectTimeout * 8) + TimeSpan.FromSeconds(5);
+        var timeout = Subsystem.SetKeysBound(_options.Settings.ConnectTimeout);
         var answers = controllers.Select(async c => (c.Address, Answer: await AskOrTimeout(c.Controller, new ControllerMessages.SetKeys(message.Credentials), timeout).ConfigureAwait(false))).ToArray();
         string name = _options.Name;
         string nqn = _options.SubsystemNqn;

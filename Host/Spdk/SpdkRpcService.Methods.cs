@@ -594,7 +594,8 @@ public sealed partial class SpdkRpcService
         const string Method = "bdev_nvme_set_keys";
         string name = p.RequiredNonEmptyString("name", 64);
         var credentials = DhChapFromKeyring(p, Method);
-        var timeout = (Settings.ConnectTimeout * 8) + TimeSpan.FromSeconds(15);
+        // Longer than the subsystem's own bound, so that its answer naming a path that never answered arrives first.
+        var timeout = Subsystem.SetKeysBound(Settings.ConnectTimeout) + TimeSpan.FromSeconds(10);
         await AskAsync<Subsystem.KeysSet>(new NvmeHost.ToSubsystem(name, new Subsystem.SetKeys(credentials)), timeout, JsonRpcErrorCodes.NoDevice, cancellationToken).ConfigureAwait(false);
         return true;
     }

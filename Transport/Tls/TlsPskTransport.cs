@@ -85,7 +85,7 @@ public sealed class TlsPskTransport(INvmeTransport inner, TlsPskSession session)
         catch (Exception e)
         {
             // SPDK's target knows only version-0 identities and refuses a version-1 one as it refuses a wrong key.
-            string version1 = session.IdentityVersion == 1 ? $"; the identity was {session.Identity.Split(' ')[0]} (psk-identity-version 1), which some controllers (SPDK's) do not know: psk-identity-version 0 offers NVMe0R0{(int)session.CipherSuite}" : string.Empty;
+            string version1 = session.IdentityVersion == 1 ? $"; the identity was NVMe1R0{(int)session.CipherSuite} (psk-identity-version 1), which some controllers (SPDK's) do not know: psk-identity-version 0 offers NVMe0R0{(int)session.CipherSuite}" : string.Empty;
             var refused = new ConnectionClosed(CloseReason.TlsHandshakeFailed, $"TLS handshake with {session.SubsystemNqn} at {address} failed: {Describe(e, client)}{version1}", e);
             connection.Abort(refused);
             throw new ConnectionClosedException(refused);
