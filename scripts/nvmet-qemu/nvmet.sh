@@ -192,7 +192,9 @@ cmd_up() {
     ip netns exec "$NS" dumpcap -q -i "$TAP" -w "$CAPTURE" >"$RUNDIR/capture.log" 2>&1 8>&- &
     echo $! >"$CAPTURE_PID"
     t=$SECONDS
-    until [ -s "$CAPTURE" ]; do
+    # dumpcap says "Capturing on" once its interface and file are open; the file itself may stay empty
+    # until the first packet flushes the buffered header, and the tap has no traffic before QEMU runs.
+    until [ -s "$CAPTURE" ] || grep -qa "^Capturing on" "$RUNDIR/capture.log" 2>/dev/null; do
       # Until `ip netns exec` has exec'd dumpcap, the process is still named ip: both are alive.
       if { ! pid_alive "$CAPTURE_PID" dumpcap && ! pid_alive "$CAPTURE_PID" ip; } || [ $((SECONDS - t)) -ge 90 ]; then
         cat "$RUNDIR/capture.log" >&2 || true

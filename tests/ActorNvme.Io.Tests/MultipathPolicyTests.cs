@@ -20,8 +20,11 @@ public sealed class MultipathPolicyTests
         rig.Faults.DelayIoExecution(rig.Listeners[0], TimeSpan.FromHours(1));
         await Task.Yield();
         var reads = Enumerable.Range(0, 100).Select(i => ReadAsync(rig.Device, (ulong)i)).ToArray();
-        await IoRig.WaitUntilAsync(() => reads.Count(r => r.IsCompleted) == 50, "the 50 reads sent to B answered");
+        // Reads for A may still be on the wire when B's have answered: wait until every read is
+        // either answered or held at A, then count each side.
+        await IoRig.WaitUntilAsync(() => reads.Count(r => r.IsCompleted) + rig.Faults.DelayedReadsPending == 100, "every read answered or held");
         Assert.Equal(50, rig.Faults.DelayedReadsPending);
+        Assert.Equal(50, reads.Count(r => r.IsCompleted));
 
         var paths = await GetIoPathsAsync(rig);
         Assert.Equal(2, paths.Count);
