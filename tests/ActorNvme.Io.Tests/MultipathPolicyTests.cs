@@ -62,8 +62,11 @@ public sealed class MultipathPolicyTests
         for (int i = 0; i < 20; i++)
         {
             await Task.Yield();
+            int heldBefore = rig.Faults.DelayedReadsPending;
             var read = ReadAsync(rig.Device, (ulong)i);
-            await Task.WhenAny(read, Task.Delay(200));
+
+            // Answered by B, or held at A: whichever, however slowly this machine runs it.
+            await IoRig.WaitUntilAsync(() => read.IsCompleted || rig.Faults.DelayedReadsPending > heldBefore, $"read {i} answered or held");
             if (!read.IsCompleted)
             {
                 stuck.Add(read);
