@@ -15,7 +15,9 @@ internal sealed class IoThread
 {
     private const int MaxEventsPerWait = 256;
     private const ulong WakeToken = ulong.MaxValue;
-    private const int SpinIterationsPerTry = 20;
+    // A short pause between two empty polls while spinning: with 20, a third of a polling QD32 run's samples sat in
+    // the pause and answers waited for it; with 2, QD32 gained 3-13% in each of six paired rounds against SPDK's target.
+    private const int SpinIterationsPerTry = 2;
 
     private readonly int _epoll;
     private readonly int _wakeFd;
