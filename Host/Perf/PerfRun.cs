@@ -98,6 +98,7 @@ internal sealed class PerfRun
         // Progress once a second, until the window closes or the run is cancelled.
         var process = Process.GetCurrentProcess();
         TimeSpan cpuAtStart = TimeSpan.Zero;
+        long cpuStartedAt = 0;
         bool cpuStarted = false;
         long lastCount = 0;
         long lastTime = start;
@@ -108,10 +109,17 @@ internal sealed class PerfRun
             {
                 process.Refresh();
                 cpuAtStart = process.TotalProcessorTime;
+                cpuStartedAt = Stopwatch.GetTimestamp();
                 cpuStarted = true;
             }
 
+            // Wake at the window's start too: Task.Delay rounds to whole milliseconds and may wake just
+            // before it, and a CPU sample taken a progress tick late made a busy core read as 80%.
             long next = Math.Min(start + ((tick + 1) * frequency), _measureUntil);
+            if (!cpuStarted)
+            {
+                next = Math.Min(next, _measureFrom);
+            }
 
             // At least a millisecond: a shorter Task.Delay completes at once, and the loop would
             // spin out progress lines over intervals of microseconds (0 IOPS or absurd rates).
@@ -125,8 +133,13 @@ internal sealed class PerfRun
                 break;
             }
 
-            tick++;
             long now = Stopwatch.GetTimestamp();
+            if (now < start + ((tick + 1) * frequency) - (frequency / 100) && now < _measureUntil)
+            {
+                continue; // woken for the window's start, between two progress ticks
+            }
+
+            tick++;
             long count = Completed;
             double seconds = (now - lastTime) / (double)frequency;
             if (seconds < 0.1)
@@ -145,11 +158,13 @@ internal sealed class PerfRun
         {
             process.Refresh();
             cpuAtStart = process.TotalProcessorTime;
+            cpuStartedAt = Stopwatch.GetTimestamp();
         }
 
         long end = Math.Min(Stopwatch.GetTimestamp(), _measureUntil);
         process.Refresh();
         var cpu = process.TotalProcessorTime - cpuAtStart;
+        double cpuSeconds = (Stopwatch.GetTimestamp() - cpuStartedAt) / (double)frequency;
         _stop = true;
         await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(60), CancellationToken.None).ConfigureAwait(false);
 
@@ -173,7 +188,8 @@ internal sealed class PerfRun
         }
 
         string? firstError = _loops.Select(l => l.FirstError).FirstOrDefault(e => e is not null);
-        double cpuPercent = window > 0 ? cpu.TotalSeconds / window * 100 : 0;
+        // CPU over the wall time between its own two samples, which are not exactly the window's ends.
+        double cpuPercent = cpuSeconds > 0 ? cpu.TotalSeconds / cpuSeconds * 100 : 0;
         return new PerfResult(perDevice, new PerfFigures("Total", total.Count, window, _options.IoSize, total, totalErrors), cpuPercent, firstError);
     }
 
