@@ -227,4 +227,28 @@ public sealed class PerfTests
         Assert.True(result.Total.Ios > 0, "the loop stopped at the errors instead of going on");
         Assert.NotNull(result.FirstError);
     }
+
+    [Fact]
+    public async Task A_warm_up_that_ends_between_two_seconds_adds_no_progress_line_and_the_cpu_figure_is_measured()
+    {
+        await using var target = new NvmeTarget();
+        var listener = target.ListenTcp("127.0.0.1", 0);
+        var subsystem = target.AddSubsystem(new NvmSubsystemOptions("nqn.2016-06.io.actornvme:perf-cpu") { LinkToAllListeners = false });
+        subsystem.Link(listener);
+        subsystem.AddNamespace(NamespaceOptions.Ram(4 * 1024 * 1024));
+        var options = PerfOptionParser.Parse([
+            "-r", $"traddr:127.0.0.1 trsvcid:{listener.Address.Port} subnqn:nqn.2016-06.io.actornvme:perf-cpu",
+            "-q", "1", "-o", "4096", "-w", "randread", "-t", "1.5", "-a", "0.5", "--spin", "0"])!;
+
+        await using var attach = await PerfAttach.StartAsync(options, TimeSpan.FromSeconds(60), CancellationToken.None);
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var result = await new PerfRun(options, attach.Devices).RunAsync(lines.Enqueue, CancellationToken.None);
+
+        // The run wakes at 0.5 s to start its CPU figure, but prints only at the progress ticks (1 s and the end at 2 s).
+        Assert.Equal(2, lines.Count);
+        double first = double.Parse(lines.First().TrimStart().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(first >= 0.95, $"a progress line came at {first} s, before the first whole second");
+        Assert.True(result.CpuPercent > 0, "no CPU was measured over the window");
+        Assert.True(result.Total.Ios > 0);
+    }
 }
