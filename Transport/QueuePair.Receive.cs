@@ -135,7 +135,10 @@ public abstract partial class QueuePair
                     return false;
             }
 
-            if (!Dispatch(frame))
+            _sendOnSubmit = frame.Length == buffer.Length;
+            bool handled = Dispatch(frame);
+            _sendOnSubmit = false;
+            if (!handled)
             {
                 return false;
             }

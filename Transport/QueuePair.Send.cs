@@ -15,6 +15,7 @@ public abstract partial class QueuePair
     private bool _outputFinished; // owned by the writer-flag holder
     private byte[]? _termReq;     // set before _closed; written once by the send path
     private int _dispatchThreadId; // the read loop's managed thread id while it parses, else 0
+    private bool _sendOnSubmit;    // read loop only: the PDU being handled is the last one buffered
 
     /// <summary>
     /// Sends what is queued, unless the caller is the read loop in the middle of a parse pass: then
@@ -25,6 +26,14 @@ public abstract partial class QueuePair
     {
         if (_dispatchThreadId == Environment.CurrentManagedThreadId)
         {
+            // Nothing else is buffered to batch with: send now, not after the pass has unwound
+            // (at queue depth 1 that is a quarter of the host's turnaround).
+            if (_sendOnSubmit)
+            {
+                _sendOnSubmit = false;
+                RunWriter();
+            }
+
             return;
         }
 

@@ -7,6 +7,7 @@
 # Needs dumpcap and tshark (Debian: tshark) and perf (linux-perf) for the system call counts.
 # The target and dumpcap run on core 0 (dumpcap only copies what the kernel timestamped already),
 # the hosts on core 1, one after the other.
+# PERF_BASELINE_DLL: another build's actornvme.dll (say, main's), run in the same rounds as "baseline".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-6}
@@ -43,6 +44,9 @@ run() {
 for round in $(seq 1 "$rounds"); do
   run "spdk-$round" spdk_nvme_perf "$bin/spdk_nvme_perf" --no-huge -s 512 -c 0x2 -q 1 -o 4096 -w randread -t "$seconds" -a 1 -r "$trid"
   run "actornvme-$round" "actornvme.dll perf" dotnet "$perf_dll" perf -r "$trid" -q 1 -o 4096 -w randread -t "$seconds" -a 1
+  if [ -n "${PERF_BASELINE_DLL:-}" ]; then
+    run "baseline-$round" "actornvme.dll perf" dotnet "$PERF_BASELINE_DLL" perf -r "$trid" -q 1 -o 4096 -w randread -t "$seconds" -a 1
+  fi
 done
 
 for file in "$work"/*.pcapng; do
