@@ -16,13 +16,8 @@ port=${PERF_PORT:-4460}
 nqn=nqn.2016-06.io.spdk:cnode0
 work=$(mktemp -d)
 
-dotnet build Host -c Release -nologo -v quiet >/dev/null
-perf_dll=Host/bin/Release/net10.0/actornvme.dll
-
 . bench/lib/spdk-target.sh
-trap 'spdk_target_stop; rm -rf "$work"' EXIT
-spdk_target_start 0 malloc "$nqn" "$port"
-trid="trtype:tcp adrfam:IPv4 traddr:127.0.0.1 trsvcid:$port subnqn:$nqn"
+spdk_bench_start 0 "$port" "$nqn"
 events=syscalls:sys_enter_recvfrom,syscalls:sys_enter_readv,syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg,syscalls:sys_enter_epoll_wait
 
 # run NAME PATTERN COMMAND...: starts the host, captures 1 s and counts its system calls for 2 s once warm.

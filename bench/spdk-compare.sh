@@ -28,13 +28,8 @@ target_core=${TARGET_CORE:-0}
 nqn=nqn.2016-06.io.spdk:cnode0
 work=$(mktemp -d)
 
-dotnet build Host -c Release -nologo -v quiet >/dev/null
-perf_dll=Host/bin/Release/net10.0/actornvme.dll
-
 . bench/lib/spdk-target.sh
-trap 'spdk_target_stop; rm -rf "$work"' EXIT
-spdk_target_start "$target_core" malloc "$nqn" "$port"
-trid="trtype:tcp adrfam:IPv4 traddr:127.0.0.1 trsvcid:$port subnqn:$nqn"
+spdk_bench_start "$target_core" "$port" "$nqn"
 
 results=$work/results.txt
 : >"$results"

@@ -33,6 +33,17 @@ spdk_target_start() {
   spdk_rpc nvmf_subsystem_add_listener "$nqn" -t tcp -a 127.0.0.1 -s "$port"
 }
 
+# spdk_bench_start CORE PORT NQN: builds the host (sets perf_dll), starts nvmf_tgt on CORE with a malloc
+# namespace (sets trid), and stops it and removes $work when the script exits.
+spdk_bench_start() {
+  local core=$1 port=$2 nqn=$3
+  dotnet build Host -c Release -nologo -v quiet >/dev/null
+  perf_dll=Host/bin/Release/net10.0/actornvme.dll
+  trap 'spdk_target_stop; rm -rf "$work"' EXIT
+  spdk_target_start "$core" malloc "$nqn" "$port"
+  trid="trtype:tcp adrfam:IPv4 traddr:127.0.0.1 trsvcid:$port subnqn:$nqn"
+}
+
 # Stops nvmf_tgt (it polls its core even when idle): SIGINT, then SIGKILL after 10 s.
 spdk_target_stop() {
   if [ -n "$spdk_pid" ]; then
