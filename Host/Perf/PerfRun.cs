@@ -98,25 +98,28 @@ internal sealed class PerfRun
         // Progress once a second, until the window closes or the run is cancelled.
         var process = Process.GetCurrentProcess();
         TimeSpan cpuAtStart = TimeSpan.Zero;
-        long cpuStartedAt = 0;
-        bool cpuStarted = false;
+        long cpuStartedAt = 0; // 0 until the CPU figure's first sample
+        void SampleCpuStart()
+        {
+            process.Refresh();
+            cpuAtStart = process.TotalProcessorTime;
+            cpuStartedAt = Stopwatch.GetTimestamp();
+        }
+
         long lastCount = 0;
         long lastTime = start;
         int tick = 0;
         while (Stopwatch.GetTimestamp() < _measureUntil && !cancellationToken.IsCancellationRequested)
         {
-            if (!cpuStarted && Stopwatch.GetTimestamp() >= _measureFrom)
+            if (cpuStartedAt == 0 && Stopwatch.GetTimestamp() >= _measureFrom)
             {
-                process.Refresh();
-                cpuAtStart = process.TotalProcessorTime;
-                cpuStartedAt = Stopwatch.GetTimestamp();
-                cpuStarted = true;
+                SampleCpuStart();
             }
 
             // Wake at the window's start too: Task.Delay rounds to whole milliseconds and may wake just
             // before it, and a CPU sample taken a progress tick late made a busy core read as 80%.
             long next = Math.Min(start + ((tick + 1) * frequency), _measureUntil);
-            if (!cpuStarted)
+            if (cpuStartedAt == 0)
             {
                 next = Math.Min(next, _measureFrom);
             }
@@ -154,11 +157,9 @@ internal sealed class PerfRun
             lastTime = now;
         }
 
-        if (!cpuStarted)
+        if (cpuStartedAt == 0)
         {
-            process.Refresh();
-            cpuAtStart = process.TotalProcessorTime;
-            cpuStartedAt = Stopwatch.GetTimestamp();
+            SampleCpuStart();
         }
 
         long end = Math.Min(Stopwatch.GetTimestamp(), _measureUntil);

@@ -15,6 +15,18 @@ public sealed class PerfTests
     private static PerfOptions Parse(params string[] extra) =>
         PerfOptionParser.Parse([.. new[] { "-r", Trid, "-q", "32", "-o", "4096", "-w", "randread", "-t", "1" }, .. extra])!;
 
+    /// <summary>Our Target with one subsystem of a 4 MiB RAM namespace on a free port; <paramref name="trid"/> reaches it.</summary>
+    private static NvmeTarget RamTarget(string nqn, out string trid)
+    {
+        var target = new NvmeTarget();
+        var listener = target.ListenTcp("127.0.0.1", 0);
+        var subsystem = target.AddSubsystem(new NvmSubsystemOptions(nqn) { LinkToAllListeners = false });
+        subsystem.Link(listener);
+        subsystem.AddNamespace(NamespaceOptions.Ram(4 * 1024 * 1024));
+        trid = $"traddr:127.0.0.1 trsvcid:{listener.Address.Port} subnqn:{nqn}";
+        return target;
+    }
+
     [Fact]
     public void L_asks_for_the_summary_and_LL_or_two_L_for_the_histogram_too()
     {
@@ -206,14 +218,8 @@ public sealed class PerfTests
     [Fact]
     public async Task Q_keeps_the_run_going_through_errors_and_reports_every_nth()
     {
-        await using var target = new NvmeTarget();
-        var listener = target.ListenTcp("127.0.0.1", 0);
-        var subsystem = target.AddSubsystem(new NvmSubsystemOptions("nqn.2016-06.io.actornvme:perf-q") { LinkToAllListeners = false });
-        subsystem.Link(listener);
-        subsystem.AddNamespace(NamespaceOptions.Ram(4 * 1024 * 1024));
-        var options = PerfOptionParser.Parse([
-            "-r", $"traddr:127.0.0.1 trsvcid:{listener.Address.Port} subnqn:nqn.2016-06.io.actornvme:perf-q",
-            "-q", "1", "-o", "4096", "-w", "randread", "-t", "3", "-Q", "3", "--spin", "0"])!;
+        await using var target = RamTarget("nqn.2016-06.io.actornvme:perf-q", out string trid);
+        var options = PerfOptionParser.Parse(["-r", trid, "-q", "1", "-o", "4096", "-w", "randread", "-t", "3", "-Q", "3", "--spin", "0"])!;
 
         await using var attach = await PerfAttach.StartAsync(options, TimeSpan.FromSeconds(60), CancellationToken.None);
         target.Faults.FailNextIo(NvmOpcode.Read, 10, NvmeStatus.Generic(GenericStatus.InvalidField, doNotRetry: true));
@@ -231,14 +237,8 @@ public sealed class PerfTests
     [Fact]
     public async Task A_warm_up_that_ends_between_two_seconds_adds_no_progress_line_and_the_cpu_figure_is_measured()
     {
-        await using var target = new NvmeTarget();
-        var listener = target.ListenTcp("127.0.0.1", 0);
-        var subsystem = target.AddSubsystem(new NvmSubsystemOptions("nqn.2016-06.io.actornvme:perf-cpu") { LinkToAllListeners = false });
-        subsystem.Link(listener);
-        subsystem.AddNamespace(NamespaceOptions.Ram(4 * 1024 * 1024));
-        var options = PerfOptionParser.Parse([
-            "-r", $"traddr:127.0.0.1 trsvcid:{listener.Address.Port} subnqn:nqn.2016-06.io.actornvme:perf-cpu",
-            "-q", "1", "-o", "4096", "-w", "randread", "-t", "1.5", "-a", "0.5", "--spin", "0"])!;
+        await using var target = RamTarget("nqn.2016-06.io.actornvme:perf-cpu", out string trid);
+        var options = PerfOptionParser.Parse(["-r", trid, "-q", "1", "-o", "4096", "-w", "randread", "-t", "1.5", "-a", "0.5", "--spin", "0"])!;
 
         await using var attach = await PerfAttach.StartAsync(options, TimeSpan.FromSeconds(60), CancellationToken.None);
         var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
