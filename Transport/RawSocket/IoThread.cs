@@ -96,7 +96,9 @@ internal sealed class IoThread
         Interlocked.Increment(ref _connectionCount);
 
         // Edge-triggered: an event says "new data arrived"; the reader remembers it until a receive drains the socket.
-        Epoll.Add(_epoll, fd, Epoll.In | Epoll.ReadHangUp | Epoll.EdgeTriggered, token);
+        // Writability too: its edge comes only after a send found the socket's buffer full, and lets the
+        // connection's writer send the rest without blocking this thread.
+        Epoll.Add(_epoll, fd, Epoll.In | Epoll.ReadHangUp | Epoll.Out | Epoll.EdgeTriggered, token);
     }
 
     /// <summary>Unregisters (on this thread) before the socket is closed, so no event names a reused descriptor.</summary>
@@ -201,7 +203,7 @@ internal sealed class IoThread
 
             for (int i = 0; i < count; i++)
             {
-                Epoll.ReadEvent(_events, i * _eventSize, out _, out ulong token);
+                Epoll.ReadEvent(_events, i * _eventSize, out uint flags, out ulong token);
                 if (token == WakeToken)
                 {
                     Epoll.DrainEventFd(_wakeFd, _wakeBytes);
@@ -218,10 +220,18 @@ internal sealed class IoThread
 
                 if (_readers.TryGetValue(token, out var reader))
                 {
-                    _socketCompletions++;
                     try
                     {
-                        reader.OnReadable();
+                        if ((flags & (Epoll.Out | Epoll.Error | Epoll.HangUp)) != 0)
+                        {
+                            reader.Writer?.OnWritable();
+                        }
+
+                        if ((flags & ~Epoll.Out) != 0)
+                        {
+                            _socketCompletions++;
+                            reader.OnReadable();
+                        }
                     }
                     catch (Exception e)
                     {

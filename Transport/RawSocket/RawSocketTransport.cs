@@ -196,7 +196,8 @@ internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe, ITcpUs
         _socket.Blocking = false;
         RemoteAddress = remote;
         _reader = new SocketReader(socket, options.InitialBufferSize, (long)(options.SpinBeforeBlocking.TotalSeconds * System.Diagnostics.Stopwatch.Frequency), ioThread);
-        _writer = new SocketWriter(socket, options.InitialBufferSize);
+        _writer = new SocketWriter(socket, options.InitialBufferSize, ioThread);
+        _reader.Writer = _writer;
     }
 
     public IDuplexPipe Pipe => this;
@@ -286,6 +287,7 @@ internal sealed class RawSocketConnection : INvmeConnection, IDuplexPipe, ITcpUs
             {
                 ioThread.Detach(_reader, (int)_socket.Handle);
                 _reader.OnDetached();
+                _writer.OnDetached();
                 _socket.Dispose();
             });
             return;

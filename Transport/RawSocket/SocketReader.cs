@@ -63,6 +63,9 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
         return new ValueTask<ReadResult>(new ReadResult(Unconsumed, isCanceled: _canceled, isCompleted: _endOfStream));
     }
 
+    /// <summary>The same connection's writer: the I/O thread tells it when the socket is writable again.</summary>
+    internal SocketWriter? Writer { get; set; }
+
     /// <summary>Token of this reader's registration with its I/O thread.</summary>
     internal ulong Token { get; set; }
 

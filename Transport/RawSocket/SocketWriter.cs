@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
 
 namespace ActorNvme.Transport.RawSocket;
 
@@ -9,18 +10,29 @@ namespace ActorNvme.Transport.RawSocket;
 /// flushing thread. Only the queue pair's writer-flag holder uses it (single writer). The array is
 /// rented from the shared pool for a batch and returned once it is sent: a queue pair that sends
 /// nothing holds no send buffer (thousands of idle queue pairs would otherwise hold one each).
+/// <para>
+/// A flush never blocks its thread. When the socket's send buffer is full (a peer that reads slowly,
+/// or not at all) the flush stays pending with the rest of the batch: on an <see cref="IoThread"/> the
+/// thread sends the rest when epoll says the socket is writable again, so the other connections it
+/// serves, and this connection's own receives, go on meanwhile; without one, an asynchronous send does.
+/// </para>
 /// </summary>
-internal sealed class SocketWriter(Socket socket, int initialSize) : PipeWriter
+internal sealed class SocketWriter(Socket socket, int initialSize, IoThread? ioThread = null) : PipeWriter, IValueTaskSource<FlushResult>
 {
     private const int FirstBufferSize = 4096;
 
     private byte[] _buffer = [];
     private int _written;
+    private int _sent;              // bytes of the pending batch already sent
     private bool _completed;
+    private bool _awaitingWritable; // I/O thread only: the rest waits for the socket to become writable
+    private bool _flushPending;     // a flush is pending (the writer-flag holder waits for it)
+    private bool _detached;         // I/O thread only: the socket is gone; a pending flush fails
+    private ManualResetValueTaskSourceCore<FlushResult> _pendingFlush;
 
     public override bool CanGetUnflushedBytes => true;
 
-    public override long UnflushedBytes => _written;
+    public override long UnflushedBytes => _written - _sent;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override void Advance(int bytes) => _written += bytes;
@@ -41,30 +53,161 @@ internal sealed class SocketWriter(Socket socket, int initialSize) : PipeWriter
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
     {
-        int sent = 0;
-        while (sent < _written)
+        if (TrySendRest())
         {
-            int n = socket.Send(_buffer.AsSpan(sent, _written - sent), SocketFlags.None, out var error);
+            FinishBatch();
+            return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: _completed));
+        }
+
+        // The socket's send buffer is full: the rest leaves when the socket is writable again.
+        _pendingFlush.Reset();
+        _flushPending = true;
+        if (ioThread is null)
+        {
+            _ = SendRestAsync();
+        }
+        else
+        {
+            ioThread.Post(ContinueOnIoThread);
+        }
+
+        return new ValueTask<FlushResult>(this, _pendingFlush.Version);
+    }
+
+    /// <summary>On the I/O thread: epoll says the socket can take more.</summary>
+    internal void OnWritable()
+    {
+        if (_awaitingWritable)
+        {
+            _awaitingWritable = false;
+            ContinueOnIoThread();
+        }
+    }
+
+    /// <summary>On the I/O thread, when the connection is gone: a flush still waiting fails instead of waiting forever.</summary>
+    internal void OnDetached()
+    {
+        _detached = true;
+        if (_awaitingWritable)
+        {
+            _awaitingWritable = false;
+            FailPending(new ObjectDisposedException(nameof(Socket), "the connection was closed with data still to send"));
+        }
+    }
+
+    /// <summary>
+    /// Sends until the batch is out (true) or the socket would block (false). Throws on a socket error,
+    /// after dropping the batch.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private bool TrySendRest()
+    {
+        while (_sent < _written)
+        {
+            int n;
+            SocketError error;
+            try
+            {
+                n = socket.Send(_buffer.AsSpan(_sent, _written - _sent), SocketFlags.None, out error);
+            }
+            catch (ObjectDisposedException)
+            {
+                FinishBatch();
+                throw;
+            }
+
             if (error == SocketError.WouldBlock)
             {
-                socket.Poll(-1, SelectMode.SelectWrite);
-                continue;
+                return false;
             }
 
             if (error != SocketError.Success)
             {
-                _written = 0;
-                ReleaseBuffer();
+                FinishBatch();
                 throw new SocketException((int)error);
             }
 
-            sent += n;
+            _sent += n;
         }
 
-        _written = 0;
-        ReleaseBuffer();
-        return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: _completed));
+        return true;
     }
+
+    private void FinishBatch()
+    {
+        _written = 0;
+        _sent = 0;
+        ReleaseBuffer();
+    }
+
+    // On the I/O thread. The epoll registration is edge-triggered for writability: a send that would
+    // block here arms the next edge, and that edge is handled on this same thread, so none is missed.
+    private void ContinueOnIoThread()
+    {
+        if (!_flushPending)
+        {
+            return;
+        }
+
+        if (_detached)
+        {
+            FailPending(new ObjectDisposedException(nameof(Socket), "the connection was closed with data still to send"));
+            return;
+        }
+
+        try
+        {
+            if (!TrySendRest())
+            {
+                _awaitingWritable = true;
+                return;
+            }
+        }
+        catch (Exception e)
+        {
+            FailPending(e);
+            return;
+        }
+
+        FinishBatch();
+        _flushPending = false;
+        _pendingFlush.SetResult(new FlushResult(isCanceled: false, isCompleted: _completed));
+    }
+
+    // Without an I/O thread (a dedicated receive thread, or no epoll): the socket's own asynchronous send.
+    private async Task SendRestAsync()
+    {
+        try
+        {
+            while (_sent < _written)
+            {
+                _sent += await socket.SendAsync(_buffer.AsMemory(_sent, _written - _sent), SocketFlags.None).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e)
+        {
+            FailPending(e);
+            return;
+        }
+
+        FinishBatch();
+        _flushPending = false;
+        _pendingFlush.SetResult(new FlushResult(isCanceled: false, isCompleted: _completed));
+    }
+
+    private void FailPending(Exception e)
+    {
+        FinishBatch();
+        _flushPending = false;
+        _pendingFlush.SetException(e);
+    }
+
+    FlushResult IValueTaskSource<FlushResult>.GetResult(short token) => _pendingFlush.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<FlushResult>.GetStatus(short token) => _pendingFlush.GetStatus(token);
+
+    void IValueTaskSource<FlushResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _pendingFlush.OnCompleted(continuation, state, token, flags);
 
     public override void CancelPendingFlush()
     {

@@ -71,9 +71,12 @@ internal sealed class InMemoryPeerNetwork : PeerNetwork
 internal sealed class TcpPeerNetwork : PeerNetwork
 {
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly int? _receiveBufferSize;
 
-    public TcpPeerNetwork(INvmeTransport transport)
+    /// <param name="receiveBufferSize">The peer's SO_RCVBUF (fixed, no autotuning): small, so that a peer that stops reading fills up soon.</param>
+    public TcpPeerNetwork(INvmeTransport transport, int? receiveBufferSize = null)
     {
+        _receiveBufferSize = receiveBufferSize;
         _listener.Start();
         Address = new TransportAddress("127.0.0.1", ((IPEndPoint)_listener.LocalEndpoint).Port);
         Transport = transport;
@@ -88,6 +91,11 @@ internal sealed class TcpPeerNetwork : PeerNetwork
         using var timeout = new CancellationTokenSource(ScriptedPeer.Deadline);
         var socket = await _listener.AcceptSocketAsync(timeout.Token);
         socket.NoDelay = true;
+        if (_receiveBufferSize is { } size)
+        {
+            socket.ReceiveBufferSize = size;
+        }
+
         var stream = new NetworkStream(socket, ownsSocket: true);
         var pipe = new StreamDuplexPipe(PipeReader.Create(stream), PipeWriter.Create(stream));
         return new ScriptedPeer(pipe, async () =>
