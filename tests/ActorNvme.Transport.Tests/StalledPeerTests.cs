@@ -79,4 +79,40 @@ public sealed class StalledPeerTests
             Assert.True((await write.Within()).IsSuccess);
         }
     }
+
+    [Theory]
+    [MemberData(nameof(Designs))]
+    public async Task Closing_a_queue_pair_whose_send_waits_for_a_controller_that_stopped_reading_fails_its_commands_and_frees_the_thread(string design)
+    {
+        var transport = new RawSocketTransport(design == "io-thread" ? new RawSocketTransportOptions { IoThreads = 1 } : new RawSocketTransportOptions { DedicatedReceiveThreads = true });
+        await using var stalledNetwork = new TcpPeerNetwork(transport, receiveBufferSize: 16 * 1024);
+        await using var siblingNetwork = new TcpPeerNetwork(transport);
+        var (stalled, stalledPeer) = await Connections.IoAsync(stalledNetwork);
+        await using var stalledPeerScope = stalledPeer;
+        var (sibling, siblingPeer) = await Connections.IoAsync(siblingNetwork);
+        await using var siblingScope = sibling;
+        await using var siblingPeerScope = siblingPeer;
+
+        var source = Connections.Pattern(WriteSize, seed: 7);
+        var writes = Enumerable.Range(0, WriteCount).Select(i => stalled.WriteAsync(1, (ulong)(i * 256), 256, source).AsTask()).ToArray();
+        for (int i = 0; i < WriteCount; i++)
+        {
+            await stalledPeer.SendR2TAsync((await stalledPeer.ReceiveCommandAsync()).Command.CommandId, (ushort)i, 0, WriteSize);
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.All(writes, w => Assert.False(w.IsCompleted));
+
+        await stalled.DisposeAsync();
+        foreach (var write in writes)
+        {
+            var result = await write.Within();
+            Assert.Equal(CommandOutcome.ConnectionClosed, result.Outcome);
+        }
+
+        Assert.True((await stalled.Closed.Within()) is not null);
+        var flush = sibling.SubmitAsync(NvmCommands.Flush(1)).AsTask();
+        await siblingPeer.RespondAsync((await siblingPeer.ReceiveCommandAsync()).Command.CommandId);
+        Assert.True((await flush.Within()).IsSuccess, "the sibling queue pair's command did not complete");
+    }
 }
