@@ -115,4 +115,31 @@ public sealed class StalledPeerTests
         await siblingPeer.RespondAsync((await siblingPeer.ReceiveCommandAsync()).Command.CommandId);
         Assert.True((await flush.Within()).IsSuccess, "the sibling queue pair's command did not complete");
     }
+
+    [Fact]
+    public async Task A_controller_that_never_reads_again_is_ended_by_the_TCP_user_timeout_and_its_writes_fail()
+    {
+        var transport = new TcpUserTimeoutTransport(new RawSocketTransport(new RawSocketTransportOptions { IoThreads = 1 }), TimeSpan.FromSeconds(1));
+        await using var stalledNetwork = new TcpPeerNetwork(transport, receiveBufferSize: 16 * 1024);
+        var (stalled, stalledPeer) = await Connections.IoAsync(stalledNetwork);
+        await using var stalledScope = stalled;
+        await using var stalledPeerScope = stalledPeer;
+
+        var source = Connections.Pattern(WriteSize, seed: 11);
+        var writes = Enumerable.Range(0, WriteCount).Select(i => stalled.WriteAsync(1, (ulong)(i * 256), 256, source).AsTask()).ToArray();
+        for (int i = 0; i < WriteCount; i++)
+        {
+            await stalledPeer.SendR2TAsync((await stalledPeer.ReceiveCommandAsync()).Command.CommandId, (ushort)i, 0, WriteSize);
+        }
+
+        // The peer's kernel still answers zero-window probes; only the user timeout ends the wait.
+        var closed = await stalled.Closed.Within();
+        foreach (var write in writes)
+        {
+            Assert.Equal(CommandOutcome.ConnectionClosed, (await write.Within()).Outcome);
+        }
+
+        Assert.True(closed.Reason == CloseReason.SocketError, $"closed with {closed}");
+        Assert.Contains("timed out", closed.Detail, StringComparison.OrdinalIgnoreCase);
+    }
 }
