@@ -169,9 +169,7 @@ internal sealed class SocketWriter(Socket socket, int initialSize, IoThread? ioT
             return;
         }
 
-        FinishBatch();
-        _flushPending = false;
-        _pendingFlush.SetResult(new FlushResult(isCanceled: false, isCompleted: _completed));
+        SucceedPending();
     }
 
     // Without an I/O thread (a dedicated receive thread, or no epoll): the socket's own asynchronous send.
@@ -190,6 +188,11 @@ internal sealed class SocketWriter(Socket socket, int initialSize, IoThread? ioT
             return;
         }
 
+        SucceedPending();
+    }
+
+    private void SucceedPending()
+    {
         FinishBatch();
         _flushPending = false;
         _pendingFlush.SetResult(new FlushResult(isCanceled: false, isCompleted: _completed));

@@ -21,8 +21,7 @@ public sealed class StalledPeerTests
     [MemberData(nameof(Designs))]
     public async Task A_controller_that_stops_reading_write_data_holds_up_neither_a_sibling_queue_pair_nor_its_own_receives_and_loses_nothing(string design)
     {
-        // One I/O thread, so both connections share it (or a receive thread per connection).
-        var transport = new RawSocketTransport(design == "io-thread" ? new RawSocketTransportOptions { IoThreads = 1 } : new RawSocketTransportOptions { DedicatedReceiveThreads = true });
+        var transport = TransportFor(design);
         await using var stalledNetwork = new TcpPeerNetwork(transport, receiveBufferSize: 16 * 1024);
         await using var siblingNetwork = new TcpPeerNetwork(transport);
         var (stalled, stalledPeer) = await Connections.IoAsync(stalledNetwork);
@@ -35,21 +34,12 @@ public sealed class StalledPeerTests
         var readBuffer = new byte[4096];
         var read = stalled.ReadAsync(1, 0, 1, readBuffer).AsTask();
         var readCommand = await stalledPeer.ReceiveCommandAsync();
-        var sources = Enumerable.Range(0, WriteCount).Select(i => Connections.Pattern(WriteSize, seed: i + 1)).ToArray();
-        var writes = sources.Select((source, i) => stalled.WriteAsync(1, (ulong)(i * 256), 256, source).AsTask()).ToArray();
-        var writeCommands = new ushort[WriteCount];
-        for (int i = 0; i < WriteCount; i++)
-        {
-            writeCommands[i] = (await stalledPeer.ReceiveCommandAsync()).Command.CommandId;
-            await stalledPeer.SendR2TAsync(writeCommands[i], (ushort)i, 0, WriteSize);
-        }
+        var (sources, writes, writeCommands) = await StartWritesTheControllerWillNotReadAsync(stalled, stalledPeer);
 
         // The peer reads nothing from here on; give the host time to fill every buffer on the way.
         await Task.Delay(TimeSpan.FromSeconds(1));
 
-        var flush = sibling.SubmitAsync(NvmCommands.Flush(1)).AsTask();
-        await siblingPeer.RespondAsync((await siblingPeer.ReceiveCommandAsync()).Command.CommandId);
-        Assert.True((await flush.Within()).IsSuccess, "the sibling queue pair's command did not complete");
+        await AssertServedAsync(sibling, siblingPeer);
 
         var readData = Connections.Pattern(readBuffer.Length, seed: 99);
         await stalledPeer.SendC2HDataAsync(readCommand.Command.CommandId, 0, readData, last: true, success: true);
@@ -84,7 +74,7 @@ public sealed class StalledPeerTests
     [MemberData(nameof(Designs))]
     public async Task Closing_a_queue_pair_whose_send_waits_for_a_controller_that_stopped_reading_fails_its_commands_and_frees_the_thread(string design)
     {
-        var transport = new RawSocketTransport(design == "io-thread" ? new RawSocketTransportOptions { IoThreads = 1 } : new RawSocketTransportOptions { DedicatedReceiveThreads = true });
+        var transport = TransportFor(design);
         await using var stalledNetwork = new TcpPeerNetwork(transport, receiveBufferSize: 16 * 1024);
         await using var siblingNetwork = new TcpPeerNetwork(transport);
         var (stalled, stalledPeer) = await Connections.IoAsync(stalledNetwork);
@@ -93,12 +83,7 @@ public sealed class StalledPeerTests
         await using var siblingScope = sibling;
         await using var siblingPeerScope = siblingPeer;
 
-        var source = Connections.Pattern(WriteSize, seed: 7);
-        var writes = Enumerable.Range(0, WriteCount).Select(i => stalled.WriteAsync(1, (ulong)(i * 256), 256, source).AsTask()).ToArray();
-        for (int i = 0; i < WriteCount; i++)
-        {
-            await stalledPeer.SendR2TAsync((await stalledPeer.ReceiveCommandAsync()).Command.CommandId, (ushort)i, 0, WriteSize);
-        }
+        var (_, writes, _) = await StartWritesTheControllerWillNotReadAsync(stalled, stalledPeer);
 
         await Task.Delay(TimeSpan.FromSeconds(1));
         Assert.All(writes, w => Assert.False(w.IsCompleted));
@@ -111,9 +96,7 @@ public sealed class StalledPeerTests
         }
 
         Assert.True((await stalled.Closed.Within()) is not null);
-        var flush = sibling.SubmitAsync(NvmCommands.Flush(1)).AsTask();
-        await siblingPeer.RespondAsync((await siblingPeer.ReceiveCommandAsync()).Command.CommandId);
-        Assert.True((await flush.Within()).IsSuccess, "the sibling queue pair's command did not complete");
+        await AssertServedAsync(sibling, siblingPeer);
     }
 
     [Fact]
@@ -125,12 +108,7 @@ public sealed class StalledPeerTests
         await using var stalledScope = stalled;
         await using var stalledPeerScope = stalledPeer;
 
-        var source = Connections.Pattern(WriteSize, seed: 11);
-        var writes = Enumerable.Range(0, WriteCount).Select(i => stalled.WriteAsync(1, (ulong)(i * 256), 256, source).AsTask()).ToArray();
-        for (int i = 0; i < WriteCount; i++)
-        {
-            await stalledPeer.SendR2TAsync((await stalledPeer.ReceiveCommandAsync()).Command.CommandId, (ushort)i, 0, WriteSize);
-        }
+        var (_, writes, _) = await StartWritesTheControllerWillNotReadAsync(stalled, stalledPeer);
 
         // The peer's kernel still answers zero-window probes; only the user timeout ends the wait.
         var closed = await stalled.Closed.Within();
@@ -141,5 +119,31 @@ public sealed class StalledPeerTests
 
         Assert.True(closed.Reason == CloseReason.SocketError, $"closed with {closed}");
         Assert.Contains("timed out", closed.Detail, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>One I/O thread, so that both connections share it; or a receive thread per connection.</summary>
+    private static RawSocketTransport TransportFor(string design) =>
+        new(design == "io-thread" ? new RawSocketTransportOptions { IoThreads = 1 } : new RawSocketTransportOptions { DedicatedReceiveThreads = true });
+
+    /// <summary>Submits the writes, each with its own pattern, and asks for all their data at once (R2T).</summary>
+    private static async Task<(byte[][] Sources, Task<IoResult>[] Writes, ushort[] Commands)> StartWritesTheControllerWillNotReadAsync(IoQueuePair io, ScriptedPeer peer)
+    {
+        var sources = Enumerable.Range(0, WriteCount).Select(i => Connections.Pattern(WriteSize, seed: i + 1)).ToArray();
+        var writes = sources.Select((source, i) => io.WriteAsync(1, (ulong)(i * 256), 256, source).AsTask()).ToArray();
+        var commands = new ushort[WriteCount];
+        for (int i = 0; i < WriteCount; i++)
+        {
+            commands[i] = (await peer.ReceiveCommandAsync()).Command.CommandId;
+            await peer.SendR2TAsync(commands[i], (ushort)i, 0, WriteSize);
+        }
+
+        return (sources, writes, commands);
+    }
+
+    private static async Task AssertServedAsync(IoQueuePair sibling, ScriptedPeer peer)
+    {
+        var flush = sibling.SubmitAsync(NvmCommands.Flush(1)).AsTask();
+        await peer.RespondAsync((await peer.ReceiveCommandAsync()).Command.CommandId);
+        Assert.True((await flush.Within()).IsSuccess, "the sibling queue pair's command did not complete");
     }
 }
