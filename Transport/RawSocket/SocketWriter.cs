@@ -26,7 +26,6 @@ internal sealed class SocketWriter(Socket socket, int initialSize, IoThread? ioT
     private int _sent;              // bytes of the pending batch already sent
     private bool _completed;
     private bool _awaitingWritable; // I/O thread only: the rest waits for the socket to become writable
-    private bool _flushPending;     // a flush is pending (the writer-flag holder waits for it)
     private bool _detached;         // I/O thread only: the socket is gone; a pending flush fails
     private ManualResetValueTaskSourceCore<FlushResult> _pendingFlush;
 
@@ -61,7 +60,6 @@ internal sealed class SocketWriter(Socket socket, int initialSize, IoThread? ioT
 
         // The socket's send buffer is full: the rest leaves when the socket is writable again.
         _pendingFlush.Reset();
-        _flushPending = true;
         if (ioThread is null)
         {
             _ = SendRestAsync();
@@ -91,7 +89,7 @@ internal sealed class SocketWriter(Socket socket, int initialSize, IoThread? ioT
         if (_awaitingWritable)
         {
             _awaitingWritable = false;
-            FailPending(new ObjectDisposedException(nameof(Socket), "the connection was closed with data still to send"));
+            FailPending(ClosedWithDataToSend());
         }
     }
 
@@ -142,16 +140,12 @@ internal sealed class SocketWriter(Socket socket, int initialSize, IoThread? ioT
 
     // On the I/O thread. The epoll registration is edge-triggered for writability: a send that would
     // block here arms the next edge, and that edge is handled on this same thread, so none is missed.
+    // Runs once per pending flush (posted by FlushAsync), then again on each writability edge it waited for.
     private void ContinueOnIoThread()
     {
-        if (!_flushPending)
-        {
-            return;
-        }
-
         if (_detached)
         {
-            FailPending(new ObjectDisposedException(nameof(Socket), "the connection was closed with data still to send"));
+            FailPending(ClosedWithDataToSend());
             return;
         }
 
@@ -194,16 +188,16 @@ internal sealed class SocketWriter(Socket socket, int initialSize, IoThread? ioT
     private void SucceedPending()
     {
         FinishBatch();
-        _flushPending = false;
         _pendingFlush.SetResult(new FlushResult(isCanceled: false, isCompleted: _completed));
     }
 
     private void FailPending(Exception e)
     {
         FinishBatch();
-        _flushPending = false;
         _pendingFlush.SetException(e);
     }
+
+    private static ObjectDisposedException ClosedWithDataToSend() => new(nameof(Socket), "the connection was closed with data still to send");
 
     FlushResult IValueTaskSource<FlushResult>.GetResult(short token) => _pendingFlush.GetResult(token);
 

@@ -88,14 +88,14 @@ public sealed class StalledPeerTests
         await Task.Delay(TimeSpan.FromSeconds(1));
         Assert.All(writes, w => Assert.False(w.IsCompleted));
 
-        await stalled.DisposeAsync();
+        await stalled.DisposeAsync().AsTask().WaitAsync(ScriptedPeer.Deadline);
         foreach (var write in writes)
         {
             var result = await write.Within();
             Assert.Equal(CommandOutcome.ConnectionClosed, result.Outcome);
         }
 
-        Assert.True((await stalled.Closed.Within()) is not null);
+        Assert.Equal(CloseReason.Disposed, (await stalled.Closed.Within()).Reason);
         await AssertServedAsync(sibling, siblingPeer);
     }
 
