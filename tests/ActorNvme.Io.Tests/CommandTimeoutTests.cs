@@ -15,7 +15,7 @@ public sealed class CommandTimeoutTests
     [Fact]
     public async Task With_action_abort_an_unanswered_read_is_aborted_by_sqid_and_cid_and_ends_with_the_abort_while_the_path_stays()
     {
-        var settings = IoRig.FastSettings() with { IoTimeout = TimeSpan.FromSeconds(1), IoTimeoutAction = IoTimeoutAction.Abort };
+        var settings = SettingsThatOnlyAnUnansweredCommandResets() with { IoTimeout = TimeSpan.FromSeconds(1), IoTimeoutAction = IoTimeoutAction.Abort };
         await using var rig = await IoRig.StartAsync(settings);
         var device = rig.Device;
         var data = RandomBlocks(31, 8);
@@ -63,7 +63,7 @@ public sealed class CommandTimeoutTests
     public async Task A_status_with_command_retry_delay_waits_the_controllers_crdt_before_the_retry()
     {
         var targetOptions = new TargetOptions { CommandRetryDelayTime1 = TimeSpan.FromSeconds(3) };
-        await using var rig = await IoRig.StartAsync(targetOptions: targetOptions);
+        await using var rig = await IoRig.StartAsync(SettingsThatOnlyAnUnansweredCommandResets(), targetOptions);
         var device = rig.Device;
         var data = RandomBlocks(33, 8);
         await device.WriteAsync(0, data).AsTask().WaitAsync(IoRig.Deadline);
@@ -133,6 +133,13 @@ public sealed class CommandTimeoutTests
         Assert.Equal((byte)GenericStatus.InternalError, failure.Status!.Value.Code);
         Assert.Contains("after 2 retries", failure.Message, StringComparison.Ordinal);
     }
+
+    /// <summary>
+    /// The specs that assert "no reset" must not see one for another reason: the rig's 1 s keep-alive can
+    /// expire on a loaded CI machine, so these use 15 s and only the command under test can reset.
+    /// </summary>
+    private static NvmeHostSettings SettingsThatOnlyAnUnansweredCommandResets() =>
+        IoRig.FastSettings() with { KeepAliveTimeout = TimeSpan.FromSeconds(15) };
 
     private static byte[] RandomBlocks(int seed, int blocks)
     {
