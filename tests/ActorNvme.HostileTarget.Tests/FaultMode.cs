@@ -56,6 +56,9 @@ public enum FaultMode
     R2TForRead,
     R2TBeyondLength,
 
+    /// <summary>Asks for the data of many large writes at once, then reads nothing until the test resumes it.</summary>
+    StopsReadingWriteData,
+
     // Completions
     CqeUnknownCid,
     CqeDuplicate,

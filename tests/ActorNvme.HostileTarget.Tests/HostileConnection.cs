@@ -29,6 +29,7 @@ internal sealed class HostileConnection : IAsyncDisposable
     private readonly FaultMode _mode;
     private readonly PduFramerOptions _framer = PduFramerOptions.Controller();
     private readonly Dictionary<ushort, PendingWrite> _writes = [];
+    private readonly List<ushort> _writesWithoutR2T = [];
     private ushort _queueId;
     private int _queueSize = 32;
     private ushort _sqHead;
@@ -398,7 +399,7 @@ internal sealed class HostileConnection : IAsyncDisposable
         SubmissionQueueEntrySize = 0x66,
         CompletionQueueEntrySize = 0x44,
         MaxOutstandingCommands = 128,
-        MaxDataTransferSize = 5, // 128 KiB in 4 KiB pages
+        MaxDataTransferSize = _mode == FaultMode.StopsReadingWriteData ? (byte)8 : (byte)5, // 1 MiB (the whole namespace) or 128 KiB, in 4 KiB pages
         NumberOfNamespaces = _discovery ? 0u : 1u,
         MaxAllowedNamespaces = _discovery ? 0u : 1u,
         SglSupport = 1,
@@ -631,6 +632,12 @@ internal sealed class HostileConnection : IAsyncDisposable
     {
         ushort tag = _nextTransferTag++;
         _writes[tag] = new PendingWrite(commandId, mediaOffset, length);
+        if (_mode == FaultMode.StopsReadingWriteData)
+        {
+            await AskForAllThenStopReadingAsync(tag);
+            return;
+        }
+
         uint r2tLength = (uint)length;
         if (_mode == FaultMode.R2TBeyondLength)
         {
@@ -639,6 +646,30 @@ internal sealed class HostileConnection : IAsyncDisposable
         }
 
         await SendAsync(ReadyToTransfer(commandId, tag, 0, r2tLength));
+    }
+
+    /// <summary>
+    /// Holds the R2Ts until <see cref="HostileTarget.StalledWrites"/> writes have arrived (the host cannot
+    /// send data before an R2T, so their capsules all come first), asks for all their data at once, and
+    /// then reads nothing until the test resumes it: the host has more to send than the sockets can hold.
+    /// </summary>
+    private async Task AskForAllThenStopReadingAsync(ushort tag)
+    {
+        _writesWithoutR2T.Add(tag);
+        if (_writesWithoutR2T.Count < HostileTarget.StalledWrites)
+        {
+            return;
+        }
+
+        foreach (ushort waiting in _writesWithoutR2T)
+        {
+            var write = _writes[waiting];
+            await SendAsync(ReadyToTransfer(write.CommandId, waiting, 0, (uint)write.Length));
+        }
+
+        _writesWithoutR2T.Clear();
+        _target.FaultApplied();
+        await _target.ReadingResumed.WaitAsync(Stopping);
     }
 
     private async Task HandleH2CDataAsync(DataPduHeader header, byte[] data)

@@ -51,6 +51,10 @@ public sealed class HostileRig
     /// <summary>
     /// Short bring-up steps so that a mode that never answers costs seconds, not minutes; a keep-alive
     /// long enough that the healthy controller survives a busy shared machine (no mode waits for it).
+    /// One I/O thread: every hostile I/O queue shares it with the healthy controller's, so a mode that
+    /// could hold the thread would show as the healthy I/O stalling. The TCP user timeout is long, so
+    /// that it cannot end a stalled connection (and so hide a held thread) before a mode has judged it;
+    /// on loopback it never ends anything else (the peer's kernel acknowledges all it receives).
     /// </summary>
     public static NvmeHostSettings Settings => NvmeHostSettings.Default with
     {
@@ -58,6 +62,8 @@ public sealed class HostileRig
         ConnectTimeout = TimeSpan.FromSeconds(2),
         AdminCommandTimeout = TimeSpan.FromSeconds(5),
         IoQueues = 1,
+        IoThreads = 1,
+        TcpUserTimeout = TimeSpan.FromSeconds(60),
     };
 
     public static Task<HostileRig> GetAsync() => Shared.Value;
@@ -180,10 +186,10 @@ public sealed class HealthyIoLoop
 
     public void Stop() => _stop.Cancel();
 
-    /// <summary>Waits (generously) until the loop has done <paramref name="more"/> rounds past <paramref name="from"/>.</summary>
-    public async Task<bool> ProgressesAsync(long from, int more)
+    /// <summary>Waits (generously: <paramref name="within"/>, else the rig's deadline) until the loop has done <paramref name="more"/> rounds past <paramref name="from"/>.</summary>
+    public async Task<bool> ProgressesAsync(long from, int more, TimeSpan? within = null)
     {
-        var until = DateTime.UtcNow + HostileRig.Deadline;
+        var until = DateTime.UtcNow + (within ?? HostileRig.Deadline);
         while (Rounds < from + more)
         {
             if (DateTime.UtcNow > until)

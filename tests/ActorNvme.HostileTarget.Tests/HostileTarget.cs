@@ -16,6 +16,17 @@ public sealed class HostileTarget : IAsyncDisposable
     public const int BlockSize = 512;
     public const int BlockCount = 2048;
 
+    /// <summary>
+    /// <see cref="FaultMode.StopsReadingWriteData"/>: this many whole-namespace writes are answered with R2Ts
+    /// together, 16 MiB of data asked for: more than a host socket's send buffer (at most 4 MiB by default)
+    /// and the target's 16 KiB receive buffer hold, so the host's send must wait for the target to read.
+    /// </summary>
+    public const int StalledWrites = 16;
+
+    private const int StalledReceiveBufferSize = 16 * 1024;
+
+    private readonly TaskCompletionSource _readingResumed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _acceptLoop;
@@ -28,6 +39,12 @@ public sealed class HostileTarget : IAsyncDisposable
     {
         Mode = mode;
         _listener = new TcpListener(IPAddress.Loopback, 0);
+        if (mode == FaultMode.StopsReadingWriteData)
+        {
+            // Set before listening, so that accepted sockets get it and their window stays small.
+            _listener.Server.ReceiveBufferSize = StalledReceiveBufferSize;
+        }
+
         _listener.Start();
         Address = new TransportAddress("127.0.0.1", ((IPEndPoint)_listener.LocalEndpoint).Port);
         _acceptLoop = AcceptAsync();
@@ -51,6 +68,12 @@ public sealed class HostileTarget : IAsyncDisposable
     private readonly System.Collections.Concurrent.ConcurrentQueue<Exception> _failures = new();
 
     internal CancellationToken Stopping => _stop.Token;
+
+    /// <summary>Completes when the test lets a connection that stopped reading read again.</summary>
+    internal Task ReadingResumed => _readingResumed.Task;
+
+    /// <summary>Lets the connection held by <see cref="FaultMode.StopsReadingWriteData"/> read again.</summary>
+    public void ResumeReading() => _readingResumed.TrySetResult();
 
     internal void FaultApplied() => Interlocked.Increment(ref _faultsInjected);
 

@@ -87,6 +87,11 @@ public sealed class DataTransferSpecs(ITestOutputHelper output)
 
     [Fact]
     public Task A_C2HTermReq_is_a_loss() => ModeRunner.AttachAsync(FaultMode.C2HTermReq, Expect.ErrorOrLoss, output, io: true, names: "C2HTermReq");
+
+    /// <summary>The host's send waits for the socket without holding the I/O thread it shares with the healthy controller.</summary>
+    [Fact]
+    public Task A_target_that_stops_reading_write_data_holds_up_no_other_controller_and_loses_no_write() =>
+        ModeRunner.AttachAsync(FaultMode.StopsReadingWriteData, Expect.Survives, output, io: true);
 }
 
 /// <summary>Completions for the wrong command, twice, with DNR, or with a nonsense SQ head.</summary>

@@ -110,7 +110,7 @@ public sealed class ModeRunner
                 _outcomes.Add("attached (Live)");
                 if (io)
                 {
-                    (ioFailed, ioSucceeded) = await ExerciseAsync();
+                    (ioFailed, ioSucceeded) = _mode == FaultMode.StopsReadingWriteData ? await ExerciseStalledWritesAsync(target) : await ExerciseAsync();
                 }
 
                 if (observeLive > TimeSpan.Zero)
@@ -186,6 +186,56 @@ public sealed class ModeRunner
         bool same = written.AsSpan().SequenceEqual(read);
         _outcomes.Add(same ? "read succeeded with the written data" : "read SUCCEEDED WITH OTHER DATA");
         Assert.True(same, $"{_mode}: silent corruption: a read succeeded with data that was never written ({string.Join("; ", _outcomes)})");
+        return (false, true);
+    }
+
+    /// <summary>
+    /// <see cref="HostileTarget.StalledWrites"/> whole-namespace writes whose data the target asks for and
+    /// then does not read: the host's send of that data waits for the socket. Meanwhile the healthy
+    /// controller's I/O, served by the same I/O thread, must go on, and none of the writes may complete
+    /// or be lost. Once the target reads again, every write completes and the data reads back.
+    /// </summary>
+    private async Task<(bool Failed, bool Succeeded)> ExerciseStalledWritesAsync(HostileTarget target)
+    {
+        var device = await _rig.Seen.WaitForDeviceAsync(_name, HostileRig.Deadline);
+        var written = new byte[HostileTarget.BlockSize * HostileTarget.BlockCount];
+        Random.Shared.NextBytes(written);
+        var writes = Enumerable.Range(0, HostileTarget.StalledWrites).Select(_ => device.WriteAsync(0, written).AsTask()).ToArray();
+
+        var until = DateTime.UtcNow + HostileRig.Deadline;
+        while (target.FaultsInjected == 0 && DateTime.UtcNow < until && !writes.Any(w => w.IsCompleted))
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.True(target.FaultsInjected > 0, $"{_mode}: the target never got all {HostileTarget.StalledWrites} writes to ask for their data ({string.Join("; ", _outcomes)})");
+        _outcomes.Add($"the target asked for {HostileTarget.StalledWrites} MiB of write data and stopped reading");
+
+        // Well inside the rig's TCP user timeout: only a held I/O thread can keep the healthy loop from three rounds.
+        long healthyFrom = _rig.HealthyIo.Rounds;
+        bool healthyWentOn = await _rig.HealthyIo.ProgressesAsync(healthyFrom, 3, TimeSpan.FromSeconds(20));
+        Assert.True(healthyWentOn, $"{_mode}: the healthy controller's I/O stalled at round {_rig.HealthyIo.Rounds} while a target on its I/O thread did not read");
+        Assert.False(writes.Any(w => w.IsCompleted), $"{_mode}: a write ended while the target read none of its data: {writes.FirstOrDefault(w => w.IsCompleted)?.Exception?.GetBaseException().Message}");
+        Assert.Empty(Losses());
+        _outcomes.Add($"the healthy controller did {_rig.HealthyIo.Rounds - healthyFrom} rounds meanwhile");
+
+        target.ResumeReading();
+        foreach (var write in writes)
+        {
+            if (!await SettleAsync("write", write))
+            {
+                return (true, false);
+            }
+        }
+
+        var read = new byte[written.Length];
+        if (!await SettleAsync("read", device.ReadAsync(0, read).AsTask()))
+        {
+            return (true, false);
+        }
+
+        Assert.True(written.AsSpan().SequenceEqual(read), $"{_mode}: the namespace read back different data after the stalled writes completed");
+        _outcomes.Add("every write completed and the data read back");
         return (false, true);
     }
 
