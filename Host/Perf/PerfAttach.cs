@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Globalization;
 using Akka.Actor;
 using Akka.Configuration;
@@ -57,7 +58,9 @@ internal sealed class PerfAttach : IAsyncDisposable
     public static NvmeHostSettings WithTls(NvmeHostSettings settings, PerfOptions options) =>
         options.PskPath is { } psk ? settings with { TlsPsk = Transport.Tls.TlsPskKeys.Load(psk, "--psk-path") } : settings;
 
-    public static async Task<PerfAttach> StartAsync(PerfOptions options, TimeSpan deadline, CancellationToken cancellationToken)
+    /// <param name="pathEvents">Told when a path of the run is lost and when it is Live again (perf prints these
+    /// on stderr: a run whose IOPS drop to 0 then says why).</param>
+    public static async Task<PerfAttach> StartAsync(PerfOptions options, TimeSpan deadline, CancellationToken cancellationToken, Action<string>? pathEvents = null)
     {
         var settings = WithTls(Settings(options), options);
         var system = ActorSystem.Create("actornvme-perf", ConfigurationFactory.ParseString("""
@@ -72,6 +75,10 @@ internal sealed class PerfAttach : IAsyncDisposable
             var collector = system.ActorOf(Props.Create(() => new Collector(events)));
             system.EventStream.Subscribe(collector, typeof(BlockDeviceAdded));
             system.EventStream.Subscribe(collector, typeof(Controller.StateChanged));
+            if (pathEvents is not null)
+            {
+                system.EventStream.Subscribe(system.ActorOf(Props.Create(() => new PathReporter(pathEvents))), typeof(Controller.StateChanged));
+            }
 
             // -c: one I/O thread per core of the mask, pinned (where completions and the next submissions
             // run), the queue pairs spread over them in turn, as SPDK pins a worker per core.
@@ -134,5 +141,37 @@ internal sealed class PerfAttach : IAsyncDisposable
     private sealed class Collector : ReceiveActor
     {
         public Collector(ConcurrentQueue<object> events) => ReceiveAny(events.Enqueue);
+    }
+
+    /// <summary>
+    /// A path that was Live and failed ("lost", with the reason), and a failed path that is Live again (with
+    /// how long it was down). Bring-up steps and the first failures of an attach are left to the attach's own error.
+    /// </summary>
+    internal sealed class PathReporter : ReceiveActor
+    {
+        private readonly Dictionary<string, (ControllerState State, long Since)> _paths = new(StringComparer.Ordinal);
+
+        public PathReporter(Action<string> report)
+        {
+            Receive<Controller.StateChanged>(changed =>
+            {
+                _paths.TryGetValue(changed.Name, out var before);
+                long now = Stopwatch.GetTimestamp();
+                if (changed.State == ControllerState.Failed && before.State == ControllerState.Live)
+                {
+                    report($"path {changed.Name} lost: {changed.Reason}");
+                    _paths[changed.Name] = (ControllerState.Failed, now);
+                }
+                else if (changed.State == ControllerState.Live)
+                {
+                    if (before.State == ControllerState.Failed)
+                    {
+                        report(string.Create(CultureInfo.InvariantCulture, $"path {changed.Name} Live again after {Stopwatch.GetElapsedTime(before.Since, now).TotalSeconds:0.0} s"));
+                    }
+
+                    _paths[changed.Name] = (ControllerState.Live, now);
+                }
+            });
+        }
     }
 }

@@ -73,7 +73,7 @@ public static class PerfCommand
                 options = expanded;
             }
 
-            attach = await PerfAttach.StartAsync(options, AttachDeadline, cancellationToken).ConfigureAwait(false);
+            attach = await PerfAttach.StartAsync(options, AttachDeadline, cancellationToken, line => log.WriteLine($"actornvme perf: {line}")).ConfigureAwait(false);
         }
         catch (Exception e) when (e is InvalidOperationException or ConnectionClosedException or TimeoutException or OperationCanceledException or Discover.DiscoveryFailedException)
         {

@@ -235,6 +235,30 @@ public sealed class PerfTests
     }
 
     [Fact]
+    public async Task A_path_lost_during_a_run_is_reported_with_its_reason_and_again_once_it_is_Live()
+    {
+        await using var target = RamTarget("nqn.2016-06.io.actornvme:perf-loss", out string trid);
+        var options = PerfOptionParser.Parse(["-r", trid, "-q", "1", "-o", "4096", "-w", "randread", "-t", "1", "--spin", "0"])!;
+        var reports = new System.Collections.Concurrent.ConcurrentQueue<string>();
+
+        await using var attach = await PerfAttach.StartAsync(options, TimeSpan.FromSeconds(60), CancellationToken.None, reports.Enqueue);
+        Assert.Empty(reports); // bringing the path up is not news
+
+        Assert.True(target.Faults.ResetConnections() > 0, "the target had no connection to reset");
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(60); // reconnect-delay is 2 s by default
+        while (!reports.Any(r => r.Contains("Live again", StringComparison.Ordinal)) && DateTime.UtcNow < until)
+        {
+            await Task.Delay(20);
+        }
+
+        var lines = reports.ToArray();
+        Assert.True(lines.Length == 2, $"expected a loss and a return, got: {string.Join(" | ", lines)}");
+        Assert.Matches("^path nvme0/[^ ]+ lost: .+", lines[0]);
+        Assert.Matches(@"^path nvme0/[^ ]+ Live again after \d+\.\d s$", lines[1]);
+        Assert.Equal(lines[0].Split(' ')[1], lines[1].Split(' ')[1]);
+    }
+
+    [Fact]
     public async Task A_warm_up_that_ends_between_two_seconds_adds_no_progress_line_and_the_cpu_figure_is_measured()
     {
         await using var target = RamTarget("nqn.2016-06.io.actornvme:perf-cpu", out string trid);
