@@ -56,23 +56,42 @@ public static class PduFramer
     {
         frame = default;
         fault = default;
-        if (buffer.Length < CommonHeader.Size)
+        CommonHeader common;
+        var first = buffer.FirstSpan;
+        if (first.Length >= CommonHeader.Size)
         {
-            return FrameStatus.NeedMoreData;
+            // The usual case: the common header lies in the first segment (a raw-socket buffer is one segment).
+            CommonHeader.TryRead(first, out common);
         }
+        else
+        {
+            if (buffer.Length < CommonHeader.Size)
+            {
+                return FrameStatus.NeedMoreData;
+            }
 
-        Span<byte> commonBytes = stackalloc byte[CommonHeader.Size];
-        buffer.Slice(0, CommonHeader.Size).CopyTo(commonBytes);
-        CommonHeader.TryRead(commonBytes, out var common);
+            Span<byte> commonBytes = stackalloc byte[CommonHeader.Size];
+            buffer.Slice(0, CommonHeader.Size).CopyTo(commonBytes);
+            CommonHeader.TryRead(commonBytes, out common);
+        }
 
         if (!Validate(common, options, out fault, out int dataOffset, out int dataLength))
         {
             return FrameStatus.Error;
         }
 
-        if (buffer.Length < common.PduLength)
+        bool contiguous = first.Length >= common.PduLength;
+        if (!contiguous && buffer.Length < common.PduLength)
         {
             return FrameStatus.NeedMoreData;
+        }
+
+        if (contiguous && (!(options.HeaderDigest || options.DataDigest) || !PduSizes.CarriesDigests(common.Type)))
+        {
+            // The usual I/O case: the whole PDU in the first segment and no digest to check; two slices, not four.
+            var payload = dataLength > 0 ? buffer.Slice(dataOffset, dataLength) : ReadOnlySequence<byte>.Empty;
+            frame = new PduFrame(common, buffer.Slice(0, common.HeaderLength), payload, dataDigestValid: true);
+            return FrameStatus.Frame;
         }
 
         var pdu = buffer.Slice(0, common.PduLength);
