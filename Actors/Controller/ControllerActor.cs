@@ -1,3 +1,4 @@
+using System.Globalization;
 using Akka.Actor;
 using Akka.Event;
 using ActorNvme.Actors.Connection;
@@ -255,17 +256,11 @@ public sealed partial class ControllerActor : ReceiveActor, IWithTimers
         var writeResubmitDelay = _association?.IoQueues?.WriteResubmitDelay ?? TimeSpan.Zero;
         EndAssociation($"the association was lost: {reason}");
         Timers.CancelAll();
-        if (writeResubmitDelay > TimeSpan.Zero)
-        {
-            // Says why writes pause after a loss although the target may be back at once (README, "Writes after a path loss").
-            _log.Warning(
-                "{0}: association to {1} lost while {2}: {3}; writes that were in flight on it are sent again {4:0.###} s after the loss at the earliest (KATO rounded + KATO/4 + CQT), reads at once",
-                _options.Name, _options.Address, previous, reason, writeResubmitDelay.TotalSeconds);
-        }
-        else
-        {
-            _log.Warning("{0}: association to {1} lost while {2}: {3}", _options.Name, _options.Address, previous, reason);
-        }
+        // Says why writes pause after a loss although the target may be back at once (README, "Writes after a path loss").
+        string writesNote = writeResubmitDelay > TimeSpan.Zero
+            ? string.Create(CultureInfo.InvariantCulture, $"; writes that were in flight on it are sent again {writeResubmitDelay.TotalSeconds:0.###} s after the loss at the earliest (KATO rounded + KATO/4 + CQT), reads at once")
+            : string.Empty;
+        _log.Warning("{0}: association to {1} lost while {2}: {3}{4}", _options.Name, _options.Address, previous, reason, writesNote);
 
         _state = ControllerState.Failed;
         Publish(new Controller.StateChanged(Self, _options.Name, ControllerState.Failed, reason.ToString(), reason, PathRefusals.Of(reason)));

@@ -80,28 +80,20 @@ public static class PduFramer
             return FrameStatus.Error;
         }
 
-        bool contiguous = first.Length >= common.PduLength;
-        if (!contiguous && buffer.Length < common.PduLength)
+        // Length of the first segment first: the raw-socket buffer is one segment, and walking the sequence costs.
+        if (first.Length < common.PduLength && buffer.Length < common.PduLength)
         {
             return FrameStatus.NeedMoreData;
         }
 
-        if (contiguous && (!(options.HeaderDigest || options.DataDigest) || !PduSizes.CarriesDigests(common.Type)))
-        {
-            // The usual I/O case: the whole PDU in the first segment and no digest to check; two slices, not four.
-            var payload = dataLength > 0 ? buffer.Slice(dataOffset, dataLength) : ReadOnlySequence<byte>.Empty;
-            frame = new PduFrame(common, buffer.Slice(0, common.HeaderLength), payload, dataDigestValid: true);
-            return FrameStatus.Frame;
-        }
-
-        var pdu = buffer.Slice(0, common.PduLength);
-        var header = pdu.Slice(0, common.HeaderLength);
+        // Slices of the buffer itself (the PDU starts at its offset 0): without digests, two slices per PDU.
+        var header = buffer.Slice(0, common.HeaderLength);
         bool digests = PduSizes.CarriesDigests(common.Type);
 
         if (digests && options.HeaderDigest)
         {
             uint expected = Crc32C.Compute(header);
-            uint received = ReadUInt32(pdu.Slice(common.HeaderLength, PduSizes.Digest));
+            uint received = ReadUInt32(buffer.Slice(common.HeaderLength, PduSizes.Digest));
             if (expected != received)
             {
                 fault = new PduFault(PduError.HeaderDigestMismatch, received, common.HeaderLength, common.Type);
@@ -109,11 +101,11 @@ public static class PduFramer
             }
         }
 
-        var data = dataLength > 0 ? pdu.Slice(dataOffset, dataLength) : ReadOnlySequence<byte>.Empty;
+        var data = dataLength > 0 ? buffer.Slice(dataOffset, dataLength) : ReadOnlySequence<byte>.Empty;
         bool dataDigestValid = true;
         if (dataLength > 0 && digests && options.DataDigest)
         {
-            uint received = ReadUInt32(pdu.Slice(dataOffset + dataLength, PduSizes.Digest));
+            uint received = ReadUInt32(buffer.Slice(dataOffset + dataLength, PduSizes.Digest));
             dataDigestValid = Crc32C.Compute(data) == received;
         }
 
