@@ -166,7 +166,6 @@ public sealed partial class BlockDevice
     /// <summary>Reads <c>destination.Length / BlockSize</c> blocks starting at <paramref name="lba"/>.</summary>
     /// <exception cref="ArgumentException">The buffer is not a whole number of blocks, or the range leaves the namespace.</exception>
     /// <exception cref="BlockDeviceException">Through the task: the read failed (see <see cref="BlockDeviceException.Kind"/>).</exception>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTask ReadAsync(ulong lba, Memory<byte> destination)
     {
         ulong blocks = BlocksIn(destination.Length, nameof(destination));
@@ -176,7 +175,6 @@ public sealed partial class BlockDevice
 
     /// <summary>Writes <c>source.Length / BlockSize</c> blocks starting at <paramref name="lba"/>. The buffer must stay unchanged until the task completes.</summary>
     /// <exception cref="ArgumentException">The buffer is not a whole number of blocks, or the range leaves the namespace.</exception>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTask WriteAsync(ulong lba, ReadOnlyMemory<byte> source)
     {
         ulong blocks = BlocksIn(source.Length, nameof(source));
@@ -603,7 +601,6 @@ public sealed partial class BlockDevice
         return timestamp <= now ? TimeSpan.Zero : Stopwatch.GetElapsedTime(now, timestamp) + TimeSpan.FromMilliseconds(1);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private ValueTask Start(IoKind kind, ulong lba, ulong blocks, Memory<byte> destination, ReadOnlyMemory<byte> source)
     {
         if (Volatile.Read(ref _deletedReason) is { } reason)

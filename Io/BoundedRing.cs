@@ -41,7 +41,6 @@ internal sealed class BoundedRing<T>
 
     public bool IsEmpty => Volatile.Read(ref _positions.Enqueue) == Volatile.Read(ref _positions.Dequeue);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryEnqueue(T item)
     {
         long position = Volatile.Read(ref _positions.Enqueue);
@@ -73,7 +72,6 @@ internal sealed class BoundedRing<T>
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryDequeue([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out T? item)
     {
         long position = Volatile.Read(ref _positions.Dequeue);

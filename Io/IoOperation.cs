@@ -111,7 +111,6 @@ internal sealed class IoOperation : IValueTaskSource
     /// <summary>For <see cref="IoKind.Reservation"/>: the command (NSID filled at issue).</summary>
     public SubmissionQueueEntry Command { get; set; }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static IoOperation Rent(BlockDevice device, IoKind kind, ulong lba, ulong blocks, Memory<byte> destination, ReadOnlyMemory<byte> source)
     {
         IoOperation? operation;
@@ -139,7 +138,6 @@ internal sealed class IoOperation : IValueTaskSource
     }
 
     /// <summary>Hands the operation to its device and returns the caller's task.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTask Start()
     {
         var task = new ValueTask(this, _source.Version);
@@ -152,7 +150,6 @@ internal sealed class IoOperation : IValueTaskSource
     }
 
     /// <summary>The next command of this operation, submitted on <paramref name="queue"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTask<IoResult> Issue(IoQueuePair queue, int maxTransferSize)
     {
         var device = Device;
@@ -224,7 +221,6 @@ internal sealed class IoOperation : IValueTaskSource
 
     /// <summary>Waits for the command just submitted on queue <paramref name="index"/> of <paramref name="set"/>.</summary>
     /// <param name="issuedAt">A <see cref="System.Diagnostics.Stopwatch"/> timestamp taken just before the submission, or 0 to read the clock.</param>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void AwaitCompletion(ValueTask<IoResult> pending, IoQueueSet set, int index, long issuedAt)
     {
         _set = set;
@@ -246,7 +242,6 @@ internal sealed class IoOperation : IValueTaskSource
     /// <summary>Back to the device for another path (or the hold line): its set closed while it waited.</summary>
     public void Redispatch() => Device.Dispatch(this);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Complete() => _source.SetResult(true);
 
     public void Fail(BlockDeviceException error)
@@ -268,7 +263,6 @@ internal sealed class IoOperation : IValueTaskSource
         _ => $"{(Kind == IoKind.Read ? "read" : "write")} of {Blocks} block(s) at LBA {Lba}",
     };
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void GetResult(short token)
     {
         try
@@ -281,14 +275,11 @@ internal sealed class IoOperation : IValueTaskSource
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTaskSourceStatus GetStatus(short token) => _source.GetStatus(token);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
         _source.OnCompleted(continuation, state, token, flags);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void OnCommandCompleted()
     {
         var set = _set!;
@@ -312,7 +303,6 @@ internal sealed class IoOperation : IValueTaskSource
         Deliver(result, set, index);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Deliver(in IoResult result, IoQueueSet set, int index)
     {
         // Follow-up I/O submitted from here (the caller's continuation, the next chunk) stays on this
@@ -330,7 +320,6 @@ internal sealed class IoOperation : IValueTaskSource
 
     public void ChunkSucceeded() => BlocksDone += ChunkBlocks;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Return()
     {
         Device = null!;

@@ -386,7 +386,6 @@ public sealed class IoQueueSet
     /// </remarks>
     /// <param name="operation">The operation whose next command goes out.</param>
     /// <param name="issuedAt">A <see cref="Stopwatch"/> timestamp taken just now by the caller (its age starts there), or 0 to read the clock if ages are tracked.</param>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal SubmitOutcome Submit(IoOperation operation, long issuedAt = 0)
     {
         if (!IsUsable)
@@ -425,7 +424,6 @@ public sealed class IoQueueSet
     }
 
     /// <summary>Called by an operation when its command finished (its command id is free again): lets the line move first.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void CommandFinished()
     {
         if (Volatile.Read(ref _completionSeen) == 0)
@@ -490,7 +488,6 @@ public sealed class IoQueueSet
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private Attempt TryQueues(IoOperation operation, long issuedAt)
     {
         var queues = _queues;

@@ -44,7 +44,6 @@ internal sealed class CommandIdPool
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryRent(out int index)
     {
         var spinner = default(SpinWait);
@@ -76,7 +75,6 @@ internal sealed class CommandIdPool
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Return(int index)
     {
         var spinner = default(SpinWait);

@@ -73,7 +73,6 @@ internal sealed class CommandSlot : IValueTaskSource<IoResult>
 
     public short Version => _source.Version;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Prepare(in SubmissionQueueEntry command, DataDirection direction, ReadOnlyMemory<byte> outgoing, Memory<byte> incoming, bool inCapsule, object? userState)
     {
         Command = command;
@@ -98,7 +97,6 @@ internal sealed class CommandSlot : IValueTaskSource<IoResult>
     }
 
     /// <summary>Forgets the caller's buffers and state so a finished command keeps nothing alive.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void ClearRequest()
     {
         Outgoing = default;
@@ -108,14 +106,12 @@ internal sealed class CommandSlot : IValueTaskSource<IoResult>
 
     public int BytesTransferred => Direction == DataDirection.ControllerToHost ? BytesReceived : Direction == DataDirection.HostToController ? TransferLength : 0;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void SetResult(in IoResult result)
     {
         Volatile.Write(ref _resultPending, 1);
         _source.SetResult(result);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public IoResult GetResult(short token)
     {
         var result = _source.GetResult(token);
@@ -130,10 +126,8 @@ internal sealed class CommandSlot : IValueTaskSource<IoResult>
         return result;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTaskSourceStatus GetStatus(short token) => _source.GetStatus(token);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
         _source.OnCompleted(continuation, state, token, flags);
 }

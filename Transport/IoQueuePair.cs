@@ -63,27 +63,22 @@ public sealed class IoQueuePair : QueuePair
     }
 
     /// <summary>Submits a command without data.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTask<IoResult> SubmitAsync(in SubmissionQueueEntry command) =>
         Submit(command, DataDirection.None, default, default);
 
     /// <summary>Submits a command that reads into <paramref name="destination"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTask<IoResult> SubmitReadAsync(in SubmissionQueueEntry command, Memory<byte> destination) =>
         Submit(command, DataDirection.ControllerToHost, default, destination);
 
     /// <summary>Submits a command that writes <paramref name="source"/> (in-capsule up to the in-capsule size, otherwise on R2T).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTask<IoResult> SubmitWriteAsync(in SubmissionQueueEntry command, ReadOnlyMemory<byte> source) =>
         Submit(command, DataDirection.HostToController, source, default);
 
     /// <summary>NVM Read of <paramref name="blockCount"/> blocks into <paramref name="destination"/> (exactly their size).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTask<IoResult> ReadAsync(uint namespaceId, ulong startLba, int blockCount, Memory<byte> destination) =>
         SubmitReadAsync(NvmCommands.Read(namespaceId, startLba, blockCount), destination);
 
     /// <summary>NVM Write of <paramref name="blockCount"/> blocks from <paramref name="source"/> (exactly their size).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTask<IoResult> WriteAsync(uint namespaceId, ulong startLba, int blockCount, ReadOnlyMemory<byte> source) =>
         SubmitWriteAsync(NvmCommands.Write(namespaceId, startLba, blockCount), source);
 
@@ -130,7 +125,6 @@ public sealed class IoQueuePair : QueuePair
     /// <see cref="SubmitWriteAsync(in SubmissionQueueEntry, ReadOnlyMemory{byte})"/> (by <paramref name="direction"/>), telling the
     /// command id the command got (0 when it was not submitted): what an Abort command names, with <see cref="QueuePair.QueueId"/>.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ValueTask<IoResult> SubmitAsync(in SubmissionQueueEntry command, DataDirection direction, ReadOnlyMemory<byte> outgoing, Memory<byte> incoming, out ushort commandId)
     {
         var status = TrySubmitCore(command, direction, outgoing, incoming, null, out var slot);
@@ -143,7 +137,6 @@ public sealed class IoQueuePair : QueuePair
         };
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private ValueTask<IoResult> Submit(in SubmissionQueueEntry command, DataDirection direction, ReadOnlyMemory<byte> outgoing, Memory<byte> incoming)
     {
         var status = TrySubmitCore(command, direction, outgoing, incoming, null, out var slot);
@@ -155,7 +148,6 @@ public sealed class IoQueuePair : QueuePair
         };
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private protected override void OnFinished(CommandSlot slot)
     {
         var result = new IoResult(slot.Outcome, slot.Completion, slot.BytesTransferred);

@@ -107,7 +107,6 @@ public abstract partial class QueuePair
     }
 
     /// <summary>Handles every complete PDU in <paramref name="buffer"/>; false when the connection must end.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool ParseBuffered(ref ReadOnlySequence<byte> buffer)
     {
         int every = Options.SendEveryCompletions;
@@ -147,7 +146,6 @@ public abstract partial class QueuePair
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool Dispatch(in PduFrame frame)
     {
         Span<byte> scratch = stackalloc byte[PduSizes.ICResp];
@@ -169,7 +167,6 @@ public abstract partial class QueuePair
         };
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool OnCapsuleResponse(ReadOnlySpan<byte> header)
     {
         var completion = CompletionQueueEntry.Read(header[CommonHeader.Size..]);
@@ -182,7 +179,6 @@ public abstract partial class QueuePair
         return true;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool OnData(ReadOnlySpan<byte> header, in PduFrame frame)
     {
         var data = DataPduHeader.Read(header);
@@ -245,7 +241,6 @@ public abstract partial class QueuePair
     /// The connection stays up: the stream itself is still in step. Authentication Receive is the
     /// exception: AL is room for the message, and controllers send only the message (its own lengths are checked).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AnswerWithData(CommandSlot slot, CompletionQueueEntry completion)
     {
         _completionsReceived++; // the read loop's own counter: only it answers from the wire

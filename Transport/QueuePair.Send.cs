@@ -21,7 +21,6 @@ public abstract partial class QueuePair
     /// Sends what is queued, unless the caller is the read loop in the middle of a parse pass: then
     /// the read loop sends everything in one flush after its pass.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ScheduleSend()
     {
         if (_dispatchThreadId == Environment.CurrentManagedThreadId)
@@ -47,7 +46,6 @@ public abstract partial class QueuePair
     /// A thread that finds the flag taken leaves: the holder looks at the queue again after
     /// releasing it (the release and the check are both full fences, so no PDU is left behind).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RunWriter()
     {
         while (Interlocked.CompareExchange(ref _writerBusy, 1, 0) == 0)
@@ -66,7 +64,6 @@ public abstract partial class QueuePair
     }
 
     /// <summary>Returns false when it handed the flag to an asynchronous continuation.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool WriteAndFlush()
     {
         try
@@ -123,7 +120,6 @@ public abstract partial class QueuePair
     }
 
     /// <summary>Writes queued PDUs until the queue is empty or a flush is due; returns the bytes written.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private int WriteQueued()
     {
         int written = 0;
@@ -146,7 +142,6 @@ public abstract partial class QueuePair
         return written;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private int WriteCapsule(CommandSlot slot)
     {
         Volatile.Write(ref _capsulesWritten, _capsulesWritten + 1); // only the writer-flag holder writes it

@@ -9,7 +9,6 @@ public abstract partial class QueuePair
     /// Takes a command id, fills the command table entry and queues the capsule. Never blocks:
     /// returns QueueFull or Closed instead. Safe from any thread.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private protected SubmitStatus TrySubmitCore(
         in SubmissionQueueEntry command,
         DataDirection direction,

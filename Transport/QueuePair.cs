@@ -132,7 +132,6 @@ public abstract partial class QueuePair : IAsyncDisposable, IReceiveDemand
     private protected CompletionQueueEntry ClosedCompletion(ushort commandId) =>
         new(0, 0, 0, QueueId, commandId, NvmeStatus.Create(StatusCodeType.PathRelated, (byte)PathStatus.HostPathingError));
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void ReturnSlot(CommandSlot slot)
     {
         Volatile.Write(ref slot.State, CommandSlot.Free);
@@ -168,7 +167,6 @@ public abstract partial class QueuePair : IAsyncDisposable, IReceiveDemand
         return slot;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private protected bool TryReleaseDelivered(ushort commandId)
     {
         if (commandId >= _slots.Length)
@@ -226,7 +224,6 @@ public abstract partial class QueuePair : IAsyncDisposable, IReceiveDemand
         _connection.Abort(reason);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void FinishCommand(CommandSlot slot)
     {
         OnFinished(slot);
@@ -265,7 +262,6 @@ public abstract partial class QueuePair : IAsyncDisposable, IReceiveDemand
     }
 
     /// <summary>Takes the single "answered" transition of a command; false when it was answered already.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool Answer(CommandSlot slot, CommandOutcome outcome, in CompletionQueueEntry completion)
     {
         if (Interlocked.CompareExchange(ref slot.State, CommandSlot.Answered, CommandSlot.Outstanding) != CommandSlot.Outstanding)
@@ -279,7 +275,6 @@ public abstract partial class QueuePair : IAsyncDisposable, IReceiveDemand
         return true;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void DropReference(CommandSlot slot)
     {
         if (Interlocked.Decrement(ref slot.References) == 0)

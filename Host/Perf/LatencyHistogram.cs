@@ -24,7 +24,6 @@ internal sealed class LatencyHistogram
 
     public long Max { get; private set; }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Record(long ticks)
     {
         if (ticks < 0)

@@ -287,7 +287,6 @@ public static class NvmCommands
 
     public static bool DeallocateAttribute(in SubmissionQueueEntry sqe) => (sqe.Cdw11 & (1u << 2)) != 0;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static SubmissionQueueEntry ReadWrite(NvmOpcode opcode, uint namespaceId, ulong startLba, int blockCount, bool forceUnitAccess)
     {
         if (blockCount is < 1 or > MaxBlocksPerCommand)

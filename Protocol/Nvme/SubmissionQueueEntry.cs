@@ -61,7 +61,6 @@ public struct SubmissionQueueEntry : IEquatable<SubmissionQueueEntry>
         };
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void WriteTo(Span<byte> destination)
     {
         if (destination.Length < Size)

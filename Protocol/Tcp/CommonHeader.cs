@@ -8,7 +8,6 @@ public readonly record struct CommonHeader(PduType Type, PduFlags Flags, byte He
 {
     public const int Size = PduSizes.CommonHeader;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static bool TryRead(ReadOnlySpan<byte> source, out CommonHeader header)
     {
         if (source.Length < Size)
@@ -26,7 +25,6 @@ public readonly record struct CommonHeader(PduType Type, PduFlags Flags, byte He
         return true;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void WriteTo(Span<byte> destination)
     {
         destination[0] = (byte)Type;

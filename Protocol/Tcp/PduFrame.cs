@@ -37,7 +37,6 @@ public readonly struct PduFrame
     /// The header as one span: a slice of the buffer when contiguous, otherwise copied into
     /// <paramref name="scratch"/> (at least 128 bytes; stackalloc it).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ReadOnlySpan<byte> GetHeader(Span<byte> scratch)
     {
         var first = HeaderBytes.FirstSpan;

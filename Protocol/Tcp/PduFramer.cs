@@ -51,7 +51,6 @@ public static class PduFramer
     private const int HeaderLengthFieldOffset = 2;
     private const int FlagsFieldOffset = 1;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static FrameStatus TryParse(in ReadOnlySequence<byte> buffer, in PduFramerOptions options, out PduFrame frame, out PduFault fault)
     {
         frame = default;
@@ -208,7 +207,6 @@ public static class PduFramer
         return true;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static bool ValidateFlags(in CommonHeader common, in PduFramerOptions options, out PduFault fault)
     {
         fault = default;

@@ -26,7 +26,6 @@ public static class PduWriter
     }
 
     /// <summary>Total PDU length for a header of <paramref name="headerLength"/> bytes carrying <paramref name="dataLength"/> bytes of data.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int PduLength(int headerLength, int dataLength, DigestOptions digests, int dataAlignment)
     {
         bool headerDigest = (digests & DigestOptions.Header) != 0;
@@ -39,7 +38,6 @@ public static class PduWriter
     }
 
     /// <summary>Writes a CapsuleCmd with optional in-capsule data; returns its length.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int WriteCapsuleCommand(Span<byte> destination, in SubmissionQueueEntry command, ReadOnlySpan<byte> inCapsuleData, DigestOptions digests, int dataAlignment = 4)
     {
         int length = WriteHeaderAndData(destination, PduType.CapsuleCmd, PduFlags.None, PduSizes.CapsuleCmdHeader, inCapsuleData, digests, dataAlignment, out var header);
@@ -112,7 +110,6 @@ public static class PduWriter
     public static void WriteDigest(Span<byte> destination, ReadOnlySpan<byte> data) =>
         BinaryPrimitives.WriteUInt32LittleEndian(destination, Crc32C.Compute(data));
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int WriteHeaderAndData(Span<byte> destination, PduType type, PduFlags flags, int headerLength, ReadOnlySpan<byte> data, DigestOptions digests, int dataAlignment, out Span<byte> header)
     {
         bool headerDigest = (digests & DigestOptions.Header) != 0;

@@ -40,7 +40,6 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
 
     private ReadOnlySequence<byte> Unconsumed => new(_buffer, _start, _end - _start);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
         if (_canceled)
@@ -73,7 +72,6 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
     /// Receives what the socket holds now, or parks the read until the I/O thread sees data. Parking
     /// while nothing is unconsumed and nothing is due returns the buffer to the pool (idle costs no buffer).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private ValueTask<ReadResult> ReceiveOnIoThread()
     {
         if (_readable && TryReceiveNow())
@@ -103,7 +101,6 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
     }
 
     /// <summary>One non-blocking receive; false when the socket had nothing (would block). Throws on a socket error.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool TryReceiveNow()
     {
         if (_buffer.Length == 0)
@@ -228,7 +225,6 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
 
     public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
     {
         _start = consumed.GetInteger();
@@ -252,7 +248,6 @@ internal sealed class SocketReader(Socket socket, int initialSize, long spinTick
     /// <summary>Set once, before the first read: polling is worth it only while the owner awaits answers.</summary>
     public IReceiveDemand? Demand { get; set; }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Receive()
     {
         MakeRoom();

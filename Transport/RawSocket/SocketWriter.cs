@@ -33,7 +33,6 @@ internal sealed class SocketWriter(Socket socket, int initialSize, IoThread? ioT
 
     public override long UnflushedBytes => _written - _sent;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override void Advance(int bytes) => _written += bytes;
 
     public override Memory<byte> GetMemory(int sizeHint = 0)
@@ -42,14 +41,12 @@ internal sealed class SocketWriter(Socket socket, int initialSize, IoThread? ioT
         return _buffer.AsMemory(_written);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override Span<byte> GetSpan(int sizeHint = 0)
     {
         Reserve(sizeHint);
         return _buffer.AsSpan(_written);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
     {
         if (TrySendRest())
@@ -97,7 +94,6 @@ internal sealed class SocketWriter(Socket socket, int initialSize, IoThread? ioT
     /// Sends until the batch is out (true) or the socket would block (false). Throws on a socket error,
     /// after dropping the batch.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool TrySendRest()
     {
         while (_sent < _written)
