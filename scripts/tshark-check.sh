@@ -109,9 +109,28 @@ if [ -n "$lost_streams" ]; then
   echo "tshark-check: note: the capture lost segments of TCP stream(s) $lost_streams; payload the dissector could not reassemble there is not judged" >&2
   undissected="$undissected && !(tcp.stream in {$lost_streams})"
 fi
+#    The same holds for the tail of a stream that the capture stops in the middle of: when a stream is
+#    not seen closing (no FIN or RST) and its last frames hold a PDU that never completes in the
+#    capture, the capture ended (or lost what followed) before that PDU did. Payload after the stream's
+#    last dissected PDU there is noted, not judged; a stream that closes is judged to its end.
+closed_streams=$(dissect -Y "$on_ports && (tcp.flags.fin == 1 || tcp.flags.reset == 1)" -T fields -e tcp.stream | sort -un | paste -sd, -)
+last_pdu_frames=$(dissect -Y "$on_ports && nvme-tcp" -T fields -e tcp.stream -e frame.number |
+  awk -F'\t' '{ last[$1] = $2 } END { for (s in last) printf "%s:%s,", s, last[s] }')
 dissect -Y "$undissected" -T fields \
-  -e frame.number -e tcp.len |
-  awk -F'\t' '{ printf "frame %s: %s bytes of TCP payload not dissected as NVMe/TCP\n", $1, $2 }' >>"$problems"
+  -e frame.number -e tcp.stream -e tcp.len |
+  awk -F'\t' -v closed="$closed_streams" -v lastpdu="$last_pdu_frames" -v problems="$problems" '
+    BEGIN {
+      n = split(closed, c, ","); for (i = 1; i <= n; i++) if (c[i] != "") is_closed[c[i]] = 1
+      n = split(lastpdu, l, ","); for (i = 1; i <= n; i++) if (split(l[i], kv, ":") == 2) last[kv[1]] = kv[2] + 0
+    }
+    {
+      if (!($2 in is_closed) && $1 + 0 > last[$2] + 0) cut[$2] += $3
+      else printf "frame %s: %s bytes of TCP payload not dissected as NVMe/TCP\n", $1, $3 >> problems
+    }
+    END {
+      for (s in cut)
+        printf "tshark-check: note: TCP stream %s is not seen closing and its last %d bytes are a PDU the capture ends inside; not judged\n", s, cut[s] > "/dev/stderr"
+    }'
 
 total=${summary%% *}
 if [ "$total" -eq 0 ]; then
