@@ -4,6 +4,7 @@ using Akka.Cluster.Tools.Singleton;
 using Akka.Event;
 using Akka.Pattern;
 using ActorNvme.Actors.Connection;
+using ActorNvme.Actors.Host;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
 
@@ -172,7 +173,9 @@ public sealed class NvmeCluster
             .WithFallback(NvmeClusterSettings.RemovalMarginConfig(config))
             .WithFallback(NvmeClusterSettings.ReferenceConfig)
             .WithFallback(NvmeHostSettings.ReferenceConfig);
-        return ActorSystem.Create(NvmeClusterNodeOptions.SystemName, withStore);
+        var system = ActorSystem.Create(NvmeClusterNodeOptions.SystemName, withStore);
+        SchedulerStart.Ensure(system);
+        return system;
     }
 
     /// <summary>

@@ -40,6 +40,7 @@ public static class NvmeHostingExtensions
         builder.AddHocon(NvmeHostSettings.ReferenceConfig, HoconAddMode.Append);
         builder.WithActors((system, registry) =>
         {
+            SchedulerStart.Ensure(system);
             var settings = NvmeHostSettings.Create(system);
             if (options.EnableMetrics ?? true)
             {

@@ -90,6 +90,7 @@ public static class DemoRunner
             akka.coordinated-shutdown.run-by-actor-system-terminate = off
             """);
         var system = ActorSystem.Create("actornvme-demo", config);
+        SchedulerStart.Ensure(system);
         try
         {
             timeline.Follow(system);

@@ -5,6 +5,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using ActorNvme.Actors.Connection;
 using ActorNvme.Actors.Controller;
+using ActorNvme.Actors.Host;
 using ActorNvme.Io;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
@@ -69,6 +70,7 @@ internal sealed class PerfAttach : IAsyncDisposable
             akka.log-dead-letters = off
             akka.log-dead-letters-during-shutdown = off
             """));
+        SchedulerStart.Ensure(system);
         try
         {
             var events = new ConcurrentQueue<object>();

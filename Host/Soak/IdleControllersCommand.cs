@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Configuration;
 using ActorNvme.Actors.Connection;
+using ActorNvme.Actors.Host;
 using ActorNvme.Actors.Settings;
 using ActorNvme.Actors.Subsystem;
 using ActorNvme.Transport;
@@ -76,6 +77,7 @@ internal static class IdleControllersCommand
             actornvme.io-threads = {ioThreads}
             """));
         var system = ActorSystem.Create("actornvme-idle", config);
+        SchedulerStart.Ensure(system);
         try
         {
             var settings = NvmeHostSettings.Create(config);

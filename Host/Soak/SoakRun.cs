@@ -96,6 +96,7 @@ internal sealed class SoakRun
             akka.log-dead-letters = off
             akka.log-dead-letters-during-shutdown = off
             """));
+        SchedulerStart.Ensure(system);
         var added = new TaskCompletionSource<BlockDevice>(TaskCreationOptions.RunContinuationsAsynchronously);
         var watcher = system.ActorOf(Props.Create(() => new DeviceWatcher(added)));
         system.EventStream.Subscribe(watcher, typeof(BlockDeviceAdded));
