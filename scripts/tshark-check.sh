@@ -61,7 +61,7 @@ dissect -Y '_ws.malformed || _ws.expert.severity >= 0x00800000' -T fields \
 
 # 2. Each PDU: known type, the header length its type defines, PLEN >= HLEN.
 pdus=$(dissect -Y nvme-tcp -T fields -E occurrence=a -E aggregator=, \
-  -e frame.number -e nvme-tcp.type -e nvme-tcp.hlen -e nvme-tcp.plen)
+  -e frame.number -e nvme-tcp.type -e nvme-tcp.hlen -e nvme-tcp.plen -e tcp.stream)
 summary=$(awk -F'\t' -v problems="$problems" '
   BEGIN {
     name[0] = "ICReq"; name[1] = "ICResp"; name[2] = "H2CTermReq"; name[3] = "C2HTermReq"
@@ -114,8 +114,7 @@ fi
 #    capture, the capture ended (or lost what followed) before that PDU did. Payload after the stream's
 #    last dissected PDU there is noted, not judged; a stream that closes is judged to its end.
 closed_streams=$(dissect -Y "$on_ports && (tcp.flags.fin == 1 || tcp.flags.reset == 1)" -T fields -e tcp.stream | sort -un | paste -sd, -)
-last_pdu_frames=$(dissect -Y "$on_ports && nvme-tcp" -T fields -e tcp.stream -e frame.number |
-  awk -F'\t' '{ last[$1] = $2 } END { for (s in last) printf "%s:%s,", s, last[s] }')
+last_pdu_frames=$(awk -F'\t' 'NF >= 5 { last[$5] = $1 } END { for (s in last) printf "%s:%s,", s, last[s] }' <<<"$pdus")
 dissect -Y "$undissected" -T fields \
   -e frame.number -e tcp.stream -e tcp.len |
   awk -F'\t' -v closed="$closed_streams" -v lastpdu="$last_pdu_frames" -v problems="$problems" '
